@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# `make test`: lint, migrations check, the suite on SQLite, then on PostgreSQL + Redis.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=.venv/bin/python
+export PYTHONDONTWRITEBYTECODE=1
+source .ci/services.sh
+
+echo "== ruff"
+"$PY" -m ruff check .
+"$PY" -m ruff format --check .
+
+echo "== makemigrations --check"
+DJANGO_SETTINGS_MODULE=tests.settings "$PY" manage.py makemigrations --check --dry-run
+
+echo "== pytest on SQLite (filesystem broker)"
+env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest "$@"
+
+ensure_services
+if [ "$SERVICES_UP" = "1" ]; then
+  echo "== pytest on PostgreSQL + Redis"
+  DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}" \
+  CELERY_BROKER_URL="${TEST_BROKER_URL:-redis://127.0.0.1:6379/15}" \
+    "$PY" -m pytest "$@"
+else
+  echo "== PostgreSQL or Redis not reachable on 127.0.0.1: skipped the PostgreSQL run (CI requires it)"
+fi

@@ -1,0 +1,149 @@
+"""The demo data set: documented log-ins for the local demo only."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import random
+from base64 import b32encode
+from dataclasses import dataclass
+from datetime import date, timedelta
+from decimal import Decimal
+
+from django.conf import settings
+from django.contrib.auth import get_user_model
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.records import services as records_services
+from portal.records.models import Observation, Patient
+from portal.tenancy import services as tenancy_services
+from portal.tenancy.models import Hospital, Role
+
+# For the demo only: every demo account has this password. Never use it for real accounts.
+DEMO_PASSWORD = "Demo-Portal-2026"  # noqa: S105
+
+HOSPITALS = [
+    ("st-mary", "St Mary's Hospital", "stmary"),
+    ("riverside", "Riverside General", "riverside"),
+]
+ROLE_USERNAMES = [
+    (Role.CLINICIAN, "clinician"),
+    (Role.NURSE, "nurse"),
+    (Role.RECORDS_CLERK, "clerk"),
+    (Role.HOSPITAL_ADMIN, "admin"),
+]
+GIVEN = ["Alex", "Sam", "Jordan", "Robin", "Maria", "Chen", "Aisha", "Tom", "Lena", "Omar"]
+FAMILY = ["Morgan", "Okafor", "Nguyen", "Schmidt", "Garcia", "Kowalski", "Haddad", "Silva"]
+VITALS = [
+    ("8867-4", "Heart rate", "/min", 72, 9),
+    ("8480-6", "Systolic blood pressure", "mm[Hg]", 122, 12),
+    ("8462-4", "Diastolic blood pressure", "mm[Hg]", 79, 8),
+    ("8310-5", "Body temperature", "Cel", 36.9, 0.4),
+    ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 98, 14),
+]
+
+
+@dataclass
+class DemoLogin:
+    username: str
+    role: str
+    hospitals: str
+    totp_secret: str | None
+
+
+def demo_totp_key(username: str) -> bytes:
+    """Deterministic per deployment (keyed by SECRET_KEY) so re-seeding keeps the secrets."""
+    return hmac.new(
+        settings.SECRET_KEY.encode(), f"demo-totp:{username}".encode(), hashlib.sha1
+    ).digest()
+
+
+def _user(username: str, *, superuser: bool = False) -> AbstractBaseUser:
+    User = get_user_model()
+    user, created = User._default_manager.get_or_create(
+        username=username, defaults={"is_superuser": superuser, "is_staff": superuser}
+    )
+    if created:
+        user.set_password(DEMO_PASSWORD)
+        user.save(update_fields=["password"])
+    return user
+
+
+def _totp(user: AbstractBaseUser) -> None:
+    key = demo_totp_key(user.get_username())
+    TOTPDevice.objects.update_or_create(
+        user=user, name="Demo authenticator", defaults={"key": key.hex(), "confirmed": True}
+    )
+
+
+def staff_logins() -> list[DemoLogin]:
+    """The demo staff accounts and their TOTP secrets (derived, so nothing is stored twice)."""
+    logins = [
+        DemoLogin(f"{prefix}.{suffix}", role.label, name, _secret(f"{prefix}.{suffix}"))
+        for _slug, name, prefix in HOSPITALS
+        for role, suffix in ROLE_USERNAMES
+    ]
+    logins.append(DemoLogin("locum.clinician", "Clinician", "both", _secret("locum.clinician")))
+    logins.append(DemoLogin("auditor", "Auditor (superuser)", "all", _secret("auditor")))
+    return logins
+
+
+def _secret(username: str) -> str:
+    return b32encode(demo_totp_key(username)).decode()
+
+
+def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
+    with transaction.atomic():
+        hospitals: list[Hospital] = []
+        for slug, name, prefix in HOSPITALS:
+            hospital = tenancy_services.hospital_ensure(slug=slug, name=name)
+            hospitals.append(hospital)
+            for role, suffix in ROLE_USERNAMES:
+                user = _user(f"{prefix}.{suffix}")
+                tenancy_services.membership_ensure(user=user, hospital=hospital, role=role)
+                _totp(user)
+        locum = _user("locum.clinician")
+        for hospital in hospitals:
+            tenancy_services.membership_ensure(user=locum, hospital=hospital, role=Role.CLINICIAN)
+        _totp(locum)
+        _totp(_user("auditor", superuser=True))
+
+    for i in range(1, patients + 1):
+        # One transaction per patient keeps a re-run after an interruption consistent.
+        with transaction.atomic():
+            rng = random.Random(i)  # noqa: S311 - demo data, deterministic on purpose
+            user = _user(f"patient{i}")
+            homes = hospitals if i == 1 else [hospitals[(i - 1) % len(hospitals)]]
+            given, family = rng.choice(GIVEN), rng.choice(FAMILY)
+            birth = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 30000))
+            for hospital in homes:
+                mrn = f"{hospital.slug[:2].upper()}{100000 + i}"
+                patient = Patient._base_manager.filter(hospital=hospital, mrn=mrn).first()
+                if patient is None:
+                    patient = records_services.patient_register(
+                        hospital=hospital,
+                        mrn=mrn,
+                        given_name=given,
+                        family_name=family,
+                        birth_date=birth,
+                        user=user,
+                    )
+                have = Observation._base_manager.filter(patient=patient).count()
+                now = timezone.now().replace(second=0, microsecond=0)
+                for n in range(have, records_per_patient):
+                    code, display, unit, mean, sd = VITALS[n % len(VITALS)]
+                    value = Decimal(str(round(rng.gauss(mean, sd), 1)))
+                    records_services.observation_create(
+                        actor=None,
+                        patient=patient,
+                        code=code,
+                        display=display,
+                        value=value,
+                        unit=unit,
+                        effective_at=now - timedelta(days=7 * (n // len(VITALS))),
+                    )
+        if progress is not None:
+            progress.advance()

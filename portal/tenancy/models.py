@@ -1,0 +1,48 @@
+from django.conf import settings
+from django.db import models
+
+from portal.tenancy.scoping import TenantManager
+
+
+class Hospital(models.Model):
+    """The tenant. Everything clinical belongs to exactly one hospital."""
+
+    slug = models.SlugField(max_length=50, unique=True)
+    name = models.CharField(max_length=200)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    CLINICIAN = "clinician", "Clinician"
+    NURSE = "nurse", "Nurse"
+    RECORDS_CLERK = "records_clerk", "Records clerk"
+    HOSPITAL_ADMIN = "hospital_admin", "Hospital admin"
+
+
+class Membership(models.Model):
+    """A staff member's role at one hospital. A user may hold memberships at several."""
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices)
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["user", "hospital"], name="one_membership_per_hospital")
+        ]
+        ordering = ["hospital__name"]
+
+    def __str__(self) -> str:
+        return f"{self.user} · {self.get_role_display()} · {self.hospital}"

@@ -1,0 +1,46 @@
+"""Reads about hospitals and memberships. The one place that decides who is staff where."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+
+from portal.tenancy.models import Hospital, Membership, Role
+
+
+def membership_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Membership]:
+    """The user's active memberships, with their hospitals, in one query.
+
+    This is how a request's hospital scope is found in the first place, so it reads through
+    the unscoped base manager, filtered by the user: it can only ever return the user's own.
+    """
+    if not user.is_authenticated:
+        return []
+    return list(
+        Membership._base_manager.filter(user=user, is_active=True)
+        .select_related("hospital")
+        .order_by("hospital__name", "hospital_id")
+    )
+
+
+def membership_for_hospital(
+    *, memberships: list[Membership], hospital_id: int | None
+) -> Membership | None:
+    for membership in memberships:
+        if membership.hospital_id == hospital_id:
+            return membership
+    return None
+
+
+def hospital_ids_administered(*, user: AbstractBaseUser | AnonymousUser) -> list[int]:
+    """Hospitals whose Django admin this (non-superuser) user may use."""
+    if not user.is_authenticated:
+        return []
+    return list(
+        Membership._base_manager.filter(
+            user=user, is_active=True, role=Role.HOSPITAL_ADMIN
+        ).values_list("hospital_id", flat=True)
+    )
+
+
+def hospital_get_by_slug(*, slug: str) -> Hospital | None:
+    return Hospital.objects.filter(slug=slug).first()

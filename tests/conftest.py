@@ -1,0 +1,188 @@
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+from django.conf import settings
+from django.db import connection
+from django_otp.oath import totp
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
+from portal.tenancy.models import Role
+from tests import factories
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def hospital_a(db):
+    return factories.HospitalFactory(slug="st-mary", name="St Mary's Hospital")
+
+
+@pytest.fixture
+def hospital_b(db):
+    """The second hospital that every fixture has (Zulip's second realm)."""
+    return factories.HospitalFactory(slug="riverside", name="Riverside General")
+
+
+@pytest.fixture
+def make_staff(db):
+    def make(hospital, role=Role.CLINICIAN, **user_kwargs):
+        user = factories.UserFactory(**user_kwargs)
+        factories.MembershipFactory(user=user, hospital=hospital, role=role)
+        factories.TOTPDeviceFactory(user=user)
+        return user
+
+    return make
+
+
+@pytest.fixture
+def clinician_a(make_staff, hospital_a, hospital_b):
+    return make_staff(hospital_a, Role.CLINICIAN)
+
+
+@pytest.fixture
+def clinician_b(make_staff, hospital_a, hospital_b):
+    return make_staff(hospital_b, Role.CLINICIAN)
+
+
+@pytest.fixture
+def make_patient_user(db):
+    def make(*hospitals, **patient_kwargs):
+        user = factories.UserFactory()
+        regs = [
+            factories.PatientFactory(hospital=h, user=user, **patient_kwargs) for h in hospitals
+        ]
+        return user, regs
+
+    return make
+
+
+def current_code(user) -> str:
+    device = TOTPDevice.objects.get(user=user, confirmed=True)
+    return f"{totp(device.bin_key):06d}"
+
+
+def login_through_forms(client, user, password=factories.PASSWORD, code: str | None = None):
+    """The real log-in: password form, then (if asked) the TOTP form."""
+    response = client.post("/accounts/login/", {"username": user.username, "password": password})
+    if response.status_code == 302 and response.url.endswith("/accounts/login/verify/"):
+        response = client.post("/accounts/login/verify/", {"token": code or current_code(user)})
+    return response
+
+
+@pytest.fixture
+def sign_in():
+    """Signs a user in as the log-in views would (session limits and OTP included),
+    without spending a TOTP code, which may be used only once per 30 s window."""
+
+    def do(client, user, *, verified: bool = True):
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
+        session = client.session
+        now = time.time()
+        session[AUTH_AT] = now
+        session[SEEN_AT] = now
+        from portal.accounts.selectors import user_idle_timeout
+
+        session[IDLE_SECONDS] = user_idle_timeout(user=user).total_seconds()
+        if verified:
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            if device is not None:
+                session["otp_device_id"] = device.persistent_id
+        session.save()
+        return client
+
+    return do
+
+
+# --- a real Celery worker process ------------------------------------------------------------
+
+
+def worker_database_url() -> str:
+    db = connection.settings_dict
+    if db["ENGINE"].endswith("sqlite3"):
+        return f"sqlite:///{db['NAME']}"
+    user = db.get("USER") or "postgres"
+    host = db.get("HOST") or "127.0.0.1"
+    port = db.get("PORT") or 5432
+    return f"postgres://{user}@{host}:{port}/{db['NAME']}"
+
+
+def worker_env() -> dict[str, str]:
+    env = dict(os.environ)
+    env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
+    env["DATABASE_URL"] = worker_database_url()
+    env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
+    env.setdefault("PYTHONUNBUFFERED", "1")
+    return env
+
+
+def purge_broker() -> None:
+    from portal.celery import app
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+
+class WorkerProcess:
+    def __init__(self, *, concurrency: int = 1, name: str = "w1", log: Path) -> None:
+        self.log_path = log
+        self.name = name
+        self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [
+                sys.executable, "-m", "celery", "-A", "portal", "worker",
+                "--loglevel", "INFO", "--concurrency", str(concurrency),
+                "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
+                "--without-heartbeat",
+            ],
+            cwd=ROOT, env=worker_env(), stdout=self.log, stderr=subprocess.STDOUT,
+        )  # fmt: skip
+
+    def stop(self, timeout: float = 20) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        self.log.close()
+
+    def output(self) -> str:
+        self.log.flush()
+        return self.log_path.read_text(errors="replace")
+
+
+def wait_until(predicate, timeout: float = 30, interval: float = 0.1, message=""):
+    """Poll until predicate() is truthy; `message` may be a callable (read on failure)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    text = message() if callable(message) else message
+    raise AssertionError(f"timed out after {timeout}s: {text}")
+
+
+@pytest.fixture
+def start_worker(transactional_db, tmp_path):
+    """Starts real `celery worker` processes against the test database and broker."""
+    purge_broker()
+    workers: list[WorkerProcess] = []
+
+    def start(**kwargs) -> WorkerProcess:
+        kwargs.setdefault("name", f"w{len(workers) + 1}")
+        worker = WorkerProcess(log=tmp_path / f"{kwargs['name']}.log", **kwargs)
+        workers.append(worker)
+        return worker
+
+    yield start
+    for worker in workers:
+        worker.stop()

@@ -1,0 +1,228 @@
+"""Role routing of every portal, switching hospital, and the cross-tenant cases of each view."""
+
+import pytest
+from django.urls import URLPattern, URLResolver, get_resolver
+
+from portal.tenancy.models import Role
+from tests import factories
+
+
+@pytest.fixture
+def patient_user(make_patient_user, hospital_a, hospital_b):
+    return make_patient_user(hospital_a)[0]
+
+
+@pytest.fixture
+def hospital_admin_a(make_staff, hospital_a, hospital_b):
+    return make_staff(hospital_a, Role.HOSPITAL_ADMIN)
+
+
+@pytest.fixture
+def auditor(db):
+    user = factories.UserFactory(is_superuser=True, is_staff=True)
+    factories.TOTPDeviceFactory(user=user)
+    return user
+
+
+@pytest.mark.parametrize("url", ["/provider/", "/patient/", "/admin/", "/"])
+def test_anonymous_users_are_sent_to_log_in(client, db, url):
+    response = client.get(url)
+    assert response.status_code == 302
+    assert "/accounts/login/" in response.url
+
+
+def test_clinician_routing(client, sign_in, clinician_a):
+    sign_in(client, clinician_a)
+    assert client.get("/").url == "/provider/"
+    assert client.get("/provider/").status_code == 200
+    assert client.get("/patient/").status_code == 403
+    assert client.get("/admin/").status_code == 403
+
+
+def test_every_staff_role_reaches_the_provider_portal(
+    client, sign_in, make_staff, hospital_a, hospital_b
+):
+    for role in Role:
+        user = make_staff(hospital_a, role)
+        sign_in(client, user)
+        response = client.get("/provider/")
+        assert response.status_code == 200
+        assert role.label.encode() in response.content
+        assert b"St Mary&#x27;s Hospital" in response.content
+
+
+def test_patient_routing(client, sign_in, patient_user):
+    sign_in(client, patient_user)
+    assert client.get("/").url == "/patient/"
+    assert client.get("/patient/").status_code == 200
+    assert client.get("/provider/").status_code == 403
+    assert client.get("/admin/").status_code == 403
+
+
+def test_staff_without_second_factor_is_sent_back_to_log_in(client, sign_in, clinician_a):
+    sign_in(client, clinician_a, verified=False)
+    assert client.get("/provider/").status_code == 302
+
+
+def test_user_without_any_role_gets_403_not_500(client, sign_in, db):
+    sign_in(client, factories.UserFactory())
+    for url in ["/", "/provider/", "/patient/", "/admin/"]:
+        assert client.get(url).status_code == 403, url
+
+
+def test_auditor_uses_admin_for_every_hospital(client, sign_in, auditor, hospital_a, hospital_b):
+    factories.MembershipFactory(hospital=hospital_a)
+    factories.MembershipFactory(hospital=hospital_b)
+    sign_in(client, auditor)
+    assert client.get("/").url == "/admin/"
+    page = client.get("/admin/tenancy/membership/")
+    assert page.status_code == 200
+    assert b"St Mary" in page.content and b"Riverside" in page.content
+
+
+def test_auditor_without_second_factor_cannot_open_admin(client, sign_in, auditor):
+    sign_in(client, auditor, verified=False)
+    assert client.get("/admin/").status_code == 302
+
+
+def test_hospital_admin_sees_only_their_hospital(
+    client, sign_in, hospital_admin_a, hospital_a, hospital_b
+):
+    ours = factories.MembershipFactory(hospital=hospital_a)
+    theirs = factories.MembershipFactory(hospital=hospital_b)
+    sign_in(client, hospital_admin_a)
+    assert client.get("/admin/").status_code == 200
+    listing = client.get("/admin/tenancy/membership/")
+    assert listing.status_code == 200
+    assert ours.user.username.encode() in listing.content
+    assert theirs.user.username.encode() not in listing.content
+    # Another hospital's membership and hospital cannot be opened.
+    assert client.get(f"/admin/tenancy/membership/{ours.pk}/change/").status_code == 200
+    assert client.get(f"/admin/tenancy/membership/{theirs.pk}/change/").status_code == 302
+    assert client.get(f"/admin/tenancy/hospital/{hospital_b.pk}/change/").status_code == 302
+    hospitals = client.get("/admin/tenancy/hospital/")
+    assert b"Riverside" not in hospitals.content
+    # Admin-only models (users, lockouts) are not theirs.
+    assert client.get("/admin/auth/user/").status_code == 403
+
+
+def test_hospital_admin_cannot_add_staff_to_another_hospital(
+    client, sign_in, hospital_admin_a, hospital_a, hospital_b
+):
+    newcomer = factories.UserFactory()
+    sign_in(client, hospital_admin_a)
+    response = client.post(
+        "/admin/tenancy/membership/add/",
+        {"user": newcomer.pk, "hospital": hospital_b.pk, "role": Role.NURSE, "is_active": "on"},
+    )
+    assert response.status_code == 200  # the form again, with an error
+    assert b"Select a valid choice" in response.content
+    from portal.tenancy.models import Membership
+
+    assert not Membership._base_manager.filter(user=newcomer).exists()
+
+
+def test_provider_list_shows_only_the_active_hospital(
+    client, sign_in, clinician_a, hospital_a, hospital_b
+):
+    ours = factories.PatientFactory(hospital=hospital_a, family_name="Ourside")
+    theirs = factories.PatientFactory(hospital=hospital_b, family_name="Theirside")
+    sign_in(client, clinician_a)
+    page = client.get("/provider/")
+    assert ours.mrn.encode() in page.content
+    assert theirs.mrn.encode() not in page.content
+
+
+def test_switching_hospital(client, sign_in, hospital_a, hospital_b):
+    locum = factories.UserFactory()
+    factories.MembershipFactory(user=locum, hospital=hospital_a, role=Role.CLINICIAN)
+    factories.MembershipFactory(user=locum, hospital=hospital_b, role=Role.NURSE)
+    factories.TOTPDeviceFactory(user=locum)
+    a_patient = factories.PatientFactory(hospital=hospital_a)
+    b_patient = factories.PatientFactory(hospital=hospital_b)
+    sign_in(client, locum)
+
+    page = client.get("/provider/")
+    assert b"Switch hospital" in page.content
+    # With no choice made yet, the first membership by hospital name is active.
+    assert b_patient.mrn.encode() in page.content
+    assert client.post("/accounts/hospital/", {"hospital": hospital_a.pk}).status_code == 302
+    page = client.get("/provider/")
+    assert a_patient.mrn.encode() in page.content
+    assert b_patient.mrn.encode() not in page.content
+    assert b"Clinician" in page.content
+
+    response = client.post("/accounts/hospital/", {"hospital": hospital_b.pk})
+    assert response.status_code == 302
+    page = client.get("/provider/")
+    assert b_patient.mrn.encode() in page.content
+    assert a_patient.mrn.encode() not in page.content
+    assert b"Nurse" in page.content
+
+
+def test_switching_to_a_hospital_without_membership_is_404(
+    client, sign_in, clinician_a, hospital_b
+):
+    sign_in(client, clinician_a)
+    assert client.post("/accounts/hospital/", {"hospital": hospital_b.pk}).status_code == 404
+    assert client.post("/accounts/hospital/", {"hospital": 999999}).status_code == 404
+    bad = client.post("/accounts/hospital/", {"hospital": "x"})
+    assert bad.status_code == 302  # a message, not a 500
+
+
+def test_a_planted_hospital_id_in_the_session_is_ignored(
+    client, sign_in, clinician_a, hospital_a, hospital_b
+):
+    theirs = factories.PatientFactory(hospital=hospital_b)
+    sign_in(client, clinician_a)
+    session = client.session
+    session["active_hospital_id"] = hospital_b.pk
+    session.save()
+    page = client.get("/provider/")
+    assert page.status_code == 200
+    assert theirs.mrn.encode() not in page.content
+    assert b"Riverside" not in page.content
+
+
+def test_patient_sees_every_registration_and_nobody_elses(
+    client, sign_in, make_patient_user, hospital_a, hospital_b
+):
+    user, regs = make_patient_user(hospital_a, hospital_b)
+    _other_user, other_regs = make_patient_user(hospital_a)
+    sign_in(client, user)
+    page = client.get("/patient/")
+    for reg in regs:
+        assert reg.mrn.encode() in page.content
+    assert other_regs[0].mrn.encode() not in page.content
+    assert b"St Mary" in page.content and b"Riverside" in page.content
+
+
+# Every view in the URLconf must appear here, with the test(s) that cover its cross-tenant
+# case above; a new view without an entry fails this test.
+CROSS_TENANT_CASES = {
+    "accounts:home": "test_user_without_any_role_gets_403_not_500",
+    "accounts:login": "tests/accounts/test_login.py (no tenant data shown)",
+    "accounts:totp_verify": "tests/accounts/test_login.py (no tenant data shown)",
+    "accounts:totp_setup": "tests/accounts/test_login.py (no tenant data shown)",
+    "accounts:logout": "test_log_out_ends_the_session_on_the_server",
+    "accounts:switch_hospital": "test_switching_to_a_hospital_without_membership_is_404",
+    "provider:home": "test_provider_list_shows_only_the_active_hospital",
+    "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
+}
+
+
+def _names(resolver: URLResolver, prefix: str = "") -> set[str]:
+    names: set[str] = set()
+    for pattern in resolver.url_patterns:
+        if isinstance(pattern, URLResolver):
+            if pattern.app_name == "admin":
+                continue  # covered by the hospital-admin tests above
+            ns = f"{prefix}{pattern.namespace}:" if pattern.namespace else prefix
+            names |= _names(pattern, ns)
+        elif isinstance(pattern, URLPattern) and pattern.name:
+            names.add(prefix + pattern.name)
+    return names
+
+
+def test_every_view_has_a_cross_tenant_case():
+    assert _names(get_resolver()) == set(CROSS_TENANT_CASES)
