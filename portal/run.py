@@ -82,16 +82,22 @@ def main() -> int:
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, start_new_session=True)
 
     url = f"http://{host}:{port}/"
-    if wait_http(url + "accounts/login/", timeout=60):
-        manage("shell", "-c", "from portal.ops.tasks import heartbeat; heartbeat.delay('run')")
-        print(f"\n  The portal is running at {url}  (Ctrl-C stops the web server, worker and beat)")
-        print(logins, flush=True)
-    else:
-        print("The web server did not answer within 60 s; stopping.", file=sys.stderr)
-        stopping = True
-
     exit_code = 0
+    try:
+        if not wait_http(url + "accounts/login/", timeout=60):
+            raise RuntimeError("The web server did not answer within 60 s.")
+        manage("worker_ping", "--timeout", "60")
+        print(logins)
+        print(f"  The portal is running at {url}  (Ctrl-C stops the web server, worker and beat)")
+        sys.stdout.flush()
+    except (RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"Start-up failed: {exc} Stopping.", file=sys.stderr)
+        stopping, exit_code = True, 1
+
+    parent = os.getppid()
     while not stopping:
+        if os.getppid() != parent:  # `make` was killed without passing the signal on
+            stopping = True
         for name, proc in procs.items():
             if proc.poll() is not None:
                 print(f"The {name} process exited ({proc.returncode}); stopping.", file=sys.stderr)
