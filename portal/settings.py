@@ -220,7 +220,11 @@ if CELERY_BROKER_URL.startswith("filesystem://"):
         "store_processed": False,
     }
 else:
-    CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
+    CELERY_BROKER_TRANSPORT_OPTIONS = {
+        "visibility_timeout": 3600,
+        "socket_connect_timeout": 2,
+        "socket_timeout": 5,
+    }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -234,9 +238,31 @@ CELERY_TASK_TIME_LIMIT = 300
 CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
+CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
+    "ledger-sweep": {
+        "task": "ledger.sweep",
+        "schedule": env.float("LEDGER_SWEEP_SECONDS", default=5.0),
+    },
 }
+
+# --- Cache (the ledger's enqueue debounce; shared through Redis when Redis is the broker) --
+if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": env.str("CACHE_URL", default=CELERY_BROKER_URL),
+            "KEY_PREFIX": "portal",
+            "OPTIONS": {"socket_connect_timeout": 1, "socket_timeout": 1},
+        }
+    }
+else:
+    CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+
+# --- Ledger --------------------------------------------------------------------------------
+# The log's name in its checkpoints (defaults to the signing key's name).
+LEDGER_ORIGIN = env.str("LEDGER_ORIGIN", default="")
 
 # --- Logging: no PHI; ids only ------------------------------------------------------------
 LOGGING = {

@@ -5,6 +5,7 @@ urlpatterns = [
     path("", include("portal.accounts.urls")),
     path("provider/", include("portal.provider.urls")),
     path("patient/", include("portal.patient.urls")),
+    path("ledger/", include("ledger.urls")),
     path("admin/", admin.site.urls),
 ]
 

@@ -186,3 +186,35 @@ def start_worker(transactional_db, tmp_path):
     yield start
     for worker in workers:
         worker.stop()
+
+
+# --- PostgreSQL: the ledger's TRUNCATE trigger vs. pytest-django's flush ---------------------
+
+
+@pytest.fixture(autouse=True)
+def _ledger_triggers_and_flush(request, django_db_blocker):
+    """Transactional tests end with a flush (TRUNCATE of every table), which the ledger's
+    append-only triggers rightly refuse. For that flush only, the test session acts as a
+    replication client (superuser-only), for which ordinary triggers do not fire; every test
+    starts with the default role again, so trigger tests see the triggers."""
+    uses_db = any(
+        name in request.fixturenames for name in ("db", "transactional_db", "live_server")
+    ) or request.node.get_closest_marker("django_db")
+    if not uses_db or connection.vendor != "postgresql":
+        yield
+        return
+    transactional = "transactional_db" in request.fixturenames or "live_server" in (
+        request.fixturenames
+    )
+    marker = request.node.get_closest_marker("django_db")
+    if marker and marker.kwargs.get("transaction"):
+        transactional = True
+    request.getfixturevalue("django_db_setup")  # connect to the test database, not the real one
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute("SET session_replication_role = DEFAULT")
+    if transactional:
+        request.getfixturevalue("transactional_db")
+    yield
+    if transactional:
+        with django_db_blocker.unblock(), connection.cursor() as cursor:
+            cursor.execute("SET session_replication_role = replica")

@@ -208,6 +208,10 @@ CROSS_TENANT_CASES = {
     "accounts:switch_hospital": "test_switching_to_a_hospital_without_membership_is_404",
     "provider:home": "test_provider_list_shows_only_the_active_hospital",
     "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
+    "ledger:public_key": "tests/ledger/test_views.py (public, no tenant data)",
+    "ledger:checkpoint": "tests/ledger/test_views.py (public: size and root only)",
+    "ledger:receipt": "test_receipts_of_other_patients_and_hospitals_are_404",
+    "ledger:consistency": "test_anonymous_users_get_no_receipts_or_proofs (hashes only)",
 }
 
 

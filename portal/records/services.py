@@ -8,6 +8,7 @@ from decimal import Decimal
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
+from ledger.services import event_record
 from portal.records.models import Observation, Patient
 from portal.tenancy.models import Hospital
 
@@ -21,8 +22,9 @@ def patient_register(
     family_name: str,
     birth_date: date,
     user: AbstractBaseUser | None = None,
+    actor: AbstractBaseUser | None = None,
 ) -> Patient:
-    return Patient._base_manager.create(
+    patient = Patient._base_manager.create(
         hospital=hospital,
         mrn=mrn,
         given_name=given_name,
@@ -30,6 +32,10 @@ def patient_register(
         birth_date=birth_date,
         user=user,
     )
+    event_record(
+        kind="patient.registered", hospital=hospital, subject=patient, actor=actor, patient=patient
+    )
+    return patient
 
 
 @transaction.atomic
@@ -43,7 +49,7 @@ def observation_create(
     unit: str,
     effective_at: datetime,
 ) -> Observation:
-    return Observation._base_manager.create(
+    observation = Observation._base_manager.create(
         hospital_id=patient.hospital_id,
         patient=patient,
         code=code,
@@ -53,3 +59,12 @@ def observation_create(
         effective_at=effective_at,
         recorded_by=actor,
     )
+    event_record(
+        kind="observation.created",
+        hospital=patient.hospital_id,
+        subject=observation,
+        actor=actor,
+        patient=patient,
+        attrs={"code": code},
+    )
+    return observation

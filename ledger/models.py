@@ -1,0 +1,152 @@
+"""The ledger's tables.
+
+`Event` is the transactional outbox: written in the caller's transaction, then anchored.
+`Entry`, `Node` and `Checkpoint` are the log itself and are append-only: the ORM refuses to
+update or delete them, and on PostgreSQL triggers refuse UPDATE, DELETE and TRUNCATE.
+`LogHead` is the one mutable row: the lock that serializes appenders, so the log never forks.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+
+GENESIS_CHAIN_HASH = bytes(32)
+
+
+class AppendOnlyError(RuntimeError):
+    """Something tried to change or remove a ledger row."""
+
+
+class AppendOnlyQuerySet(models.QuerySet):
+    def update(self, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; update refused.")
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; delete refused.")
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; update refused.")
+
+    def update_or_create(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; update refused.")
+
+
+class AppendOnlyModel(models.Model):
+    objects = AppendOnlyQuerySet.as_manager()
+
+    class Meta:
+        abstract = True
+
+    def save(self, *args, **kwargs):
+        if not self._state.adding:
+            raise AppendOnlyError(f"{type(self).__name__} rows are append-only; save refused.")
+        kwargs["force_insert"] = True
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only; delete refused.")
+
+
+class Event(models.Model):
+    """An outbox row: what happened, to which subject, by whom; ids and digests only."""
+
+    PENDING = 0
+    ANCHORED = 1
+    STATUS_CHOICES = [(PENDING, "pending"), (ANCHORED, "anchored")]
+
+    event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
+    kind = models.CharField(max_length=64)
+    hospital = models.ForeignKey(
+        "tenancy.Hospital", on_delete=models.PROTECT, related_name="+", db_index=False
+    )
+    subject_type = models.CharField(max_length=64)
+    subject_id = models.CharField(max_length=64)
+    # The patient the event concerns, if any (for "who accessed my records" and receipts).
+    patient_id = models.BigIntegerField(null=True, blank=True)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    recorded_at = models.DateTimeField()
+    digest = models.CharField(max_length=64)
+    attrs = models.JSONField(default=dict, blank=True)
+    # The canonical leaf bytes, computed once when the event is recorded.
+    leaf = models.BinaryField()
+    status = models.PositiveSmallIntegerField(choices=STATUS_CHOICES, default=PENDING)
+    anchored_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [
+            models.Index(fields=["id"], condition=models.Q(status=0), name="ledger_event_pending"),
+            models.Index(fields=["subject_type", "subject_id"], name="ledger_event_subject"),
+            models.Index(fields=["patient_id", "recorded_at"], name="ledger_event_patient"),
+            models.Index(fields=["hospital", "recorded_at"], name="ledger_event_hospital"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} {self.subject_type}:{self.subject_id} ({self.event_id})"
+
+
+class Entry(AppendOnlyModel):
+    """One log entry per anchored event, at a dense 0-based index."""
+
+    index = models.BigIntegerField(primary_key=True)
+    event = models.OneToOneField(Event, on_delete=models.PROTECT, related_name="entry")
+    leaf = models.BinaryField()
+    leaf_hash = models.BinaryField(max_length=32)  # SHA-256(0x00 || leaf), RFC 9162
+    chain_hash = models.BinaryField(max_length=32)  # SHA-256(previous chain_hash || leaf_hash)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        verbose_name_plural = "entries"
+
+    def __str__(self) -> str:
+        return f"entry {self.index}"
+
+
+class Node(AppendOnlyModel):
+    """A perfect subtree hash at level >= 1 (level 0 is Entry.leaf_hash).
+
+    Node (l, i) covers leaves [i * 2**l, (i + 1) * 2**l); it never changes once complete, so
+    any inclusion or consistency proof is assembled from O(log n) rows in one query.
+    """
+
+    level = models.PositiveSmallIntegerField()
+    index = models.BigIntegerField()
+    hash = models.BinaryField(max_length=32)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["level", "index"], name="ledger_node_position")
+        ]
+
+    def __str__(self) -> str:
+        return f"node ({self.level}, {self.index})"
+
+
+class Checkpoint(AppendOnlyModel):
+    """A signed tree head: size, root and time, as a C2SP signed note."""
+
+    size = models.BigIntegerField(unique=True)
+    root_hash = models.BinaryField(max_length=32)
+    note = models.TextField()
+    created_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["-size"]
+
+    def __str__(self) -> str:
+        return f"checkpoint {self.size}"
+
+
+class LogHead(models.Model):
+    """The appenders' lock and running state; derived from Entry, never trusted by verify."""
+
+    size = models.BigIntegerField(default=0)
+    chain_hash = models.BinaryField(max_length=32, default=GENESIS_CHAIN_HASH)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"log head at {self.size}"

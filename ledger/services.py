@@ -1,0 +1,233 @@
+"""Writes to the ledger: recording events (outbox) and anchoring them into the log."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.cache import cache
+from django.db import connection, models, transaction
+from django.utils import timezone
+
+from ledger import merkle, note, subjects
+from ledger.keys import log_origin, log_signer
+from ledger.models import Checkpoint, Entry, Event, LogHead, Node
+from ledger.selectors import merkle_nodes_fetch
+
+logger = logging.getLogger(__name__)
+
+ANCHOR_QUEUED_KEY = "ledger:anchor-queued"
+BATCH_SIZE = 1000
+_ATTR_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+# Attribute values are codes and ids, never free text: nothing here can carry PHI.
+_ATTR_VALUE = re.compile(r"^[A-Za-z0-9_.:\-]{0,64}$")
+_KIND = re.compile(r"^[a-z][a-z0-9_.\-]{0,63}$")
+
+
+class LedgerInputError(ValueError):
+    """An event was described with something other than ids, codes and digests."""
+
+
+def _clean_attrs(attrs: dict[str, Any] | None) -> dict[str, Any]:
+    clean: dict[str, Any] = {}
+    for key, value in (attrs or {}).items():
+        if not _ATTR_KEY.match(key):
+            raise LedgerInputError(f"ledger attribute name {key!r} is not allowed")
+        if (
+            value is None
+            or isinstance(value, bool | int)
+            or (isinstance(value, str) and _ATTR_VALUE.match(value))
+        ):
+            clean[key] = value
+        else:
+            raise LedgerInputError(f"ledger attribute {key!r} must be an id or a code")
+    return clean
+
+
+def canonical_leaf(
+    *,
+    event_id: uuid.UUID,
+    kind: str,
+    hospital_id: int,
+    subject_type: str,
+    subject_id: str,
+    patient_id: int | None,
+    actor_id: int | None,
+    recorded_at: datetime,
+    digest: str,
+    attrs: dict[str, Any],
+) -> bytes:
+    """The bytes a log entry commits to. Computed once, stored, never re-serialized."""
+    doc = {
+        "v": 1,
+        "event": str(event_id),
+        "kind": kind,
+        "hospital": hospital_id,
+        "subject": f"{subject_type}:{subject_id}",
+        "patient": patient_id,
+        "actor": actor_id,
+        "time": recorded_at.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"),
+        "digest": digest,
+        "attrs": attrs,
+    }
+    return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def event_record(
+    *,
+    kind: str,
+    hospital: models.Model | int,
+    subject: models.Model | tuple[str, str | int],
+    actor: AbstractBaseUser | None,
+    digest: str | None = None,
+    patient: models.Model | int | None = None,
+    attrs: dict[str, Any] | None = None,
+) -> Event:
+    """Insert a pending event inside the caller's transaction (the transactional outbox).
+
+    Precondition: called inside the same transaction as the change it describes, so the
+    change and its event commit (or roll back) together. The anchoring task is enqueued only
+    after commit. Only ids, codes and the SHA-256 digest of the subject reach the ledger.
+    """
+    if not _KIND.match(kind):
+        raise LedgerInputError(f"event kind {kind!r} is not a valid code")
+    if isinstance(subject, models.Model):
+        subject_type, subject_id = subjects.subject_type(subject), str(subject.pk)
+        if digest is None:
+            digest = subjects.digest_of(subject)
+    else:
+        subject_type, subject_id = subject[0], str(subject[1])
+    if digest is None or not re.fullmatch(r"[0-9a-f]{64}", digest):
+        raise LedgerInputError("digest must be a SHA-256 hex digest")
+    hospital_id = int(hospital.pk if isinstance(hospital, models.Model) else hospital)
+    patient_id = None if patient is None else int(getattr(patient, "pk", patient))
+    actor_id = actor.pk if actor is not None and actor.is_authenticated else None
+    clean = _clean_attrs(attrs)
+    event_id = uuid.uuid4()
+    now = timezone.now()
+    leaf = canonical_leaf(
+        event_id=event_id, kind=kind, hospital_id=hospital_id, subject_type=subject_type,
+        subject_id=subject_id, patient_id=patient_id, actor_id=actor_id, recorded_at=now,
+        digest=digest, attrs=clean,
+    )  # fmt: skip
+    event = Event.objects.create(
+        event_id=event_id, kind=kind, hospital_id=hospital_id, subject_type=subject_type,
+        subject_id=subject_id, patient_id=patient_id, actor_id=actor_id, recorded_at=now,
+        digest=digest, attrs=clean, leaf=leaf,
+    )  # fmt: skip
+    _schedule_anchor_on_commit()
+    return event
+
+
+def _schedule_anchor_on_commit() -> None:
+    # One enqueue per transaction, however many events it records (an import may record
+    # thousands). Django drops the callback if the transaction (or savepoint) rolls back.
+    pending = getattr(connection, "run_on_commit", [])
+    if any(item[1] is anchor_enqueue for item in pending):
+        return
+    transaction.on_commit(anchor_enqueue)
+
+
+def anchor_enqueue() -> None:
+    """Ask a worker to anchor. Never raises: the outbox row is the source of truth, and the
+    beat sweeper re-enqueues anything still pending if the broker is unreachable now."""
+    from ledger.tasks import anchor
+
+    try:
+        # Debounce: while a queued task has not started yet, it will take these events too.
+        if cache.add(ANCHOR_QUEUED_KEY, 1, timeout=5):
+            anchor.apply_async(retry=False)
+    except Exception as exc:  # broker or cache down: the sweeper will catch up
+        logger.warning(
+            "ledger: could not enqueue anchoring (%s); sweeper will retry", type(exc).__name__
+        )
+
+
+def _anchor_batch(batch_size: int) -> int:
+    with transaction.atomic():
+        # The head row lock serializes appenders across workers: the log never forks.
+        head = LogHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:  # a database flushed after migrating (tests) has no head row yet
+            LogHead.objects.get_or_create(pk=1)
+            head = LogHead.objects.select_for_update().get(pk=1)
+        rows = list(
+            Event.objects.filter(status=Event.PENDING)
+            .order_by("id")
+            .values_list("id", "leaf")[:batch_size]
+        )
+        if not rows:
+            return 0
+        size = head.size
+        acc = merkle.MerkleAccumulator.from_frontier(
+            size, merkle_nodes_fetch(merkle.frontier_ids(size))
+        )
+        chain = bytes(head.chain_hash)
+        sha = hashlib.sha256
+        entries: list[Entry] = []
+        leaf_hashes: list[bytes] = []
+        for offset, (event_pk, leaf) in enumerate(rows):
+            leaf = bytes(leaf)
+            lh = sha(b"\x00" + leaf).digest()
+            chain = sha(chain + lh).digest()
+            leaf_hashes.append(lh)
+            entries.append(
+                Entry(
+                    index=size + offset,
+                    event_id=event_pk,
+                    leaf=leaf,
+                    leaf_hash=lh,
+                    chain_hash=chain,
+                )
+            )
+        nodes = [
+            Node(level=level, index=index, hash=h)
+            for level, index, h in acc.iter_extend_with_nodes(leaf_hashes)
+            if level > 0
+        ]
+        Entry.objects.bulk_create(entries, batch_size=batch_size)
+        Node.objects.bulk_create(nodes, batch_size=batch_size)
+        now = timezone.now()
+        # Re-delivered messages are harmless: these rows are no longer pending afterwards,
+        # and the head lock means no other worker took them meanwhile.
+        Event.objects.filter(id__in=[r[0] for r in rows]).update(
+            status=Event.ANCHORED, anchored_at=now
+        )
+        checkpoint_cut(size=acc.size, root=acc.root(), now=now)
+        head.size = acc.size
+        head.chain_hash = chain
+        head.save(update_fields=["size", "chain_hash", "updated_at"])
+        return len(rows)
+
+
+def checkpoint_cut(*, size: int, root: bytes, now: datetime) -> Checkpoint:
+    body = note.Checkpoint(
+        origin=log_origin(),
+        size=size,
+        root=root,
+        extensions=[f"time {now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"],
+    )
+    signed = note.sign_checkpoint(body, log_signer())
+    return Checkpoint.objects.create(size=size, root_hash=root, note=signed, created_at=now)
+
+
+def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> int:
+    """Anchor pending events in batches until none is left; returns how many were anchored."""
+    total = 0
+    batches = 0
+    while max_batches is None or batches < max_batches:
+        n = _anchor_batch(batch_size)
+        total += n
+        batches += 1
+        if n < batch_size:
+            break
+    return total
+
+
+def pending_count() -> int:
+    return Event.objects.filter(status=Event.PENDING).count()

@@ -1,0 +1,166 @@
+import hashlib
+
+import pytest
+from django.db import DatabaseError, connection, transaction
+
+from ledger import merkle, note, services, verifier
+from ledger.keys import log_verifier
+from ledger.models import AppendOnlyError, Checkpoint, Entry, Event, LogHead, Node
+from portal.records.models import Observation
+
+
+def test_event_is_written_in_the_callers_transaction(record_observations, hospital_a):
+    patient, _ = record_observations(2)
+    before = Event.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        services.event_record(
+            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+        )
+        raise RuntimeError("the change fails")
+    assert Event.objects.count() == before
+    assert Event.objects.filter(status=Event.PENDING).count() == before
+
+
+def test_events_hold_ids_and_digests_only(record_observations):
+    patient, observations = record_observations(3)
+    for event in Event.objects.all():
+        leaf = bytes(event.leaf)
+        for phi in (b"Ada", b"Lovelace", b"1980-01-02", patient.mrn.encode(), b"Heart rate"):
+            assert phi not in leaf
+        assert len(event.digest) == 64
+    obs_event = Event.objects.get(
+        subject_type="records.observation", subject_id=str(observations[0].pk)
+    )
+    assert obs_event.patient_id == patient.pk
+    assert obs_event.attrs == {"code": "8867-4"}
+
+
+@pytest.mark.parametrize(
+    "attrs",
+    [{"note": "Patient is anxious about results"}, {"Bad Key": "x"}, {"x": 1.5}, {"x": ["a"]}],
+)
+def test_free_text_never_reaches_the_ledger(record_observations, hospital_a, attrs):
+    patient, _ = record_observations(0)
+    count = Event.objects.count()
+    with pytest.raises(services.LedgerInputError):
+        services.event_record(
+            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, attrs=attrs
+        )
+    assert Event.objects.count() == count
+
+
+def test_anchoring_appends_each_event_once_and_cuts_a_signed_checkpoint(record_observations):
+    record_observations(5)
+    total = Event.objects.count()
+    assert services.ledger_anchor_pending() == total
+    assert services.ledger_anchor_pending() == 0  # idempotent: nothing is appended twice
+    assert Entry.objects.count() == total
+    assert not Event.objects.filter(status=Event.PENDING).exists()
+    assert list(Entry.objects.order_by("index").values_list("index", flat=True)) == list(
+        range(total)
+    )
+    checkpoint = Checkpoint.objects.get(size=total)
+    opened = note.open_checkpoint(checkpoint.note, log_verifier())
+    leaves = [bytes(e.leaf) for e in Entry.objects.order_by("index")]
+    assert opened.root == merkle.root_from_leaf_hashes([merkle.leaf_hash(x) for x in leaves])
+    assert opened.extensions[0].startswith("time ")
+    # Hash chain: each entry commits to the previous one.
+    prev = bytes(32)
+    for entry in Entry.objects.order_by("index"):
+        prev = hashlib.sha256(prev + merkle.leaf_hash(bytes(entry.leaf))).digest()
+        assert bytes(entry.chain_hash) == prev
+    head = LogHead.objects.get(pk=1)
+    assert head.size == total and bytes(head.chain_hash) == prev
+
+
+def test_batches_continue_the_same_tree(record_observations):
+    record_observations(9)
+    total = Event.objects.count()
+    services.ledger_anchor_pending(batch_size=4)
+    assert Checkpoint.objects.count() == -(-total // 4)
+    leaves = [merkle.leaf_hash(bytes(e.leaf)) for e in Entry.objects.order_by("index")]
+    for cp in Checkpoint.objects.all():
+        assert bytes(cp.root_hash) == merkle.root_from_leaf_hashes(leaves[: cp.size])
+    # Every perfect subtree of level >= 1 is stored exactly once.
+    assert Node.objects.count() == merkle.perfect_node_count(total) - total
+
+
+def test_orm_refuses_to_change_the_log(record_observations):
+    record_observations(2)
+    services.ledger_anchor_pending()
+    entry = Entry.objects.first()
+    entry.leaf = b"forged"
+    with pytest.raises(AppendOnlyError):
+        entry.save()
+    with pytest.raises(AppendOnlyError):
+        entry.delete()
+    with pytest.raises(AppendOnlyError):
+        Entry.objects.filter(index=0).update(leaf=b"x")
+    with pytest.raises(AppendOnlyError):
+        Checkpoint.objects.all().delete()
+    with pytest.raises(AppendOnlyError):
+        Node.objects.all().delete()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    "sql",
+    [
+        "UPDATE ledger_entry SET leaf = 'x'",
+        "DELETE FROM ledger_entry",
+        "TRUNCATE ledger_entry CASCADE",
+        "UPDATE ledger_checkpoint SET note = 'x'",
+        "DELETE FROM ledger_node",
+        "TRUNCATE ledger_checkpoint",
+    ],
+)
+def test_postgres_triggers_refuse_update_delete_truncate(record_observations, sql):
+    if connection.vendor != "postgresql":
+        pytest.skip("database triggers are PostgreSQL's; this runs in the PostgreSQL pass")
+    record_observations(3)
+    services.ledger_anchor_pending()
+    with (
+        pytest.raises(DatabaseError, match="append-only"),
+        transaction.atomic(),
+        connection.cursor() as cursor,
+    ):
+        cursor.execute(sql)
+    assert Entry.objects.count() == Event.objects.count()
+
+
+def test_receipt_verifies_with_the_standalone_verifier(record_observations):
+    _, observations = record_observations(6)
+    services.ledger_anchor_pending()
+    from ledger.selectors import receipt_for_event
+
+    event = Event.objects.get(
+        subject_type="records.observation", subject_id=str(observations[3].pk)
+    )
+    receipt = receipt_for_event(event=event)
+    result = verifier.verify_receipt(receipt, log_verifier())
+    assert result.index == Entry.objects.get(event=event).index
+    assert result.size == Entry.objects.count()
+
+
+def test_proofs_take_a_handful_of_queries(record_observations, django_assert_max_num_queries):
+    record_observations(300)
+    services.ledger_anchor_pending(batch_size=64)
+    from ledger.selectors import consistency_document, receipt_for_event
+
+    event = Event.objects.order_by("id")[137]
+    with django_assert_max_num_queries(4):
+        receipt = receipt_for_event(event=event)
+    assert verifier.verify_receipt(receipt, log_verifier()).index == 137
+    sizes = sorted(Checkpoint.objects.values_list("size", flat=True))
+    with django_assert_max_num_queries(4):
+        doc = consistency_document(old_size=sizes[1], new_size=sizes[-1])
+    verifier.verify_consistency_file(doc, log_verifier(), None, None)
+
+
+def test_live_subject_digest_matches_the_anchored_one(record_observations):
+    _, observations = record_observations(1)
+    from ledger.subjects import digest_of
+
+    obs = Observation._base_manager.get(pk=observations[0].pk)  # as read back from the database
+    event = Event.objects.get(subject_type="records.observation", subject_id=str(obs.pk))
+    assert digest_of(obs) == event.digest
