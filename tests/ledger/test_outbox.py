@@ -108,13 +108,12 @@ def test_orm_refuses_to_change_the_log(record_observations):
     [
         "UPDATE ledger_entry SET leaf = 'x'",
         "DELETE FROM ledger_entry",
-        "TRUNCATE ledger_entry CASCADE",
         "UPDATE ledger_checkpoint SET note = 'x'",
         "DELETE FROM ledger_node",
-        "TRUNCATE ledger_checkpoint",
+        "UPDATE ledger_node SET hash = 'x'",
     ],
 )
-def test_postgres_triggers_refuse_update_delete_truncate(record_observations, sql):
+def test_postgres_triggers_refuse_update_and_delete(record_observations, sql):
     if connection.vendor != "postgresql":
         pytest.skip("database triggers are PostgreSQL's; this runs in the PostgreSQL pass")
     record_observations(3)
@@ -125,6 +124,20 @@ def test_postgres_triggers_refuse_update_delete_truncate(record_observations, sq
         connection.cursor() as cursor,
     ):
         cursor.execute(sql)
+    assert Entry.objects.count() == Event.objects.count()
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+@pytest.mark.parametrize("table", ["ledger_entry", "ledger_node", "ledger_checkpoint"])
+def test_postgres_triggers_refuse_truncate(record_observations, table):
+    # Committed data (a transactional test): TRUNCATE is then refused by the trigger itself.
+    if connection.vendor != "postgresql":
+        pytest.skip("database triggers are PostgreSQL's; this runs in the PostgreSQL pass")
+    record_observations(3)
+    services.ledger_anchor_pending()
+    with pytest.raises(DatabaseError, match="append-only"), connection.cursor() as cursor:
+        cursor.execute(f"TRUNCATE {table} CASCADE")
     assert Entry.objects.count() == Event.objects.count()
 
 
