@@ -1,6 +1,8 @@
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -130,19 +132,35 @@ def purge_broker() -> None:
 
 
 class WorkerProcess:
-    def __init__(self, *, concurrency: int = 1, name: str = "w1", log: Path) -> None:
+    """A real `celery worker` (or, with beat=True, `celery beat`) in its own process group,
+    so that it can be SIGKILLed whole without touching the test runner."""
+
+    def __init__(
+        self, *, concurrency: int = 1, name: str = "w1", log: Path, beat: bool = False,
+        extra_env: dict[str, str] | None = None,
+    ) -> None:  # fmt: skip
         self.log_path = log
         self.name = name
         self.log = open(log, "wb")  # noqa: SIM115 - closed in stop()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable, "-m", "celery", "-A", "portal", "worker",
-                "--loglevel", "INFO", "--concurrency", str(concurrency),
+        if beat:
+            args = ["beat", "--loglevel", "INFO", "-s", str(log.with_suffix(".schedule"))]
+        else:
+            args = [
+                "worker", "--loglevel", "INFO", "--concurrency", str(concurrency),
                 "--hostname", f"{name}@%h", "--without-gossip", "--without-mingle",
                 "--without-heartbeat",
-            ],
-            cwd=ROOT, env=worker_env(), stdout=self.log, stderr=subprocess.STDOUT,
+            ]  # fmt: skip
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", *args],
+            cwd=ROOT, env={**worker_env(), **(extra_env or {})}, stdout=self.log,
+            stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
+
+    def kill(self) -> None:
+        """SIGKILL the worker and its pool children at once (no warm or cold shutdown)."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        self.proc.wait()
 
     def stop(self, timeout: float = 20) -> None:
         if self.proc.poll() is None:
@@ -150,8 +168,9 @@ class WorkerProcess:
             try:
                 self.proc.wait(timeout=timeout)
             except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+                self.kill()
+        with contextlib.suppress(ProcessLookupError):  # pool children left behind
+            os.killpg(self.proc.pid, signal.SIGKILL)
         self.log.close()
 
     def output(self) -> str:
