@@ -1,0 +1,287 @@
+"""Ledger benchmark: prints figures and ends with one JSON line of them. Not a test.
+
+    .venv/bin/python bench/ledger.py [--quick]
+
+Runs against PostgreSQL and Redis (a fresh database `portal_bench`, Redis db 14 by default;
+override with BENCH_DATABASE_URL / BENCH_BROKER_URL) with a real Celery worker process.
+Measures, in one run:
+- anchoring throughput through the worker (pending -> anchored, events/s);
+- commit-to-anchored latency p50/p99 under a steady load of 2,000 events/s;
+- verify_ledger on the whole log (1,000,000 entries; --quick: 50,000): the log checks, and
+  separately the subject re-digest pass;
+- receipt generation and verification time, and receipt size;
+- the raw hashlib SHA-256 rate over the same leaf bytes, so figures also print as ratios.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import statistics
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+
+def setup_environment() -> tuple[str, str]:
+    db_url = os.environ.get(
+        "BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench"
+    )
+    broker = os.environ.get("BENCH_BROKER_URL", "redis://127.0.0.1:6379/14")
+    os.environ["DATABASE_URL"] = db_url
+    os.environ["CELERY_BROKER_URL"] = broker
+    os.environ.setdefault("DEBUG", "true")  # the demo's generated secrets in .local/
+    os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
+    os.environ.setdefault("LOG_LEVEL", "WARNING")
+    return db_url, broker
+
+
+def recreate_database(db_url: str) -> None:
+    import psycopg
+
+    name = db_url.rsplit("/", 1)[1]
+    admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
+    with psycopg.connect(admin_url, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(f'CREATE DATABASE "{name}"')
+
+
+def say(text: str) -> None:
+    print(text, flush=True)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    args = parser.parse_args()
+    log_size = 50_000 if args.quick else 1_000_000
+    throughput_n = 20_000 if args.quick else 200_000
+    load_seconds = 5 if args.quick else 15
+    rate = 2_000
+
+    db_url, broker = setup_environment()
+    say(f"Ledger benchmark ({'quick' if args.quick else 'full'}) on {db_url.split('@')[-1]}")
+    recreate_database(db_url)
+
+    import django
+
+    django.setup()
+    from django.core.management import call_command
+
+    call_command("migrate", verbosity=0)
+
+    import hashlib
+
+    from django.db import connection, transaction
+    from django.utils import timezone
+
+    from ledger import services, verifier
+    from ledger.keys import log_verifier
+    from ledger.models import Entry, Event
+    from ledger.selectors import receipt_for_event
+    from ledger.subjects import digest_of
+    from ledger.tasks import anchor
+    from ledger.verification import ledger_verify
+    from portal.celery import app
+    from portal.ops.progress import Progress
+    from portal.records.models import Patient
+    from portal.tenancy.models import Hospital
+
+    with app.connection_for_write() as conn:
+        conn.default_channel.queue_purge("celery")
+
+    hospitals = [
+        Hospital.objects.create(slug="bench-a", name="Bench A"),
+        Hospital.objects.create(slug="bench-b", name="Bench B"),
+    ]
+    patients = Patient._base_manager.bulk_create(
+        Patient(
+            hospital=hospitals[i % 2], mrn=f"B{i:06d}", given_name="Bench",
+            family_name=f"Patient{i}", birth_date="1980-01-01",
+        )  # fmt: skip
+        for i in range(1000)
+    )
+    digests = {p.pk: digest_of(p) for p in patients}
+
+    def bulk_events(n: int) -> None:
+        """Fast generator of pending outbox rows (the same leaf bytes event_record makes)."""
+        now = timezone.now()
+        batch: list[Event] = []
+        with Progress("  generating events", n) as progress:
+            for i in range(n):
+                p = patients[i % len(patients)]
+                eid = uuid.uuid4()
+                leaf = services.canonical_leaf(
+                    event_id=eid, kind="chart.read", hospital_id=p.hospital_id,
+                    subject_type="records.patient", subject_id=str(p.pk), patient_id=p.pk,
+                    actor_id=None, recorded_at=now, digest=digests[p.pk], attrs={},
+                )  # fmt: skip
+                batch.append(
+                    Event(
+                        event_id=eid, kind="chart.read", hospital_id=p.hospital_id,
+                        subject_type="records.patient", subject_id=str(p.pk), patient_id=p.pk,
+                        recorded_at=now, digest=digests[p.pk], attrs={}, leaf=leaf,
+                    )  # fmt: skip
+                )
+                if len(batch) == 5000:
+                    Event.objects.bulk_create(batch)
+                    progress.advance(len(batch))
+                    batch = []
+            if batch:
+                Event.objects.bulk_create(batch)
+                progress.advance(len(batch))
+
+    def pending() -> int:
+        return Event.objects.filter(status=Event.PENDING).count()
+
+    env = {**os.environ}
+    worker = subprocess.Popen(
+        [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
+         "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    results: dict[str, float] = {}
+    try:
+        call_command("worker_ping", "--timeout", "60", stdout=open(os.devnull, "w"))  # noqa: SIM115
+
+        # 1. Throughput through the worker: a backlog, one enqueue, time to drained.
+        say(f"1. Anchoring throughput: {throughput_n:,} pending events through the worker")
+        bulk_events(throughput_n)
+        started = time.perf_counter()
+        anchor.delay()
+        while pending():
+            time.sleep(0.02)
+        elapsed = time.perf_counter() - started
+        results["anchor_events_per_s"] = round(throughput_n / elapsed)
+        say(f"   {results['anchor_events_per_s']:,} events/s ({elapsed:.2f} s)")
+
+        # 2. Latency under a steady load of `rate` events/s (20 events per transaction).
+        say(f"2. Commit-to-anchored latency at {rate:,} events/s for {load_seconds} s")
+        per_tx = 20
+        interval = per_tx / rate
+        committed: dict[int, float] = {}
+        start = time.perf_counter()
+        next_at = start
+        with Progress("   load", int(load_seconds / interval)) as progress:
+            while time.perf_counter() - start < load_seconds:
+                with transaction.atomic():
+                    ids = []
+                    for _ in range(per_tx):
+                        p = random.choice(patients)  # noqa: S311
+                        ids.append(
+                            services.event_record(
+                                kind="chart.read", hospital=p.hospital_id, subject=p,
+                                actor=None, digest=digests[p.pk], patient=p,
+                            ).pk
+                        )  # fmt: skip
+                at = time.time()
+                for pk in ids:
+                    committed[pk] = at
+                progress.advance()
+                next_at += interval
+                delay = next_at - time.perf_counter()
+                if delay > 0:
+                    time.sleep(delay)
+        achieved = len(committed) / (time.perf_counter() - start)
+        while pending():
+            time.sleep(0.02)
+        lat = []
+        for pk, anchored_at in Event.objects.filter(pk__in=list(committed)).values_list(
+            "pk", "anchored_at"
+        ):
+            lat.append(max(0.0, anchored_at.timestamp() - committed[pk]) * 1000)
+        lat.sort()
+        results["anchor_latency_p50_ms"] = round(statistics.median(lat), 1)
+        results["anchor_latency_p99_ms"] = round(lat[int(len(lat) * 0.99) - 1], 1)
+        results["load_events_per_s"] = round(achieved)
+        say(
+            f"   achieved {achieved:,.0f} events/s; p50 {results['anchor_latency_p50_ms']} ms, "
+            f"p99 {results['anchor_latency_p99_ms']} ms"
+        )
+
+        # 3. verify_ledger over the whole log, grown to `log_size` entries.
+        missing = log_size - Entry.objects.count()
+        say(f"3. verify_ledger over {log_size:,} entries (anchoring {missing:,} more first)")
+        if missing > 0:
+            bulk_events(missing)
+            anchor.delay()
+            with Progress("   anchoring", missing) as progress:
+                left = missing
+                while left:
+                    time.sleep(0.25)
+                    now_left = pending()
+                    progress.advance(left - now_left)
+                    left = now_left
+        report = ledger_verify()
+        assert report.ok, report.findings[:5]
+        results["verify_entries"] = report.entries
+        results["verify_log_1m_s"] = round(report.log_seconds * 1_000_000 / report.entries, 2)
+        results["verify_log_s"] = round(report.log_seconds, 2)
+        results["verify_subjects_s"] = round(report.subject_seconds, 2)
+        say(
+            f"   log checks {report.log_seconds:.2f} s for {report.entries:,} entries "
+            f"(-> {results['verify_log_1m_s']} s per 1M); subject pass "
+            f"{report.subject_seconds:.2f} s for {report.subjects:,} subjects"
+        )
+
+        # 4. Receipts.
+        say("4. Receipts: generation, verification, size (200 random entries)")
+        sample = random.sample(range(report.entries), 200)
+        events = list(Event.objects.filter(entry__index__in=sample))
+        vkey = log_verifier()
+        gen, ver, sizes = [], [], []
+        for event in events:
+            t0 = time.perf_counter()
+            receipt = receipt_for_event(event=event)
+            t1 = time.perf_counter()
+            verifier.verify_receipt(receipt, vkey)
+            t2 = time.perf_counter()
+            gen.append((t1 - t0) * 1000)
+            ver.append((t2 - t1) * 1000)
+            sizes.append(len(json.dumps(receipt).encode()))
+        results["receipt_generate_ms"] = round(statistics.median(gen), 3)
+        results["receipt_verify_ms"] = round(statistics.median(ver), 3)
+        results["receipt_bytes"] = max(sizes)
+        say(
+            f"   generate {results['receipt_generate_ms']} ms, verify "
+            f"{results['receipt_verify_ms']} ms (medians), at most {results['receipt_bytes']} bytes"
+        )
+
+        # 5. The limit: raw SHA-256 over the same leaf bytes.
+        with connection.cursor() as cursor:
+            cursor.execute('SELECT leaf FROM ledger_entry ORDER BY "index" LIMIT 200000')
+            leaves = [bytes(row[0]) for row in cursor.fetchall()]
+        sha = hashlib.sha256
+        t0 = time.perf_counter()
+        for leaf in leaves:
+            sha(b"\x00" + leaf).digest()
+        raw = len(leaves) / (time.perf_counter() - t0)
+        results["sha256_raw_per_s"] = round(raw)
+        say(f"5. Raw hashlib SHA-256 over the same leaves: {raw:,.0f} hashes/s")
+        say(
+            f"   ratios: anchoring {results['anchor_events_per_s'] / raw:.3f} of raw SHA-256; "
+            f"verify log {report.entries / report.log_seconds / raw:.3f} of raw SHA-256"
+        )
+        results["anchor_ratio_to_sha256"] = round(results["anchor_events_per_s"] / raw, 4)
+        results["verify_ratio_to_sha256"] = round(report.entries / report.log_seconds / raw, 4)
+    finally:
+        worker.terminate()
+        try:
+            worker.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+    results["quick"] = bool(args.quick)
+    print(json.dumps(results, sort_keys=True), flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
