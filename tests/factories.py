@@ -59,15 +59,24 @@ class TOTPDeviceFactory(factory.django.DjangoModelFactory):
 class MembershipFactory(BaseManagerFactory):
     class Meta:
         model = Membership
+        skip_postgeneration_save = True
 
     user = factory.SubFactory(UserFactory)
     hospital = factory.SubFactory(HospitalFactory)
     role = Role.CLINICIAN
 
+    @factory.post_generation
+    def _groups(obj, create, extracted, **kwargs):
+        if create:  # as the membership service does
+            from portal.tenancy.services import membership_sync_groups
+
+            membership_sync_groups(membership=obj)
+
 
 class PatientFactory(BaseManagerFactory):
     class Meta:
         model = Patient
+        skip_postgeneration_save = True
 
     hospital = factory.SubFactory(HospitalFactory)
     mrn = factory.Sequence(lambda n: f"MRN{n:06d}")
@@ -75,3 +84,11 @@ class PatientFactory(BaseManagerFactory):
     family_name = factory.Faker("last_name")
     birth_date = dt.date(1980, 5, 17)
     user = None
+
+    @factory.post_generation
+    def _grant(obj, create, extracted, **kwargs):
+        # As patient_register does: the hospital's clinical staff may open the chart.
+        if create and not obj.restricted:
+            from portal.records.services import _grant_hospital_wide
+
+            _grant_hospital_wide(obj)

@@ -207,6 +207,22 @@ CROSS_TENANT_CASES = {
     "accounts:logout": "test_log_out_ends_the_session_on_the_server",
     "accounts:switch_hospital": "test_switching_to_a_hospital_without_membership_is_404",
     "provider:home": "test_provider_list_shows_only_the_active_hospital",
+    **{
+        f"provider:{name}": "test_access.py::test_other_hospitals_ids_are_404_everywhere"
+        for name in (
+            "chart",
+            "observation_new",
+            "blood_pressure_new",
+            "note_new",
+            "care_team",
+            "care_team_remove",
+            "document_upload",
+            "document_download",
+            "observation_correct",
+            "record",
+        )
+    },
+    "provider:patient_new": "test_register_patient_validation (creates at the active hospital)",
     "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
     "ledger:public_key": "tests/ledger/test_views.py (public, no tenant data)",
     "ledger:checkpoint": "tests/ledger/test_views.py (public: size and root only)",

@@ -18,6 +18,7 @@ from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.records import services as records_services
+from portal.records.catalog import MEASURES
 from portal.records.models import Observation, Patient
 from portal.tenancy import services as tenancy_services
 from portal.tenancy.models import Hospital, Role
@@ -38,11 +39,11 @@ ROLE_USERNAMES = [
 GIVEN = ["Alex", "Sam", "Jordan", "Robin", "Maria", "Chen", "Aisha", "Tom", "Lena", "Omar"]
 FAMILY = ["Morgan", "Okafor", "Nguyen", "Schmidt", "Garcia", "Kowalski", "Haddad", "Silva"]
 VITALS = [
-    ("8867-4", "Heart rate", "/min", 72, 9),
-    ("8480-6", "Systolic blood pressure", "mm[Hg]", 122, 12),
-    ("8462-4", "Diastolic blood pressure", "mm[Hg]", 79, 8),
-    ("8310-5", "Body temperature", "Cel", 36.9, 0.4),
-    ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 98, 14),
+    ("8867-4", 72, 9),
+    ("8480-6", 122, 12),
+    ("8462-4", 79, 8),
+    ("8310-5", 36.9, 0.4),
+    ("2339-0", 98, 14),
 ]
 
 
@@ -134,16 +135,13 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
                 have = Observation._base_manager.filter(patient=patient).count()
                 now = timezone.now().replace(second=0, microsecond=0)
                 for n in range(have, records_per_patient):
-                    code, display, unit, mean, sd = VITALS[n % len(VITALS)]
+                    code, mean, sd = VITALS[n % len(VITALS)]
+                    measure = MEASURES[code]
                     value = Decimal(str(round(rng.gauss(mean, sd), 1)))
                     records_services.observation_create(
-                        actor=None,
-                        patient=patient,
-                        code=code,
-                        display=display,
-                        value=value,
-                        unit=unit,
-                        effective_at=now - timedelta(days=7 * (n // len(VITALS))),
-                    )
+                        actor=None, patient=patient, code=code, display=measure.display,
+                        value=value, unit=measure.unit, category=measure.category,
+                        effective_at=now - timedelta(days=7 * (n // len(VITALS)), hours=1),
+                    )  # fmt: skip
         if progress is not None:
             progress.advance()

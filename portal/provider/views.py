@@ -1,13 +1,282 @@
-from django.core.paginator import Paginator
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The provider portal. Views stay thin: forms validate, services write, selectors read and
+decide access (404 for anything missing or not visible), and every chart, record or document
+opened is an access event in the ledger."""
 
+from __future__ import annotations
+
+import hashlib
+
+from django.contrib import messages
+from django.contrib.auth import get_user_model
+from django.core.exceptions import ValidationError
+from django.core.paginator import Paginator
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.views.decorators.http import require_http_methods, require_POST
+
+from ledger.services import event_record
 from portal.accounts.decorators import staff_required
-from portal.records.selectors import patient_list_for_hospital
+from portal.provider import forms
+from portal.records import selectors, services
+from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
+
+PURPOSE_TREATMENT = "TREAT"  # HL7 v3 PurposeOfUse
+
+
+def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=None) -> None:
+    """Record who opened what, from which hospital, for what purpose (ids and codes only)."""
+    event_record(
+        kind=kind,
+        hospital=request.hospital,
+        subject=record if record is not None else patient,
+        actor=request.user,
+        patient=patient,
+        attrs={
+            "purpose": PURPOSE_TREATMENT,
+            "role": request.membership.role,
+            "record_type": record._meta.model_name if record is not None else None,
+            "record": record.pk if record is not None else None,
+        },
+    )
 
 
 @staff_required
 def home_view(request: HttpRequest) -> HttpResponse:
-    patients = Paginator(patient_list_for_hospital(hospital=request.hospital), 25)
-    page = patients.get_page(request.GET.get("page"))
-    return render(request, "provider/home.html", {"page": page})
+    form = forms.PatientSearchForm(request.GET or None)
+    query = form.cleaned_data["q"] if form.is_valid() else ""
+    patients = selectors.patient_list_for_user(
+        user=request.user, hospital=request.hospital, query=query
+    )
+    page = Paginator(patients, 25).get_page(request.GET.get("page"))
+    return render(request, "provider/home.html", {"page": page, "form": form, "q": query})
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def patient_new_view(request: HttpRequest) -> HttpResponse:
+    form = forms.PatientRegisterForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            patient = services.patient_register(
+                hospital=request.hospital, actor=request.user, **form.cleaned_data
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Patient registered.")
+            return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(request, form, "Register a patient", status_if_errors=True)
+
+
+@staff_required
+def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    with transaction.atomic():
+        patient = selectors.access_patient(request.user, patient_id)
+        access_event(request, kind="chart.read", patient=patient)
+    chart = selectors.chart_for(user=request.user, patient=patient)
+    return render(request, "provider/chart.html", {"patient": patient, "chart": chart})
+
+
+def _form_page(request, form, title, *, patient=None, status_if_errors=False, **extra):
+    status = 400 if (status_if_errors and form.errors) else 200
+    context = {"form": form, "title": title, "patient": patient, **extra}
+    return render(request, "provider/form.html", context, status=status)
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for field, errors in exc.message_dict.items():
+            form.add_error(field if field in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form = forms.ObservationForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            services.observation_create(
+                actor=request.user, patient=patient, code=data["code"],
+                display=data["measure"].display, value=data["value"], unit=data["unit"],
+                effective_at=data["effective_at"], category=data["measure"].category,
+            )  # fmt: skip
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"{data['measure'].display} recorded.")
+            return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(request, form, "Record a measurement", patient=patient, status_if_errors=True)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form = forms.BloodPressureForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        # Both values or neither: one transaction.
+        with transaction.atomic():
+            for value, measure in (
+                (data["systolic"], forms.SYSTOLIC),
+                (data["diastolic"], forms.DIASTOLIC),
+            ):
+                services.observation_create(
+                    actor=request.user, patient=patient, code=measure.code,
+                    display=measure.display, value=value, unit=measure.unit,
+                    effective_at=data["effective_at"], category=measure.category,
+                )  # fmt: skip
+        messages.success(
+            request, f"Blood pressure {data['systolic']}/{data['diastolic']} mm[Hg] recorded."
+        )
+        return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(
+        request, form, "Record a blood pressure", patient=patient, status_if_errors=True
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form = forms.NoteForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        services.record_create(
+            actor=request.user, patient=patient, model=ClinicalNote, **form.cleaned_data
+        )
+        messages.success(request, "Note saved.")
+        return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(request, form, "Write a note", patient=patient, status_if_errors=True)
+
+
+@staff_required
+def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    with transaction.atomic():
+        record = selectors.access_record(request.user, record_type, record_id)
+        access_event(request, kind="record.read", patient=record.patient, record=record)
+    history = _history(record)
+    return render(
+        request, "provider/record.html",
+        {"record": record, "patient": record.patient, "record_type": record_type,
+         "history": history, "fields": _display_fields(record)},
+    )  # fmt: skip
+
+
+def _history(record: ClinicalRecord) -> list[ClinicalRecord]:
+    """The versions this one replaced (oldest last), for the history panel."""
+    chain, current = [], record
+    model = type(record)
+    while current.replaces_id:
+        current = model.objects.filter(pk=current.replaces_id).first()
+        if current is None:
+            break
+        chain.append(current)
+    return chain
+
+
+def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
+    skip = {"id", "row_uuid", "hospital", "patient", "replaces", "recorded_by", "content"}
+    return [
+        (f.verbose_name, getattr(record, f.name))
+        for f in record._meta.concrete_fields
+        if f.name not in skip
+    ]
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def observation_correct_view(request: HttpRequest, record_id: int) -> HttpResponse:
+    record = selectors.access_record(request.user, "observation", record_id)
+    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
+    form = forms.ObservationForm(request.POST or None, initial=initial, fixed_code=record.code)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            new = services.record_correct(
+                actor=request.user, record=record, value=data["value"], unit=data["unit"],
+                effective_at=data["effective_at"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Corrected; the previous value is kept as entered in error.")
+            return redirect("provider:record", record_type="observation", record_id=new.pk)
+    return _form_page(
+        request, form, f"Correct {record.display}", patient=record.patient, status_if_errors=True
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form = forms.CareTeamAddForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        user = (
+            get_user_model()._default_manager.filter(username=form.cleaned_data["username"]).first()
+        )
+        try:
+            if user is None:
+                raise ValidationError("No colleague with that username works at this hospital.")
+            services.care_team_add(patient=patient, user=user, actor=request.user)
+        except ValidationError as exc:
+            form.add_error("username", exc.messages)
+        else:
+            messages.success(request, f"{user.get_username()} joined the care team.")
+            return redirect("provider:care_team", patient_id=patient.pk)
+    members = patient.care_team.select_related("user").order_by("user__username")
+    status = 400 if form.errors else 200
+    return render(
+        request, "provider/care_team.html",
+        {"patient": patient, "form": form, "members": members}, status=status,
+    )  # fmt: skip
+
+
+@staff_required
+@require_POST
+def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    member = patient.care_team.filter(user_id=user_id).select_related("user").first()
+    if member is None:
+        raise Http404("No such care team member.")
+    services.care_team_remove(patient=patient, user=member.user, actor=request.user)
+    messages.success(request, f"{member.user.get_username()} left the care team.")
+    return redirect("provider:care_team", patient_id=patient.pk)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form = forms.DocumentUploadForm(request.POST or None, request.FILES or None)
+    if request.method == "POST" and form.is_valid():
+        upload = form.cleaned_data["file"]
+        content = upload.read()
+        services.record_create(
+            actor=request.user, patient=patient, model=Document,
+            title=form.cleaned_data["title"], content_type=upload.declared_type,
+            size=len(content), sha256=hashlib.sha256(content).hexdigest(), content=content,
+        )  # fmt: skip
+        messages.success(request, "Document uploaded.")
+        return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(
+        request, form, "Upload a document", patient=patient, status_if_errors=True, multipart=True
+    )
+
+
+@staff_required
+def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse:
+    with transaction.atomic():
+        document = selectors.access_record(request.user, "document", record_id)
+        access_event(request, kind="document.read", patient=document.patient, record=document)
+    response = HttpResponse(bytes(document.content), content_type=document.content_type)
+    response["Content-Disposition"] = f'attachment; filename="document-{document.pk}"'
+    response["X-Content-Type-Options"] = "nosniff"
+    response["Cache-Control"] = "no-store"
+    return response

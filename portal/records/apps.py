@@ -8,8 +8,8 @@ class RecordsConfig(AppConfig):
 
     def ready(self) -> None:
         from ledger import subjects
-        from portal.records import canonical
-        from portal.records.models import Observation, Patient
+        from portal.records.canonical import canonical
+        from portal.records.models import RECORD_MODELS, Patient
 
-        subjects.register(Patient, canonical.patient)
-        subjects.register(Observation, canonical.observation)
+        for model in (Patient, *RECORD_MODELS):
+            subjects.register(model, canonical)

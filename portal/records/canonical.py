@@ -1,48 +1,45 @@
-"""Canonical content of each record, as digested into the ledger.
+"""Canonical content of patients and records, as digested into the ledger.
 
-Every field that matters clinically is here, so that an edit made behind the application's
-back changes the digest and verify_ledger names the row.
+Every concrete field except the surrogate key and the creation timestamp is included, so an
+edit made behind the application's back changes the digest and verify_ledger names the row.
+Values are normalized to what the database gives back (UTC instants, decimals at the
+column's scale), so a row digests the same before and after a round trip.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+import hashlib
+import uuid
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any
 
-from portal.records.models import Observation, Patient
+from django.db import models
+
+SKIPPED = {"id", "created_at"}
 
 
-def _decimal(value: Decimal | None, places: int) -> str | None:
-    # As the column stores it, whatever precision the caller passed in.
-    return (
-        None if value is None else format(Decimal(value).quantize(Decimal(1).scaleb(-places)), "f")
-    )
+def _value(field: models.Field, value: Any) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, datetime):
+        return value.astimezone(UTC).isoformat()
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Decimal) or isinstance(field, models.DecimalField):
+        places = getattr(field, "decimal_places", None)
+        dec = Decimal(value)
+        return format(dec.quantize(Decimal(1).scaleb(-places)) if places is not None else dec, "f")
+    if isinstance(value, bytes | bytearray | memoryview):
+        return "sha256:" + hashlib.sha256(bytes(value)).hexdigest()
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
 
 
-def _instant(value: datetime | None) -> str | None:
-    return None if value is None else value.astimezone(UTC).isoformat()
-
-
-def patient(obj: Patient) -> dict[str, Any]:
+def canonical(obj: models.Model) -> dict[str, Any]:
     return {
-        "hospital": obj.hospital_id,
-        "mrn": obj.mrn,
-        "given_name": obj.given_name,
-        "family_name": obj.family_name,
-        "birth_date": obj.birth_date.isoformat() if obj.birth_date else None,
-        "user": obj.user_id,
-    }
-
-
-def observation(obj: Observation) -> dict[str, Any]:
-    return {
-        "hospital": obj.hospital_id,
-        "patient": obj.patient_id,
-        "code": obj.code,
-        "display": obj.display,
-        "value": _decimal(obj.value, Observation._meta.get_field("value").decimal_places),
-        "unit": obj.unit,
-        "effective_at": _instant(obj.effective_at),
-        "recorded_by": obj.recorded_by_id,
+        field.attname: _value(field, getattr(obj, field.attname))
+        for field in obj._meta.concrete_fields
+        if field.name not in SKIPPED
     }

@@ -1,5 +1,19 @@
+"""Patients and clinical records, modelled on their FHIR R4 counterparts.
+
+Records are never hard-deleted: a correction creates a new version that `replaces` the old
+one, and the old one is marked entered-in-error, so the history stays readable.
+Per-record access is django-guardian object permissions in direct foreign-key tables
+(PatientUserObjectPermission, PatientGroupObjectPermission, ClinicalNoteUserObjectPermission),
+written only by the registration, care-team and consent services.
+"""
+
+from __future__ import annotations
+
+import uuid
+
 from django.conf import settings
 from django.db import models
+from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import TenantManager
@@ -12,6 +26,13 @@ class Patient(models.Model):
     to the same account, which then sees every registration.
     """
 
+    class Sex(models.TextChoices):
+        FEMALE = "female", "Female"
+        MALE = "male", "Male"
+        OTHER = "other", "Other"
+        UNKNOWN = "unknown", "Unknown"
+
+    row_uuid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="patients")
     mrn = models.CharField("MRN", max_length=64)
     user = models.ForeignKey(
@@ -24,6 +45,10 @@ class Patient(models.Model):
     given_name = models.CharField(max_length=100)
     family_name = models.CharField(max_length=100)
     birth_date = models.DateField()
+    sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
+    phone = models.CharField(max_length=40, blank=True, default="")
+    # A VIP or an employee: only the care team may open the chart.
+    restricted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
 
     objects = TenantManager()
@@ -35,19 +60,59 @@ class Patient(models.Model):
         ordering = ["family_name", "given_name", "id"]
 
     def __str__(self) -> str:
-        return f"Patient {self.mrn} at {self.hospital_id}"
+        return f"Patient {self.pk} at hospital {self.hospital_id}"
 
 
-class Observation(models.Model):
-    """A vital sign or lab value (FHIR Observation): LOINC code, value, unit, time."""
+class PatientUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+
+class PatientGroupObjectPermission(GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+
+class CareTeamMember(models.Model):
+    """A named member of a patient's care team (the grant that survives restriction)."""
 
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+")
-    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="observations")
-    code = models.CharField("LOINC code", max_length=20)
-    display = models.CharField(max_length=200)
-    value = models.DecimalField(max_digits=12, decimal_places=3)
-    unit = models.CharField(max_length=32)
-    effective_at = models.DateTimeField()
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="care_team")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="care_teams"
+    )
+    added_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+    )
+    added_at = models.DateTimeField(auto_now_add=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["patient", "user"], name="one_care_team_entry")
+        ]
+
+    def __str__(self) -> str:
+        return f"care team of patient {self.patient_id}: user {self.user_id}"
+
+
+class RecordStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    ENTERED_IN_ERROR = "entered-in-error", "Entered in error"
+
+
+class ClinicalRecord(models.Model):
+    """Fields every clinical record shares: owner, patient, version history, author."""
+
+    row_uuid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="+")
+    status = models.CharField(
+        max_length=20, choices=RecordStatus.choices, default=RecordStatus.ACTIVE
+    )
+    version = models.PositiveIntegerField(default=1)
+    replaces = models.OneToOneField(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="replaced_by"
+    )
     recorded_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
@@ -56,8 +121,110 @@ class Observation(models.Model):
     objects = TenantManager()
 
     class Meta:
-        ordering = ["-effective_at", "-id"]
-        indexes = [models.Index(fields=["patient", "code", "effective_at"])]
+        abstract = True
 
     def __str__(self) -> str:
-        return f"Observation {self.code} of patient {self.patient_id}"
+        return f"{type(self).__name__} {self.pk} of patient {self.patient_id}"
+
+
+class Encounter(ClinicalRecord):
+    class_code = models.CharField(max_length=20, default="AMB")  # v3 ActCode: AMB, IMP, EMER
+    type_code = models.CharField(max_length=40, blank=True, default="")
+    type_display = models.CharField(max_length=200, blank=True, default="")
+    reason = models.TextField(blank=True, default="")
+    period_start = models.DateTimeField()
+    period_end = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "period_start"])]
+
+
+class Observation(ClinicalRecord):
+    """A vital sign or lab value: LOINC code, value, unit, effective time."""
+
+    class Category(models.TextChoices):
+        VITAL_SIGNS = "vital-signs", "Vital signs"
+        LABORATORY = "laboratory", "Laboratory"
+
+    category = models.CharField(max_length=20, choices=Category.choices)
+    code = models.CharField("LOINC code", max_length=20)
+    display = models.CharField(max_length=200)
+    value = models.DecimalField(max_digits=12, decimal_places=3)
+    unit = models.CharField(max_length=32)
+    effective_at = models.DateTimeField()
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "code", "effective_at"])]
+
+
+class Condition(ClinicalRecord):
+    code = models.CharField(max_length=40)  # SNOMED CT
+    display = models.CharField(max_length=200)
+    clinical_status = models.CharField(max_length=20, default="active")
+    onset_date = models.DateField(null=True, blank=True)
+    abatement_date = models.DateField(null=True, blank=True)
+
+
+class MedicationRequest(ClinicalRecord):
+    code = models.CharField(max_length=40)  # RxNorm
+    display = models.CharField(max_length=200)
+    dosage = models.TextField(blank=True, default="")
+    request_status = models.CharField(max_length=20, default="active")
+    authored_on = models.DateTimeField()
+
+
+class AllergyIntolerance(ClinicalRecord):
+    code = models.CharField(max_length=40)
+    display = models.CharField(max_length=200)
+    criticality = models.CharField(max_length=20, default="unable-to-assess")
+    reaction = models.TextField(blank=True, default="")
+    recorded_date = models.DateTimeField()
+
+
+class Immunization(ClinicalRecord):
+    vaccine_code = models.CharField(max_length=20)  # CVX
+    display = models.CharField(max_length=200)
+    occurrence = models.DateTimeField()
+
+
+class Procedure(ClinicalRecord):
+    code = models.CharField(max_length=40)
+    display = models.CharField(max_length=200)
+    performed_at = models.DateTimeField()
+
+
+class ClinicalNote(ClinicalRecord):
+    """Free text. A restricted note (for example psychotherapy) is visible only to users
+    granted on that very note."""
+
+    title = models.CharField(max_length=200)
+    text = models.TextField()
+    restricted = models.BooleanField(default=False)
+
+
+class ClinicalNoteUserObjectPermission(UserObjectPermissionBase):
+    content_object = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE)
+
+
+class Document(ClinicalRecord):
+    title = models.CharField(max_length=200)
+    content_type = models.CharField(max_length=100)
+    size = models.PositiveIntegerField()
+    sha256 = models.CharField(max_length=64)
+    content = models.BinaryField()
+
+
+RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (
+    Encounter,
+    Observation,
+    Condition,
+    MedicationRequest,
+    AllergyIntolerance,
+    Immunization,
+    Procedure,
+    ClinicalNote,
+    Document,
+)

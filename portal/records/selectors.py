@@ -1,10 +1,40 @@
+"""Reads of patients and records, and the one place that decides who may see which chart.
+
+Access is decided by the object-permission tables alone (never `user.has_perm`, which is
+true for every superuser, and never model-level permissions): a chart is visible to a user
+holding `view_patient` on it directly (care team, consent) or through a group (the
+hospital-wide clinical staff group). Lists filter with a subquery; nothing is checked row by
+row in Python.
+"""
+
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Count, QuerySet
+from collections import defaultdict
+from dataclasses import dataclass, field
+from typing import Any
 
-from portal.records.models import Patient
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Q, QuerySet
+from django.http import Http404
+
+from portal.records.models import (
+    RECORD_MODELS,
+    AllergyIntolerance,
+    ClinicalNote,
+    ClinicalNoteUserObjectPermission,
+    ClinicalRecord,
+    Condition,
+    Encounter,
+    MedicationRequest,
+    Observation,
+    Patient,
+    PatientGroupObjectPermission,
+    PatientUserObjectPermission,
+    RecordStatus,
+)
 from portal.tenancy.models import Hospital
+
+RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
 
 
 def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Patient]:
@@ -22,9 +52,144 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
     )
 
 
-def patient_list_for_hospital(*, hospital: Hospital) -> QuerySet[Patient]:
-    return (
-        Patient.objects.filter(hospital=hospital)
-        .annotate(observation_count=Count("observations"))
-        .order_by("family_name", "given_name", "id")
+def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
+    """The condition "user holds `codename` on this patient", as subqueries (one SQL query)."""
+    direct = PatientUserObjectPermission.objects.filter(
+        user=user, permission__codename=codename
+    ).values("content_object_id")
+    via_group = PatientGroupObjectPermission.objects.filter(
+        group__user=user, permission__codename=codename
+    ).values("content_object_id")
+    return Q(pk__in=direct) | Q(pk__in=via_group)
+
+
+def patient_list_for_user(
+    *, user: AbstractBaseUser, hospital: Hospital, query: str = ""
+) -> QuerySet[Patient]:
+    patients = Patient.objects.filter(patient_visible_q(user=user), hospital=hospital)
+    query = query.strip()
+    if query:
+        patients = patients.filter(
+            Q(mrn__iexact=query) | Q(family_name__iexact=query) | Q(given_name__iexact=query)
+        )
+    return patients.order_by("family_name", "given_name", "id")
+
+
+def access_patient(
+    user: AbstractBaseUser, patient_id: Any, *, codename: str = "view_patient"
+) -> Patient:
+    """Fetch a chart the user may open, in the active scope, or 404 (missing = forbidden)."""
+    try:
+        pk = int(patient_id)
+    except (TypeError, ValueError):
+        raise Http404("No such patient.") from None
+    patient = (
+        Patient.objects.filter(patient_visible_q(user=user, codename=codename), pk=pk)
+        .select_related("hospital")
+        .first()
     )
+    if patient is None:
+        raise Http404("No such patient.")
+    return patient
+
+
+def _visible_notes_q(user: AbstractBaseUser) -> Q:
+    granted = ClinicalNoteUserObjectPermission.objects.filter(
+        user=user, permission__codename="view_clinicalnote"
+    ).values("content_object_id")
+    return Q(restricted=False) | Q(pk__in=granted)
+
+
+def records_for_patient(
+    *, user: AbstractBaseUser, patient: Patient, model: type[ClinicalRecord]
+) -> QuerySet:
+    """Records of one type on a chart the caller already opened through access_patient."""
+    qs = model.objects.filter(patient=patient)
+    if model is ClinicalNote:
+        qs = qs.filter(_visible_notes_q(user))
+    return qs
+
+
+def access_record(user: AbstractBaseUser, record_type: str, record_id: Any) -> ClinicalRecord:
+    """A record the user may open: its chart must be visible, and a restricted note must be
+    granted to the user itself. 404 otherwise."""
+    model = RECORD_TYPES.get(record_type)
+    try:
+        pk = int(record_id)
+    except (TypeError, ValueError):
+        pk = None
+    if model is None or pk is None:
+        raise Http404("No such record.")
+    qs = model.objects.filter(pk=pk).filter(
+        patient__in=Patient.objects.filter(patient_visible_q(user=user))
+    )
+    if model is ClinicalNote:
+        qs = qs.filter(_visible_notes_q(user))
+    record = qs.select_related("patient", "recorded_by").first()
+    if record is None:
+        raise Http404("No such record.")
+    return record
+
+
+@dataclass
+class Chart:
+    patient: Patient
+    problems: list[Condition] = field(default_factory=list)
+    medications: list[MedicationRequest] = field(default_factory=list)
+    allergies: list[AllergyIntolerance] = field(default_factory=list)
+    timeline: list[tuple[Any, str, ClinicalRecord]] = field(default_factory=list)
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+TIMELINE_DATE = {
+    "encounter": "period_start",
+    "observation": "effective_at",
+    "condition": "created_at",
+    "medicationrequest": "authored_on",
+    "allergyintolerance": "recorded_date",
+    "immunization": "occurrence",
+    "procedure": "performed_at",
+    "clinicalnote": "created_at",
+    "document": "created_at",
+}
+
+
+def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int = 100) -> Chart:
+    """Everything the chart page shows, in one query per record type, whatever the size."""
+    chart = Chart(patient=patient)
+    for model in RECORD_MODELS:
+        name = model._meta.model_name
+        qs = records_for_patient(user=user, patient=patient, model=model).filter(
+            status=RecordStatus.ACTIVE
+        )
+        if model is Observation:
+            rows = list(qs.order_by("effective_at", "id"))
+            for obs in rows:
+                s = chart.series.setdefault(
+                    obs.code, {"display": obs.display, "unit": obs.unit, "points": []}
+                )
+                s["points"].append((obs.effective_at, obs.value))
+            recent = rows[-timeline_limit:]
+        else:
+            date_field = TIMELINE_DATE[name]
+            if model is Encounter:
+                qs = qs.order_by(f"-{date_field}")
+            recent = list(qs.order_by(f"-{date_field}", "-id")[:timeline_limit])
+            if model is Condition:
+                chart.problems = [c for c in recent if c.clinical_status == "active"]
+            elif model is MedicationRequest:
+                chart.medications = [m for m in recent if m.request_status == "active"]
+            elif model is AllergyIntolerance:
+                chart.allergies = recent
+        for record in recent:
+            chart.timeline.append((getattr(record, TIMELINE_DATE[name]), name, record))
+    chart.timeline.sort(key=lambda item: item[0], reverse=True)
+    chart.timeline = chart.timeline[:timeline_limit]
+    return chart
+
+
+def series_by_code(observations: list[Observation]) -> dict[str, list[tuple[Any, Any]]]:
+    grouped: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
+    for obs in observations:
+        grouped[obs.code].append((obs.effective_at, obs.value))
+    return dict(grouped)

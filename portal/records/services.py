@@ -1,16 +1,46 @@
-"""Writes of patients and clinical records."""
+"""Writes of patients, clinical records, care teams and the object permissions they imply.
+
+Every write records its ledger event in the same transaction. Object permissions are
+written only here (registration, care team, restriction) and, later, by the consent service.
+"""
 
 from __future__ import annotations
 
 from datetime import date, datetime
 from decimal import Decimal
+from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.utils import timezone
+from guardian.shortcuts import assign_perm, remove_perm
 
 from ledger.services import event_record
-from portal.records.models import Observation, Patient
-from portal.tenancy.models import Hospital
+from portal.records.models import (
+    CareTeamMember,
+    ClinicalNote,
+    ClinicalRecord,
+    Observation,
+    Patient,
+    PatientGroupObjectPermission,
+    RecordStatus,
+)
+from portal.tenancy.models import Hospital, Membership
+from portal.tenancy.selectors import hospital_clinical_group
+
+R = TypeVar("R", bound=ClinicalRecord)
+CHART_PERMS = ("records.view_patient", "records.change_patient")
+
+
+def _label(model: type) -> str:
+    return model._meta.model_name
+
+
+def _grant_hospital_wide(patient: Patient) -> None:
+    group = hospital_clinical_group(hospital_id=patient.hospital_id)
+    for perm in CHART_PERMS:
+        assign_perm(perm, group, patient)
 
 
 @transaction.atomic
@@ -21,17 +51,22 @@ def patient_register(
     given_name: str,
     family_name: str,
     birth_date: date,
+    sex: str = Patient.Sex.UNKNOWN,
+    phone: str = "",
     user: AbstractBaseUser | None = None,
     actor: AbstractBaseUser | None = None,
 ) -> Patient:
-    patient = Patient._base_manager.create(
-        hospital=hospital,
-        mrn=mrn,
-        given_name=given_name,
-        family_name=family_name,
-        birth_date=birth_date,
-        user=user,
-    )
+    """Register a patient; by default the hospital's clinical staff may open the chart."""
+    patient = Patient(
+        hospital=hospital, mrn=mrn, given_name=given_name, family_name=family_name,
+        birth_date=birth_date, sex=sex, phone=phone, user=user,
+    )  # fmt: skip
+    # Uniqueness is checked below and by the database; full_clean would query unscoped.
+    patient.full_clean(validate_unique=False, validate_constraints=False)
+    if Patient._base_manager.filter(hospital=hospital, mrn=mrn).exists():
+        raise ValidationError({"mrn": "A patient with this MRN is already registered here."})
+    patient.save()
+    _grant_hospital_wide(patient)
     event_record(
         kind="patient.registered", hospital=hospital, subject=patient, actor=actor, patient=patient
     )
@@ -39,6 +74,136 @@ def patient_register(
 
 
 @transaction.atomic
+def patient_set_restricted(
+    *, patient: Patient, restricted: bool, actor: AbstractBaseUser
+) -> Patient:
+    """Restrict a chart to its care team (a VIP, an employee), or lift the restriction."""
+    patient = Patient._base_manager.select_for_update().get(pk=patient.pk)
+    if patient.restricted == restricted:
+        return patient
+    patient.restricted = restricted
+    patient.save(update_fields=["restricted"])
+    if restricted:
+        PatientGroupObjectPermission.objects.filter(content_object=patient).delete()
+    else:
+        _grant_hospital_wide(patient)
+    event_record(
+        kind="patient.restricted" if restricted else "patient.unrestricted",
+        hospital=patient.hospital_id, subject=patient, actor=actor, patient=patient,
+    )  # fmt: skip
+    return patient
+
+
+@transaction.atomic
+def care_team_add(
+    *, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser
+) -> CareTeamMember:
+    if not Membership._base_manager.filter(
+        user=user, hospital_id=patient.hospital_id, is_active=True
+    ).exists():
+        # The same words as for an unknown username: nothing is revealed about other hospitals.
+        raise ValidationError("No colleague with that username works at this hospital.")
+    member, created = CareTeamMember._base_manager.get_or_create(
+        patient=patient, user=user, defaults={"hospital_id": patient.hospital_id, "added_by": actor}
+    )
+    for perm in CHART_PERMS:
+        assign_perm(perm, user, patient)
+    if created:
+        event_record(
+            kind="careteam.added", hospital=patient.hospital_id, subject=patient, actor=actor,
+            patient=patient, attrs={"member": user.pk},
+        )  # fmt: skip
+    return member
+
+
+@transaction.atomic
+def care_team_remove(*, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+    deleted, _ = CareTeamMember._base_manager.filter(patient=patient, user=user).delete()
+    for perm in CHART_PERMS:
+        remove_perm(perm, user, patient)
+    if deleted:
+        event_record(
+            kind="careteam.removed", hospital=patient.hospital_id, subject=patient, actor=actor,
+            patient=patient, attrs={"member": user.pk},
+        )  # fmt: skip
+
+
+def _validate_effective(value: datetime | date | None, field: str) -> None:
+    if value is None:
+        return
+    now = timezone.now()
+    later = value > now if isinstance(value, datetime) else value > now.date()
+    if later:
+        raise ValidationError({field: "This date is in the future."})
+
+
+@transaction.atomic
+def record_create(
+    *, actor: AbstractBaseUser | None, patient: Patient, model: type[R], **fields: Any
+) -> R:
+    """Create any clinical record for a patient, validated, with its ledger event."""
+    record = model(hospital_id=patient.hospital_id, patient=patient, recorded_by=actor, **fields)
+    for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
+        if hasattr(record, name):
+            _validate_effective(getattr(record, name), name)
+    record.full_clean(
+        exclude=["hospital", "patient", "recorded_by", "replaces"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    record.save()
+    if isinstance(record, ClinicalNote) and record.restricted and actor is not None:
+        assign_perm("records.view_clinicalnote", actor, record)
+    event_record(
+        kind=f"{_label(model)}.created", hospital=patient.hospital_id, subject=record,
+        actor=actor, patient=patient.pk,
+    )  # fmt: skip
+    return record
+
+
+@transaction.atomic
+def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
+    """Correct a record: the old version is marked entered-in-error, a new version replaces it.
+
+    Locks the old row so two concurrent corrections cannot both succeed.
+    """
+    model = type(record)
+    old = model._base_manager.select_for_update().get(pk=record.pk)
+    if old.status != RecordStatus.ACTIVE or model._base_manager.filter(replaces=old).exists():
+        raise ValidationError("This record has already been corrected; open its latest version.")
+    values = {
+        f.name: getattr(old, f.name)
+        for f in model._meta.concrete_fields
+        if f.name not in {"id", "row_uuid", "status", "version", "replaces", "recorded_by",
+                          "created_at", "hospital", "patient"}
+    }  # fmt: skip
+    values.update(changes)
+    new = model(
+        hospital_id=old.hospital_id, patient_id=old.patient_id, recorded_by=actor,
+        version=old.version + 1, replaces=old, **values,
+    )  # fmt: skip
+    for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
+        if name in changes:
+            _validate_effective(changes[name], name)
+    new.full_clean(
+        exclude=["hospital", "patient", "recorded_by", "replaces"],
+        validate_unique=False,
+        validate_constraints=False,
+    )
+    old.status = RecordStatus.ENTERED_IN_ERROR
+    old.save(update_fields=["status"])
+    new.save()
+    event_record(
+        kind=f"{_label(model)}.entered-in-error", hospital=old.hospital_id, subject=old,
+        actor=actor, patient=old.patient_id,
+    )  # fmt: skip
+    event_record(
+        kind=f"{_label(model)}.corrected", hospital=old.hospital_id, subject=new, actor=actor,
+        patient=old.patient_id, attrs={"replaces": old.pk},
+    )  # fmt: skip
+    return new
+
+
 def observation_create(
     *,
     actor: AbstractBaseUser | None,
@@ -48,23 +213,19 @@ def observation_create(
     value: Decimal,
     unit: str,
     effective_at: datetime,
+    category: str = Observation.Category.VITAL_SIGNS,
 ) -> Observation:
-    observation = Observation._base_manager.create(
-        hospital_id=patient.hospital_id,
-        patient=patient,
-        code=code,
-        display=display,
-        value=value,
-        unit=unit,
-        effective_at=effective_at,
-        recorded_by=actor,
-    )
+    return record_create(
+        actor=actor, patient=patient, model=Observation, category=category, code=code,
+        display=display, value=value, unit=unit, effective_at=effective_at,
+    )  # fmt: skip
+
+
+@transaction.atomic
+def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+    """Let one user read a restricted note (the only way to see it)."""
+    assign_perm("records.view_clinicalnote", user, note)
     event_record(
-        kind="observation.created",
-        hospital=patient.hospital_id,
-        subject=observation,
-        actor=actor,
-        patient=patient,
-        attrs={"code": code},
-    )
-    return observation
+        kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
+        patient=note.patient_id, attrs={"grantee": user.pk},
+    )  # fmt: skip

@@ -6,6 +6,7 @@ from django.http import HttpRequest
 
 from portal.admin_site import admin_hospital_ids
 from portal.tenancy.models import Hospital, Membership
+from portal.tenancy.services import membership_sync_groups
 
 
 class HospitalAdminAccessMixin:
@@ -62,6 +63,10 @@ class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     list_filter = ["role", "is_active", "hospital"]
     search_fields = ["user__username"]
     list_select_related = ["user", "hospital"]
+
+    def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        membership_sync_groups(membership=obj)
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if not request.user.is_superuser:

@@ -25,6 +25,10 @@ class Role(models.TextChoices):
     HOSPITAL_ADMIN = "hospital_admin", "Hospital admin"
 
 
+# Roles that work with charts; they see the hospital's unrestricted patients.
+CLINICAL_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.RECORDS_CLERK})
+
+
 class Membership(models.Model):
     """A staff member's role at one hospital. A user may hold memberships at several."""
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 
 from portal.tenancy.models import Hospital, Membership, Role
 
@@ -44,3 +44,9 @@ def hospital_ids_administered(*, user: AbstractBaseUser | AnonymousUser) -> list
 
 def hospital_get_by_slug(*, slug: str) -> Hospital | None:
     return Hospital.objects.filter(slug=slug).first()
+
+
+def hospital_clinical_group(*, hospital_id: int) -> Group:
+    """The group whose object permissions make a patient visible hospital-wide."""
+    group, _ = Group.objects.get_or_create(name=f"hospital-{hospital_id}-clinical-staff")
+    return group

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 from django.http import Http404, HttpRequest
 
 from portal.tenancy import selectors
 from portal.tenancy.middleware import SESSION_KEY
-from portal.tenancy.models import Hospital, Membership
+from portal.tenancy.models import CLINICAL_ROLES, Hospital, Membership
 
 
 def active_hospital_switch(*, request: HttpRequest, hospital_id: int) -> Hospital:
@@ -28,8 +29,23 @@ def hospital_ensure(*, slug: str, name: str) -> Hospital:
     return hospital
 
 
+@transaction.atomic
 def membership_ensure(*, user: AbstractBaseUser, hospital: Hospital, role: str) -> Membership:
     membership, _ = Membership._base_manager.update_or_create(
         user=user, hospital=hospital, defaults={"role": role, "is_active": True}
     )
+    membership_sync_groups(membership=membership)
     return membership
+
+
+def membership_sync_groups(*, membership: Membership) -> None:
+    """Keep the hospital-wide clinical group in step with the membership.
+
+    Clinicians, nurses and records clerks of a hospital see its (unrestricted) patients
+    through this group's object permissions; hospital admins administer and are not in it.
+    """
+    group = selectors.hospital_clinical_group(hospital_id=membership.hospital_id)
+    if membership.is_active and membership.role in CLINICAL_ROLES:
+        membership.user.groups.add(group)
+    else:
+        membership.user.groups.remove(group)

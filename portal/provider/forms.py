@@ -1,0 +1,172 @@
+"""Provider portal forms: server-side validation with messages a clinician understands."""
+
+from __future__ import annotations
+
+from datetime import date
+
+from django import forms
+from django.conf import settings
+from django.utils import timezone
+
+from portal.records.catalog import DIASTOLIC, MEASURES, SYSTOLIC
+from portal.records.models import Patient
+
+UNITS = sorted({m.unit for m in MEASURES.values()})
+
+
+class PatientSearchForm(forms.Form):
+    q = forms.CharField(
+        required=False, max_length=100, label="Find a patient (MRN or exact name)",
+        widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
+    )  # fmt: skip
+
+
+class _WhenMixin:
+    def clean_effective_at(self):
+        value = self.cleaned_data["effective_at"]
+        if value > timezone.now() + timezone.timedelta(minutes=1):
+            raise forms.ValidationError("This time is in the future.")
+        return value
+
+
+def _when_field() -> forms.DateTimeField:
+    return forms.DateTimeField(
+        label="Taken at",
+        initial=lambda: timezone.localtime().strftime("%Y-%m-%dT%H:%M"),
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        input_formats=["%Y-%m-%dT%H:%M", "%Y-%m-%d %H:%M", "%Y-%m-%dT%H:%M:%S"],
+    )
+
+
+class ObservationForm(_WhenMixin, forms.Form):
+    code = forms.ChoiceField(
+        label="Measurement",
+        choices=[("", "Choose…")]
+        + [(m.code, f"{m.display} ({m.code})") for m in MEASURES.values()],
+        error_messages={"invalid_choice": "Unknown code: choose a measurement from the list."},
+    )
+    value = forms.DecimalField(max_digits=12, decimal_places=3)
+    unit = forms.ChoiceField(
+        choices=[(u, u) for u in UNITS],
+        error_messages={"invalid_choice": "Unknown unit."},
+    )
+    effective_at = _when_field()
+
+    def __init__(self, *args, fixed_code: str | None = None, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fixed_code = fixed_code
+        if fixed_code:
+            self.fields["code"].required = False
+            self.fields["code"].widget = forms.HiddenInput()
+
+    def clean(self):
+        data = super().clean()
+        code = self.fixed_code or data.get("code")
+        measure = MEASURES.get(code or "")
+        if measure is None:
+            return data
+        data["code"] = code
+        if data.get("unit") and data["unit"] != measure.unit:
+            self.add_error("unit", f"{measure.display} is recorded in {measure.unit}.")
+        value = data.get("value")
+        if value is not None and not measure.low <= value <= measure.high:
+            self.add_error(
+                "value",
+                f"{value} {measure.unit} is outside the plausible range for {measure.display} "
+                f"({measure.low} to {measure.high}).",
+            )
+        data["measure"] = measure
+        return data
+
+
+class BloodPressureForm(_WhenMixin, forms.Form):
+    systolic = forms.DecimalField(label="Systolic (mm[Hg])", max_digits=5, decimal_places=0)
+    diastolic = forms.DecimalField(label="Diastolic (mm[Hg])", max_digits=5, decimal_places=0)
+    effective_at = _when_field()
+
+    def clean(self):
+        data = super().clean()
+        for name, measure in (("systolic", SYSTOLIC), ("diastolic", DIASTOLIC)):
+            value = data.get(name)
+            if value is not None and not measure.low <= value <= measure.high:
+                self.add_error(name, f"{value} mm[Hg] is not a plausible {name} pressure.")
+        s, d = data.get("systolic"), data.get("diastolic")
+        if s is not None and d is not None and s <= d:
+            self.add_error("diastolic", "The diastolic pressure must be lower than the systolic.")
+        return data
+
+
+class NoteForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    text = forms.CharField(widget=forms.Textarea(attrs={"rows": 8}), max_length=20000)
+    restricted = forms.BooleanField(
+        required=False,
+        label="Restricted note (for example psychotherapy): only people granted on this note "
+        "may read it",
+    )
+
+
+class PatientRegisterForm(forms.Form):
+    mrn = forms.RegexField(
+        label="MRN", regex=r"^[A-Za-z0-9\-]{1,64}$",
+        error_messages={"invalid": "Letters, digits and dashes only."},
+    )  # fmt: skip
+    given_name = forms.CharField(max_length=100)
+    family_name = forms.CharField(max_length=100)
+    birth_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
+    sex = forms.ChoiceField(choices=Patient.Sex.choices)
+    phone = forms.RegexField(
+        required=False, regex=r"^[0-9+() \-]{3,40}$",
+        error_messages={"invalid": "Digits, spaces and + ( ) - only."},
+    )  # fmt: skip
+
+    def clean_birth_date(self):
+        value = self.cleaned_data["birth_date"]
+        if value > date.today():
+            raise forms.ValidationError("The birth date is in the future.")
+        return value
+
+
+class CareTeamAddForm(forms.Form):
+    username = forms.CharField(max_length=150, label="Add a colleague by username")
+
+
+# Uploads: what a hospital's document store accepts, checked by content, not only by name.
+DOCUMENT_TYPES = {
+    "application/pdf": (b"%PDF-",),
+    "image/png": (b"\x89PNG\r\n\x1a\n",),
+    "image/jpeg": (b"\xff\xd8\xff",),
+    "text/plain": (),
+}
+
+
+class DocumentUploadForm(forms.Form):
+    title = forms.CharField(max_length=200)
+    file = forms.FileField()
+
+    def clean_file(self):
+        upload = self.cleaned_data["file"]
+        limit = settings.DOCUMENT_MAX_BYTES
+        if upload.size > limit:
+            raise forms.ValidationError(
+                f"The file is {upload.size:,} bytes; the limit is {limit:,} bytes."
+            )
+        declared = (upload.content_type or "").split(";")[0].strip().lower()
+        if declared not in DOCUMENT_TYPES:
+            raise forms.ValidationError("Only PDF, PNG, JPEG and plain-text files are accepted.")
+        head = upload.read(16)
+        upload.seek(0)
+        magics = DOCUMENT_TYPES[declared]
+        if magics and not any(head.startswith(m) for m in magics):
+            raise forms.ValidationError(
+                f"The file's content does not match its type ({declared}); it was not saved."
+            )
+        if declared == "text/plain":
+            try:
+                upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise forms.ValidationError("A text file must be UTF-8 text.") from None
+            finally:
+                upload.seek(0)
+        upload.declared_type = declared
+        return upload

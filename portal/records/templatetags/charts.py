@@ -1,0 +1,73 @@
+"""Server-rendered SVG line charts for vitals and lab trends (no JavaScript, no CDN)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+
+from django import template
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString
+
+register = template.Library()
+
+W, H, PAD_L, PAD_R, PAD_T, PAD_B = 480, 160, 48, 12, 12, 28
+
+
+@register.simple_tag
+def trend_chart(series: dict, code: str) -> SafeString:
+    points: list[tuple[datetime, Decimal]] = series["points"]
+    title = f"{series['display']} ({series['unit']})"
+    if not points:
+        return format_html("<p>No values for {}.</p>", title)
+    times = [p[0].timestamp() for p in points]
+    values = [float(p[1]) for p in points]
+    t0, t1 = min(times), max(times)
+    v0, v1 = min(values), max(values)
+    if v0 == v1:
+        v0, v1 = v0 - 1, v1 + 1
+    if t0 == t1:
+        t0, t1 = t0 - 1, t1 + 1
+
+    def x(t: float) -> float:
+        return PAD_L + (t - t0) / (t1 - t0) * (W - PAD_L - PAD_R)
+
+    def y(v: float) -> float:
+        return PAD_T + (1 - (v - v0) / (v1 - v0)) * (H - PAD_T - PAD_B)
+
+    coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times, values, strict=True))
+    dots = format_html_join(
+        "",
+        '<circle cx="{}" cy="{}" r="3"><title>{}: {} {}</title></circle>',
+        (
+            (f"{x(t):.1f}", f"{y(v):.1f}", p[0].strftime("%Y-%m-%d %H:%M"), p[1], series["unit"])
+            for t, v, p in zip(times, values, points, strict=True)
+        ),
+    )
+    last = points[-1]
+    summary = (
+        f"{title}: {len(points)} values from {points[0][0]:%Y-%m-%d} to {last[0]:%Y-%m-%d}, "
+        f"latest {last[1]} {series['unit']}, range {min(values):g} to {max(values):g}."
+    )
+    return format_html(
+        '<figure class="trend" data-code="{code}"><figcaption>{title}</figcaption>'
+        '<svg viewBox="0 0 {w} {h}" role="img" aria-label="{summary}" class="trend-svg">'
+        '<line x1="{pl}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>'
+        '<line x1="{pl}" y1="{pt}" x2="{pl}" y2="{bottom}" class="axis"/>'
+        '<text x="{tx}" y="{ty_top}" class="tick" text-anchor="end">{vmax}</text>'
+        '<text x="{tx}" y="{bottom}" class="tick" text-anchor="end">{vmin}</text>'
+        '<text x="{pl}" y="{h_label}" class="tick">{first}</text>'
+        '<text x="{right}" y="{h_label}" class="tick" text-anchor="end">{lastd}</text>'
+        '<polyline points="{coords}" class="line"/>{dots}</svg>'
+        '<p class="latest">Latest: <strong>{lastv} {unit}</strong></p></figure>',
+        code=code, title=title, w=W, h=H, summary=summary, pl=PAD_L, pt=PAD_T,
+        bottom=H - PAD_B, right=W - PAD_R, tx=PAD_L - 6, ty_top=PAD_T + 8, vmax=f"{v1:g}",
+        vmin=f"{v0:g}", h_label=H - 8, first=f"{points[0][0]:%Y-%m-%d}",
+        lastd=f"{last[0]:%Y-%m-%d}", coords=coords, dots=dots,
+        lastv=last[1], unit=series["unit"],
+    )  # fmt: skip
+
+
+@register.filter
+def verbose_name(obj) -> str:
+    return str(obj._meta.verbose_name).capitalize()

@@ -1,0 +1,188 @@
+"""Adding and correcting records: clear messages for bad input, nothing saved."""
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.utils import timezone
+
+from ledger.models import Event
+from portal.records.models import ClinicalNote, Document, Observation, Patient, RecordStatus
+from portal.tenancy.scoping import unscoped
+
+
+def _counts():
+    with unscoped():
+        return (
+            Observation.objects.count(), ClinicalNote.objects.count(), Document.objects.count(),
+            Patient.objects.count(), Event.objects.count(),
+        )  # fmt: skip
+
+
+def _now_local():
+    return timezone.localtime().strftime("%Y-%m-%dT%H:%M")
+
+
+def test_record_blood_pressure_shows_on_chart(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    url = f"/provider/patients/{a['patient'].pk}/blood-pressure/new/"
+    response = client.post(
+        url, {"systolic": "131", "diastolic": "84", "effective_at": _now_local()}
+    )
+    assert response.status_code == 302
+    chart = client.get(f"/provider/patients/{a['patient'].pk}/").content.decode()
+    assert 'data-code="8480-6"' in chart and 'data-code="8462-4"' in chart
+    assert "131.000 mm[Hg]" in chart and "84.000 mm[Hg]" in chart
+
+
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({"code": "0000-0", "value": "70", "unit": "/min"}, "Unknown code"),
+        ({"code": "8867-4", "value": "70", "unit": "kg"}, "is recorded in /min"),
+        ({"code": "8867-4", "value": "7000", "unit": "/min"}, "outside the plausible range"),
+        ({"code": "8867-4", "value": "abc", "unit": "/min"}, "Enter a number"),
+        ({"code": "8867-4", "value": "70", "unit": "/min", "effective_at": "2999-01-01T10:00"},
+         "in the future"),
+    ],
+)  # fmt: skip
+def test_bad_measurements_are_refused_with_a_message(client, sign_in, world, data, message):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    data = {"effective_at": _now_local(), **data}
+    response = client.post(f"/provider/patients/{a['patient'].pk}/observations/new/", data)
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert _counts() == before
+
+
+def test_blood_pressure_must_be_plausible(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    url = f"/provider/patients/{a['patient'].pk}/blood-pressure/new/"
+    response = client.post(
+        url, {"systolic": "80", "diastolic": "120", "effective_at": _now_local()}
+    )
+    assert response.status_code == 400
+    assert "lower than the systolic" in response.content.decode()
+    assert _counts() == before
+
+
+def test_correction_keeps_history(client, sign_in, world):
+    a = world["a"]
+    obs = a["observation"]
+    sign_in(client, a["clinician"])
+    response = client.post(
+        f"/provider/records/observation/{obs.pk}/correct/",
+        {"value": "75", "unit": "/min", "effective_at": _now_local()},
+    )
+    assert response.status_code == 302
+    with unscoped():
+        old = Observation.objects.get(pk=obs.pk)
+        new = Observation.objects.get(replaces=old)
+    assert old.status == RecordStatus.ENTERED_IN_ERROR
+    assert new.version == 2 and new.value == Decimal("75")
+    page = client.get(f"/provider/records/observation/{new.pk}/").content.decode()
+    assert "Earlier versions" in page and "Version 1" in page
+    # The old version cannot be corrected again.
+    again = client.post(
+        f"/provider/records/observation/{obs.pk}/correct/",
+        {"value": "76", "unit": "/min", "effective_at": _now_local()},
+    )
+    assert again.status_code == 400 and "already been corrected" in again.content.decode()
+    kinds = list(Event.objects.order_by("-id").values_list("kind", flat=True)[:4])
+    assert "observation.corrected" in kinds and "observation.entered-in-error" in kinds
+
+
+def test_register_patient_validation(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    bad = client.post(
+        "/provider/patients/new/",
+        {"mrn": a["patient"].mrn, "given_name": "X", "family_name": "Y",
+         "birth_date": "1990-01-01", "sex": "female"},
+    )  # fmt: skip
+    assert bad.status_code == 400 and "already registered" in bad.content.decode()
+    future = client.post(
+        "/provider/patients/new/",
+        {"mrn": "NEW-9", "given_name": "X", "family_name": "Y",
+         "birth_date": (dt.date.today() + dt.timedelta(days=3)).isoformat(), "sex": "female"},
+    )  # fmt: skip
+    assert future.status_code == 400 and "in the future" in future.content.decode()
+    assert _counts() == before
+    ok = client.post(
+        "/provider/patients/new/",
+        {"mrn": "NEW-9", "given_name": "Xena", "family_name": "Yang",
+         "birth_date": "1990-01-01", "sex": "female"},
+    )  # fmt: skip
+    assert ok.status_code == 302
+    assert client.get(ok.url).status_code == 200  # the new chart is visible at once
+
+
+@pytest.mark.parametrize(
+    ("name", "content", "content_type", "message"),
+    [
+        ("x.pdf", b"not a pdf at all", "application/pdf", "does not match its type"),
+        ("x.exe", b"MZ\x90\x00", "application/x-msdownload", "Only PDF"),
+        ("x.txt", b"\xff\xfe\x00bad", "text/plain", "UTF-8"),
+    ],
+)
+def test_bad_uploads_are_refused(client, sign_in, world, name, content, content_type, message):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    upload = SimpleUploadedFile(name, content, content_type=content_type)
+    response = client.post(
+        f"/provider/patients/{a['patient'].pk}/documents/new/", {"title": "t", "file": upload}
+    )
+    assert response.status_code == 400
+    assert message in response.content.decode()
+    assert _counts() == before
+
+
+def test_oversized_upload_is_refused(client, sign_in, world, settings):
+    settings.DOCUMENT_MAX_BYTES = 1000
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    upload = SimpleUploadedFile("big.txt", b"a" * 1001, content_type="text/plain")
+    response = client.post(
+        f"/provider/patients/{a['patient'].pk}/documents/new/", {"title": "t", "file": upload}
+    )
+    assert response.status_code == 400 and "the limit is 1,000 bytes" in response.content.decode()
+    assert _counts() == before
+
+
+def test_upload_and_download_a_document(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    pdf = b"%PDF-1.4\n% test\n"
+    upload = SimpleUploadedFile("r.pdf", pdf, content_type="application/pdf")
+    response = client.post(
+        f"/provider/patients/{a['patient'].pk}/documents/new/", {"title": "Report", "file": upload}
+    )
+    assert response.status_code == 302
+    with unscoped():
+        doc = Document.objects.get(title="Report")
+    download = client.get(f"/provider/documents/{doc.pk}/download/")
+    assert download.status_code == 200 and download.content == pdf
+    assert download["Content-Type"] == "application/pdf"
+
+
+def test_care_team_management(client, sign_in, world, nurse_a):
+    a, b = world["a"], world["b"]
+    sign_in(client, a["clinician"])
+    url = f"/provider/patients/{a['patient'].pk}/care-team/"
+    foreign = client.post(url, {"username": b["clinician"].username})
+    assert foreign.status_code == 400 and "works at this hospital" in foreign.content.decode()
+    ok = client.post(url, {"username": nurse_a.username})
+    assert ok.status_code == 302
+    assert nurse_a.username in client.get(url).content.decode()
+    removed = client.post(f"{url}{nurse_a.pk}/remove/")
+    assert removed.status_code == 302
+    assert client.post(f"{url}{nurse_a.pk}/remove/").status_code == 404

@@ -1,0 +1,52 @@
+"""The patient list and the chart run a constant number of queries, whatever the rows."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from portal.records import services
+from portal.records.models import Condition, MedicationRequest
+from portal.tenancy.scoping import unscoped
+from tests import factories
+
+
+def _queries(client, url) -> int:
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def test_patient_list_query_count_is_constant(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    few = _queries(client, "/provider/")
+    for _ in range(30):
+        factories.PatientFactory(hospital=a["hospital"])
+    assert _queries(client, "/provider/") == few
+    assert _queries(client, "/provider/?page=2") == few
+
+
+def test_chart_query_count_is_constant(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    url = f"/provider/patients/{a['patient'].pk}/"
+    few = _queries(client, url)
+    with unscoped():
+        for i in range(15):
+            services.observation_create(
+                actor=a["clinician"], patient=a["patient"], code="8480-6",
+                display="Systolic blood pressure", value=Decimal(120 + i), unit="mm[Hg]",
+                effective_at=timezone.now() - dt.timedelta(days=i, hours=1),
+            )  # fmt: skip
+            services.record_create(
+                actor=a["clinician"], patient=a["patient"], model=Condition, code=f"C{i}",
+                display=f"Condition {i}",
+            )  # fmt: skip
+            services.record_create(
+                actor=a["clinician"], patient=a["patient"], model=MedicationRequest,
+                code=f"M{i}", display=f"Drug {i}", authored_on=timezone.now(),
+            )  # fmt: skip
+    assert _queries(client, url) == few
