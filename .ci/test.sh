@@ -6,6 +6,17 @@ PY=.venv/bin/python
 export PYTHONDONTWRITEBYTECODE=1
 source .ci/services.sh
 
+# The browser tests drive Debian's chromium; install it when it is missing (never a download
+# of a browser build by a test tool).
+if ! command -v chromium >/dev/null 2>&1; then
+  if [ "$(id -u)" = "0" ] && command -v apt-get >/dev/null 2>&1; then
+    echo "== installing chromium (Debian package) for the browser tests"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+  else
+    echo "WARNING: chromium is missing and cannot be installed here (need root and apt-get)." >&2
+  fi
+fi
+
 echo "== ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

@@ -1,6 +1,5 @@
 """The cross-tenant and cross-patient matrix of the provider portal, and who sees what."""
 
-
 from ledger.models import Event
 from portal.records import services
 from portal.records.models import ClinicalNote

@@ -40,14 +40,20 @@ def trend_chart(series: dict, code: str) -> SafeString:
         "",
         '<circle cx="{}" cy="{}" r="3"><title>{}: {} {}</title></circle>',
         (
-            (f"{x(t):.1f}", f"{y(v):.1f}", p[0].strftime("%Y-%m-%d %H:%M"), p[1], series["unit"])
+            (
+                f"{x(t):.1f}",
+                f"{y(v):.1f}",
+                p[0].strftime("%Y-%m-%d %H:%M"),
+                _num(p[1]),
+                series["unit"],
+            )
             for t, v, p in zip(times, values, points, strict=True)
         ),
     )
     last = points[-1]
     summary = (
         f"{title}: {len(points)} values from {points[0][0]:%Y-%m-%d} to {last[0]:%Y-%m-%d}, "
-        f"latest {last[1]} {series['unit']}, range {min(values):g} to {max(values):g}."
+        f"latest {_num(last[1])} {series['unit']}, range {min(values):g} to {max(values):g}."
     )
     return format_html(
         '<figure class="trend" data-code="{code}"><figcaption>{title}</figcaption>'
@@ -64,10 +70,23 @@ def trend_chart(series: dict, code: str) -> SafeString:
         bottom=H - PAD_B, right=W - PAD_R, tx=PAD_L - 6, ty_top=PAD_T + 8, vmax=f"{v1:g}",
         vmin=f"{v0:g}", h_label=H - 8, first=f"{points[0][0]:%Y-%m-%d}",
         lastd=f"{last[0]:%Y-%m-%d}", coords=coords, dots=dots,
-        lastv=last[1], unit=series["unit"],
+        lastv=_num(last[1]), unit=series["unit"],
     )  # fmt: skip
 
 
 @register.filter
 def verbose_name(obj) -> str:
     return str(obj._meta.verbose_name).capitalize()
+
+
+def _num(value) -> str:
+    if value is None:
+        return ""
+    text = format(Decimal(value).normalize(), "f")
+    return text
+
+
+@register.filter
+def num(value) -> str:
+    """A measured value without the column's trailing zeros: 128, 36.9, 0.25."""
+    return _num(value)

@@ -1,0 +1,84 @@
+"""End to end in a real browser (Playwright driving Debian's chromium, never a download):
+a clinician signs in with TOTP, finds a patient, records a blood pressure and sees it on
+the chart."""
+
+import datetime as dt
+import os
+import shutil
+
+import pytest
+
+from portal.records import services
+from portal.tenancy.models import Role
+from portal.tenancy.scoping import unscoped
+from tests import factories
+from tests.conftest import current_code
+
+CHROMIUM = "/usr/bin/chromium"
+ARGS = [
+    "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]  # fmt: skip
+
+
+@pytest.fixture
+def browser_page(tmp_path):
+    if not shutil.which(CHROMIUM):
+        if os.environ.get("CI") == "true":
+            pytest.fail("chromium is missing: `make test` installs it (apt-get install chromium)")
+        pytest.skip("chromium is not installed; `make test` installs it")
+    # Playwright's sync API runs an event loop in this thread; the ORM calls made by the test
+    # itself between browser steps are ordinary synchronous code.
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=ARGS)
+        page = browser.new_page(viewport={"width": 1200, "height": 900})
+        page.set_default_timeout(15_000)
+        yield page
+        page.screenshot(path=str(tmp_path / "last.png"), full_page=True)
+        browser.close()
+    os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+
+
+def test_clinician_records_a_blood_pressure_and_sees_it(
+    live_server, browser_page, make_staff, hospital_a, hospital_b
+):
+    clinician = make_staff(hospital_a, Role.CLINICIAN, username="dr.browser")
+    make_staff(hospital_b, Role.CLINICIAN)
+    with unscoped():
+        patient = services.patient_register(
+            hospital=hospital_a, mrn="E2E-42", given_name="Edith", family_name="Endtoend",
+            birth_date=dt.date(1961, 6, 1),
+        )  # fmt: skip
+        services.patient_register(
+            hospital=hospital_b, mrn="E2E-43", given_name="Other", family_name="Hospital",
+            birth_date=dt.date(1961, 6, 1),
+        )  # fmt: skip
+    page = browser_page
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(clinician.username)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/accounts/login/verify/")
+    page.get_by_label("6-digit code").fill(current_code(clinician))
+    page.get_by_role("button", name="Continue").click()
+    page.wait_for_url("**/provider/")
+    assert "St Mary" in page.inner_text("header")
+
+    page.get_by_label("Find a patient").fill("E2E-42")
+    page.get_by_role("button", name="Search").click()
+    page.get_by_role("link", name="Endtoend, Edith").click()
+    page.wait_for_url(f"**/provider/patients/{patient.pk}/")
+
+    page.get_by_role("link", name="Record blood pressure").click()
+    page.get_by_label("Systolic").fill("128")
+    page.get_by_label("Diastolic").fill("82")
+    page.get_by_role("button", name="Save").click()
+    page.wait_for_url(f"**/provider/patients/{patient.pk}/")
+    assert "Blood pressure 128/82 mm[Hg] recorded." in page.inner_text("main")
+    systolic = page.locator('figure[data-code="8480-6"]')
+    assert "Latest: 128 mm[Hg]" in systolic.inner_text()
+    assert systolic.locator("svg[role=img]").count() == 1
+    assert "Latest: 82 mm[Hg]" in page.locator('figure[data-code="8462-4"]').inner_text()
