@@ -1,0 +1,407 @@
+"""Field-level encryption at rest: a master key ring, per-hospital data keys, AES-GCM blobs and
+keyed blind indexes.
+
+Key hierarchy
+- The master key ring comes from the environment (settings.FIELD_ENCRYPTION_KEYS,
+  "id:base64(32 bytes)[,id:base64...]"). The FIRST entry is current: it wraps new and re-wrapped
+  data keys. The other entries stay readable so that rotation can run while the site is up.
+- Each hospital has data keys (DEKs, `HospitalKey` rows): 32 random bytes, stored only wrapped
+  (AES-GCM under a master key, bound by associated data to the hospital and the DEK version).
+  Exactly one version per hospital is current and encrypts new values; older versions stay
+  readable because every blob names the version that encrypted it. Versions are never reused
+  or deleted, so a cached DEK can never become wrong: re-wrapping changes the wrapping, not the
+  DEK, and a new DEK is a new version number.
+- Values are AES-GCM blobs: b"\\x01" (format) + 4-byte big-endian DEK version + 12-byte nonce +
+  ciphertext||tag. The associated data is the blob header plus `aad_for(...)`, which binds a
+  value to its hospital, model, field and row; a blob copied to another row, field or hospital
+  fails authentication.
+
+Blind indexes (`blind_index`) are HMAC-SHA256 under an index key derived (HKDF-SHA256) from
+the hospital's DEK *version 1*. Deriving from version 1 rather than the current version keeps
+indexes stable across DEK rotations, so `rotate_keys --new-data-keys` needs no index rebuild.
+The trade-off: rotating DEKs does not rotate the index key; version 1 stays in the database
+(wrapped, and re-wrapped by every master rotation) for as long as indexes use it.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+import re
+import threading
+import unicodedata
+from dataclasses import dataclass
+from functools import lru_cache
+
+from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+from cryptography.hazmat.primitives.kdf.hkdf import HKDF
+from django.conf import settings
+from django.core.exceptions import ImproperlyConfigured
+from django.db import IntegrityError, transaction
+
+FORMAT_VERSION = 1
+NONCE_BYTES = 12
+TAG_BYTES = 16
+KEY_BYTES = 32
+HEADER_BYTES = 1 + 4
+MIN_BLOB_BYTES = HEADER_BYTES + NONCE_BYTES + TAG_BYTES
+
+_KEY_ID = re.compile(r"^[A-Za-z0-9_.-]{1,32}$")
+
+
+class DecryptionError(Exception):
+    """A blob could not be decrypted: tampered with, truncated, or bound to another hospital,
+    model, field or row. The message never contains plaintext or key material."""
+
+
+class MissingDataKey(DecryptionError):
+    """A blob names a data key version that the hospital does not have."""
+
+
+# --- the master key ring ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class KeyRing:
+    """The master keys from settings.FIELD_ENCRYPTION_KEYS; the first one is current."""
+
+    entries: tuple[tuple[str, bytes], ...]
+
+    def __repr__(self) -> str:  # never show key material
+        return f"KeyRing(ids={list(self.ids)!r})"
+
+    @classmethod
+    def parse(cls, text: str) -> KeyRing:
+        return _parse_ring(text)
+
+    @classmethod
+    def from_settings(cls) -> KeyRing:
+        return _parse_ring(getattr(settings, "FIELD_ENCRYPTION_KEYS", "") or "")
+
+    @property
+    def ids(self) -> tuple[str, ...]:
+        return tuple(key_id for key_id, _ in self.entries)
+
+    @property
+    def current_id(self) -> str:
+        return self.entries[0][0]
+
+    def __contains__(self, key_id: object) -> bool:
+        return key_id in self.ids
+
+    def key(self, key_id: str) -> bytes:
+        for entry_id, material in self.entries:
+            if entry_id == key_id:
+                return material
+        raise ImproperlyConfigured(
+            f"Master key {key_id!r} is not in FIELD_ENCRYPTION_KEYS (the ring holds "
+            f"{', '.join(self.ids)}). Add it back to the ring, or run rotate_keys while it was "
+            "still there."
+        )
+
+
+# Parsed rings are cached by their text, so override_settings and a changed environment are
+# picked up at once while a steady ring is parsed only once.
+@lru_cache(maxsize=8)
+def _parse_ring(text: str) -> KeyRing:
+    entries: list[tuple[str, bytes]] = []
+    raw_entries = [part.strip() for part in text.split(",")]
+    if not text.strip():
+        raise ImproperlyConfigured(
+            "FIELD_ENCRYPTION_KEYS is empty; expected 'id:base64(32 bytes)[,id:base64...]'."
+        )
+    for position, raw in enumerate(raw_entries, start=1):
+        key_id, sep, encoded = raw.partition(":")
+        key_id = key_id.strip()
+        # The messages name the entry's position and id only, never the material.
+        if not sep or not _KEY_ID.match(key_id):
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS entry {position} is malformed: expected "
+                "'id:base64(32 bytes)' with an id of letters, digits, '_', '.' or '-'."
+            )
+        try:
+            material = base64.b64decode(encoded.strip(), validate=True)
+        except (binascii.Error, ValueError):
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS entry {position} ({key_id!r}) is not valid base64."
+            ) from None
+        if len(material) != KEY_BYTES:
+            raise ImproperlyConfigured(
+                f"FIELD_ENCRYPTION_KEYS entry {position} ({key_id!r}) must decode to "
+                f"{KEY_BYTES} bytes, not {len(material)}."
+            )
+        if any(key_id == seen for seen, _ in entries):
+            raise ImproperlyConfigured(f"FIELD_ENCRYPTION_KEYS lists the id {key_id!r} twice.")
+        entries.append((key_id, material))
+    return KeyRing(tuple(entries))
+
+
+# --- wrapping data keys -------------------------------------------------------------------
+
+
+def _wrap_aad(hospital_id: int, version: int) -> bytes:
+    return f"hospital-dek|{hospital_id}|{version}".encode()
+
+
+def wrap_data_key(
+    dek: bytes, *, hospital_id: int, version: int, ring: KeyRing | None = None
+) -> tuple[str, bytes]:
+    """Wrap a DEK under the ring's current master key: (master_key_id, nonce + ct||tag)."""
+    ring = ring or KeyRing.from_settings()
+    nonce = os.urandom(NONCE_BYTES)
+    wrapped = AESGCM(ring.key(ring.current_id)).encrypt(nonce, dek, _wrap_aad(hospital_id, version))
+    return ring.current_id, nonce + wrapped
+
+
+def unwrap_data_key(
+    wrapped_key: bytes,
+    *,
+    master_key_id: str,
+    hospital_id: int,
+    version: int,
+    ring: KeyRing | None = None,
+) -> bytes:
+    """Unwrap a stored DEK; ImproperlyConfigured if its master key is not in the ring."""
+    ring = ring or KeyRing.from_settings()
+    master = ring.key(master_key_id)
+    wrapped_key = bytes(wrapped_key)
+    try:
+        return AESGCM(master).decrypt(
+            wrapped_key[:NONCE_BYTES], wrapped_key[NONCE_BYTES:], _wrap_aad(hospital_id, version)
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"Data key version {version} of hospital {hospital_id} does not unwrap under master "
+            f"key {master_key_id!r}: the ring holds different key material under that id, or "
+            "the stored key was altered."
+        ) from None
+
+
+# --- per-hospital data keys ---------------------------------------------------------------
+
+# (hospital_id, version) -> DEK. Safe to keep for the life of the process because a version's
+# DEK never changes (re-wrapping changes only its wrapping) and versions are never reused.
+# The one hazard is a key row created inside a transaction that later rolls back: its DEK
+# must never be cached, or a later key created under the same (hospital, version) would be
+# shadowed. So keys created by this process are cached only once their transaction commits.
+_dek_cache: dict[tuple[int, int], bytes] = {}
+_uncommitted: set[tuple[int, int]] = set()
+_cache_lock = threading.Lock()
+
+
+def clear_key_cache() -> None:
+    """Forget every cached DEK (tests; rotate_keys after creating new versions)."""
+    with _cache_lock:
+        _dek_cache.clear()
+
+
+def _remember(hospital_id: int, version: int, dek: bytes) -> None:
+    with _cache_lock:
+        if (hospital_id, version) not in _uncommitted:
+            _dek_cache[(hospital_id, version)] = dek
+
+
+def _remember_created(hospital_id: int, version: int, dek: bytes) -> None:
+    """Cache a DEK this process just created, once its row is committed."""
+    key = (hospital_id, version)
+    with _cache_lock:
+        _uncommitted.add(key)
+
+    def committed() -> None:
+        with _cache_lock:
+            _uncommitted.discard(key)
+            _dek_cache[key] = dek
+
+    # Outside an atomic block the savepoint that created the row was the whole transaction,
+    # so on_commit runs at once; inside one it runs only if the outer transaction commits.
+    transaction.on_commit(committed)
+
+
+def _unwrap_row(row) -> bytes:
+    return unwrap_data_key(
+        row.wrapped_key,
+        master_key_id=row.master_key_id,
+        hospital_id=row.hospital_id,
+        version=row.version,
+    )
+
+
+def _create_first_key(hospital_id: int):
+    """Create version 1 for a hospital, or return the one a concurrent process created."""
+    from portal.records.keys_models import HospitalKey
+
+    dek = os.urandom(KEY_BYTES)
+    master_id, wrapped = wrap_data_key(dek, hospital_id=hospital_id, version=1)
+    try:
+        # A savepoint, so that losing the race does not break the caller's transaction.
+        with transaction.atomic():
+            row = HospitalKey.objects.create(
+                hospital_id=hospital_id,
+                version=1,
+                master_key_id=master_id,
+                wrapped_key=wrapped,
+                is_current=True,
+            )
+    except IntegrityError:
+        # Another process created it first (unique (hospital, version) and one current key
+        # per hospital); its row is committed, or the unique check would not have failed.
+        return HospitalKey.objects.get(hospital_id=hospital_id, version=1), None
+    _remember_created(hospital_id, 1, dek)
+    return row, dek
+
+
+def create_data_key_version(hospital_id: int) -> int:
+    """Make a new DEK version current for a hospital (rotate_keys --new-data-keys).
+
+    Runs in its own transaction (a savepoint if one is open) and locks the current row, so two
+    rotations cannot both create the same version."""
+    from portal.records.keys_models import HospitalKey
+
+    with transaction.atomic():
+        current = (
+            HospitalKey.objects.select_for_update()
+            .filter(hospital_id=hospital_id, is_current=True)
+            .first()
+        )
+        if current is None:
+            row, _dek = _create_first_key(hospital_id)
+            return row.version
+        latest = (
+            HospitalKey.objects.filter(hospital_id=hospital_id)
+            .order_by("-version")
+            .values_list("version", flat=True)
+            .first()
+        )
+        version = int(latest) + 1
+        dek = os.urandom(KEY_BYTES)
+        master_id, wrapped = wrap_data_key(dek, hospital_id=hospital_id, version=version)
+        # Clear the old flag first: the partial unique constraint allows one current key.
+        HospitalKey.objects.filter(pk=current.pk).update(is_current=False)
+        HospitalKey.objects.create(
+            hospital_id=hospital_id,
+            version=version,
+            master_key_id=master_id,
+            wrapped_key=wrapped,
+            is_current=True,
+        )
+    _remember_created(hospital_id, version, dek)
+    return version
+
+
+def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, bytes]:
+    """(version, 32-byte DEK) of a hospital; version None means the current one.
+
+    The first call for a hospital creates its version 1. The current version is looked up in
+    the database on every call (one indexed query), so a rotation in another process takes
+    effect at once; DEKs of known versions come from the process cache."""
+    from portal.records.keys_models import HospitalKey
+
+    hospital_id = int(hospital_id)
+    if version is not None:
+        version = int(version)
+        cached = _dek_cache.get((hospital_id, version))
+        if cached is not None:
+            return version, cached
+        row = HospitalKey.objects.filter(hospital_id=hospital_id, version=version).first()
+        if row is None:
+            if version != 1 or HospitalKey.objects.filter(hospital_id=hospital_id).exists():
+                raise MissingDataKey(f"Hospital {hospital_id} has no data key version {version}.")
+            row, dek = _create_first_key(hospital_id)
+            if dek is not None:
+                return 1, dek
+    else:
+        row = HospitalKey.objects.filter(hospital_id=hospital_id, is_current=True).first()
+        if row is None:
+            row, dek = _create_first_key(hospital_id)
+            if dek is not None:
+                return 1, dek
+        cached = _dek_cache.get((hospital_id, row.version))
+        if cached is not None:
+            return row.version, cached
+    dek = _unwrap_row(row)
+    _remember(hospital_id, row.version, dek)
+    return row.version, dek
+
+
+# --- values -------------------------------------------------------------------------------
+
+
+def aad_for(*, hospital_id: int, model_label: str, field: str, row: str) -> str:
+    """The associated data that binds a value to its hospital, model, field and row."""
+    return f"{hospital_id}|{model_label}|{field}|{row}"
+
+
+def _header(version: int) -> bytes:
+    return bytes([FORMAT_VERSION]) + version.to_bytes(4, "big")
+
+
+def encrypt_with_key(plaintext: bytes, *, version: int, dek: bytes, aad: str) -> bytes:
+    """Encrypt under a DEK the caller already holds (rotate_keys: one key lookup per batch)."""
+    header = _header(version)
+    nonce = os.urandom(NONCE_BYTES)
+    # The header is authenticated too, so the format and version bytes cannot be swapped.
+    return header + nonce + AESGCM(dek).encrypt(nonce, bytes(plaintext), header + aad.encode())
+
+
+def encrypt(plaintext: bytes, *, hospital_id: int, aad: str) -> bytes:
+    """AES-GCM under the hospital's current DEK, with a fresh 12-byte nonce."""
+    version, dek = data_key(hospital_id=hospital_id)
+    return encrypt_with_key(plaintext, version=version, dek=dek, aad=aad)
+
+
+def blob_version(blob: bytes) -> int:
+    """The DEK version a blob was encrypted under (DecryptionError if it is no blob)."""
+    blob = bytes(blob)
+    if len(blob) < MIN_BLOB_BYTES or blob[0] != FORMAT_VERSION:
+        raise DecryptionError("Not an encrypted value of a known format (or truncated).")
+    return int.from_bytes(blob[1:HEADER_BYTES], "big")
+
+
+def decrypt(blob: bytes, *, hospital_id: int, aad: str) -> bytes:
+    """Decrypt a blob from `encrypt`; DecryptionError on tampering or the wrong binding."""
+    blob = bytes(blob)
+    version = blob_version(blob)
+    _version, dek = data_key(hospital_id=hospital_id, version=version)
+    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+    try:
+        return AESGCM(dek).decrypt(
+            nonce, blob[HEADER_BYTES + NONCE_BYTES :], blob[:HEADER_BYTES] + aad.encode()
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"Encrypted value failed authentication under hospital {hospital_id}'s data key "
+            f"version {version}: it was altered, or belongs to another hospital, model, field "
+            "or row."
+        ) from None
+
+
+# --- blind indexes ------------------------------------------------------------------------
+
+
+def normalize_for_index(value: str) -> str:
+    """NFKC, case-folded, whitespace collapsed and stripped ("  ÉVA  Smith" == "éva smith")."""
+    # NFKC again after casefold: case folding can produce unnormalized sequences.
+    folded = unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", value).casefold())
+    return " ".join(folded.split())
+
+
+def _index_key(hospital_id: int, purpose: str) -> bytes:
+    _version, dek_v1 = data_key(hospital_id=hospital_id, version=1)
+    return HKDF(
+        algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()
+    ).derive(dek_v1)
+
+
+def blind_index(value: str, *, hospital_id: int, purpose: str) -> str:
+    """Keyed, per-hospital, per-purpose search token for an exact (normalized) match.
+
+    32 hex characters (128 bits of HMAC-SHA256). Equal values at one hospital give equal
+    tokens; the same value at two hospitals, or for two purposes, gives unrelated tokens."""
+    key = _index_key(int(hospital_id), purpose)
+    digest = hmac.new(key, normalize_for_index(value).encode(), hashlib.sha256).hexdigest()
+    return digest[:32]
