@@ -1,0 +1,534 @@
+"""Encrypted model fields.
+
+The database column holds an AES-GCM blob (bytea / BLOB, see portal.records.crypto); the model
+attribute holds the plaintext (str, date, Decimal or bytes, or None). A model with encrypted
+fields must have a `hospital_id` and a `row_uuid` (UUIDField(default=uuid.uuid4,
+editable=False, unique=True)): every value is bound to its hospital, model, field and row.
+
+How values move
+- Loading: `from_db_value` wraps the column in `Ciphertext`; the descriptor keeps it and
+  decrypts on first access, caching the plaintext on the instance. Rows that are listed but
+  whose encrypted fields are never read cost no decryption.
+- Assigning sets the plaintext. `pre_save` encrypts it (create, save, bulk_create). A value
+  loaded from the database and not assigned since is written back unchanged, unless the
+  instance now belongs to another row or hospital (a copied instance), which re-encrypts it.
+  Assigning the value that was already there (full_clean, forms) does not count as a change;
+  `refresh_from_db` re-reads through the descriptor, so the next save re-encrypts.
+- `.values()` / `.values_list()` return the raw `Ciphertext` bytes: selectors must work with
+  model instances to see plaintext.
+- Filtering on an encrypted field is refused (only `__isnull` works): search goes through
+  blind indexes (crypto.blind_index). `QuerySet.update()` / `bulk_update()` with plaintext
+  are refused too, since they have no row to bind the value to; use save().
+- `dumpdata` writes the ciphertext (base64); loading such fixtures is not supported.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime
+import decimal
+from typing import Any
+
+from django import forms
+from django.core import checks, validators
+from django.core.exceptions import (
+    FieldDoesNotExist,
+    FieldError,
+    ImproperlyConfigured,
+    ValidationError,
+)
+from django.db import models
+from django.db.models.signals import class_prepared, post_init
+from django.utils.functional import cached_property
+
+from portal.records import crypto
+from portal.records.crypto import DecryptionError
+
+__all__ = [
+    "Ciphertext",
+    "DecryptionError",
+    "EncryptedBinaryField",
+    "EncryptedCharField",
+    "EncryptedDateField",
+    "EncryptedDecimalField",
+    "EncryptedField",
+    "EncryptedTextField",
+    "encrypted_fields",
+]
+
+ROW_UUID_FIELD = "row_uuid"
+
+
+class Ciphertext(bytes):
+    """An encrypted blob as stored; distinguishes database values from assigned plaintext
+    (plaintext of an EncryptedBinaryField is bytes too)."""
+
+    def __repr__(self) -> str:
+        return f"<Ciphertext {len(self)} bytes>"
+
+
+class _Slot:
+    """Per-instance state of one encrypted field, kept in instance.__dict__[attname]."""
+
+    __slots__ = ("ciphertext", "context", "dirty", "has_plaintext", "plaintext")
+
+    def __init__(
+        self,
+        *,
+        ciphertext: Ciphertext | None = None,
+        plaintext: Any = None,
+        has_plaintext: bool = False,
+        dirty: bool = False,
+        context: tuple[int, str] | None = None,
+    ) -> None:
+        self.ciphertext = ciphertext
+        self.plaintext = plaintext
+        self.has_plaintext = has_plaintext
+        self.dirty = dirty
+        # (hospital_id, row_uuid) the ciphertext is bound to, captured at load time.
+        self.context = context
+
+
+def _context(instance: models.Model) -> tuple[int, str]:
+    hospital_id = getattr(instance, "hospital_id", None)
+    row_uuid = getattr(instance, ROW_UUID_FIELD, None)
+    if hospital_id is None or row_uuid is None:
+        raise ValueError(
+            f"{type(instance)._meta.label}: an encrypted value needs hospital_id and "
+            f"{ROW_UUID_FIELD} set on the instance."
+        )
+    return int(hospital_id), str(row_uuid)
+
+
+class _EncryptedDescriptor:
+    def __init__(self, field: EncryptedField) -> None:
+        self.field = field
+
+    def __get__(self, instance: models.Model | None, owner: type | None = None) -> Any:
+        if instance is None:
+            return self
+        return self.field.plaintext(instance, self.field.slot(instance))
+
+    def __set__(self, instance: models.Model, value: Any) -> None:
+        attname = self.field.attname
+        if isinstance(value, Ciphertext):
+            # Model.__init__ from the database (or rotate_keys): stored as it is.
+            instance.__dict__[attname] = _Slot(ciphertext=value)
+            return
+        old = instance.__dict__.get(attname)
+        if old is not None and old.has_plaintext and not old.dirty:
+            try:
+                same = type(old.plaintext) is type(value) and old.plaintext == value
+            except Exception:  # a value that cannot be compared counts as a change
+                same = False
+            if same:
+                return  # e.g. full_clean() writing back the cleaned, equal value
+        # A new slot rather than mutating the old one: copies of an instance share __dict__
+        # values until one of them assigns.
+        instance.__dict__[attname] = _Slot(plaintext=value, has_plaintext=True, dirty=True)
+
+
+def _capture_context(sender: type[models.Model], instance: models.Model, **kwargs: Any) -> None:
+    """post_init: remember which hospital and row loaded ciphertext is bound to, so a copied
+    instance (pk=None, new row_uuid) re-encrypts instead of writing an unreadable blob."""
+    data = instance.__dict__
+    hospital_id = data.get("hospital_id")
+    row_uuid = data.get(ROW_UUID_FIELD)
+    if hospital_id is None or row_uuid is None:
+        return  # deferred: fall back to the instance's values when needed
+    context = (int(hospital_id), str(row_uuid))
+    for field in encrypted_fields(sender):
+        slot = data.get(field.attname)
+        if isinstance(slot, _Slot) and slot.ciphertext is not None and slot.context is None:
+            slot.context = context
+
+
+def _check_model(sender: type[models.Model], **kwargs: Any) -> None:
+    """class_prepared: refuse a model that cannot bind its values to a hospital and a row."""
+    fields = encrypted_fields(sender)
+    if not fields or sender._meta.abstract:
+        return
+    opts = sender._meta
+    try:
+        row_uuid = opts.get_field(ROW_UUID_FIELD)
+    except FieldDoesNotExist:
+        row_uuid = None
+    if not isinstance(row_uuid, models.UUIDField):
+        raise ImproperlyConfigured(
+            f"{opts.label} has encrypted fields ({', '.join(f.name for f in fields)}) and so "
+            f"needs `{ROW_UUID_FIELD} = models.UUIDField(default=uuid.uuid4, editable=False, "
+            "unique=True)`: each value is bound to its row."
+        )
+    has_hospital = any(f.attname == "hospital_id" for f in opts.concrete_fields) or isinstance(
+        getattr(sender, "hospital_id", None), property
+    )
+    if not has_hospital:
+        raise ImproperlyConfigured(
+            f"{opts.label} has encrypted fields and so needs a `hospital` foreign key (or a "
+            "`hospital_id` property): values are encrypted under the hospital's data key."
+        )
+    post_init.connect(_capture_context, sender=sender, weak=False, dispatch_uid=opts.label_lower)
+
+
+class_prepared.connect(_check_model, dispatch_uid="portal.records.fields.check_model")
+
+
+def encrypted_fields(model: type[models.Model]) -> list[EncryptedField]:
+    """The encrypted fields a model stores in its own table (multi-table parents excluded)."""
+    return [f for f in model._meta.local_concrete_fields if isinstance(f, EncryptedField)]
+
+
+class EncryptedField(models.BinaryField):
+    """Base class: bytes in the database, a plaintext Python value on the instance."""
+
+    descriptor_class = _EncryptedDescriptor
+    empty_values = [None, "", b""]
+    # Forms use these; the database column is always BinaryField's (bytea / BLOB).
+    form_class: type[forms.Field] | None = forms.CharField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        # Unlike BinaryField, encrypted text and values are edited in forms and the admin.
+        kwargs.setdefault("editable", True)
+        super().__init__(*args, **kwargs)
+
+    # -- checks and migrations -------------------------------------------------------------
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = models.Field.check(self, **kwargs)  # not BinaryField's str-default check
+        for attr, label in (("unique", "unique=True"), ("db_index", "db_index=True")):
+            if getattr(self, attr, False):
+                errors.append(
+                    checks.Error(
+                        f"An encrypted field cannot be {label}: every ciphertext is different. "
+                        "Index a blind index (crypto.blind_index) instead.",
+                        obj=self,
+                        id="records.E101",
+                    )
+                )
+        if self.primary_key:
+            errors.append(
+                checks.Error(
+                    "An encrypted field cannot be a primary key.", obj=self, id="records.E102"
+                )
+            )
+        return errors
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        # Field's, not BinaryField's: the default here is editable=True, so Field's rule
+        # (mention editable only when False) keeps makemigrations stable.
+        return models.Field.deconstruct(self)
+
+    # -- database ----------------------------------------------------------------------------
+
+    def get_default(self) -> Any:
+        if self.has_default():
+            return self._get_default()
+        return None if self.null else self.empty_plaintext()
+
+    def empty_plaintext(self) -> Any:
+        return None
+
+    def from_db_value(self, value: Any, expression: Any, connection: Any) -> Ciphertext | None:
+        if value is None:
+            return None
+        return Ciphertext(bytes(value))
+
+    def get_lookup(self, lookup_name: str):
+        if lookup_name == "isnull":
+            return super().get_lookup(lookup_name)
+        raise FieldError(
+            f"{self.model._meta.label}.{self.name} is encrypted and cannot be filtered with "
+            f"'{lookup_name}'. Search through its blind index (portal.records.crypto.blind_index)."
+        )
+
+    def get_transform(self, lookup_name: str):
+        raise FieldError(
+            f"{self.model._meta.label}.{self.name} is encrypted and has no transforms "
+            f"('{lookup_name}')."
+        )
+
+    def get_prep_value(self, value: Any) -> Any:
+        return value
+
+    def get_db_prep_value(self, value: Any, connection: Any, prepared: bool = False) -> Any:
+        if value is None:
+            return None
+        if isinstance(value, Ciphertext):
+            return connection.Database.Binary(bytes(value))
+        raise TypeError(
+            f"{self.model._meta.label}.{self.name} is encrypted: write it through "
+            "Model.save(), objects.create() or bulk_create(), which bind the value to its row; "
+            "QuerySet.update(), bulk_update() and fixtures cannot."
+        )
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> Ciphertext | None:
+        slot = self.slot(model_instance)
+        context = _context(model_instance)
+        if not slot.dirty and slot.ciphertext is not None and (slot.context or context) == context:
+            return slot.ciphertext
+        value = self.plaintext(model_instance, slot)
+        if value is None:
+            return None
+        hospital_id, _row = context
+        # Not stored back on the instance: if this save's transaction rolls back, the next
+        # save must encrypt again rather than reuse a blob that may name a rolled-back key.
+        return Ciphertext(
+            crypto.encrypt(self.to_bytes(value), hospital_id=hospital_id, aad=self.aad(*context))
+        )
+
+    def slot(self, instance: models.Model) -> _Slot:
+        """The field's state on an instance; a deferred field fetches only its ciphertext."""
+        slot = instance.__dict__.get(self.attname)
+        if slot is None:
+            blob = (
+                type(instance)
+                ._base_manager.db_manager(instance._state.db)
+                .filter(pk=instance.pk)
+                .values_list(self.attname, flat=True)
+                .get()
+            )
+            slot = _Slot(ciphertext=blob, has_plaintext=blob is None)
+            instance.__dict__[self.attname] = slot
+        return slot
+
+    def plaintext(self, instance: models.Model, slot: _Slot) -> Any:
+        """Decrypt lazily, once per loaded value."""
+        if not slot.has_plaintext:
+            slot.plaintext = self.decrypt_slot(instance, slot)
+            slot.has_plaintext = True
+        return slot.plaintext
+
+    def aad(self, hospital_id: int, row: str) -> str:
+        return crypto.aad_for(
+            hospital_id=hospital_id,
+            model_label=self.model._meta.label_lower,
+            field=self.name,
+            row=row,
+        )
+
+    def decrypt_slot(self, instance: models.Model, slot: _Slot) -> Any:
+        if slot.ciphertext is None:
+            return None
+        hospital_id, row = slot.context or _context(instance)
+        return self.from_bytes(
+            crypto.decrypt(slot.ciphertext, hospital_id=hospital_id, aad=self.aad(hospital_id, row))
+        )
+
+    def value_to_string(self, obj: models.Model) -> str:
+        # Serializers (dumpdata) get the ciphertext, never the plaintext.
+        blob = self.pre_save(obj, add=False)
+        return "" if blob is None else base64.b64encode(blob).decode("ascii")
+
+    # -- plaintext conversion (subclasses) ---------------------------------------------------
+
+    def to_bytes(self, value: Any) -> bytes:
+        raise NotImplementedError
+
+    def from_bytes(self, data: bytes) -> Any:
+        raise NotImplementedError
+
+    def to_python(self, value: Any) -> Any:
+        return value
+
+    def formfield(self, **kwargs: Any) -> forms.Field | None:
+        if self.form_class is None:
+            return None
+        return models.Field.formfield(self, **{"form_class": self.form_class, **kwargs})
+
+
+class EncryptedTextField(EncryptedField):
+    """Free text (notes, reasons, addresses)."""
+
+    description = "Encrypted text"
+
+    def empty_plaintext(self) -> str:
+        return ""
+
+    def to_python(self, value: Any) -> str | None:
+        if value is None or isinstance(value, str):
+            return value
+        return str(value)
+
+    def to_bytes(self, value: Any) -> bytes:
+        return self.to_python(value).encode("utf-8")
+
+    def from_bytes(self, data: bytes) -> str:
+        return data.decode("utf-8")
+
+    def formfield(self, **kwargs: Any) -> forms.Field | None:
+        return super().formfield(**{"widget": forms.Textarea, **kwargs})
+
+
+class EncryptedCharField(EncryptedTextField):
+    """Short text (names, identifiers, phone numbers); max_length limits the plaintext in
+    forms and full_clean(), not the column."""
+
+    description = "Encrypted string (up to %(max_length)s)"
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        if not isinstance(self.max_length, int) or self.max_length <= 0:
+            errors.append(
+                checks.Error(
+                    "EncryptedCharField needs a positive integer max_length.",
+                    obj=self,
+                    id="records.E103",
+                )
+            )
+        return errors
+
+    def formfield(self, **kwargs: Any) -> forms.Field | None:
+        defaults: dict[str, Any] = {"max_length": self.max_length}
+        if self.null:
+            defaults["empty_value"] = None
+        return EncryptedField.formfield(self, **{**defaults, **kwargs})
+
+
+class EncryptedDateField(EncryptedField):
+    """A date (birth dates); stored as its ISO text."""
+
+    description = "Encrypted date"
+    form_class = forms.DateField
+
+    def to_python(self, value: Any) -> datetime.date | None:
+        if value is None or value == "":
+            return None
+        if isinstance(value, datetime.datetime):
+            return value.date()
+        if isinstance(value, datetime.date):
+            return value
+        try:
+            return datetime.date.fromisoformat(str(value))
+        except ValueError:
+            raise ValidationError(
+                "Enter a valid date (YYYY-MM-DD).", code="invalid", params={"value": value}
+            ) from None
+
+    def to_bytes(self, value: Any) -> bytes:
+        return self.to_python(value).isoformat().encode("ascii")
+
+    def from_bytes(self, data: bytes) -> datetime.date:
+        return datetime.date.fromisoformat(data.decode("ascii"))
+
+
+class EncryptedDecimalField(EncryptedField):
+    """A decimal (observation values), quantized to decimal_places."""
+
+    description = "Encrypted decimal"
+    form_class = forms.DecimalField
+
+    def __init__(
+        self,
+        *args: Any,
+        max_digits: int | None = None,
+        decimal_places: int | None = None,
+        **kwargs: Any,
+    ) -> None:
+        self.max_digits = max_digits
+        self.decimal_places = decimal_places
+        super().__init__(*args, **kwargs)
+
+    def check(self, **kwargs: Any) -> list[checks.CheckMessage]:
+        errors = super().check(**kwargs)
+        ok = (
+            isinstance(self.max_digits, int)
+            and isinstance(self.decimal_places, int)
+            and 0 <= self.decimal_places <= self.max_digits
+            and self.max_digits > 0
+        )
+        if not ok:
+            errors.append(
+                checks.Error(
+                    "EncryptedDecimalField needs max_digits > 0 and 0 <= decimal_places <= "
+                    "max_digits.",
+                    obj=self,
+                    id="records.E104",
+                )
+            )
+        return errors
+
+    @cached_property
+    def validators(self) -> list[Any]:
+        return [
+            *super().validators,
+            validators.DecimalValidator(self.max_digits, self.decimal_places),
+        ]
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        if self.max_digits is not None:
+            kwargs["max_digits"] = self.max_digits
+        if self.decimal_places is not None:
+            kwargs["decimal_places"] = self.decimal_places
+        return name, path, args, kwargs
+
+    def to_python(self, value: Any) -> decimal.Decimal | None:
+        if value is None or value == "":
+            return None
+        try:
+            if isinstance(value, float):
+                value = decimal.Context(prec=self.max_digits).create_decimal_from_float(value)
+            else:
+                value = decimal.Decimal(str(value))
+        except (decimal.InvalidOperation, ValueError):
+            raise ValidationError(
+                "Enter a number.", code="invalid", params={"value": value}
+            ) from None
+        if not value.is_finite():
+            raise ValidationError("Enter a number.", code="invalid", params={"value": value})
+        return value.quantize(decimal.Decimal(1).scaleb(-self.decimal_places))
+
+    def to_bytes(self, value: Any) -> bytes:
+        quantized = self.to_python(value)
+        digits = len(quantized.as_tuple().digits)
+        whole_digits = digits - self.decimal_places
+        if whole_digits > self.max_digits - self.decimal_places:
+            # The value itself stays out of the message (it may be PHI).
+            raise ValueError(
+                f"{self.model._meta.label}.{self.name}: value has more than {self.max_digits} "
+                "digits."
+            )
+        return str(quantized).encode("ascii")
+
+    def from_bytes(self, data: bytes) -> decimal.Decimal:
+        return decimal.Decimal(data.decode("ascii"))
+
+    def formfield(self, **kwargs: Any) -> forms.Field | None:
+        return super().formfield(
+            **{"max_digits": self.max_digits, "decimal_places": self.decimal_places, **kwargs}
+        )
+
+
+class EncryptedBinaryField(EncryptedField):
+    """Bytes (document contents). Not editable by default: documents arrive through services,
+    not model forms."""
+
+    description = "Encrypted binary data"
+    form_class = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        # Default editable=False here, so mention it only when True (as BinaryField does).
+        name, path, args, kwargs = super().deconstruct()
+        if self.editable:
+            kwargs["editable"] = True
+        else:
+            kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def empty_plaintext(self) -> bytes:
+        return b""
+
+    def to_python(self, value: Any) -> bytes | None:
+        if value is None:
+            return None
+        return bytes(value)
+
+    def to_bytes(self, value: Any) -> bytes:
+        return bytes(value)
+
+    def from_bytes(self, data: bytes) -> bytes:
+        return bytes(data)
