@@ -1,11 +1,14 @@
 from django.contrib import admin
 from django.urls import include, path
 
+from portal.ops.views import healthz_view
+
 urlpatterns = [
     path("", include("portal.accounts.urls")),
     path("provider/", include("portal.provider.urls")),
     path("patient/", include("portal.patient.urls")),
     path("ledger/", include("ledger.urls")),
+    path("healthz", healthz_view, name="healthz"),
     path("admin/", admin.site.urls),
 ]
 

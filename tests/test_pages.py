@@ -40,3 +40,8 @@ def test_unknown_url_is_a_plain_404(client, db):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
     assert b"Not found" in response.content
+
+
+def test_healthz(client, db):
+    response = client.get("/healthz")
+    assert response.status_code == 200 and response.content == b"ok\n"

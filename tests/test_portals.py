@@ -220,10 +220,13 @@ CROSS_TENANT_CASES = {
             "document_download",
             "observation_correct",
             "record",
+            "record_new",
+            "record_correct",
         )
     },
     "provider:patient_new": "test_register_patient_validation (creates at the active hospital)",
     "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
+    "healthz": "tests/test_pages.py::test_healthz (no data at all)",
     "ledger:public_key": "tests/ledger/test_views.py (public, no tenant data)",
     "ledger:checkpoint": "tests/ledger/test_views.py (public: size and root only)",
     "ledger:receipt": "test_receipts_of_other_patients_and_hospitals_are_404",

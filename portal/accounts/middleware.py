@@ -12,6 +12,7 @@ from django.http import HttpRequest, HttpResponse
 AUTH_AT = "auth_at"
 SEEN_AT = "seen_at"
 IDLE_SECONDS = "idle_seconds"
+SEEN_AT_RESOLUTION = 30.0
 
 
 class SessionTimeoutMiddleware:
@@ -40,7 +41,10 @@ class SessionTimeoutMiddleware:
                 return self._end(
                     request, f"You were signed out after {minutes} minutes without activity."
                 )
-            session[SEEN_AT] = now
+            if now - seen_at > SEEN_AT_RESOLUTION:
+                # Refreshed at most every 30 s: idle limits are minutes, and not writing the
+                # session row on every request saves a database write per page.
+                session[SEEN_AT] = now
         return self.get_response(request)
 
     def _end(self, request: HttpRequest, message: str) -> HttpResponse:

@@ -170,3 +170,48 @@ class DocumentUploadForm(forms.Form):
                 upload.seek(0)
         upload.declared_type = declared
         return upload
+
+
+# Generic add/correct forms for the other record types (observations and blood pressure have
+# their own forms with code, unit and range checks).
+RECORD_FORM_FIELDS: dict[str, list[str]] = {
+    "encounter": ["class_code", "type_display", "reason", "period_start", "period_end"],
+    "condition": ["code", "display", "clinical_status", "onset_date", "abatement_date"],
+    "medicationrequest": ["code", "display", "dosage", "request_status", "authored_on"],
+    "allergyintolerance": ["code", "display", "criticality", "reaction", "recorded_date"],
+    "immunization": ["vaccine_code", "display", "occurrence"],
+    "procedure": ["code", "display", "performed_at"],
+    "clinicalnote": ["title", "text"],
+}
+RECORD_CHOICES = {
+    "class_code": [("AMB", "Ambulatory"), ("IMP", "Inpatient"), ("EMER", "Emergency"),
+                   ("VR", "Virtual")],
+    "clinical_status": [(c, c) for c in ("active", "recurrence", "relapse", "inactive",
+                                         "remission", "resolved")],
+    "request_status": [(c, c) for c in ("active", "on-hold", "completed", "stopped")],
+    "criticality": [(c, c) for c in ("low", "high", "unable-to-assess")],
+}  # fmt: skip
+
+
+def record_form_class(record_type: str) -> type[forms.ModelForm]:
+    from portal.records.selectors import RECORD_TYPES
+
+    model = RECORD_TYPES[record_type]
+    names = RECORD_FORM_FIELDS[record_type]
+    widgets = {}
+    for name in names:
+        field = model._meta.get_field(name)
+        internal = field.get_internal_type()
+        if internal == "DateTimeField":
+            widgets[name] = forms.DateTimeInput(
+                attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"
+            )
+        elif internal == "DateField":
+            widgets[name] = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
+    attrs = {
+        name: forms.ChoiceField(choices=RECORD_CHOICES[name])
+        for name in names
+        if name in RECORD_CHOICES
+    }
+    meta = type("Meta", (), {"model": model, "fields": names, "widgets": widgets})
+    return type(f"{model.__name__}Form", (forms.ModelForm,), {"Meta": meta, **attrs})

@@ -40,5 +40,15 @@ urlpatterns = [
         views.observation_correct_view,
         name="observation_correct",
     ),
+    path(
+        "patients/<int:patient_id>/records/<str:record_type>/new/",
+        views.record_new_view,
+        name="record_new",
+    ),
+    path(
+        "records/<str:record_type>/<int:record_id>/correct/",
+        views.record_correct_view,
+        name="record_correct",
+    ),
     path("records/<str:record_type>/<int:record_id>/", views.record_view, name="record"),
 ]

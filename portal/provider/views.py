@@ -11,6 +11,7 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
 from django.core.paginator import Paginator
 from django.db import transaction
+from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -210,6 +211,55 @@ def observation_correct_view(request: HttpRequest, record_id: int) -> HttpRespon
     return _form_page(
         request, form, f"Correct {record.display}", patient=record.patient, status_if_errors=True
     )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> HttpResponse:
+    if record_type not in forms.RECORD_FORM_FIELDS or record_type == "clinicalnote":
+        raise Http404("No such record type.")
+    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    form_class = forms.record_form_class(record_type)
+    form = form_class(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        values = {name: form.cleaned_data[name] for name in form.Meta.fields}
+        try:
+            services.record_create(
+                actor=request.user, patient=patient, model=form.Meta.model, **values
+            )
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, f"{form.Meta.model._meta.verbose_name.capitalize()} added.")
+            return redirect("provider:chart", patient_id=patient.pk)
+    title = f"Add {form_class.Meta.model._meta.verbose_name}"
+    return _form_page(request, form, title, patient=patient, status_if_errors=True)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def record_correct_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
+    if record_type not in forms.RECORD_FORM_FIELDS:
+        raise Http404("No such record type.")
+    record = selectors.access_record(request.user, record_type, record_id)
+    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    form_class = forms.record_form_class(record_type)
+    # No instance is bound: the form must never write to the version it corrects.
+    initial = model_to_dict(record, fields=form_class.Meta.fields)
+    form = form_class(request.POST or None, initial=initial)
+    if request.method == "POST" and form.is_valid():
+        changes = {name: form.cleaned_data[name] for name in form_class.Meta.fields}
+        try:
+            new = services.record_correct(actor=request.user, record=record, **changes)
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(
+                request, "Corrected; the previous version is kept as entered in error."
+            )
+            return redirect("provider:record", record_type=record_type, record_id=new.pk)
+    title = f"Correct {record._meta.verbose_name}"
+    return _form_page(request, form, title, patient=record.patient, status_if_errors=True)
 
 
 @staff_required

@@ -24,6 +24,9 @@ def provider_urls(w):
         ("get", f"/provider/records/condition/{w['condition'].pk}/"),
         ("get", f"/provider/records/clinicalnote/{w['note'].pk}/"),
         ("get", f"/provider/records/document/{doc}/"),
+        ("get", f"/provider/patients/{p}/records/condition/new/"),
+        ("get", f"/provider/records/condition/{w['condition'].pk}/correct/"),
+        ("get", f"/provider/records/clinicalnote/{w['note'].pk}/correct/"),
     ]
 
 

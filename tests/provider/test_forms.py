@@ -186,3 +186,57 @@ def test_care_team_management(client, sign_in, world, nurse_a):
     removed = client.post(f"{url}{nurse_a.pk}/remove/")
     assert removed.status_code == 302
     assert client.post(f"{url}{nurse_a.pk}/remove/").status_code == 404
+
+
+@pytest.mark.parametrize(
+    ("record_type", "data"),
+    [
+        ("condition", {"code": "38341003", "display": "Hypertension",
+                       "clinical_status": "active", "onset_date": "2021-04-01"}),
+        ("medicationrequest", {"code": "197361", "display": "Amlodipine 5 MG",
+                               "dosage": "once daily", "request_status": "active",
+                               "authored_on": "2024-01-02T09:00"}),
+        ("allergyintolerance", {"code": "91936005", "display": "Penicillin allergy",
+                                "criticality": "high", "reaction": "rash",
+                                "recorded_date": "2023-05-05T10:00"}),
+        ("immunization", {"vaccine_code": "140", "display": "Influenza",
+                          "occurrence": "2024-10-01T10:00"}),
+        ("procedure", {"code": "80146002", "display": "Appendectomy",
+                       "performed_at": "2010-03-03T08:00"}),
+        ("encounter", {"class_code": "AMB", "type_display": "Check-up", "reason": "annual",
+                       "period_start": "2024-02-02T10:00"}),
+    ],
+)  # fmt: skip
+def test_add_and_correct_other_records(client, sign_in, world, record_type, data):
+    from portal.records.selectors import RECORD_TYPES
+
+    a = world["a"]
+    model = RECORD_TYPES[record_type]
+    sign_in(client, a["clinician"])
+    url = f"/provider/patients/{a['patient'].pk}/records/{record_type}/new/"
+    assert client.post(url, data).status_code == 302
+    with unscoped():
+        record = model.objects.filter(patient=a["patient"]).latest("id")
+    label = "type_display" if record_type == "encounter" else "display"
+    fixed = dict(data)
+    fixed[label] = fixed[label] + " (corrected)"
+    response = client.post(f"/provider/records/{record_type}/{record.pk}/correct/", fixed)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    with unscoped():
+        new = model.objects.get(replaces=record)
+        assert model.objects.get(pk=record.pk).status == RecordStatus.ENTERED_IN_ERROR
+    assert getattr(new, label).endswith("(corrected)")
+
+
+def test_future_dates_and_unknown_types_are_refused(client, sign_in, world):
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    before = _counts()
+    response = client.post(
+        f"/provider/patients/{a['patient'].pk}/records/procedure/new/",
+        {"code": "1", "display": "x", "performed_at": "2999-01-01T10:00"},
+    )
+    assert response.status_code == 400 and "in the future" in response.content.decode()
+    unknown = f"/provider/patients/{a['patient'].pk}/records/claim/new/"
+    assert client.get(unknown).status_code == 404
+    assert _counts() == before
