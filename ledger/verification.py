@@ -293,6 +293,17 @@ def verify_log(report: Report, progress=None) -> None:
     report.log_seconds = time.perf_counter() - started
 
 
+def _digest_or_none(obj) -> str | None:
+    """The row's digest, or None when it cannot be computed because a value does not decrypt
+    (a ciphertext was edited or copied from another row behind the application's back)."""
+    try:
+        return subjects.digest_of(obj)
+    except Exception as exc:  # the field layer's DecryptionError, without importing it here
+        if type(exc).__name__ in {"DecryptionError", "MissingDataKey"}:
+            return None
+        raise
+
+
 def verify_subjects(report: Report, progress=None) -> None:
     """Re-digest live subjects against the digest of their latest anchored entry."""
     started = time.perf_counter()
@@ -327,7 +338,16 @@ def verify_subjects(report: Report, progress=None) -> None:
                             "subject", ref, "row is gone (deleted behind the application's back)"
                         )
                     )
-                elif subjects.digest_of(obj) != wanted[subject_id]:
+                elif (current := _digest_or_none(obj)) is None:
+                    report.findings.append(
+                        Finding(
+                            "subject",
+                            ref,
+                            "row cannot be read back (an encrypted value was altered, moved "
+                            "or its key is missing)",
+                        )
+                    )
+                elif current != wanted[subject_id]:
                     report.findings.append(
                         Finding(
                             "subject",

@@ -19,7 +19,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.records import services as records_services
 from portal.records.catalog import MEASURES
-from portal.records.models import Observation, Patient
+from portal.records.models import Observation
+from portal.records.selectors import patient_by_mrn
 from portal.tenancy import services as tenancy_services
 from portal.tenancy.models import Hospital, Role
 
@@ -122,7 +123,7 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
             birth = date(1940, 1, 1) + timedelta(days=rng.randrange(0, 30000))
             for hospital in homes:
                 mrn = f"{hospital.slug[:2].upper()}{100000 + i}"
-                patient = Patient._base_manager.filter(hospital=hospital, mrn=mrn).first()
+                patient = patient_by_mrn(hospital=hospital, mrn=mrn)
                 if patient is None:
                     patient = records_services.patient_register(
                         hospital=hospital,

@@ -32,9 +32,11 @@ import hmac
 import os
 import re
 import threading
+import time
 import unicodedata
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import Any
 
 from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
@@ -42,7 +44,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 
 FORMAT_VERSION = 1
 NONCE_BYTES = 12
@@ -198,12 +200,40 @@ def clear_key_cache() -> None:
     """Forget every cached DEK (tests; rotate_keys after creating new versions)."""
     with _cache_lock:
         _dek_cache.clear()
+        _pending.clear()
+        _current_cache.clear()
 
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
     with _cache_lock:
         if (hospital_id, version) not in _uncommitted:
             _dek_cache[(hospital_id, version)] = dek
+
+
+# DEKs created by the still-open transaction, usable by that transaction only: an entry is
+# valid while its on-commit callback is still queued on the connection (Django drops the
+# callback when the transaction or savepoint that created the key rolls back, and runs it
+# on commit, which moves the DEK to the process cache).
+_pending: dict[tuple[int, int], tuple[bytes, Any]] = {}
+
+# hospital_id -> (current version, monotonic time read). Re-read after CURRENT_TTL seconds,
+# so a rotation in another process is picked up within that time without a query per value.
+CURRENT_TTL = 30.0
+_current_cache: dict[int, tuple[int, float]] = {}
+
+
+def _pending_dek(key: tuple[int, int]) -> bytes | None:
+    entry = _pending.get(key)
+    if entry is None:
+        return None
+    dek, callback = entry
+    queued = getattr(connection, "run_on_commit", [])
+    if any(item[1] is callback for item in queued):
+        return dek
+    with _cache_lock:
+        if _pending.get(key) is entry:
+            del _pending[key]
+    return None
 
 
 def _remember_created(hospital_id: int, version: int, dek: bytes) -> None:
@@ -215,11 +245,20 @@ def _remember_created(hospital_id: int, version: int, dek: bytes) -> None:
     def committed() -> None:
         with _cache_lock:
             _uncommitted.discard(key)
+            _pending.pop(key, None)
             _dek_cache[key] = dek
 
     # Outside an atomic block the savepoint that created the row was the whole transaction,
     # so on_commit runs at once; inside one it runs only if the outer transaction commits.
+    if connection.in_atomic_block:
+        with _cache_lock:
+            _pending[key] = (dek, committed)
     transaction.on_commit(committed)
+
+
+def _uncommitted_hospitals() -> set[int]:
+    # A current version read while its own creation is uncommitted must not be remembered.
+    return {hospital_id for hospital_id, _version in _uncommitted}
 
 
 def _unwrap_row(row) -> bytes:
@@ -290,6 +329,7 @@ def create_data_key_version(hospital_id: int) -> int:
             is_current=True,
         )
     _remember_created(hospital_id, version, dek)
+    _current_cache.pop(hospital_id, None)
     return version
 
 
@@ -302,9 +342,13 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
     from portal.records.keys_models import HospitalKey
 
     hospital_id = int(hospital_id)
+    if version is None:
+        known = _current_cache.get(hospital_id)
+        if known is not None and time.monotonic() - known[1] < CURRENT_TTL:
+            version = known[0]
     if version is not None:
         version = int(version)
-        cached = _dek_cache.get((hospital_id, version))
+        cached = _dek_cache.get((hospital_id, version)) or _pending_dek((hospital_id, version))
         if cached is not None:
             return version, cached
         row = HospitalKey.objects.filter(hospital_id=hospital_id, version=version).first()
@@ -320,7 +364,11 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
             row, dek = _create_first_key(hospital_id)
             if dek is not None:
                 return 1, dek
-        cached = _dek_cache.get((hospital_id, row.version))
+        if hospital_id not in _uncommitted_hospitals():
+            _current_cache[hospital_id] = (row.version, time.monotonic())
+        cached = _dek_cache.get((hospital_id, row.version)) or _pending_dek(
+            (hospital_id, row.version)
+        )
         if cached is not None:
             return row.version, cached
     dek = _unwrap_row(row)

@@ -532,3 +532,45 @@ class EncryptedBinaryField(EncryptedField):
 
     def from_bytes(self, data: bytes) -> bytes:
         return bytes(data)
+
+
+class BlindIndexField(models.CharField):
+    """A keyed search token derived from another (encrypted) field of the same row.
+
+    Computed in pre_save, so save(), create() and bulk_create() all keep it in step with its
+    source; exact, normalized matches are then an indexed equality lookup, without the
+    plaintext ever reaching the database.
+    """
+
+    def __init__(self, *args: Any, source: str = "", purpose: str = "", **kwargs: Any) -> None:
+        self.source = source
+        self.purpose = purpose or source
+        kwargs.setdefault("max_length", 32)
+        kwargs.setdefault("editable", False)
+        kwargs.setdefault("db_index", True)
+        kwargs.setdefault("default", "")
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self):
+        name, path, args, kwargs = super().deconstruct()
+        kwargs["source"] = self.source
+        kwargs["purpose"] = self.purpose
+        for key, value in (("max_length", 32), ("editable", False), ("db_index", True),
+                           ("default", "")):  # fmt: skip
+            if kwargs.get(key) == value:
+                kwargs.pop(key)
+        return name, path, args, kwargs
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        from portal.records.crypto import blind_index
+
+        value = getattr(model_instance, self.source)
+        token = (
+            ""
+            if value in (None, "")
+            else blind_index(
+                str(value), hospital_id=model_instance.hospital_id, purpose=self.purpose
+            )
+        )
+        setattr(model_instance, self.attname, token)
+        return token

@@ -15,6 +15,15 @@ from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from portal.records.fields import (
+    BlindIndexField,
+    EncryptedBinaryField,
+    EncryptedCharField,
+    EncryptedDateField,
+    EncryptedDecimalField,
+    EncryptedTextField,
+)
+from portal.records.keys_models import HospitalKey  # noqa: F401  (a model of this app)
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import TenantManager
 
@@ -34,7 +43,10 @@ class Patient(models.Model):
 
     row_uuid = models.UUIDField(default=uuid.uuid4, editable=False, unique=True)
     hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="patients")
-    mrn = models.CharField("MRN", max_length=64)
+    # Names, identifiers and contact details are encrypted (AES-GCM, per-hospital data keys);
+    # search uses the keyed blind indexes next to them.
+    mrn = EncryptedCharField("MRN", max_length=64)
+    mrn_index = BlindIndexField(source="mrn")
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL,
         on_delete=models.SET_NULL,
@@ -42,11 +54,13 @@ class Patient(models.Model):
         blank=True,
         related_name="patient_registrations",
     )
-    given_name = models.CharField(max_length=100)
-    family_name = models.CharField(max_length=100)
-    birth_date = models.DateField()
+    given_name = EncryptedCharField(max_length=100)
+    given_name_index = BlindIndexField(source="given_name")
+    family_name = EncryptedCharField(max_length=100)
+    family_name_index = BlindIndexField(source="family_name")
+    birth_date = EncryptedDateField()
     sex = models.CharField(max_length=10, choices=Sex.choices, default=Sex.UNKNOWN)
-    phone = models.CharField(max_length=40, blank=True, default="")
+    phone = EncryptedCharField(max_length=40, blank=True, null=True)
     # A VIP or an employee: only the care team may open the chart.
     restricted = models.BooleanField(default=False)
     created_at = models.DateTimeField(auto_now_add=True)
@@ -55,9 +69,12 @@ class Patient(models.Model):
 
     class Meta:
         constraints = [
-            models.UniqueConstraint(fields=["hospital", "mrn"], name="mrn_unique_per_hospital")
+            models.UniqueConstraint(
+                fields=["hospital", "mrn_index"], name="mrn_unique_per_hospital"
+            )
         ]
-        ordering = ["family_name", "given_name", "id"]
+        # Names are ciphertext in the database: order by registration, not by name.
+        ordering = ["id"]
 
     def __str__(self) -> str:
         return f"Patient {self.pk} at hospital {self.hospital_id}"
@@ -131,7 +148,7 @@ class Encounter(ClinicalRecord):
     class_code = models.CharField(max_length=20, default="AMB")  # v3 ActCode: AMB, IMP, EMER
     type_code = models.CharField(max_length=40, blank=True, default="")
     type_display = models.CharField(max_length=200, blank=True, default="")
-    reason = models.TextField(blank=True, default="")
+    reason = EncryptedTextField(blank=True, null=True)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField(null=True, blank=True)
 
@@ -149,7 +166,7 @@ class Observation(ClinicalRecord):
     category = models.CharField(max_length=20, choices=Category.choices)
     code = models.CharField("LOINC code", max_length=20)
     display = models.CharField(max_length=200)
-    value = models.DecimalField(max_digits=12, decimal_places=3)
+    value = EncryptedDecimalField(max_digits=12, decimal_places=3)
     unit = models.CharField(max_length=32)
     effective_at = models.DateTimeField()
     encounter = models.ForeignKey(
@@ -171,7 +188,7 @@ class Condition(ClinicalRecord):
 class MedicationRequest(ClinicalRecord):
     code = models.CharField(max_length=40)  # RxNorm
     display = models.CharField(max_length=200)
-    dosage = models.TextField(blank=True, default="")
+    dosage = EncryptedTextField(blank=True, null=True)
     request_status = models.CharField(max_length=20, default="active")
     authored_on = models.DateTimeField()
 
@@ -180,7 +197,7 @@ class AllergyIntolerance(ClinicalRecord):
     code = models.CharField(max_length=40)
     display = models.CharField(max_length=200)
     criticality = models.CharField(max_length=20, default="unable-to-assess")
-    reaction = models.TextField(blank=True, default="")
+    reaction = EncryptedTextField(blank=True, null=True)
     recorded_date = models.DateTimeField()
 
 
@@ -200,8 +217,8 @@ class ClinicalNote(ClinicalRecord):
     """Free text. A restricted note (for example psychotherapy) is visible only to users
     granted on that very note."""
 
-    title = models.CharField(max_length=200)
-    text = models.TextField()
+    title = EncryptedCharField(max_length=200)
+    text = EncryptedTextField()
     restricted = models.BooleanField(default=False)
 
 
@@ -210,11 +227,11 @@ class ClinicalNoteUserObjectPermission(UserObjectPermissionBase):
 
 
 class Document(ClinicalRecord):
-    title = models.CharField(max_length=200)
+    title = EncryptedCharField(max_length=200)
     content_type = models.CharField(max_length=100)
     size = models.PositiveIntegerField()
     sha256 = models.CharField(max_length=64)
-    content = models.BinaryField()
+    content = EncryptedBinaryField()
 
 
 RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (

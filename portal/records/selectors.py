@@ -9,14 +9,15 @@ row in Python.
 
 from __future__ import annotations
 
-from collections import defaultdict
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Q, QuerySet
 from django.http import Http404
 
+from portal.records.crypto import blind_index
 from portal.records.models import (
     RECORD_MODELS,
     AllergyIntolerance,
@@ -66,13 +67,31 @@ def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient")
 def patient_list_for_user(
     *, user: AbstractBaseUser, hospital: Hospital, query: str = ""
 ) -> QuerySet[Patient]:
+    """Visible patients of the hospital; `query` matches an MRN, a family name, a given name
+    or "given family" exactly (normalized for case and spacing) through blind indexes."""
     patients = Patient.objects.filter(patient_visible_q(user=user), hospital=hospital)
-    query = query.strip()
+    query = " ".join(query.split())
     if query:
-        patients = patients.filter(
-            Q(mrn__iexact=query) | Q(family_name__iexact=query) | Q(given_name__iexact=query)
+        token = partial(blind_index, hospital_id=hospital.pk)
+        match = (
+            Q(mrn_index=token(query, purpose="mrn"))
+            | Q(family_name_index=token(query, purpose="family_name"))
+            | Q(given_name_index=token(query, purpose="given_name"))
         )
-    return patients.order_by("family_name", "given_name", "id")
+        if " " in query:
+            given, family = query.rsplit(" ", 1)
+            match |= Q(
+                given_name_index=token(given, purpose="given_name"),
+                family_name_index=token(family, purpose="family_name"),
+            )
+        patients = patients.filter(match)
+    return patients.order_by("-id")
+
+
+def patient_by_mrn(*, hospital: Hospital, mrn: str) -> Patient | None:
+    """Registration lookup by MRN through its blind index (unscoped: used by services)."""
+    token = blind_index(mrn, hospital_id=hospital.pk, purpose="mrn")
+    return Patient._base_manager.filter(hospital=hospital, mrn_index=token).first()
 
 
 def access_patient(
@@ -186,10 +205,3 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
     chart.timeline.sort(key=lambda item: item[0], reverse=True)
     chart.timeline = chart.timeline[:timeline_limit]
     return chart
-
-
-def series_by_code(observations: list[Observation]) -> dict[str, list[tuple[Any, Any]]]:
-    grouped: dict[str, list[tuple[Any, Any]]] = defaultdict(list)
-    for obs in observations:
-        grouped[obs.code].append((obs.effective_at, obs.value))
-    return dict(grouped)

@@ -26,6 +26,7 @@ from portal.records.models import (
     PatientGroupObjectPermission,
     RecordStatus,
 )
+from portal.records.selectors import patient_by_mrn
 from portal.tenancy.models import Hospital, Membership
 from portal.tenancy.selectors import hospital_clinical_group
 
@@ -63,7 +64,7 @@ def patient_register(
     )  # fmt: skip
     # Uniqueness is checked below and by the database; full_clean would query unscoped.
     patient.full_clean(validate_unique=False, validate_constraints=False)
-    if Patient._base_manager.filter(hospital=hospital, mrn=mrn).exists():
+    if patient_by_mrn(hospital=hospital, mrn=mrn) is not None:
         raise ValidationError({"mrn": "A patient with this MRN is already registered here."})
     patient.save()
     _grant_hospital_wide(patient)

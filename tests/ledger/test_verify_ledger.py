@@ -141,11 +141,27 @@ def test_log_truncated(anchored_log):
 def test_subject_row_edited_behind_the_applications_back(anchored_log):
     _, observations = anchored_log
     target = observations[2]
-    tamper("UPDATE records_observation SET value = 999 WHERE id = %s", (target.pk,))
+    tamper("UPDATE records_observation SET unit = 'kg' WHERE id = %s", (target.pk,))
     findings = _findings()
     assert findings == [
         f"subject records.observation {target.pk}: row differs from its last anchored digest "
         "(edited behind the application's back)"
+    ]
+
+
+def test_encrypted_value_swapped_between_rows_is_named(anchored_log):
+    """Copying another row's ciphertext (to change a value without the key) is caught: the
+    associated data binds it to its row, so it no longer decrypts."""
+    _, observations = anchored_log
+    target, donor = observations[2], observations[3]
+    tamper(
+        "UPDATE records_observation SET value = (SELECT value FROM records_observation "
+        "WHERE id = %s) WHERE id = %s",
+        (donor.pk, target.pk),
+    )
+    assert _findings() == [
+        f"subject records.observation {target.pk}: row cannot be read back (an encrypted value "
+        "was altered, moved or its key is missing)"
     ]
 
 

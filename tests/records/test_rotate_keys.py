@@ -113,7 +113,7 @@ def test_new_data_keys_re_encrypts_every_column(samples, old_ring, hospital_a, h
     index = crypto.blind_index("Patient st-mary 0", hospital_id=hospital_a.pk, purpose="name")
 
     with override_settings(FIELD_ENCRYPTION_KEYS=f"k2:{NEW_KEY},{old_ring}"):
-        output = rotate("--new-data-keys", "--batch-size", "2")
+        output = rotate("--new-data-keys", "--batch-size", "2", "--settle-seconds", "0")
         assert "records.EncryptedSample: re-encrypted" in output
 
     current = HospitalKey.objects.filter(is_current=True).order_by("hospital_id")
@@ -139,7 +139,7 @@ def test_new_data_keys_re_encrypts_every_column(samples, old_ring, hospital_a, h
         # New writes use the new version; a second run re-encrypts under a third.
         fresh_row = make_sample(hospital_b)
         assert crypto.blob_version(raw_column(EncryptedSample, "note", fresh_row.pk)) == 2
-        rotate("--new-data-keys")
+        rotate("--new-data-keys", "--settle-seconds", "0")
         assert crypto.blob_version(raw_column(EncryptedSample, "note", fresh_row.pk)) == 3
         assert read_all([*samples, fresh_row])[:-1] == before
 
@@ -147,7 +147,7 @@ def test_new_data_keys_re_encrypts_every_column(samples, old_ring, hospital_a, h
 def test_instance_loaded_before_new_data_keys_saves_readably(samples, old_ring):
     stale = fresh(samples[1])
     with override_settings(FIELD_ENCRYPTION_KEYS=f"k2:{NEW_KEY},{old_ring}"):
-        rotate("--new-data-keys")
+        rotate("--new-data-keys", "--settle-seconds", "0")
         stale.save()  # writes back its version-1 blob: still readable
     with override_settings(FIELD_ENCRYPTION_KEYS=f"k2:{NEW_KEY}"):
         assert fresh(samples[1]).name == samples[1].name

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import time
 from typing import Any
 
 from django.apps import apps
@@ -62,6 +63,14 @@ class Command(BaseCommand):
             default=500,
             help="Rows per re-encryption transaction (default 500).",
         )
+        parser.add_argument(
+            "--settle-seconds",
+            type=float,
+            default=crypto.CURRENT_TTL,
+            help="With --new-data-keys: wait this long before re-encrypting, so running web and "
+            "worker processes (which re-read the current key version at that interval) have "
+            "switched to the new keys and write nothing more under the old ones.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         if options["batch_size"] < 1:
@@ -78,6 +87,12 @@ class Command(BaseCommand):
                 self.new_data_keys()
             self.rewrap(ring)
             if options["new_data_keys"]:
+                if options["settle_seconds"] > 0:
+                    self.stdout.write(
+                        f"Waiting {options['settle_seconds']:.0f} s for running processes to "
+                        "pick up the new data keys ..."
+                    )
+                    time.sleep(options["settle_seconds"])
                 self.reencrypt(options["batch_size"])
         if self.errors:
             for line in self.errors:
