@@ -237,3 +237,17 @@ def _ledger_triggers_and_flush(request, django_db_blocker):
     if transactional:
         with django_db_blocker.unblock(), connection.cursor() as cursor:
             cursor.execute("SET session_replication_role = replica")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _close_stray_database_sessions(django_db_setup, django_db_blocker):
+    """Worker processes killed by the fault tests can leave a backend behind for a moment;
+    end them before pytest-django drops the test database, so the drop never fails."""
+    yield
+    if connection.vendor != "postgresql":
+        return
+    with django_db_blocker.unblock(), connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
