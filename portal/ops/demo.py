@@ -19,7 +19,13 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.records import services as records_services
 from portal.records.catalog import MEASURES
-from portal.records.models import Observation
+from portal.records.models import (
+    AllergyIntolerance,
+    Condition,
+    MedicationRequest,
+    Observation,
+    Patient,
+)
 from portal.records.selectors import patient_by_mrn
 from portal.tenancy import services as tenancy_services
 from portal.tenancy.models import Hospital, Role
@@ -97,6 +103,38 @@ def _secret(username: str) -> str:
     return b32encode(demo_totp_key(username)).decode()
 
 
+PROBLEMS = [
+    ("44054006", "Diabetes mellitus type 2", "860975", "Metformin 500 MG Oral Tablet"),
+    ("38341003", "Hypertensive disorder", "197361", "Amlodipine 5 MG Oral Tablet"),
+    ("195967001", "Asthma", "245314", "Albuterol 0.09 MG/ACTUAT Inhaler"),
+    ("55822004", "Hyperlipidemia", "314231", "Simvastatin 10 MG Oral Tablet"),
+]
+ALLERGIES = [
+    ("91936005", "Allergy to penicillin", "high"),
+    ("300913006", "Shellfish allergy", "low"),
+]
+
+
+def _chart_basics(patient: Patient, rng: random.Random, now) -> None:
+    """A problem with its medication, and sometimes an allergy: a chart worth looking at."""
+    code, display, rx, drug = rng.choice(PROBLEMS)
+    onset = (now - timedelta(days=rng.randrange(200, 3000))).date()
+    records_services.record_create(
+        actor=None, patient=patient, model=Condition, code=code, display=display, onset_date=onset
+    )
+    records_services.record_create(
+        actor=None, patient=patient, model=MedicationRequest, code=rx, display=drug,
+        dosage="one tablet daily", authored_on=now - timedelta(days=30),
+    )  # fmt: skip
+    if rng.random() < 0.5:
+        a_code, a_display, criticality = rng.choice(ALLERGIES)
+        records_services.record_create(
+            actor=None, patient=patient, model=AllergyIntolerance, code=a_code,
+            display=a_display, criticality=criticality, reaction="rash",
+            recorded_date=now - timedelta(days=400),
+        )  # fmt: skip
+
+
 def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
     with transaction.atomic():
         hospitals: list[Hospital] = []
@@ -133,8 +171,10 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
                         birth_date=birth,
                         user=user,
                     )
-                have = Observation._base_manager.filter(patient=patient).count()
                 now = timezone.now().replace(second=0, microsecond=0)
+                if not Condition._base_manager.filter(patient=patient).exists():
+                    _chart_basics(patient, rng, now)
+                have = Observation._base_manager.filter(patient=patient).count()
                 for n in range(have, records_per_patient):
                     code, mean, sd = VITALS[n % len(VITALS)]
                     measure = MEASURES[code]
