@@ -209,13 +209,15 @@ def _hash_batch(
     return leaf_hashes, chains, acc, nodes
 
 
-def _anchor_batch(batch_size: int) -> int:
+def _anchor_batch(batch_size: int, after_id: int = 0) -> tuple[int, int]:
+    """Anchor up to `batch_size` pending events with id > `after_id`, in id order; returns
+    how many and the highest id taken."""
     if connection.vendor == "postgresql":
-        return _anchor_batch_postgresql(batch_size)
-    return _anchor_batch_orm(batch_size)
+        return _anchor_batch_postgresql(batch_size, after_id)
+    return _anchor_batch_orm(batch_size, after_id)
 
 
-def _anchor_batch_postgresql(batch_size: int) -> int:
+def _anchor_batch_postgresql(batch_size: int, after_id: int) -> tuple[int, int]:
     """The same transaction as `_anchor_batch_orm` in four statements and two COPYs: the
     ORM's bulk_create spends most of a batch building and parsing one huge INSERT."""
     with transaction.atomic():
@@ -226,13 +228,13 @@ def _anchor_batch_postgresql(batch_size: int) -> int:
             # no other appender can be claiming the same rows, and a rollback un-claims them.
             cursor.execute(
                 "UPDATE ledger_event SET status = %s, anchored_at = %s WHERE id IN ("
-                " SELECT id FROM ledger_event WHERE status = %s ORDER BY id LIMIT %s"
+                " SELECT id FROM ledger_event WHERE status = %s AND id > %s ORDER BY id LIMIT %s"
                 ") RETURNING id, leaf",
-                [Event.ANCHORED, now, Event.PENDING, batch_size],
+                [Event.ANCHORED, now, Event.PENDING, after_id, batch_size],
             )
             rows = sorted(cursor.fetchall())  # RETURNING has no order; the log is by id
             if not rows:
-                return 0
+                return 0, after_id
             size = head.size
             leaves = [bytes(leaf) for _, leaf in rows]
             leaf_hashes, chains, acc, nodes = _hash_batch(size, bytes(head.chain_hash), leaves)
@@ -261,20 +263,20 @@ def _anchor_batch_postgresql(batch_size: int) -> int:
                 "WHERE id = 1",
                 [acc.size, chains[-1], now],
             )
-        return len(rows)
+        return len(rows), rows[-1][0]
 
 
-def _anchor_batch_orm(batch_size: int) -> int:
+def _anchor_batch_orm(batch_size: int, after_id: int) -> tuple[int, int]:
     """Portable path (SQLite, the demo database)."""
     with transaction.atomic():
         head = _lock_head()
         rows = list(
-            Event.objects.filter(status=Event.PENDING)
+            Event.objects.filter(status=Event.PENDING, id__gt=after_id)
             .order_by("id")
             .values_list("id", "leaf")[:batch_size]
         )
         if not rows:
-            return 0
+            return 0, after_id
         size = head.size
         leaves = [bytes(leaf) for _, leaf in rows]
         leaf_hashes, chains, acc, nodes = _hash_batch(size, bytes(head.chain_hash), leaves)
@@ -305,7 +307,7 @@ def _anchor_batch_orm(batch_size: int) -> int:
         head.size = acc.size
         head.chain_hash = chains[-1]
         head.save(update_fields=["size", "chain_hash", "updated_at"])
-        return len(rows)
+        return len(rows), rows[-1][0]
 
 
 def checkpoint_cut(*, size: int, root: bytes, now: datetime) -> Checkpoint:
@@ -323,8 +325,14 @@ def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | No
     """Anchor pending events in batches until none is left; returns how many were anchored."""
     total = 0
     batches = 0
+    # Within one call each batch resumes after the last id taken: the partial index on
+    # pending ids keeps the claimed rows' entries until vacuum, and rescanning them from
+    # the start made every batch of a large backlog slower than the one before. An event
+    # with a lower id that commits meanwhile is left for the next call, as one committing
+    # just after the last batch is: its commit enqueues a task, and the sweeper backs that up.
+    after_id = 0
     while max_batches is None or batches < max_batches:
-        n = _anchor_batch(batch_size)
+        n, after_id = _anchor_batch(batch_size, after_id)
         total += n
         batches += 1
         if n < batch_size:
