@@ -12,8 +12,10 @@ Nothing is re-serialized from ORM fields: only the stored leaf bytes are hashed.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
+import queue
 import threading
 import time
 from collections.abc import Iterator
@@ -71,13 +73,47 @@ def _chunks(sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
             # A plain ordered index scan: JIT compiling it only adds latency.
             connection.connection.execute("SET LOCAL jit = off")
             cur.execute(sql, params)
-            while rows := cur.fetchmany(CHUNK):
-                yield rows
+            yield from _read_ahead(cur)
     else:
         with connection.cursor() as cur:
             cur.execute(sql, params)
             while rows := cur.fetchmany(CHUNK):
                 yield rows
+
+
+def _read_ahead(cur: Any) -> Iterator[list[tuple]]:
+    """Fetch the next chunk on a thread while the caller hashes this one.
+
+    psycopg releases the GIL while it waits for the server, so the server's scan overlaps
+    the hashing instead of alternating with it. Only this thread touches the cursor's
+    connection until the chunks are exhausted (psycopg serializes access anyway).
+    """
+    ready: queue.Queue[list[tuple] | BaseException | None] = queue.Queue(maxsize=2)
+    stop = threading.Event()
+
+    def produce() -> None:
+        try:
+            while not stop.is_set():
+                rows = cur.fetchmany(CHUNK)
+                ready.put(rows or None)
+                if not rows:
+                    return
+        except BaseException as exc:  # handed to the consumer
+            ready.put(exc)
+
+    thread = threading.Thread(target=produce, name="verify-read-ahead", daemon=True)
+    thread.start()
+    try:
+        while (item := ready.get()) is not None:
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
+        while thread.is_alive():  # unblock a producer waiting on a full queue
+            with contextlib.suppress(queue.Empty):
+                ready.get(timeout=0.05)
+        thread.join()
 
 
 def _stream(sql: str, params: tuple = ()) -> Iterator[tuple]:
