@@ -86,7 +86,8 @@ request = function()
   if kind == "bare" then
     return wrk.format("GET", "/healthz")
   elseif kind == "list" then
-    return wrk.format("GET", "/provider/?page=" .. math.random(pages), {["Cookie"] = cookie})
+    -- a random page: the list pages by id cursor, so any depth costs the same
+    return wrk.format("GET", "/provider/?before=" .. id, {["Cookie"] = cookie})
   elseif kind == "chart" then
     return wrk.format("GET", "/provider/patients/" .. id .. "/", {["Cookie"] = cookie})
   else

@@ -9,7 +9,6 @@ import hashlib
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import ValidationError
-from django.core.paginator import Paginator
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
@@ -46,11 +45,21 @@ def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=No
 def home_view(request: HttpRequest) -> HttpResponse:
     form = forms.PatientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    patients = selectors.patient_list_for_user(
-        user=request.user, hospital=request.hospital, query=query
+    page = selectors.patient_page_for_user(
+        user=request.user,
+        hospital=request.hospital,
+        query=query,
+        before=_cursor(request.GET.get("before")),
+        after=_cursor(request.GET.get("after")),
     )
-    page = Paginator(patients, 25).get_page(request.GET.get("page"))
     return render(request, "provider/home.html", {"page": page, "form": form, "q": query})
+
+
+def _cursor(value: str | None) -> int | None:
+    try:
+        return int(value) if value else None
+    except ValueError:
+        return None
 
 
 @staff_required

@@ -88,6 +88,47 @@ def patient_list_for_user(
     return patients.order_by("-id")
 
 
+@dataclass
+class PatientPage:
+    """One page of a keyset-paginated list, newest registrations first.
+
+    Keyset (id cursor) paging instead of LIMIT/OFFSET with a total count: the cost of a page
+    does not grow with the hospital's size or the page's depth.
+    """
+
+    patients: list[Patient]
+    newer: int | None  # pass as ?after= for the previous (newer) page
+    older: int | None  # pass as ?before= for the next (older) page
+
+
+def patient_page_for_user(
+    *,
+    user: AbstractBaseUser,
+    hospital: Hospital,
+    query: str = "",
+    before: int | None = None,
+    after: int | None = None,
+    size: int = 25,
+) -> PatientPage:
+    base = patient_list_for_user(user=user, hospital=hospital, query=query)
+    if after is not None:
+        rows = list(base.filter(pk__gt=after).order_by("id")[: size + 1])
+        more_newer = len(rows) > size
+        rows = rows[:size][::-1]
+        more_older = bool(rows) and base.filter(pk__lt=rows[-1].pk).exists()
+    else:
+        page = base.filter(pk__lt=before) if before is not None else base
+        rows = list(page.order_by("-id")[: size + 1])
+        more_older = len(rows) > size
+        rows = rows[:size]
+        more_newer = before is not None and bool(rows) and base.filter(pk__gt=rows[0].pk).exists()
+    return PatientPage(
+        patients=rows,
+        newer=rows[0].pk if rows and more_newer else None,
+        older=rows[-1].pk if rows and more_older else None,
+    )
+
+
 def patient_by_mrn(*, hospital: Hospital, mrn: str) -> Patient | None:
     """Registration lookup by MRN through its blind index (unscoped: used by services)."""
     token = blind_index(mrn, hospital_id=hospital.pk, purpose="mrn")

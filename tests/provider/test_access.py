@@ -140,3 +140,20 @@ def test_opening_a_chart_record_or_document_is_an_access_event(client, sign_in, 
         assert e.attrs["purpose"] == "TREAT" and e.attrs["role"] == Role.CLINICIAN
     assert events[1].attrs["record_type"] == "observation"
     assert events[1].attrs["record"] == a["observation"].pk
+
+
+def test_patient_list_pages_by_cursor(client, sign_in, world):
+    from tests import factories
+
+    a = world["a"]
+    made = [factories.PatientFactory(hospital=a["hospital"], mrn=f"PG{i:03d}") for i in range(55)]
+    sign_in(client, a["clinician"])
+    first = client.get("/provider/").content.decode()
+    assert "PG054" in first and "PG030" in first and "PG029" not in first
+    assert f"?before={made[30].pk}" in first and "?after=" not in first
+    second = client.get(f"/provider/?before={made[30].pk}").content.decode()
+    assert "PG029" in second and "PG005" in second and "PG004" not in second
+    assert f"?after={made[29].pk}" in second
+    back = client.get(f"/provider/?after={made[29].pk}").content.decode()
+    assert "PG054" in back and "PG030" in back and "PG029" not in back
+    assert client.get("/provider/?before=nonsense").status_code == 200
