@@ -6,12 +6,12 @@ import hashlib
 import json
 import logging
 import re
+import time
 import uuid
 from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.cache import cache
 from django.db import connection, models, transaction
 from django.utils import timezone
 
@@ -22,7 +22,6 @@ from ledger.selectors import merkle_nodes_fetch
 
 logger = logging.getLogger(__name__)
 
-ANCHOR_QUEUED_KEY = "ledger:anchor-queued"
 BATCH_SIZE = 1000
 _ATTR_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
 # Attribute values are codes and ids, never free text: nothing here can carry PHI.
@@ -167,19 +166,62 @@ def _schedule_anchor_on_commit() -> None:
     transaction.on_commit(anchor_enqueue)
 
 
+# Enqueue debounce. A publisher that enqueued less than ENQUEUE_DEBOUNCE seconds ago does not
+# enqueue again: the task it enqueued starts after that publish and keeps polling the outbox
+# until it has been idle for TASK_IDLE_TAIL seconds (> ENQUEUE_DEBOUNCE), so it is still
+# running, and sees the new events, when they commit. This keeps the broker (and its round
+# trip) off the path of nearly every write; a lost message is covered by the beat sweeper.
+ENQUEUE_DEBOUNCE = 0.25
+TASK_IDLE_TAIL = 0.5
+TASK_POLL = 0.02
+TASK_MAX_SECONDS = 30.0
+_last_enqueue = float("-inf")
+
+
 def anchor_enqueue() -> None:
     """Ask a worker to anchor. Never raises: the outbox row is the source of truth, and the
     beat sweeper re-enqueues anything still pending if the broker is unreachable now."""
+    global _last_enqueue
     from ledger.tasks import anchor
 
+    now = time.monotonic()
+    if now - _last_enqueue < ENQUEUE_DEBOUNCE:
+        return
     try:
-        # Debounce: while a queued task has not started yet, it will take these events too.
-        if cache.add(ANCHOR_QUEUED_KEY, 1, timeout=5):
-            anchor.apply_async(retry=False)
-    except Exception as exc:  # broker or cache down: the sweeper will catch up
+        anchor.apply_async(retry=False)
+    except Exception as exc:  # broker down: the sweeper will catch up
         logger.warning(
             "ledger: could not enqueue anchoring (%s); sweeper will retry", type(exc).__name__
         )
+    else:
+        _last_enqueue = now
+
+
+def pending_exists() -> bool:
+    return Event.objects.filter(status=Event.PENDING).exists()
+
+
+def ledger_anchor_and_linger(
+    *,
+    idle_tail: float = TASK_IDLE_TAIL,
+    poll: float = TASK_POLL,
+    max_seconds: float = TASK_MAX_SECONDS,
+) -> int:
+    """Anchor what is pending, then keep polling until nothing new came for `idle_tail`
+    seconds (see ENQUEUE_DEBOUNCE for why), or for at most `max_seconds` in all."""
+    started = idle_since = time.monotonic()
+    total = ledger_anchor_pending()
+    while True:
+        now = time.monotonic()
+        if now - idle_since >= idle_tail or now - started >= max_seconds:
+            break
+        time.sleep(poll)
+        if pending_exists():
+            anchored = ledger_anchor_pending()
+            if anchored:
+                total += anchored
+                idle_since = time.monotonic()
+    return total
 
 
 def _lock_head() -> LogHead:

@@ -1,10 +1,7 @@
 """Celery tasks of the ledger. They carry no arguments with content: the outbox is the
 source of truth, so a lost, repeated or late message changes nothing but timing."""
 
-import contextlib
-
 from celery import shared_task
-from django.core.cache import cache
 from django.db import DatabaseError
 
 from ledger import services
@@ -21,10 +18,10 @@ from ledger import services
     ignore_result=True,
 )
 def anchor() -> int:
-    # Cleared before reading the outbox: events committed from now on enqueue a new task.
-    with contextlib.suppress(Exception):  # the debounce flag is an optimisation only
-        cache.delete(services.ANCHOR_QUEUED_KEY)
-    return services.ledger_anchor_pending()
+    anchored = services.ledger_anchor_and_linger()
+    if services.pending_exists():  # the time cap was reached with work left: hand it on
+        services.anchor_enqueue()
+    return anchored
 
 
 @shared_task(name="ledger.sweep", ignore_result=True, acks_late=True)

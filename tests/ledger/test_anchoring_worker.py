@@ -1,0 +1,47 @@
+"""The enqueue debounce and the lingering task: fast anchoring without a message per write.
+
+Runs on both passes (SQLite with the filesystem broker, PostgreSQL with Redis)."""
+
+import time
+
+import pytest
+from django.db import transaction
+
+from ledger import services
+from ledger.models import Entry, Event
+from tests.conftest import wait_until
+
+pytestmark = pytest.mark.worker
+
+
+def _record(patient) -> None:
+    with transaction.atomic():
+        services.event_record(
+            kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=None,
+            patient=patient,
+        )  # fmt: skip
+
+
+def test_writes_within_the_debounce_ride_on_the_lingering_task(start_worker, hospital_a):
+    from tests import factories
+
+    patient = factories.PatientFactory(hospital=hospital_a)
+    Event.objects.all().delete()
+    worker = start_worker()
+    services._last_enqueue = float("-inf")
+    _record(patient)  # enqueues
+    _record(patient)  # within 0.25 s: no new message
+    wait_until(lambda: Entry.objects.count() == 2, timeout=60, message=worker.output)
+    log = worker.output()
+    assert log.count("ledger.anchor[") >= 1
+    received = log.count("Task ledger.anchor[")
+    # Once the task has gone idle and the debounce has passed, the next write enqueues again.
+    time.sleep(services.TASK_IDLE_TAIL + services.ENQUEUE_DEBOUNCE + 0.5)
+    _record(patient)
+    wait_until(lambda: Entry.objects.count() == 3, timeout=60, message=worker.output)
+    wait_until(
+        lambda: worker.output().count("Task ledger.anchor[") > received,
+        timeout=30,
+        message=worker.output,
+    )
+    assert received == 1, worker.output()
