@@ -78,7 +78,7 @@ def canonical_leaf(
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
-def event_record(
+def event_build(
     *,
     kind: str,
     hospital: models.Model | int,
@@ -88,16 +88,11 @@ def event_record(
     patient: models.Model | int | None = None,
     attrs: dict[str, Any] | None = None,
 ) -> Event:
-    """Insert a pending event inside the caller's transaction (the transactional outbox).
-
-    Precondition: called inside the same transaction as the change it describes, so the
-    change and its event commit (or roll back) together. The anchoring task is enqueued only
-    after commit. Only ids, codes and the SHA-256 digest of the subject reach the ledger.
-    """
+    """An unsaved outbox event with its canonical leaf bytes (see event_record)."""
     if not _KIND.match(kind):
         raise LedgerInputError(f"event kind {kind!r} is not a valid code")
     if isinstance(subject, models.Model):
-        subject_type, subject_id = subjects.subject_type(subject), str(subject.pk)
+        subject_type, subject_id = subjects.subject_type(subject), subjects.subject_id(subject)
         if digest is None:
             digest = subjects.digest_of(subject)
     else:
@@ -120,12 +115,54 @@ def event_record(
         subject_id=subject_id, patient_id=patient_id, actor_id=actor_id, recorded_at=now,
         digest=digest, attrs=clean, leaf=leaf,
     )  # fmt: skip
+    return event
+
+
+def event_record(**kwargs: Any) -> Event:
+    """Insert a pending event inside the caller's transaction (the transactional outbox).
+
+    Takes event_build's keyword arguments. Precondition: called inside the same transaction
+    as the change it describes, so the change and its event commit (or roll back) together.
+    The anchoring task is enqueued only after commit. Only ids, codes and the SHA-256 digest
+    of the subject reach the ledger.
+    """
+    event = event_build(**kwargs)
     _event_insert(event)
     _schedule_anchor_on_commit()
     return event
 
 
+def event_insert_statement(event: Event) -> tuple[str, list[Any]]:
+    """`INSERT ... RETURNING id` of an outbox row, for callers that send it together with the
+    row it describes in one statement (PostgreSQL only)."""
+    fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
+    params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
+    return _event_insert_sql(fields), params
+
+
+def anchor_after_write() -> None:
+    """Enqueue anchoring after a write that recorded events: on commit inside a transaction,
+    at once after a single autocommitted statement."""
+    if connection.in_atomic_block:
+        _schedule_anchor_on_commit()
+    else:
+        anchor_enqueue()
+
+
 _EVENT_INSERT_SQL: dict[str, str] = {}
+
+
+def _event_insert_sql(fields: list[models.Field]) -> str:
+    sql = _EVENT_INSERT_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = (
+            f"INSERT INTO {qn(Event._meta.db_table)} "  # noqa: S608 - names from the model
+            f"({', '.join(qn(f.column) for f in fields)}) "
+            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(Event._meta.pk.column)}"
+        )
+        _EVENT_INSERT_SQL[connection.vendor] = sql
+    return sql
 
 
 def _event_insert(event: Event) -> None:
@@ -140,15 +177,7 @@ def _event_insert(event: Event) -> None:
         event.save(force_insert=True)
         return
     fields = [f for f in Event._meta.concrete_fields if not f.primary_key]
-    sql = _EVENT_INSERT_SQL.get(connection.vendor)
-    if sql is None:
-        qn = connection.ops.quote_name
-        sql = (
-            f"INSERT INTO {qn(Event._meta.db_table)} "  # noqa: S608 - names from the model
-            f"({', '.join(qn(f.column) for f in fields)}) "
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {qn(Event._meta.pk.column)}"
-        )
-        _EVENT_INSERT_SQL[connection.vendor] = sql
+    sql = _event_insert_sql(fields)
     params = [f.get_db_prep_save(f.pre_save(event, True), connection) for f in fields]
     with connection.cursor() as cursor:
         cursor.execute(sql, params)

@@ -16,14 +16,28 @@ from django.db import models
 
 Canonical = Callable[[models.Model], dict[str, Any]]
 _registry: dict[str, tuple[type[models.Model], Canonical]] = {}
+_key_fields: dict[str, str] = {}
 
 
-def register(model: type[models.Model], canonical: Canonical) -> None:
+def register(model: type[models.Model], canonical: Canonical, *, key: str = "pk") -> None:
+    """Register a subject model. `key` names the field that identifies a row in the ledger:
+    a UUID known before the row is inserted lets the row and its event go to the database in
+    one statement (see records.services)."""
     _registry[model._meta.label_lower] = (model, canonical)
+    _key_fields[model._meta.label_lower] = key
 
 
 def subject_type(obj: models.Model) -> str:
     return obj._meta.label_lower
+
+
+def key_field(label: str) -> str:
+    return _key_fields.get(label, "pk")
+
+
+def subject_id(obj: models.Model) -> str:
+    """How the ledger names this row (its registered key, else the primary key)."""
+    return str(getattr(obj, key_field(obj._meta.label_lower)))
 
 
 def registered() -> dict[str, tuple[type[models.Model], Canonical]]:

@@ -364,7 +364,11 @@ def verify_subjects(report: Report, progress=None) -> None:
         ids = list(wanted)
         for start in range(0, len(ids), 2000):
             chunk = ids[start : start + 2000]
-            rows = {str(obj.pk): obj for obj in model._base_manager.filter(pk__in=chunk)}
+            key = subjects.key_field(subject_type)
+            rows = {
+                str(getattr(obj, key)): obj
+                for obj in model._base_manager.filter(**{f"{key}__in": chunk})
+            }
             for subject_id in chunk:
                 obj = rows.get(subject_id)
                 ref = f"{subject_type} {subject_id}"

@@ -12,4 +12,5 @@ class RecordsConfig(AppConfig):
         from portal.records.models import RECORD_MODELS, Patient
 
         for model in (Patient, *RECORD_MODELS):
-            subjects.register(model, canonical)
+            # Rows are named by their row_uuid in the ledger: known before the INSERT.
+            subjects.register(model, canonical, key="row_uuid")

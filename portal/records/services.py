@@ -12,11 +12,17 @@ from typing import Any, TypeVar
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import connection, transaction
+from django.db.models.sql import InsertQuery
 from django.utils import timezone
 from guardian.shortcuts import assign_perm, remove_perm
 
-from ledger.services import event_record
+from ledger.services import (
+    anchor_after_write,
+    event_build,
+    event_insert_statement,
+    event_record,
+)
 from portal.records.models import (
     CareTeamMember,
     ClinicalNote,
@@ -138,11 +144,15 @@ def _validate_effective(value: datetime | date | None, field: str) -> None:
         raise ValidationError({field: "This date is in the future."})
 
 
-@transaction.atomic
 def record_create(
     *, actor: AbstractBaseUser | None, patient: Patient, model: type[R], **fields: Any
 ) -> R:
-    """Create any clinical record for a patient, validated, with its ledger event."""
+    """Create any clinical record for a patient, validated, with its ledger event.
+
+    The record and its outbox event are written atomically: in the caller's transaction if
+    there is one, else (on PostgreSQL) as ONE statement, which is atomic by itself and saves
+    the transaction's extra round trips on the most frequent write of the portal.
+    """
     record = model(hospital_id=patient.hospital_id, patient=patient, recorded_by=actor, **fields)
     for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
         if hasattr(record, name):
@@ -152,14 +162,49 @@ def record_create(
         validate_unique=False,
         validate_constraints=False,
     )
-    record.save()
-    if isinstance(record, ClinicalNote) and record.restricted and actor is not None:
-        assign_perm("records.view_clinicalnote", actor, record)
-    event_record(
-        kind=f"{_label(model)}.created", hospital=patient.hospital_id, subject=record,
-        actor=actor, patient=patient.pk,
-    )  # fmt: skip
+    needs_grant = isinstance(record, ClinicalNote) and record.restricted and actor is not None
+    event_kwargs = {
+        "kind": f"{_label(model)}.created", "hospital": patient.hospital_id, "subject": record,
+        "actor": actor, "patient": patient.pk,
+    }  # fmt: skip
+    if connection.vendor == "postgresql" and not needs_grant:
+        _insert_with_event(record, event_build(**event_kwargs))
+        anchor_after_write()
+        return record
+    with transaction.atomic():
+        record.save()
+        if needs_grant:
+            assign_perm("records.view_clinicalnote", actor, record)
+        event_record(**event_kwargs)
     return record
+
+
+def _insert_with_event(record: ClinicalRecord, event: Any) -> None:
+    """INSERT the record and its outbox event in one statement (PostgreSQL).
+
+    Possible because the event names the record by its row_uuid, which exists before the
+    INSERT, and its digest covers neither the surrogate key nor the creation time. The
+    record's INSERT is compiled by Django (pre_save: timestamps, encryption, blind indexes).
+    """
+    model = type(record)
+    fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
+    query = InsertQuery(model)
+    query.insert_values(fields, [record])
+    compiler = query.get_compiler(connection=connection)
+    compiler.returning_fields = [model._meta.pk]
+    ((record_sql, record_params),) = compiler.as_sql()
+    event_sql, event_params = event_insert_statement(event)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH rec AS ({record_sql}), ev AS ({event_sql}) "  # noqa: S608 - compiled SQL
+            "SELECT (SELECT id FROM rec), (SELECT id FROM ev)",
+            [*record_params, *event_params],
+        )
+        record.pk, event.pk = cursor.fetchone()
+    record._state.adding = False
+    record._state.db = connection.alias
+    event._state.adding = False
+    event._state.db = connection.alias
 
 
 @transaction.atomic

@@ -29,7 +29,7 @@ def test_events_hold_ids_and_digests_only(record_observations):
             assert phi not in leaf
         assert len(event.digest) == 64
     obs_event = Event.objects.get(
-        subject_type="records.observation", subject_id=str(observations[0].pk)
+        subject_type="records.observation", subject_id=str(observations[0].row_uuid)
     )
     assert obs_event.patient_id == patient.pk
     assert obs_event.attrs == {}  # not even the LOINC code: it says what was tested
@@ -147,7 +147,7 @@ def test_receipt_verifies_with_the_standalone_verifier(record_observations):
     from ledger.selectors import receipt_for_event
 
     event = Event.objects.get(
-        subject_type="records.observation", subject_id=str(observations[3].pk)
+        subject_type="records.observation", subject_id=str(observations[3].row_uuid)
     )
     receipt = receipt_for_event(event=event)
     result = verifier.verify_receipt(receipt, log_verifier())
@@ -175,5 +175,5 @@ def test_live_subject_digest_matches_the_anchored_one(record_observations):
     from ledger.subjects import digest_of
 
     obs = Observation._base_manager.get(pk=observations[0].pk)  # as read back from the database
-    event = Event.objects.get(subject_type="records.observation", subject_id=str(obs.pk))
+    event = Event.objects.get(subject_type="records.observation", subject_id=str(obs.row_uuid))
     assert digest_of(obs) == event.digest

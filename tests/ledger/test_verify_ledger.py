@@ -144,7 +144,7 @@ def test_subject_row_edited_behind_the_applications_back(anchored_log):
     tamper("UPDATE records_observation SET unit = 'kg' WHERE id = %s", (target.pk,))
     findings = _findings()
     assert findings == [
-        f"subject records.observation {target.pk}: row differs from its last anchored digest "
+        f"subject records.observation {target.row_uuid}: row differs from its last anchored digest "
         "(edited behind the application's back)"
     ]
 
@@ -160,8 +160,8 @@ def test_encrypted_value_swapped_between_rows_is_named(anchored_log):
         (donor.pk, target.pk),
     )
     assert _findings() == [
-        f"subject records.observation {target.pk}: row cannot be read back (an encrypted value "
-        "was altered, moved or its key is missing)"
+        f"subject records.observation {target.row_uuid}: row cannot be read back "
+        "(an encrypted value was altered, moved or its key is missing)"
     ]
 
 
@@ -193,7 +193,7 @@ def test_all_findings_are_reported_not_just_the_first(anchored_log):
     tamper("UPDATE records_observation SET unit = 'kg' WHERE id = %s", (observations[5].pk,))
     code, out = _run()
     assert code == 1
-    assert "entry 2:" in out and f"records.observation {observations[5].pk}" in out
+    assert "entry 2:" in out and f"records.observation {observations[5].row_uuid}" in out
     code, out = _run("--json")
     kinds = {f["kind"] for f in json.loads(out)["findings"]}
     assert code == 1 and {"entry", "subject"} <= kinds

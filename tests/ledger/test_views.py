@@ -20,7 +20,7 @@ def anchored(record_observations, patient_with_login, hospital_b):
     user, patient = patient_with_login
     _, _other_obs = record_observations(3, hospital=hospital_b)
     services.ledger_anchor_pending()
-    own_event = Event.objects.get(subject_type="records.patient", subject_id=str(patient.pk))
+    own_event = Event.objects.get(subject_type="records.patient", subject_id=str(patient.row_uuid))
     foreign_event = Event.objects.filter(hospital=hospital_b).first()
     return user, own_event, foreign_event
 
@@ -125,7 +125,7 @@ def test_consistency_proof_between_two_checkpoints(client, sign_in, anchored, re
 
 def test_pending_event_receipt_is_a_clear_conflict(client, sign_in, patient_with_login):
     user, patient = patient_with_login
-    event = Event.objects.get(subject_type="records.patient", subject_id=str(patient.pk))
+    event = Event.objects.get(subject_type="records.patient", subject_id=str(patient.row_uuid))
     sign_in(client, user)
     response = client.get(f"/ledger/events/{event.event_id}/receipt")
     assert response.status_code == 409
