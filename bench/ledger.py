@@ -31,6 +31,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench.common import recreate_database, say  # noqa: E402
+
 
 def setup_environment() -> tuple[str, str]:
     db_url = os.environ.get("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/portal_bench")
@@ -41,20 +43,6 @@ def setup_environment() -> tuple[str, str]:
     os.environ["DJANGO_SETTINGS_MODULE"] = "portal.settings"
     os.environ.setdefault("LOG_LEVEL", "WARNING")
     return db_url, broker
-
-
-def recreate_database(db_url: str) -> None:
-    import psycopg
-
-    name = db_url.rsplit("/", 1)[1]
-    admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
-
-
-def say(text: str) -> None:
-    print(text, flush=True)
 
 
 def main() -> int:

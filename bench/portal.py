@@ -31,9 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-
-def say(text: str) -> None:
-    print(text, flush=True)
+from bench.common import recreate_database, say  # noqa: E402
 
 
 def setup_environment() -> str:
@@ -63,16 +61,6 @@ def setup_environment() -> str:
         }
     )
     return db_url
-
-
-def recreate_database(db_url: str) -> None:
-    import psycopg
-
-    name = db_url.rsplit("/", 1)[1]
-    admin_url = db_url.rsplit("/", 1)[0] + "/postgres"
-    with psycopg.connect(admin_url, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        conn.execute(f'CREATE DATABASE "{name}"')
 
 
 LUA = """
