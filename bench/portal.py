@@ -141,6 +141,11 @@ def run_wrk(
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="1,000 patients, under 2 minutes")
+    parser.add_argument(
+        "--reuse",
+        action="store_true",
+        help="measure again on the database a previous run of the same size generated",
+    )
     args = parser.parse_args()
     n_patients = 1_000 if args.quick else 100_000
     n_records = 10_000 if args.quick else 1_000_000
@@ -154,7 +159,8 @@ def main() -> int:
         f"Portal benchmark ({'quick' if args.quick else 'full'}): {n_patients:,} patients, "
         f"{n_records:,} records on {db_url.split('@')[-1]}"
     )
-    recreate_database(db_url)
+    if not args.reuse:
+        recreate_database(db_url)
 
     import django
 
@@ -185,103 +191,112 @@ def main() -> int:
     call_command("migrate", verbosity=0)
     call_command("collectstatic", "--noinput", verbosity=0)
 
-    # --- the bulk generator ----------------------------------------------------------------
-    started = time.perf_counter()
-    a = Hospital.objects.create(slug="bench-a", name="Bench A")
-    b = Hospital.objects.create(slug="bench-b", name="Bench B")
-    User = get_user_model()
-    clinician = User.objects.create(username="bench.clinician")
-    membership_ensure(user=clinician, hospital=a, role=Role.CLINICIAN)
-    device = TOTPDevice.objects.create(user=clinician, name="bench", confirmed=True)
-    rng = random.Random(7)
-    perms = {
-        p.codename: p
-        for p in Permission.objects.filter(
-            content_type__app_label="records", codename__in=["view_patient", "change_patient"]
-        )
-    }
-    groups = {h.pk: hospital_clinical_group(hospital_id=h.pk) for h in (a, b)}
-    patients: list[Patient] = []
-    with Progress("  patients", n_patients) as progress:
-        for start in range(0, n_patients, 5000):
-            batch = [
-                Patient(
-                    hospital=a if i % 2 == 0 else b,
-                    mrn=f"BM{i:07d}",
-                    given_name=rng.choice(["Ann", "Ben", "Cai", "Dee", "Eli"]),
-                    family_name=f"Bench{i:06d}",
-                    birth_date=dt.date(1930 + i % 80, 1 + i % 12, 1),
-                    sex=Patient.Sex.UNKNOWN,
-                )
-                for i in range(start, min(start + 5000, n_patients))
-            ]
-            with transaction.atomic():
-                Patient._base_manager.bulk_create(batch)
-                PatientGroupObjectPermission.objects.bulk_create(
-                    PatientGroupObjectPermission(
-                        content_object=p, group=groups[p.hospital_id], permission=perm
+    if args.reuse:
+        a = Hospital.objects.get(slug="bench-a")
+        clinician = get_user_model().objects.get(username="bench.clinician")
+        device = TOTPDevice.objects.get(user=clinician)
+        with unscoped():
+            patients = list(Patient.objects.order_by("id").only("id", "hospital_id"))
+        rng = random.Random(7)
+        say(f"  reusing {len(patients):,} patients")
+    else:
+        # --- the bulk generator ----------------------------------------------------------------
+        started = time.perf_counter()
+        a = Hospital.objects.create(slug="bench-a", name="Bench A")
+        b = Hospital.objects.create(slug="bench-b", name="Bench B")
+        User = get_user_model()
+        clinician = User.objects.create(username="bench.clinician")
+        membership_ensure(user=clinician, hospital=a, role=Role.CLINICIAN)
+        device = TOTPDevice.objects.create(user=clinician, name="bench", confirmed=True)
+        rng = random.Random(7)
+        perms = {
+            p.codename: p
+            for p in Permission.objects.filter(
+                content_type__app_label="records", codename__in=["view_patient", "change_patient"]
+            )
+        }
+        groups = {h.pk: hospital_clinical_group(hospital_id=h.pk) for h in (a, b)}
+        patients: list[Patient] = []
+        with Progress("  patients", n_patients) as progress:
+            for start in range(0, n_patients, 5000):
+                batch = [
+                    Patient(
+                        hospital=a if i % 2 == 0 else b,
+                        mrn=f"BM{i:07d}",
+                        given_name=rng.choice(["Ann", "Ben", "Cai", "Dee", "Eli"]),
+                        family_name=f"Bench{i:06d}",
+                        birth_date=dt.date(1930 + i % 80, 1 + i % 12, 1),
+                        sex=Patient.Sex.UNKNOWN,
                     )
-                    for p in batch
-                    for perm in perms.values()
-                )
-            patients.extend(batch)
-            progress.advance(len(batch))
-    now = timezone.now()
-    codes = [
-        ("8867-4", "Heart rate", "/min", 72),
-        ("8480-6", "Systolic blood pressure", "mm[Hg]", 122),
-        ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 98),
-    ]
-    with Progress("  records", n_records) as progress:
-        for start in range(0, n_records, 10_000):
-            obs, conds, meds = [], [], []
-            for i in range(start, min(start + 10_000, n_records)):
-                p = patients[i % n_patients]
-                kind = i % 10
-                if kind == 8:
-                    conds.append(
-                        Condition(
-                            hospital_id=p.hospital_id,
-                            patient=p,
-                            code="44054006",
-                            display="Diabetes mellitus type 2",
+                    for i in range(start, min(start + 5000, n_patients))
+                ]
+                with transaction.atomic():
+                    Patient._base_manager.bulk_create(batch)
+                    PatientGroupObjectPermission.objects.bulk_create(
+                        PatientGroupObjectPermission(
+                            content_object=p, group=groups[p.hospital_id], permission=perm
                         )
+                        for p in batch
+                        for perm in perms.values()
                     )
-                elif kind == 9:
-                    meds.append(
-                        MedicationRequest(
-                            hospital_id=p.hospital_id,
-                            patient=p,
-                            code="860975",
-                            display="Metformin 500 MG",
-                            authored_on=now,
+                patients.extend(batch)
+                progress.advance(len(batch))
+        now = timezone.now()
+        codes = [
+            ("8867-4", "Heart rate", "/min", 72),
+            ("8480-6", "Systolic blood pressure", "mm[Hg]", 122),
+            ("2339-0", "Glucose [Mass/volume] in Blood", "mg/dL", 98),
+        ]
+        with Progress("  records", n_records) as progress:
+            for start in range(0, n_records, 10_000):
+                obs, conds, meds = [], [], []
+                for i in range(start, min(start + 10_000, n_records)):
+                    p = patients[i % n_patients]
+                    kind = i % 10
+                    if kind == 8:
+                        conds.append(
+                            Condition(
+                                hospital_id=p.hospital_id,
+                                patient=p,
+                                code="44054006",
+                                display="Diabetes mellitus type 2",
+                            )
                         )
-                    )
-                else:
-                    code, display, unit, mean = codes[kind % 3]
-                    obs.append(
-                        Observation(
-                            hospital_id=p.hospital_id,
-                            patient=p,
-                            category="vital-signs",
-                            code=code,
-                            display=display,
-                            unit=unit,
-                            value=Decimal(mean + rng.randint(-9, 9)),
-                            effective_at=now - dt.timedelta(days=i // n_patients, minutes=kind),
+                    elif kind == 9:
+                        meds.append(
+                            MedicationRequest(
+                                hospital_id=p.hospital_id,
+                                patient=p,
+                                code="860975",
+                                display="Metformin 500 MG",
+                                authored_on=now,
+                            )
                         )
-                    )
-            with transaction.atomic():
-                Observation._base_manager.bulk_create(obs)
-                Condition._base_manager.bulk_create(conds)
-                MedicationRequest._base_manager.bulk_create(meds)
-            progress.advance(len(obs) + len(conds) + len(meds))
-    from django.db import connection
+                    else:
+                        code, display, unit, mean = codes[kind % 3]
+                        obs.append(
+                            Observation(
+                                hospital_id=p.hospital_id,
+                                patient=p,
+                                category="vital-signs",
+                                code=code,
+                                display=display,
+                                unit=unit,
+                                value=Decimal(mean + rng.randint(-9, 9)),
+                                effective_at=now - dt.timedelta(days=i // n_patients, minutes=kind),
+                            )
+                        )
+                with transaction.atomic():
+                    Observation._base_manager.bulk_create(obs)
+                    Condition._base_manager.bulk_create(conds)
+                    MedicationRequest._base_manager.bulk_create(meds)
+                progress.advance(len(obs) + len(conds) + len(meds))
+        from django.db import connection
 
-    with connection.cursor() as cursor:
-        cursor.execute("ANALYZE")
-    generated = time.perf_counter() - started
-    say(f"  generated in {generated:.1f} s")
+        with connection.cursor() as cursor:
+            cursor.execute("ANALYZE")
+        generated = time.perf_counter() - started
+        say(f"  generated in {generated:.1f} s")
 
     # --- a signed-in clinician's session (as the log-in views would write it) ---------------
     session = SessionStore()

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
+from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
 from django.http import Http404
 
 from portal.records.crypto import blind_index
@@ -54,14 +54,34 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
 
 
 def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
-    """The condition "user holds `codename` on this patient", as subqueries (one SQL query)."""
+    """The condition "user holds `codename` on this patient", as two correlated EXISTS.
+
+    Correlated (per candidate patient, an index probe on the permission tables' unique
+    (user|group, permission, object) keys) rather than `id IN (all granted ids)`: a page of
+    25 patients then costs about 25 probes, not a scan of every grant of the hospital.
+    """
+    permission_id = _permission_id(codename)
     direct = PatientUserObjectPermission.objects.filter(
-        user=user, permission__codename=codename
-    ).values("content_object_id")
+        user_id=user.pk, permission_id=permission_id, content_object_id=OuterRef("pk")
+    )
     via_group = PatientGroupObjectPermission.objects.filter(
-        group__user=user, permission__codename=codename
-    ).values("content_object_id")
-    return Q(pk__in=direct) | Q(pk__in=via_group)
+        group_id__in=_group_ids(user), permission_id=permission_id, content_object_id=OuterRef("pk")
+    )
+    return Q(Exists(direct)) | Q(Exists(via_group))
+
+
+def _permission_id(codename: str) -> Subquery:
+    # An uncorrelated subquery: the database evaluates it once per statement.
+    return Subquery(
+        Permission.objects.filter(content_type__app_label="records", codename=codename).values(
+            "id"
+        )[:1]
+    )
+
+
+def _group_ids(user: AbstractBaseUser) -> QuerySet:
+    # A subquery (evaluated once per statement), so a membership change applies at once.
+    return user.groups.through.objects.filter(user_id=user.pk).values("group_id")
 
 
 def patient_list_for_user(
@@ -69,7 +89,11 @@ def patient_list_for_user(
 ) -> QuerySet[Patient]:
     """Visible patients of the hospital; `query` matches an MRN, a family name, a given name
     or "given family" exactly (normalized for case and spacing) through blind indexes."""
-    patients = Patient.objects.filter(patient_visible_q(user=user), hospital=hospital)
+    return _search(Patient.objects.filter(patient_visible_q(user=user), hospital=hospital),
+                   hospital=hospital, query=query)  # fmt: skip
+
+
+def _search(patients: QuerySet[Patient], *, hospital: Hospital, query: str) -> QuerySet[Patient]:
     query = " ".join(query.split())
     if query:
         token = partial(blind_index, hospital_id=hospital.pk)
@@ -110,22 +134,50 @@ def patient_page_for_user(
     after: int | None = None,
     size: int = 25,
 ) -> PatientPage:
-    base = patient_list_for_user(user=user, hospital=hospital, query=query)
-    if after is not None:
-        rows = list(base.filter(pk__gt=after).order_by("id")[: size + 1])
-        more_newer = len(rows) > size
-        rows = rows[:size][::-1]
-        more_older = bool(rows) and base.filter(pk__lt=rows[-1].pk).exists()
-    else:
-        page = base.filter(pk__lt=before) if before is not None else base
-        rows = list(page.order_by("-id")[: size + 1])
-        more_older = len(rows) > size
-        rows = rows[:size]
-        more_newer = before is not None and bool(rows) and base.filter(pk__gt=rows[0].pk).exists()
+    """One page of visible patients.
+
+    Candidates are taken in windows of the hospital's (searched) patients in id order, and
+    only the window is checked against the permission tables: the planner then probes the
+    grants per row instead of hashing every grant of the hospital for each page. A window
+    rarely holds too few visible patients (restricted charts); then the next one is read.
+    """
+    candidates = _search(Patient.objects.filter(hospital=hospital), hospital=hospital, query=query)
+    visible = Q(patient_visible_q(user=user))
+    older_first = after is None
+    cursor = before if older_first else after
+    window = size * 4
+    rows: list[Patient] = []
+    exhausted = False
+    while len(rows) <= size and not exhausted:
+        ids = candidates.order_by("-id" if older_first else "id")
+        if cursor is not None:
+            ids = ids.filter(pk__lt=cursor) if older_first else ids.filter(pk__gt=cursor)
+        ids = list(ids.values_list("id", flat=True)[:window])
+        exhausted = len(ids) < window
+        if not ids:
+            break
+        cursor = ids[-1]
+        found = Patient.objects.filter(visible, pk__in=ids).order_by("-id" if older_first else "id")
+        rows.extend(found[: size + 1 - len(rows)])
+    more = len(rows) > size
+    rows = rows[:size]
+    if not older_first:
+        rows.reverse()
+    # Is there a page on the other side? One cheap look at the nearest window.
+    other_side = False
+    if rows and (before is not None or after is not None):
+        edge = rows[0].pk if older_first else rows[-1].pk
+        near = candidates.order_by("id" if older_first else "-id")
+        near = near.filter(pk__gt=edge) if older_first else near.filter(pk__lt=edge)
+        near_ids = list(near.values_list("id", flat=True)[:window])
+        other_side = bool(near_ids) and (
+            len(near_ids) == window or Patient.objects.filter(visible, pk__in=near_ids).exists()
+        )
+    newer, older = (other_side, more) if older_first else (more, other_side)
     return PatientPage(
         patients=rows,
-        newer=rows[0].pk if rows and more_newer else None,
-        older=rows[-1].pk if rows and more_older else None,
+        newer=rows[0].pk if rows and newer else None,
+        older=rows[-1].pk if rows and older else None,
     )
 
 

@@ -157,3 +157,23 @@ def test_patient_list_pages_by_cursor(client, sign_in, world):
     back = client.get(f"/provider/?after={made[29].pk}").content.decode()
     assert "PG054" in back and "PG030" in back and "PG029" not in back
     assert client.get("/provider/?before=nonsense").status_code == 200
+
+
+def test_paging_skips_windows_of_charts_the_user_may_not_open(world):
+    from portal.records.selectors import patient_page_for_user
+    from portal.tenancy.scoping import hospital_scope
+    from tests import factories
+
+    a = world["a"]
+    visible = [factories.PatientFactory(hospital=a["hospital"]) for _ in range(5)]
+    hidden = [factories.PatientFactory(hospital=a["hospital"], restricted=True) for _ in range(12)]
+    with hospital_scope(a["hospital"]):
+        page = patient_page_for_user(user=a["clinician"], hospital=a["hospital"], size=2)
+        assert [p.pk for p in page.patients] == [visible[-1].pk, visible[-2].pk]
+        assert not {p.pk for p in page.patients} & {p.pk for p in hidden}
+        assert page.older == visible[-2].pk and page.newer is None
+        nxt = patient_page_for_user(
+            user=a["clinician"], hospital=a["hospital"], size=2, before=page.older
+        )
+        assert [p.pk for p in nxt.patients] == [visible[-3].pk, visible[-4].pk]
+        assert nxt.newer == visible[-3].pk
