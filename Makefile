@@ -20,6 +20,7 @@ venv: $(STAMP)
 
 # Starts the web server, a Celery worker and Celery beat; Ctrl-C stops all of them.
 run: venv
+	@mkdir -p .local && { test -f .local/demo.env || printf '# made by make run: this checkout is the local demo\nDEBUG=true\n' > .local/demo.env; }
 	@DEBUG=$${DEBUG:-true} $(PY) -m portal.run
 
 # ruff, makemigrations --check, pytest on SQLite, then on PostgreSQL + Redis when reachable

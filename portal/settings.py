@@ -20,6 +20,11 @@ BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
 
 LOCAL_DIR = Path(env.str("PORTAL_LOCAL_DIR", default=str(BASE_DIR / ".local")))
+# `make run` marks a checkout as the local demo with .local/demo.env (DEBUG=true), so that
+# `python manage.py ...` there behaves like the running demo. Real environment variables win;
+# a deployment never has this file (delete it to leave demo mode).
+if (LOCAL_DIR / "demo.env").is_file():
+    environ.Env.read_env(str(LOCAL_DIR / "demo.env"))
 DEBUG = env.bool("DEBUG", default=False)
 
 if DEBUG:

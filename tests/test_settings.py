@@ -61,3 +61,13 @@ def test_demo_generates_secrets_once_into_an_untracked_private_file(tmp_path):
         ["git", "check-ignore", "-q", ".local/secrets.env"], cwd=ROOT, check=False
     )
     assert ignored.returncode == 0
+
+
+def test_a_checkout_marked_as_demo_runs_manage_py_without_environment(tmp_path):
+    (tmp_path / "demo.env").write_text("DEBUG=true\n")
+    result = _run(["manage.py", "check"], {}, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "secrets.env").exists()
+    # The environment still wins: an explicit DEBUG=false with no secrets refuses to start.
+    refused = _run(["manage.py", "check"], {"DEBUG": "false"}, tmp_path)
+    assert refused.returncode != 0
