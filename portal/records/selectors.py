@@ -25,7 +25,6 @@ from portal.records.models import (
     ClinicalNoteUserObjectPermission,
     ClinicalRecord,
     Condition,
-    Encounter,
     MedicationRequest,
     Observation,
     Patient,
@@ -284,8 +283,6 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
             recent = rows[-timeline_limit:]
         else:
             date_field = TIMELINE_DATE[name]
-            if model is Encounter:
-                qs = qs.order_by(f"-{date_field}")
             recent = list(qs.order_by(f"-{date_field}", "-id")[:timeline_limit])
             if model is Condition:
                 chart.problems = [c for c in recent if c.clinical_status == "active"]
