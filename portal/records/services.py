@@ -10,6 +10,7 @@ from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import connection, transaction
@@ -26,6 +27,7 @@ from ledger.services import (
 from portal.records.models import (
     CareTeamMember,
     ClinicalNote,
+    ClinicalNoteUserObjectPermission,
     ClinicalRecord,
     Observation,
     Patient,
@@ -239,6 +241,14 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
     old.status = RecordStatus.ENTERED_IN_ERROR
     old.save(update_fields=["status"])
     new.save()
+    if isinstance(new, ClinicalNote) and new.restricted:
+        # A restricted note is readable only through grants on the note itself: whoever could
+        # read the version being corrected can read its correction (and its author can).
+        grantees = ClinicalNoteUserObjectPermission.objects.filter(
+            content_object=old, permission__codename="view_clinicalnote"
+        ).values_list("user_id", flat=True)
+        for user in get_user_model()._default_manager.filter(pk__in=[*grantees, actor.pk]):
+            assign_perm("records.view_clinicalnote", user, new)
     event_record(
         kind=f"{_label(model)}.entered-in-error", hospital=old.hospital_id, subject=old,
         actor=actor, patient=old.patient_id,

@@ -177,3 +177,39 @@ def test_paging_skips_windows_of_charts_the_user_may_not_open(world):
         )
         assert [p.pk for p in nxt.patients] == [visible[-3].pk, visible[-4].pk]
         assert nxt.newer == visible[-3].pk
+
+
+def test_correcting_a_restricted_note_keeps_it_readable_by_its_grantees(
+    client, sign_in, world, nurse_a
+):
+    from portal.records.models import ClinicalNote
+
+    a = world["a"]
+    with unscoped():
+        secret = services.record_create(
+            actor=a["clinician"], patient=a["patient"], model=ClinicalNote,
+            title="Psychotherapy session", text="Private.", restricted=True,
+        )  # fmt: skip
+        services.note_grant(note=secret, user=nurse_a, actor=a["clinician"])
+    sign_in(client, a["clinician"])
+    response = client.post(
+        f"/provider/records/clinicalnote/{secret.pk}/correct/",
+        {"title": "Psychotherapy session", "text": "Private, corrected."},
+    )
+    assert response.status_code == 302
+    with unscoped():
+        new = ClinicalNote.objects.get(replaces=secret)
+    assert new.restricted
+    for user in (a["clinician"], nurse_a):
+        sign_in(client, user)
+        assert client.get(f"/provider/records/clinicalnote/{new.pk}/").status_code == 200
+    other_nurse = world["a"]["clinician"].__class__.objects.create(username="nurse.other")
+    from portal.tenancy.models import Role
+    from portal.tenancy.services import membership_ensure
+
+    membership_ensure(user=other_nurse, hospital=a["hospital"], role=Role.NURSE)
+    from tests import factories
+
+    factories.TOTPDeviceFactory(user=other_nurse)
+    sign_in(client, other_nurse)
+    assert client.get(f"/provider/records/clinicalnote/{new.pk}/").status_code == 404
