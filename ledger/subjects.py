@@ -15,6 +15,13 @@ from typing import Any
 from django.db import models
 
 Canonical = Callable[[models.Model], dict[str, Any]]
+
+
+class SubjectUnreadable(Exception):
+    """A canonical function could not read the row (for example a value no longer decrypts:
+    it was edited or copied from another row behind the application's back)."""
+
+
 _registry: dict[str, tuple[type[models.Model], Canonical]] = {}
 _key_fields: dict[str, str] = {}
 

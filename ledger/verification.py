@@ -330,14 +330,11 @@ def verify_log(report: Report, progress=None) -> None:
 
 
 def _digest_or_none(obj) -> str | None:
-    """The row's digest, or None when it cannot be computed because a value does not decrypt
-    (a ciphertext was edited or copied from another row behind the application's back)."""
+    """The row's digest, or None when its canonical content cannot be read."""
     try:
         return subjects.digest_of(obj)
-    except Exception as exc:  # the field layer's DecryptionError, without importing it here
-        if type(exc).__name__ in {"DecryptionError", "MissingDataKey"}:
-            return None
-        raise
+    except subjects.SubjectUnreadable:
+        return None
 
 
 def verify_subjects(report: Report, progress=None) -> None:

@@ -16,6 +16,9 @@ from typing import Any
 
 from django.db import models
 
+from ledger.subjects import SubjectUnreadable
+from portal.records.crypto import DecryptionError
+
 SKIPPED = {"id", "created_at"}
 
 
@@ -38,8 +41,11 @@ def _value(field: models.Field, value: Any) -> Any:
 
 
 def canonical(obj: models.Model) -> dict[str, Any]:
-    return {
-        field.attname: _value(field, getattr(obj, field.attname))
-        for field in obj._meta.concrete_fields
-        if field.name not in SKIPPED
-    }
+    try:
+        return {
+            field.attname: _value(field, getattr(obj, field.attname))
+            for field in obj._meta.concrete_fields
+            if field.name not in SKIPPED
+        }
+    except DecryptionError as exc:  # MissingDataKey included
+        raise SubjectUnreadable(str(exc)) from exc
