@@ -253,7 +253,21 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "ledger.sweep",
         "schedule": env.float("LEDGER_SWEEP_SECONDS", default=5.0),
     },
+    # Bookkeeping only: an ended consent or proxy grant already grants nothing.
+    "consent-expire": {"task": "consent.expire_due", "schedule": 60.0},
 }
+
+# --- E-mail (break-glass notices). EMAIL_URL, e.g. smtp+tls://user:pass@host:587; the demo
+# writes mails to the worker's console.
+if env.str("EMAIL_URL", default=""):
+    vars().update(env.email_url("EMAIL_URL"))
+else:
+    EMAIL_BACKEND = (
+        "django.core.mail.backends.console.EmailBackend"
+        if DEBUG
+        else "django.core.mail.backends.smtp.EmailBackend"
+    )
+DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
 # --- Cache (the ledger's enqueue debounce; shared through Redis when Redis is the broker) --
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):

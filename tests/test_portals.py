@@ -225,6 +225,27 @@ CROSS_TENANT_CASES = {
         )
     },
     "provider:patient_new": "test_register_patient_validation (creates at the active hospital)",
+    "provider:shared": "tests/consent/test_views.py::test_shared_list_holds_only_granted_charts",
+    "provider:access_request_new": "tests/consent/test_views.py::test_access_request_flow",
+    "provider:break_glass": "tests/consent/test_views.py::test_break_glass_flow",
+    **{
+        f"patient:{name}": "tests/consent/test_views.py::test_other_patients_ids_are_404"
+        for name in (
+            "records",
+            "access_log",
+            "event_verify",
+            "consents",
+            "consent_new",
+            "consent_revoke",
+            "requests",
+            "request_decide",
+            "proxies",
+            "proxy_revoke",
+            "proxy_records",
+            "export_json",
+            "export_print",
+        )
+    },
     "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
     "healthz": "tests/test_pages.py::test_healthz (no data at all)",
     "ledger:public_key": "tests/ledger/test_views.py (public, no tenant data)",

@@ -1,9 +1,278 @@
-from django.http import HttpRequest, HttpResponse
-from django.shortcuts import render
+"""The patient portal: my records across hospitals, who accessed them (with proofs), my
+consents, access requests and proxies, and an export of everything. Views stay thin: the
+selectors decide what the account may see, the consent services write."""
 
+from __future__ import annotations
+
+import json
+
+from django.contrib import messages
+from django.contrib.auth.views import redirect_to_login
+from django.core.exceptions import ValidationError
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods, require_POST
+
+from consent import selectors as consent_selectors
+from consent import services as consent_services
+from ledger import selectors as ledger_selectors
 from portal.accounts.decorators import patient_required
+from portal.patient import forms
+from portal.records import selectors
+from portal.records.categories import CHART_CATEGORIES
+
+
+def _add_errors(form, exc: ValidationError) -> None:
+    if hasattr(exc, "error_dict"):
+        for name, errors in exc.message_dict.items():
+            form.add_error(name if name in form.fields else None, errors)
+    else:
+        form.add_error(None, exc.messages)
+
+
+def _owned(request: HttpRequest) -> list:
+    patients = list(request.patient_registrations)
+    for patient in patients:
+        patient.chart_access = selectors.OWNER_ACCESS
+    return patients
 
 
 @patient_required
 def home_view(request: HttpRequest) -> HttpResponse:
-    return render(request, "patient/home.html", {"registrations": request.patient_registrations})
+    registrations = request.patient_registrations
+    return render(
+        request,
+        "patient/home.html",
+        {
+            "registrations": registrations,
+            "notifications": consent_selectors.notifications_for(user=request.user),
+            "pending": [
+                r
+                for r in consent_selectors.access_requests_for_owner(user=request.user)
+                if r.status == "pending"
+            ],
+            "recent_access": consent_selectors.access_log_for_owner(
+                user=request.user, patients=registrations, limit=5
+            ),
+        },
+    )
+
+
+def _records_page(request, patients, *, base_title: str, proxy_grant=None) -> HttpResponse:
+    category = request.GET.get("category") or "vitals"
+    if category not in dict(CHART_CATEGORIES):
+        raise Http404("No such category.")
+    view = selectors.records_by_category(user=request.user, patients=patients, category=category)
+    access = patients[0].chart_access if patients else selectors.OWNER_ACCESS
+    return render(
+        request,
+        "patient/records.html",
+        {
+            "title": base_title,
+            "categories": [(c, label) for c, label in CHART_CATEGORIES if access.allows(c)],
+            "category": category,
+            "category_label": dict(CHART_CATEGORIES)[category],
+            "view": view,
+            "patients": patients,
+            "proxy_grant": proxy_grant,
+        },
+    )
+
+
+@patient_required
+def records_view(request: HttpRequest) -> HttpResponse:
+    return _records_page(request, _owned(request), base_title="My records")
+
+
+@patient_required
+def access_log_view(request: HttpRequest) -> HttpResponse:
+    entries = consent_selectors.access_log_for_owner(
+        user=request.user, patients=request.patient_registrations
+    )
+    return render(request, "patient/access_log.html", {"entries": entries})
+
+
+@patient_required
+def event_verify_view(request: HttpRequest, event_id: str) -> HttpResponse:
+    event = ledger_selectors.access_event(request.user, event_id)
+    result = consent_selectors.event_verify(event=event)
+    return render(request, "patient/verify.html", {"event": event, "result": result})
+
+
+@patient_required
+def consents_view(request: HttpRequest) -> HttpResponse:
+    consents = consent_selectors.consents_for_owner(user=request.user)
+    history = consent_selectors.events_about(objects=consents)
+    for consent in consents:
+        consent.history = history.get(str(consent.row_uuid), [])
+    return render(request, "patient/consents.html", {"consents": consents})
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def consent_new_view(request: HttpRequest) -> HttpResponse:
+    form = forms.ConsentForm(request.POST or None, user=request.user)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            consent_services.consent_grant(
+                patient=data["registration"], actor=request.user,
+                grantee_kind=data["grantee_kind"], grantee_hospital=data["grantee_hospital"],
+                grantee_department=data["grantee_department"], grantee_user=data["grantee_user"],
+                scope_all=data["scope_all"], categories=data["categories"],
+                restricted_notes=data["restricted_notes"], purpose=data["purpose"],
+                period_start=data["period_start_at"], period_end=data["period_end_at"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            messages.success(request, "Consent given. You can revoke it at any time.")
+            return redirect("patient:consents")
+    status = 400 if form.errors else 200
+    return render(
+        request, "patient/form.html", {"form": form, "title": "Share my records"}, status=status
+    )
+
+
+@patient_required
+@require_POST
+def consent_revoke_view(request: HttpRequest, consent_id: str) -> HttpResponse:
+    consent = consent_selectors.access_consent(request.user, consent_id)
+    try:
+        consent_services.consent_revoke(consent=consent, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Consent revoked. Access ended now.")
+    return redirect("patient:consents")
+
+
+@patient_required
+def requests_view(request: HttpRequest) -> HttpResponse:
+    requests = consent_selectors.access_requests_for_owner(user=request.user)
+    return render(request, "patient/requests.html", {"requests": requests})
+
+
+@patient_required
+@require_http_methods(["GET", "POST"])
+def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
+    access_request = consent_selectors.access_access_request(request.user, request_id)
+    form = forms.DecisionForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            consent_services.access_request_decide(
+                request=access_request, actor=request.user,
+                approve=data["decision"] == "approve", scope_all=data["scope_all"],
+                categories=data["categories"], period_end=data["period_end_at"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            messages.error(request, " ".join(exc.messages))
+            return redirect("patient:requests")
+        messages.success(request, "Your answer was recorded.")
+        return redirect("patient:requests")
+    status = 400 if form.errors else 200
+    return render(
+        request,
+        "patient/form.html",
+        {"form": form, "title": "Answer an access request", "access_request": access_request},
+        status=status,
+    )
+
+
+def _signed_in(view):
+    """Proxy pages: any signed-in account (a carer need not be a patient)."""
+
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        if not request.user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    wrapper.__name__ = view.__name__
+    wrapper.__doc__ = view.__doc__
+    return wrapper
+
+
+@_signed_in
+@require_http_methods(["GET", "POST"])
+def proxies_view(request: HttpRequest) -> HttpResponse:
+    is_patient = bool(selectors.patient_registrations_for_user(user=request.user))
+    form = forms.ProxyForm(request.POST or None) if is_patient else None
+    if request.method == "POST":
+        if form is None:
+            raise Http404("Only patients can give proxy access.")
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                consent_services.proxy_grant(
+                    grantor=request.user, proxy_username=data["proxy_username"],
+                    relationship=data["relationship"], scope_all=data["scope_all"],
+                    categories=data["categories"], period_end=data["period_end_at"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.success(request, "Proxy access given.")
+                return redirect("patient:proxies")
+    context = {
+        "form": form,
+        "given": consent_selectors.proxy_grants_given(user=request.user),
+        "received": consent_selectors.proxy_grants_received(user=request.user),
+    }
+    return render(
+        request, "patient/proxies.html", context, status=400 if form and form.errors else 200
+    )
+
+
+@_signed_in
+@require_POST
+def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
+    grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+    try:
+        consent_services.proxy_revoke(grant=grant, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Proxy access ended.")
+    return redirect("patient:proxies")
+
+
+@_signed_in
+def proxy_records_view(request: HttpRequest, grant_id: str) -> HttpResponse:
+    grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+    patients = [
+        selectors.access_patient_as_owner(request.user, p.pk)
+        for p in consent_selectors.registrations_via_proxy(user=request.user, grant=grant)
+    ]
+    if not patients:
+        raise Http404("No such proxy access.")
+    name = grant.grantor.get_full_name() or grant.grantor.get_username()
+    return _records_page(request, patients, base_title=f"Records of {name}", proxy_grant=grant)
+
+
+@patient_required
+def export_json_view(request: HttpRequest) -> HttpResponse:
+    from portal.patient.export import patient_bundle
+
+    bundle = patient_bundle(user=request.user, patients=_owned(request))
+    response = HttpResponse(
+        json.dumps(bundle, indent=2, default=str), content_type="application/fhir+json"
+    )
+    stamp = timezone.now().strftime("%Y%m%d")
+    response["Content-Disposition"] = f'attachment; filename="my-records-{stamp}.json"'
+    return response
+
+
+@patient_required
+def export_print_view(request: HttpRequest) -> HttpResponse:
+    patients = _owned(request)
+    sections = [
+        (label, selectors.records_by_category(user=request.user, patients=patients, category=code))
+        for code, label in CHART_CATEGORIES
+    ]
+    return render(
+        request,
+        "patient/print.html",
+        {"patients": patients, "sections": sections, "now": timezone.now()},
+    )

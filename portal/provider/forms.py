@@ -215,3 +215,40 @@ def record_form_class(record_type: str) -> type[forms.ModelForm]:
     }
     meta = type("Meta", (), {"model": model, "fields": names, "widgets": widgets})
     return type(f"{model.__name__}Form", (forms.ModelForm,), {"Meta": meta, **attrs})
+
+
+class _PatientDetailsForm(forms.Form):
+    """A patient named by the details they gave the clinician: never by browsing."""
+
+    hospital = forms.ModelChoiceField(
+        queryset=None, label="Hospital where the patient is registered",
+        error_messages={"invalid_choice": "Choose a hospital from the list."},
+    )  # fmt: skip
+    mrn = forms.CharField(label="Their MRN at that hospital", max_length=64)
+    birth_date = forms.DateField(
+        label="Their date of birth", widget=forms.DateInput(attrs={"type": "date"})
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from portal.tenancy.models import Hospital
+
+        self.fields["hospital"].queryset = Hospital.objects.order_by("name")
+
+
+class AccessRequestForm(_PatientDetailsForm):
+    purpose = forms.ChoiceField(label="Purpose", choices=())
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        from consent.models import Purpose
+
+        self.fields["purpose"].choices = Purpose.choices
+
+
+class BreakGlassForm(_PatientDetailsForm):
+    reason = forms.CharField(
+        label="Clinical reason for emergency access", min_length=10, max_length=1000,
+        widget=forms.Textarea(attrs={"rows": 3}),
+        help_text="Recorded, reported to the patient and the hospital, and audited.",
+    )  # fmt: skip

@@ -7,6 +7,9 @@ app_name = "provider"
 urlpatterns = [
     path("", views.home_view, name="home"),
     path("patients/new/", views.patient_new_view, name="patient_new"),
+    path("shared/", views.shared_view, name="shared"),
+    path("access-requests/new/", views.access_request_new_view, name="access_request_new"),
+    path("break-glass/", views.break_glass_view, name="break_glass"),
     path("patients/<int:patient_id>/", views.chart_view, name="chart"),
     path(
         "patients/<int:patient_id>/observations/new/",

@@ -15,17 +15,22 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
 
+from consent import selectors as consent_selectors
+from consent import services as consent_services
 from ledger.services import event_record
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import selectors, services
 from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
 
-PURPOSE_TREATMENT = "TREAT"  # HL7 v3 PurposeOfUse
-
 
 def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=None) -> None:
-    """Record who opened what, from which hospital, for what purpose (ids and codes only)."""
+    """Record who opened what, from which hospital, for what purpose (ids and codes only).
+
+    The purpose and the break-glass flag come from the grants that opened the chart
+    (access_patient/access_record), so an emergency read is flagged wherever it is shown.
+    """
+    access = getattr(patient, "chart_access", None) or selectors.FULL_ACCESS
     event_record(
         kind=kind,
         hospital=request.hospital,
@@ -33,7 +38,9 @@ def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=No
         actor=request.user,
         patient=patient,
         attrs={
-            "purpose": PURPOSE_TREATMENT,
+            "purpose": access.purpose,
+            "break_glass": access.break_glass,
+            "via": "breakglass" if access.break_glass else "consent" if access.shared else "staff",
             "role": request.membership.role,
             "record_type": record._meta.model_name if record is not None else None,
             "record": record.pk if record is not None else None,
@@ -52,7 +59,9 @@ def home_view(request: HttpRequest) -> HttpResponse:
         before=_cursor(request.GET.get("before")),
         after=_cursor(request.GET.get("after")),
     )
-    return render(request, "provider/home.html", {"page": page, "form": form, "q": query})
+    notifications = consent_selectors.notifications_for(user=request.user, limit=5)
+    context = {"page": page, "form": form, "q": query, "notifications": notifications}
+    return render(request, "provider/home.html", context)
 
 
 def _cursor(value: str | None) -> int | None:
@@ -85,7 +94,16 @@ def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
         patient = selectors.access_patient(request.user, patient_id)
         access_event(request, kind="chart.read", patient=patient)
     chart = selectors.chart_for(user=request.user, patient=patient)
-    return render(request, "provider/chart.html", {"patient": patient, "chart": chart})
+    return render(
+        request,
+        "provider/chart.html",
+        {
+            "patient": patient,
+            "chart": chart,
+            "access": patient.chart_access,
+            "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
+        },
+    )
 
 
 def _form_page(request, form, title, *, patient=None, status_if_errors=False, **extra):
@@ -339,3 +357,72 @@ def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
     return response
+
+
+@staff_required
+def shared_view(request: HttpRequest) -> HttpResponse:
+    """Charts of other hospitals opened to me (consents) or by me (break-glass, live)."""
+    patients = selectors.patients_shared_with_user(
+        user=request.user, exclude_hospital=request.hospital
+    )
+    requests = consent_selectors.access_requests_by_user(user=request.user)
+    return render(
+        request, "provider/shared.html", {"patients": patients, "access_requests": requests}
+    )
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def access_request_new_view(request: HttpRequest) -> HttpResponse:
+    form = forms.AccessRequestForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        try:
+            consent_services.access_request_create(
+                requester=request.user, requester_hospital=request.hospital,
+                patient_hospital=data["hospital"], mrn=data["mrn"],
+                birth_date=data["birth_date"], purpose=data["purpose"],
+            )  # fmt: skip
+        except ValidationError as exc:
+            _add_errors(form, exc)
+        else:
+            # The same words whether or not the details matched anyone (no probing).
+            messages.success(
+                request,
+                "Request sent. If the details match a patient with a portal account, they "
+                "will be asked; their answer appears here.",
+            )
+            return redirect("provider:shared")
+    return _form_page(request, form, "Ask a patient for access", status_if_errors=True)
+
+
+@staff_required
+@require_http_methods(["GET", "POST"])
+def break_glass_view(request: HttpRequest) -> HttpResponse:
+    form = forms.BreakGlassForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        data = form.cleaned_data
+        patient = selectors.patient_by_mrn(hospital=data["hospital"], mrn=data["mrn"])
+        if patient is None or patient.birth_date != data["birth_date"]:
+            form.add_error(None, "No patient matches these details. Check the MRN and birth date.")
+        elif (access := selectors.chart_access_for(user=request.user, patient=patient)) and (
+            not access.break_glass
+        ):
+            messages.info(request, "You already have access to this chart.")
+            return redirect("provider:chart", patient_id=patient.pk)
+        else:
+            try:
+                consent_services.break_glass_open(
+                    user=request.user, user_hospital=request.hospital, patient=patient,
+                    reason=data["reason"],
+                )  # fmt: skip
+            except ValidationError as exc:
+                _add_errors(form, exc)
+            else:
+                messages.warning(
+                    request,
+                    "Emergency access granted for 4 hours. Every read is flagged and the "
+                    "patient and the hospital are told.",
+                )
+                return redirect("provider:chart", patient_id=patient.pk)
+    return _form_page(request, form, "Emergency (break-glass) access", status_if_errors=True)

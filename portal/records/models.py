@@ -15,6 +15,7 @@ from django.conf import settings
 from django.db import models
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
+from portal.records.categories import CHART_CATEGORIES
 from portal.records.fields import (
     BlindIndexField,
     EncryptedBinaryField,
@@ -75,17 +76,53 @@ class Patient(models.Model):
         ]
         # Names are ciphertext in the database: order by registration, not by name.
         ordering = ["id"]
+        # Category-scoped views of a chart, granted by consents and proxies that cover only
+        # some categories; `view_patient` is the whole chart.
+        permissions = [
+            (f"view_chart_{code}", f"Can view the chart's {label.lower()}")
+            for code, label in CHART_CATEGORIES
+        ]
 
     def __str__(self) -> str:
         return f"Patient {self.pk} at hospital {self.hospital_id}"
 
 
-class PatientUserObjectPermission(UserObjectPermissionBase):
-    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+class GrantFields(models.Model):
+    """What every object-permission row also says: which grant wrote it, and until when.
+
+    One user may hold the same permission on the same chart several times over (the
+    hospital-wide grant, a care-team entry, a consent, a break-glass): each grant owns its own
+    row, so revoking one never removes another. `source` is "" for registration and care-team
+    grants, else "consent:<uuid>", "breakglass:<uuid>" or "proxy:<uuid>". A row whose
+    `expires_at` has passed grants nothing, whether or not a sweep has deleted it yet.
+    """
+
+    source = models.CharField(max_length=64, default="", blank=True)
+    starts_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        abstract = True
+
+    def __str__(self) -> str:
+        holder = f"user {self.user_id}" if hasattr(self, "user_id") else f"group {self.group_id}"
+        return f"{holder}: permission {self.permission_id} on {self.content_object_id}"
 
 
-class PatientGroupObjectPermission(GroupObjectPermissionBase):
+class PatientUserObjectPermission(GrantFields, UserObjectPermissionBase):
     content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        abstract = False
+        unique_together = ["user", "permission", "content_object", "source"]
+
+
+class PatientGroupObjectPermission(GrantFields, GroupObjectPermissionBase):
+    content_object = models.ForeignKey(Patient, on_delete=models.CASCADE)
+
+    class Meta(GroupObjectPermissionBase.Meta):
+        abstract = False
+        unique_together = ["group", "permission", "content_object", "source"]
 
 
 class CareTeamMember(models.Model):
@@ -222,8 +259,12 @@ class ClinicalNote(ClinicalRecord):
     restricted = models.BooleanField(default=False)
 
 
-class ClinicalNoteUserObjectPermission(UserObjectPermissionBase):
+class ClinicalNoteUserObjectPermission(GrantFields, UserObjectPermissionBase):
     content_object = models.ForeignKey(ClinicalNote, on_delete=models.CASCADE)
+
+    class Meta(UserObjectPermissionBase.Meta):
+        abstract = False
+        unique_together = ["user", "permission", "content_object", "source"]
 
 
 class Document(ClinicalRecord):

@@ -2,21 +2,32 @@
 
 Access is decided by the object-permission tables alone (never `user.has_perm`, which is
 true for every superuser, and never model-level permissions): a chart is visible to a user
-holding `view_patient` on it directly (care team, consent) or through a group (the
-hospital-wide clinical staff group). Lists filter with a subquery; nothing is checked row by
-row in Python.
+holding a view permission on it directly (care team, consent, break-glass) or through a
+group (the hospital-wide clinical staff group, a department). Each permission row belongs to
+one grant and may expire; an expired row grants nothing even before any sweep deletes it.
+Lists filter with a subquery; nothing is checked row by row in Python.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
-from django.db.models import Exists, OuterRef, Q, QuerySet, Subquery
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
+from portal.records.categories import (
+    CATEGORY_CODES,
+    CATEGORY_LABELS,
+    MODEL_CATEGORY,
+    OBSERVATION_CATEGORY,
+    category_codename,
+    record_category,
+)
 from portal.records.crypto import blind_index
 from portal.records.models import (
     RECORD_MODELS,
@@ -33,6 +44,18 @@ from portal.records.models import (
     RecordStatus,
 )
 from portal.tenancy.models import Hospital
+
+# Grant sources (GrantFields.source) the access rules tell apart.
+CONSENT_PREFIX = "consent:"
+BREAK_GLASS_PREFIX = "breakglass:"
+PROXY_PREFIX = "proxy:"
+# HL7 v3 PurposeOfUse codes recorded on access events.
+PURPOSE_TREATMENT = "TREAT"
+PURPOSE_EMERGENCY = "ETREAT"
+VIEW_CODENAMES: tuple[str, ...] = (
+    "view_patient",
+    *(category_codename(c) for c in sorted(CATEGORY_CODES)),
+)
 
 RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
 
@@ -53,34 +76,135 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
 
 
 def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
-    """The condition "user holds `codename` on this patient", as two correlated EXISTS.
+    """The condition "user may open this chart" (or, for another codename, "holds it").
 
-    Correlated (per candidate patient, an index probe on the permission tables' unique
-    (user|group, permission, object) keys) rather than `id IN (all granted ids)`: a page of
-    25 patients then costs about 25 probes, not a scan of every grant of the hospital.
+    `view_patient` stands for any view grant: the whole chart or some categories of it.
+    Expired rows count for nothing, and proxy grants (for the patient portal) never open a
+    chart in the provider portal.
+
+    Two correlated EXISTS (per candidate patient, an index probe on the permission tables'
+    unique (user|group, permission, object, source) keys) rather than `id IN (all granted
+    ids)`: a page of 25 patients then costs about 25 probes, not a scan of every grant.
     """
-    permission_id = _permission_id(codename)
+    codenames = VIEW_CODENAMES if codename == "view_patient" else (codename,)
     direct = PatientUserObjectPermission.objects.filter(
-        user_id=user.pk, permission_id=permission_id, content_object_id=OuterRef("pk")
-    )
+        _live_q(), user_id=user.pk, permission_id__in=_permission_ids(codenames),
+        content_object_id=OuterRef("pk"),
+    ).exclude(source__startswith=PROXY_PREFIX)  # fmt: skip
     via_group = PatientGroupObjectPermission.objects.filter(
-        group_id__in=_group_ids(user), permission_id=permission_id, content_object_id=OuterRef("pk")
-    )
+        _live_q(), group_id__in=_group_ids(user), permission_id__in=_permission_ids(codenames),
+        content_object_id=OuterRef("pk"),
+    )  # fmt: skip
     return Q(Exists(direct)) | Q(Exists(via_group))
 
 
-def _permission_id(codename: str) -> Subquery:
-    # An uncorrelated subquery: the database evaluates it once per statement.
-    return Subquery(
-        Permission.objects.filter(content_type__app_label="records", codename=codename).values(
-            "id"
-        )[:1]
+def _live_q() -> Q:
+    now = timezone.now()
+    return (Q(expires_at__isnull=True) | Q(expires_at__gt=now)) & (
+        Q(starts_at__isnull=True) | Q(starts_at__lte=now)
     )
+
+
+def _permission_ids(codenames: tuple[str, ...]) -> QuerySet:
+    # An uncorrelated subquery: the database evaluates it once per statement.
+    return Permission.objects.filter(
+        content_type__app_label="records", codename__in=codenames
+    ).values("id")
 
 
 def _group_ids(user: AbstractBaseUser) -> QuerySet:
     # A subquery (evaluated once per statement), so a membership change applies at once.
     return user.groups.through.objects.filter(user_id=user.pk).values("group_id")
+
+
+@dataclass(frozen=True)
+class ChartAccess:
+    """How much of one chart a user may see, and through what.
+
+    `categories` None means the whole chart. `break_glass`: the only grants are emergency
+    ones, so every read is flagged. `shared`: seen through a consent or proxy grant, not the
+    user's own hospital or care team. `owner`: the patient's own account (which also reads
+    its restricted notes); `proxy`: a carer's account through a proxy grant.
+    """
+
+    categories: frozenset[str] | None
+    break_glass: bool = False
+    shared: bool = False
+    owner: bool = False
+    proxy: bool = False
+    until: datetime | None = None
+    sources: tuple[str, ...] = ()
+
+    def allows(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
+
+    @property
+    def purpose(self) -> str:
+        return PURPOSE_EMERGENCY if self.break_glass else PURPOSE_TREATMENT
+
+    @property
+    def category_labels(self) -> list[str]:
+        return [CATEGORY_LABELS[c] for c in sorted(self.categories or ())]
+
+
+FULL_ACCESS = ChartAccess(categories=None)
+OWNER_ACCESS = ChartAccess(categories=None, owner=True)
+
+
+def _access_from_rows(
+    rows: list[tuple[str, str, datetime | None]], *, proxy: bool = False
+) -> ChartAccess | None:
+    if not rows:
+        return None
+    categories: set[str] | None = set()
+    for codename, _source, _expires in rows:
+        if codename == "view_patient":
+            categories = None
+            break
+        categories.add(codename.removeprefix("view_chart_"))
+    sources = tuple(sorted({source for _, source, _ in rows}))
+    ends = [expires for _, _, expires in rows]
+    break_glass = all(s.startswith(BREAK_GLASS_PREFIX) for s in sources)
+    return ChartAccess(
+        categories=None if categories is None else frozenset(categories),
+        break_glass=break_glass,
+        shared="" not in sources and not break_glass,
+        proxy=proxy,
+        # Access lasts while any grant lasts; None when one of them has no end.
+        until=None if None in ends else max(ends),
+        sources=sources,
+    )
+
+
+def chart_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess | None:
+    """The user's live, non-proxy view grants on one chart, in one query; None if none."""
+    codenames = _permission_ids(VIEW_CODENAMES)
+    direct = (
+        PatientUserObjectPermission.objects.filter(
+            _live_q(), user_id=user.pk, content_object_id=patient.pk, permission_id__in=codenames
+        )
+        .exclude(source__startswith=PROXY_PREFIX)
+        .values_list("permission__codename", "source", "expires_at")
+    )
+    via_group = PatientGroupObjectPermission.objects.filter(
+        _live_q(), group_id__in=_group_ids(user), content_object_id=patient.pk,
+        permission_id__in=codenames,
+    ).values_list("permission__codename", "source", "expires_at")  # fmt: skip
+    return _access_from_rows(list(direct.union(via_group, all=True)))
+
+
+def proxy_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess | None:
+    """A carer's live proxy grants on one registration (patient portal), in one query."""
+    rows = list(
+        PatientUserObjectPermission.objects.filter(
+            _live_q(),
+            user_id=user.pk,
+            content_object_id=patient.pk,
+            permission_id__in=_permission_ids(VIEW_CODENAMES),
+            source__startswith=PROXY_PREFIX,
+        ).values_list("permission__codename", "source", "expires_at")
+    )
+    return _access_from_rows(rows, proxy=True)
 
 
 def patient_list_for_user(
@@ -189,57 +313,141 @@ def patient_by_mrn(*, hospital: Hospital, mrn: str) -> Patient | None:
 def access_patient(
     user: AbstractBaseUser, patient_id: Any, *, codename: str = "view_patient"
 ) -> Patient:
-    """Fetch a chart the user may open, in the active scope, or 404 (missing = forbidden)."""
-    try:
-        pk = int(patient_id)
-    except (TypeError, ValueError):
-        raise Http404("No such patient.") from None
-    patient = (
-        Patient.objects.filter(patient_visible_q(user=user, codename=codename), pk=pk)
-        .select_related("hospital")
-        .first()
-    )
-    if patient is None:
+    """Fetch a chart the user may open, or 404 (missing = forbidden).
+
+    Any hospital's chart: the grants decide (the user's own hospital's through the
+    hospital-wide group, another hospital's only through a consent or a break-glass). The
+    patient comes back with `chart_access`, the part of the chart its grants cover.
+    """
+    pk = _int(patient_id)
+    patient = None
+    if pk is not None:
+        patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
+    access = chart_access_for(user=user, patient=patient) if patient is not None else None
+    if access is None:
         raise Http404("No such patient.")
+    if (
+        codename != "view_patient"
+        and not Patient._base_manager.filter(
+            patient_visible_q(user=user, codename=codename), pk=pk
+        ).exists()
+    ):
+        raise Http404("No such patient.")
+    patient.chart_access = access
     return patient
 
 
+def chart_changeable_by(*, user: AbstractBaseUser, patient: Patient) -> bool:
+    """May the user add to and correct this chart (its own hospital's staff and care team;
+    consents and break-glass only ever let someone read)."""
+    return Patient._base_manager.filter(
+        patient_visible_q(user=user, codename="change_patient"), pk=patient.pk
+    ).exists()
+
+
+def access_patient_as_owner(user: AbstractBaseUser, patient_id: Any) -> Patient:
+    """A registration seen in the patient portal: the account's own, or one a live proxy
+    grant lets this account see (limited to the grant's categories). 404 otherwise."""
+    pk = _int(patient_id)
+    patient = None
+    if pk is not None and user.is_authenticated:
+        patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
+    if patient is None:
+        raise Http404("No such record.")
+    if patient.user_id == user.pk:
+        patient.chart_access = OWNER_ACCESS
+        return patient
+    access = proxy_access_for(user=user, patient=patient)
+    if access is None:
+        raise Http404("No such record.")
+    patient.chart_access = access
+    return patient
+
+
+def _int(value: Any) -> int | None:
+    try:
+        return int(value)
+    except (TypeError, ValueError):
+        return None
+
+
 def _visible_notes_q(user: AbstractBaseUser) -> Q:
-    granted = ClinicalNoteUserObjectPermission.objects.filter(
-        user=user, permission__codename="view_clinicalnote"
-    ).values("content_object_id")
+    granted = (
+        ClinicalNoteUserObjectPermission.objects.filter(
+            _live_q(), user=user, permission__codename="view_clinicalnote"
+        )
+        .exclude(source__startswith=PROXY_PREFIX)
+        .values("content_object_id")
+    )
     return Q(restricted=False) | Q(pk__in=granted)
 
 
 def records_for_patient(
     *, user: AbstractBaseUser, patient: Patient, model: type[ClinicalRecord]
 ) -> QuerySet:
-    """Records of one type on a chart the caller already opened through access_patient."""
-    qs = model.objects.filter(patient=patient)
-    if model is ClinicalNote:
-        qs = qs.filter(_visible_notes_q(user))
+    """Records of one type on a chart the caller opened (access_patient, or in the patient
+    portal access_patient_as_owner), limited to the categories its grants cover.
+
+    Reads through the base manager: the chart may be another hospital's (a consent), and
+    the rows are filtered by the very patient whose access was just decided.
+    """
+    access: ChartAccess = getattr(patient, "chart_access", None) or FULL_ACCESS
+    qs = model._base_manager.filter(patient_id=patient.pk, hospital_id=patient.hospital_id)
+    if model is Observation:
+        allowed = [k for k, v in OBSERVATION_CATEGORY.items() if access.allows(v)]
+        qs = qs.filter(category__in=allowed)
+    elif not access.allows(MODEL_CATEGORY[model._meta.model_name]):
+        qs = qs.none()
+    if model is ClinicalNote and not access.owner:
+        # Restricted notes: never to a proxy; to staff only when granted on the note itself.
+        qs = qs.filter(restricted=False) if access.proxy else qs.filter(_visible_notes_q(user))
     return qs
 
 
 def access_record(user: AbstractBaseUser, record_type: str, record_id: Any) -> ClinicalRecord:
-    """A record the user may open: its chart must be visible, and a restricted note must be
-    granted to the user itself. 404 otherwise."""
+    """A record the user may open: its chart must be visible with the record's category
+    covered, and a restricted note must be granted to the user itself. 404 otherwise."""
     model = RECORD_TYPES.get(record_type)
-    try:
-        pk = int(record_id)
-    except (TypeError, ValueError):
-        pk = None
+    pk = _int(record_id)
     if model is None or pk is None:
         raise Http404("No such record.")
-    qs = model.objects.filter(pk=pk).filter(
-        patient__in=Patient.objects.filter(patient_visible_q(user=user))
+    record = (
+        model._base_manager.filter(pk=pk).select_related("patient__hospital", "recorded_by").first()
     )
-    if model is ClinicalNote:
-        qs = qs.filter(_visible_notes_q(user))
-    record = qs.select_related("patient", "recorded_by").first()
-    if record is None:
+    access = chart_access_for(user=user, patient=record.patient) if record is not None else None
+    if access is None or not access.allows(record_category(record)):
         raise Http404("No such record.")
+    if (
+        model is ClinicalNote
+        and record.restricted
+        and not ClinicalNote._base_manager.filter(_visible_notes_q(user), pk=pk).exists()
+    ):
+        raise Http404("No such record.")
+    record.patient.chart_access = access
     return record
+
+
+def patients_shared_with_user(
+    *, user: AbstractBaseUser, exclude_hospital: Hospital
+) -> list[Patient]:
+    """Charts of other hospitals the user may open now (consents, break-glass), newest
+    grants first; found from the grants, so the cost does not grow with other hospitals."""
+    direct = (
+        PatientUserObjectPermission.objects.filter(
+            _live_q(), user_id=user.pk, permission_id__in=_permission_ids(VIEW_CODENAMES)
+        )
+        .exclude(source__startswith=PROXY_PREFIX)
+        .values("content_object_id")
+    )
+    via_group = PatientGroupObjectPermission.objects.filter(
+        _live_q(), group_id__in=_group_ids(user), permission_id__in=_permission_ids(VIEW_CODENAMES)
+    ).values("content_object_id")
+    return list(
+        Patient._base_manager.filter(Q(pk__in=direct) | Q(pk__in=via_group))
+        .exclude(hospital=exclude_hospital)
+        .select_related("hospital")
+        .order_by("-id")[:200]
+    )
 
 
 @dataclass
@@ -295,3 +503,50 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
     chart.timeline.sort(key=lambda item: item[0], reverse=True)
     chart.timeline = chart.timeline[:timeline_limit]
     return chart
+
+
+CATEGORY_MODEL: dict[str, type[ClinicalRecord]] = {
+    **{category: RECORD_TYPES[name] for name, category in MODEL_CATEGORY.items()},
+    **{category: Observation for category in OBSERVATION_CATEGORY.values()},
+}
+
+
+@dataclass
+class CategoryView:
+    category: str
+    records: list[ClinicalRecord] = field(default_factory=list)
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    date_field: str = "created_at"
+
+
+def records_by_category(
+    *, user: AbstractBaseUser, patients: list[Patient], category: str, limit: int = 500
+) -> CategoryView:
+    """One category of records across several registrations the caller opened with the
+    same access (the account's own, or one proxy grant's): one query, whatever the count."""
+    view = CategoryView(category=category)
+    if not patients or category not in CATEGORY_MODEL:
+        return view
+    access: ChartAccess = getattr(patients[0], "chart_access", None) or FULL_ACCESS
+    if any(getattr(p, "chart_access", None) != access for p in patients):
+        raise ValueError("registrations opened with different access")
+    model = CATEGORY_MODEL[category]
+    view.date_field = TIMELINE_DATE[model._meta.model_name]
+    if not access.allows(category):
+        return view
+    qs = model._base_manager.filter(
+        patient_id__in=[p.pk for p in patients], status=RecordStatus.ACTIVE
+    ).select_related("hospital")
+    if model is Observation:
+        codes = {v: k for k, v in OBSERVATION_CATEGORY.items()}
+        qs = qs.filter(category=codes[category])
+    if model is ClinicalNote and not access.owner:
+        qs = qs.filter(restricted=False) if access.proxy else qs.filter(_visible_notes_q(user))
+    view.records = list(qs.order_by(f"-{view.date_field}", "-id")[:limit])
+    if model is Observation:
+        for obs in reversed(view.records):
+            s = view.series.setdefault(
+                obs.code, {"display": obs.display, "unit": obs.unit, "points": []}
+            )
+            s["points"].append((obs.effective_at, obs.value))
+    return view

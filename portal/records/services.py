@@ -16,13 +16,18 @@ from django.core.exceptions import ValidationError
 from django.db import connection, transaction
 from django.db.models.sql import InsertQuery
 from django.utils import timezone
-from guardian.shortcuts import assign_perm, remove_perm
 
 from ledger.services import (
     anchor_after_write,
     event_build,
     event_insert_statement,
     event_record,
+)
+from portal.records.grants import (
+    chart_grant,
+    chart_group_grants_remove,
+    chart_revoke,
+    note_grant_write,
 )
 from portal.records.models import (
     CareTeamMember,
@@ -31,7 +36,6 @@ from portal.records.models import (
     ClinicalRecord,
     Observation,
     Patient,
-    PatientGroupObjectPermission,
     RecordStatus,
 )
 from portal.records.selectors import patient_by_mrn
@@ -39,7 +43,7 @@ from portal.tenancy.models import Hospital, Membership
 from portal.tenancy.selectors import hospital_clinical_group
 
 R = TypeVar("R", bound=ClinicalRecord)
-CHART_PERMS = ("records.view_patient", "records.change_patient")
+CHART_PERMS = ("view_patient", "change_patient")
 
 
 def _label(model: type) -> str:
@@ -48,8 +52,7 @@ def _label(model: type) -> str:
 
 def _grant_hospital_wide(patient: Patient) -> None:
     group = hospital_clinical_group(hospital_id=patient.hospital_id)
-    for perm in CHART_PERMS:
-        assign_perm(perm, group, patient)
+    chart_grant(patient=patient, codenames=CHART_PERMS, group=group)
 
 
 @transaction.atomic
@@ -93,7 +96,7 @@ def patient_set_restricted(
     patient.restricted = restricted
     patient.save(update_fields=["restricted"])
     if restricted:
-        PatientGroupObjectPermission.objects.filter(content_object=patient).delete()
+        chart_group_grants_remove(patient=patient)
     else:
         _grant_hospital_wide(patient)
     event_record(
@@ -115,8 +118,7 @@ def care_team_add(
     member, created = CareTeamMember._base_manager.get_or_create(
         patient=patient, user=user, defaults={"hospital_id": patient.hospital_id, "added_by": actor}
     )
-    for perm in CHART_PERMS:
-        assign_perm(perm, user, patient)
+    chart_grant(patient=patient, codenames=CHART_PERMS, user=user)
     if created:
         event_record(
             kind="careteam.added", hospital=patient.hospital_id, subject=patient, actor=actor,
@@ -128,8 +130,7 @@ def care_team_add(
 @transaction.atomic
 def care_team_remove(*, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
     deleted, _ = CareTeamMember._base_manager.filter(patient=patient, user=user).delete()
-    for perm in CHART_PERMS:
-        remove_perm(perm, user, patient)
+    chart_revoke(patient=patient, codenames=CHART_PERMS, user=user)
     if deleted:
         event_record(
             kind="careteam.removed", hospital=patient.hospital_id, subject=patient, actor=actor,
@@ -176,7 +177,7 @@ def record_create(
     with transaction.atomic():
         record.save()
         if needs_grant:
-            assign_perm("records.view_clinicalnote", actor, record)
+            note_grant_write(note=record, user=actor)
         event_record(**event_kwargs)
     return record
 
@@ -244,11 +245,13 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
     if isinstance(new, ClinicalNote) and new.restricted:
         # A restricted note is readable only through grants on the note itself: whoever could
         # read the version being corrected can read its correction (and its author can).
-        grantees = ClinicalNoteUserObjectPermission.objects.filter(
+        grants = ClinicalNoteUserObjectPermission.objects.filter(
             content_object=old, permission__codename="view_clinicalnote"
-        ).values_list("user_id", flat=True)
-        for user in get_user_model()._default_manager.filter(pk__in=[*grantees, actor.pk]):
-            assign_perm("records.view_clinicalnote", user, new)
+        ).values_list("user_id", "source", "expires_at")
+        users = get_user_model()._default_manager.in_bulk([g[0] for g in grants] + [actor.pk])
+        for user_id, source, expires_at in grants:
+            note_grant_write(note=new, user=users[user_id], source=source, expires_at=expires_at)
+        note_grant_write(note=new, user=actor)
     event_record(
         kind=f"{_label(model)}.entered-in-error", hospital=old.hospital_id, subject=old,
         actor=actor, patient=old.patient_id,
@@ -280,7 +283,7 @@ def observation_create(
 @transaction.atomic
 def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
     """Let one user read a restricted note (the only way to see it)."""
-    assign_perm("records.view_clinicalnote", user, note)
+    note_grant_write(note=note, user=user)
     event_record(
         kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
         patient=note.patient_id, attrs={"grantee": user.pk},

@@ -29,6 +29,33 @@ class Role(models.TextChoices):
 CLINICAL_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.RECORDS_CLERK})
 
 
+class Department(models.Model):
+    """A department or named team of a hospital (Cardiology, the emergency department).
+
+    Consents may name one as grantee; its members see what it is granted through a group
+    of their own, kept in step with memberships by the membership service.
+    """
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="departments")
+    slug = models.SlugField(max_length=50)
+    name = models.CharField(max_length=200)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["hospital", "slug"], name="department_slug_per_hospital"
+            )
+        ]
+        ordering = ["hospital__name", "name"]
+
+    def __str__(self) -> str:
+        return f"{self.name}, {self.hospital.name}"
+
+    @property
+    def group_name(self) -> str:
+        return f"department-{self.pk}"
+
+
 class Membership(models.Model):
     """A staff member's role at one hospital. A user may hold memberships at several."""
 
@@ -37,6 +64,9 @@ class Membership(models.Model):
     )
     hospital = models.ForeignKey(Hospital, on_delete=models.CASCADE, related_name="memberships")
     role = models.CharField(max_length=20, choices=Role.choices)
+    department = models.ForeignKey(
+        Department, on_delete=models.SET_NULL, null=True, blank=True, related_name="members"
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(auto_now_add=True)
 

@@ -50,3 +50,9 @@ def hospital_clinical_group(*, hospital_id: int) -> Group:
     """The group whose object permissions make a patient visible hospital-wide."""
     group, _ = Group.objects.get_or_create(name=f"hospital-{hospital_id}-clinical-staff")
     return group
+
+
+def department_group(*, department_id: int) -> Group:
+    """The group whose object permissions a department's consents write."""
+    group, _ = Group.objects.get_or_create(name=f"department-{department_id}")
+    return group

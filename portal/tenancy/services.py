@@ -8,7 +8,7 @@ from django.http import Http404, HttpRequest
 
 from portal.tenancy import selectors
 from portal.tenancy.middleware import SESSION_KEY
-from portal.tenancy.models import CLINICAL_ROLES, Hospital, Membership
+from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membership
 
 
 def active_hospital_switch(*, request: HttpRequest, hospital_id: int) -> Hospital:
@@ -30,10 +30,15 @@ def hospital_ensure(*, slug: str, name: str) -> Hospital:
 
 
 @transaction.atomic
-def membership_ensure(*, user: AbstractBaseUser, hospital: Hospital, role: str) -> Membership:
+def membership_ensure(
+    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None
+) -> Membership:
+    if department is not None and department.hospital_id != hospital.pk:
+        raise ValueError("the department belongs to another hospital")
     membership, _ = Membership._base_manager.update_or_create(
-        user=user, hospital=hospital, defaults={"role": role, "is_active": True}
-    )
+        user=user, hospital=hospital,
+        defaults={"role": role, "is_active": True, "department": department},
+    )  # fmt: skip
     membership_sync_groups(membership=membership)
     return membership
 
@@ -44,8 +49,31 @@ def membership_sync_groups(*, membership: Membership) -> None:
     Clinicians, nurses and records clerks of a hospital see its (unrestricted) patients
     through this group's object permissions; hospital admins administer and are not in it.
     """
+    clinical = membership.is_active and membership.role in CLINICAL_ROLES
     group = selectors.hospital_clinical_group(hospital_id=membership.hospital_id)
-    if membership.is_active and membership.role in CLINICAL_ROLES:
+    if clinical:
         membership.user.groups.add(group)
     else:
         membership.user.groups.remove(group)
+    # Department groups: only the membership's own department, only while clinical.
+    own = f"department-{membership.department_id}" if membership.department_id else None
+    stale = membership.user.groups.filter(
+        name__in=[
+            f"department-{pk}"
+            for pk in Department.objects.filter(hospital_id=membership.hospital_id).values_list(
+                "pk", flat=True
+            )
+        ]
+    ).exclude(name=own if clinical else None)
+    membership.user.groups.remove(*stale)
+    if clinical and own:
+        membership.user.groups.add(
+            selectors.department_group(department_id=membership.department_id)
+        )
+
+
+def department_ensure(*, hospital: Hospital, slug: str, name: str) -> Department:
+    department, _ = Department.objects.update_or_create(
+        hospital=hospital, slug=slug, defaults={"name": name}
+    )
+    return department

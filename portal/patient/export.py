@@ -1,0 +1,33 @@
+"""Everything a patient may take away: their registrations and records as one FHIR R4
+Bundle (type collection), built with the FHIR interface's own mappings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.utils import timezone
+
+from portal.records import selectors
+from portal.records.categories import CHART_CATEGORIES
+from portal.records.models import Patient
+
+
+def patient_bundle(*, user: AbstractBaseUser, patients: list[Patient]) -> dict[str, Any]:
+    """One query per category across every registration (not per record or hospital)."""
+    from portal.fhir.resources import bundle, to_fhir
+
+    resources = [to_fhir(p) for p in patients]
+    seen: set[tuple[str, int]] = set()
+    for code, _label in CHART_CATEGORIES:
+        view = selectors.records_by_category(
+            user=user, patients=patients, category=code, limit=100_000
+        )
+        for record in view.records:
+            key = (record._meta.model_name, record.pk)
+            if key not in seen:
+                seen.add(key)
+                resources.append(to_fhir(record))
+    result = bundle(resources, bundle_type="collection", base_url="urn:portal:")
+    result["timestamp"] = timezone.now().isoformat()
+    return result

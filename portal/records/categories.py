@@ -1,0 +1,48 @@
+"""Categories of a chart: the unit in which consents and proxies share records.
+
+A consent may cover the whole chart or only some categories ("labs and medications");
+restricted notes are never in a category and are shared only when named one by one.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+CHART_CATEGORIES: tuple[tuple[str, str], ...] = (
+    ("vitals", "Vital signs"),
+    ("labs", "Laboratory results"),
+    ("conditions", "Problems"),
+    ("medications", "Medications"),
+    ("allergies", "Allergies"),
+    ("immunizations", "Immunizations"),
+    ("procedures", "Procedures"),
+    ("encounters", "Encounters"),
+    ("notes", "Clinical notes (not restricted ones)"),
+    ("documents", "Documents"),
+)
+CATEGORY_CODES = frozenset(code for code, _ in CHART_CATEGORIES)
+CATEGORY_LABELS = dict(CHART_CATEGORIES)
+
+# Record type (model name) -> category; observations split by their own category field.
+MODEL_CATEGORY = {
+    "encounter": "encounters",
+    "condition": "conditions",
+    "medicationrequest": "medications",
+    "allergyintolerance": "allergies",
+    "immunization": "immunizations",
+    "procedure": "procedures",
+    "clinicalnote": "notes",
+    "document": "documents",
+}
+OBSERVATION_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
+
+
+def category_codename(code: str) -> str:
+    return f"view_chart_{code}"
+
+
+def record_category(record: Any) -> str:
+    name = record._meta.model_name
+    if name == "observation":
+        return OBSERVATION_CATEGORY[record.category]
+    return MODEL_CATEGORY[name]
