@@ -267,6 +267,8 @@ else:
         if DEBUG
         else "django.core.mail.backends.smtp.EmailBackend"
     )
+if env.str("EMAIL_FILE_PATH", default=""):  # filemail:// (django-environ drops the leading /)
+    EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
 # --- Cache (the ledger's enqueue debounce; shared through Redis when Redis is the broker) --

@@ -50,7 +50,7 @@ class ScopeFields(forms.Form):
 
 class ConsentForm(ScopeFields):
     registration = forms.ModelChoiceField(
-        queryset=Patient._base_manager.none(), label="Records at",
+        queryset=Patient._base_manager.none(), label="Records at", empty_label=None,
         error_messages={"invalid_choice": "Choose one of your own registrations."},
     )  # fmt: skip
     grantee_kind = forms.ChoiceField(
@@ -100,6 +100,8 @@ class ConsentForm(ScopeFields):
         self.fields["restricted_notes"].label_from_instance = lambda n: (
             f"{n.title} ({n.created_at:%Y-%m-%d})"
         )
+        if not self.fields["restricted_notes"].queryset.exists():
+            del self.fields["restricted_notes"]  # nothing to offer: do not show the question
 
     def clean(self):
         data = super().clean()
@@ -122,6 +124,7 @@ class ConsentForm(ScopeFields):
         if start is not None and start > today:
             start_at = timezone.make_aware(datetime.combine(start, time.min))
         data["period_start_at"] = start_at
+        data.setdefault("restricted_notes", [])
         if data.get("restricted_notes") and kind != Consent.GranteeKind.PRACTITIONER:
             self.add_error("restricted_notes", "Restricted notes can go to one practitioner only.")
         return data
