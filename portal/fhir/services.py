@@ -61,8 +61,9 @@ ORDER = {"Patient": 0, "Encounter": 1}
 class BundleImportError(ValueError):
     """The bundle cannot be imported; `errors` lists every problem found. Nothing was written."""
 
-    def __init__(self, errors: list[str]) -> None:
+    def __init__(self, errors: list[str], *, status: int = 422) -> None:
         self.errors = errors
+        self.status = status  # as HTTP would say it: 400 malformed, 422 unprocessable
         super().__init__("; ".join(errors[:20]) + (" ..." if len(errors) > 20 else ""))
 
 
@@ -152,10 +153,10 @@ def fhir_bundle_import(
 
 def _entries(bundle: Any) -> list[_Entry]:
     if not isinstance(bundle, dict):
-        raise BundleImportError(["the document is not a JSON object"])
+        raise BundleImportError(["the document is not a JSON object"], status=400)
     if bundle.get("resourceType") != "Bundle":
         raise BundleImportError(
-            [f"resourceType is {bundle.get('resourceType')!r}, expected 'Bundle'"]
+            [f"resourceType is {bundle.get('resourceType')!r}, expected 'Bundle'"], status=400
         )
     if bundle.get("type") not in BUNDLE_TYPES:
         raise BundleImportError(
@@ -163,7 +164,7 @@ def _entries(bundle: Any) -> list[_Entry]:
         )
     raw = bundle.get("entry") or []
     if not isinstance(raw, list):
-        raise BundleImportError(["Bundle.entry is not a list"])
+        raise BundleImportError(["Bundle.entry is not a list"], status=400)
     entries, errors = [], []
     for i, item in enumerate(raw):
         resource = item.get("resource") if isinstance(item, dict) else None
