@@ -176,6 +176,12 @@ def _entries(bundle: Any) -> list[_Entry]:
             errors.append(f"entry {i}: request method {method} is not supported (POST, PUT)")
             continue
         entries.append(_Entry(index=i, full_url=str(item.get("fullUrl") or ""), resource=resource))
+    seen: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        key = (entry.type, entry.source_id)
+        if entry.type in IMPORTED_TYPES and key in seen:
+            errors.append(f"{entry.label} repeats entry {seen[key]} (the same resource id)")
+        seen.setdefault(key, entry.index)
     if errors:
         raise BundleImportError(errors)
     return entries

@@ -299,6 +299,12 @@ def _valid_then_bad():
     return bundle
 
 
+def _twice():
+    bundle = _tiny_bundle()
+    bundle["entry"].append(copy.deepcopy(bundle["entry"][1]))
+    return bundle
+
+
 @pytest.mark.parametrize(
     ("bundle", "message"),
     [
@@ -308,6 +314,7 @@ def _valid_then_bad():
         (_broken_reference(), "does not resolve to a Patient"),
         (_invalid_resource(), "birthDate"),
         (_valid_then_bad(), "encounter reference"),
+        (_twice(), "repeats entry 1"),
     ],
 )
 def test_bad_bundles_write_nothing(hospital_a, clinician_a, bundle, message):
