@@ -179,7 +179,9 @@ def _entries(bundle: Any) -> list[_Entry]:
     seen: dict[tuple[str, str], int] = {}
     for entry in entries:
         key = (entry.type, entry.source_id)
-        if entry.type in IMPORTED_TYPES and key in seen:
+        if entry.type in IMPORTED_TYPES and not entry.source_id:
+            errors.append(f"entry {entry.index} ({entry.type}) has neither an id nor a fullUrl")
+        elif entry.type in IMPORTED_TYPES and key in seen:
             errors.append(f"{entry.label} repeats entry {seen[key]} (the same resource id)")
         seen.setdefault(key, entry.index)
     if errors:

@@ -130,7 +130,14 @@ def test_every_synthea_bundle_imports_and_round_trips(hospital_a, clinician_a):
 
 def test_reimport_creates_no_duplicates(hospital_a, clinician_a):
     source = json.loads(SYNTHEA_FILES[0].read_text())
+    events = Event.objects.count()
     first = fhir_bundle_import(hospital=hospital_a, bundle=source, actor=clinician_a)
+    # Every row is ledgered: one event per patient registered and per record created.
+    written = Event.objects.filter(id__gt=0).order_by("id")[events:]
+    kinds = [e.kind for e in written]
+    assert len(kinds) == sum(first.created.values())
+    assert kinds.count("patient.registered") == 1
+    assert all(k == "patient.registered" or k.endswith(".created") for k in kinds)
     before = _rows()
     again = fhir_bundle_import(hospital=hospital_a, bundle=source, actor=clinician_a)
     assert _rows() == before
@@ -299,6 +306,12 @@ def _valid_then_bad():
     return bundle
 
 
+def _anonymous():
+    bundle = _tiny_bundle()
+    del bundle["entry"][1]["fullUrl"], bundle["entry"][1]["resource"]["id"]
+    return bundle
+
+
 def _twice():
     bundle = _tiny_bundle()
     bundle["entry"].append(copy.deepcopy(bundle["entry"][1]))
@@ -315,6 +328,7 @@ def _twice():
         (_invalid_resource(), "birthDate"),
         (_valid_then_bad(), "encounter reference"),
         (_twice(), "repeats entry 1"),
+        (_anonymous(), "neither an id nor a fullUrl"),
     ],
 )
 def test_bad_bundles_write_nothing(hospital_a, clinician_a, bundle, message):
