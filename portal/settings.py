@@ -69,6 +69,7 @@ INSTALLED_APPS = [
     "portal.records",
     "portal.provider",
     "portal.patient",
+    "portal.fhir",
     "ledger",
     "consent",
 ]

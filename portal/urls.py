@@ -8,6 +8,7 @@ urlpatterns = [
     path("provider/", include("portal.provider.urls")),
     path("patient/", include("portal.patient.urls")),
     path("ledger/", include("ledger.urls")),
+    path("fhir/R4/", include("portal.fhir.urls")),
     path("healthz", healthz_view, name="healthz"),
     path("admin/", admin.site.urls),
 ]

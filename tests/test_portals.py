@@ -252,6 +252,14 @@ CROSS_TENANT_CASES = {
     "ledger:checkpoint": "tests/ledger/test_views.py (public: size and root only)",
     "ledger:receipt": "test_receipts_of_other_patients_and_hospitals_are_404",
     "ledger:consistency": "test_anonymous_users_get_no_receipts_or_proofs (hashes only)",
+    **{
+        f"fhir:{name}": "tests/fhir/test_views.py::test_other_hospitals_ids_are_404_everywhere"
+        for name in ("patient_read", "patient_everything", "search", "read")
+    },
+    "fhir:patient_search": "test_other_hospitals_ids_are_404_everywhere (finds nothing)",
+    "fhir:root": "test_post_a_bundle_imports_into_the_active_hospital (the active hospital)",
+    "fhir:metadata": "test_authentication (public CapabilityStatement, no tenant data)",
+    "fhir:not_found": "test_unknown_things_are_404_operation_outcomes (always 404)",
 }
 
 

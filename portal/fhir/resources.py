@@ -1,0 +1,542 @@
+"""The portal's patients, records and ledger events as HL7 FHIR R4 resources (JSON dicts).
+
+Pure mapping: no query decides access here (the selectors do). Every function returns a
+plain dict that validates with fhir.resources' R4B models (`validate_resource`).
+
+Ids: a Patient and each record type are named by their primary key (`Observation/12`).
+Notes and documents are both DocumentReference, so their ids carry a prefix
+(`DocumentReference/note-3`, `DocumentReference/doc-7`). AuditEvent and Provenance are named
+by the ledger event's UUID.
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import json
+from collections.abc import Callable
+from datetime import date, datetime
+from decimal import Decimal
+from typing import Any
+
+from fhir.resources.R4B import get_fhir_model_class
+
+from portal.records.models import (
+    AllergyIntolerance,
+    ClinicalNote,
+    ClinicalRecord,
+    Condition,
+    Document,
+    Encounter,
+    Immunization,
+    MedicationRequest,
+    Observation,
+    Patient,
+    Procedure,
+    RecordStatus,
+)
+
+FHIR_JSON = "application/fhir+json"
+LOINC = "http://loinc.org"
+SNOMED = "http://snomed.info/sct"
+RXNORM = "http://www.nlm.nih.gov/research/umls/rxnorm"
+CVX = "http://hl7.org/fhir/sid/cvx"
+UCUM = "http://unitsofmeasure.org"
+V2_0203 = "http://terminology.hl7.org/CodeSystem/v2-0203"
+ACT_CODE = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+OBS_CATEGORY = "http://terminology.hl7.org/CodeSystem/observation-category"
+USER_SYSTEM = "urn:hospital-portal:user"
+
+# The records model each FHIR resource type is stored as (DocumentReference: two models).
+RESOURCE_MODELS: dict[str, tuple[type[ClinicalRecord], ...]] = {
+    "Encounter": (Encounter,),
+    "Observation": (Observation,),
+    "Condition": (Condition,),
+    "MedicationRequest": (MedicationRequest,),
+    "AllergyIntolerance": (AllergyIntolerance,),
+    "Immunization": (Immunization,),
+    "Procedure": (Procedure,),
+    "DocumentReference": (ClinicalNote, Document),
+}
+DOCREF_PREFIX: dict[type[ClinicalRecord], str] = {ClinicalNote: "note-", Document: "doc-"}
+
+
+class FhirValidationError(ValueError):
+    """A resource does not validate against the FHIR R4(B) models."""
+
+
+def validate_resource(resource: dict[str, Any]) -> None:
+    """Raise FhirValidationError unless `resource` validates with fhir.resources R4B."""
+    resource_type = resource.get("resourceType") if isinstance(resource, dict) else None
+    if not isinstance(resource_type, str):
+        raise FhirValidationError("not a FHIR resource (no resourceType)")
+    try:
+        model = get_fhir_model_class(resource_type)
+    except (ValueError, KeyError):
+        raise FhirValidationError(f"unknown resourceType {resource_type!r}") from None
+    try:
+        model.model_validate(resource)
+    except Exception as exc:  # pydantic's ValidationError and fhir_core's own errors
+        raise FhirValidationError(_short_error(exc)) from None
+
+
+def _short_error(exc: Exception) -> str:
+    errors = getattr(exc, "errors", None)
+    if callable(errors):
+        with contextlib.suppress(Exception):  # fall back to the message
+            parts = [
+                f"{'.'.join(str(p) for p in e.get('loc', ()))}: {e.get('msg')}"
+                for e in errors()[:5]
+            ]
+            return "; ".join(parts)
+    return str(exc).splitlines()[0][:300]
+
+
+def fhir_id(record: ClinicalRecord | Patient) -> str:
+    return f"{DOCREF_PREFIX.get(type(record), '')}{record.pk}"
+
+
+def resource_type_of(record: ClinicalRecord | Patient) -> str:
+    if isinstance(record, Patient):
+        return "Patient"
+    for resource_type, models in RESOURCE_MODELS.items():
+        if type(record) in models:
+            return resource_type
+    raise LookupError(type(record).__name__)
+
+
+def reference(record: ClinicalRecord | Patient) -> dict[str, str]:
+    return {"reference": f"{resource_type_of(record)}/{fhir_id(record)}"}
+
+
+def _instant(value: datetime) -> str:
+    return value.isoformat()
+
+
+def _date(value: date) -> str:
+    return value.isoformat()
+
+
+def _number(value: Decimal) -> int | float:
+    """A decimal as a JSON number: an int when whole, else the shortest float (3 places)."""
+    value = Decimal(value)
+    if value == value.to_integral_value():
+        return int(value)
+    return float(value)
+
+
+def _concept(system: str, code: str, display: str = "") -> dict[str, Any]:
+    coding: dict[str, str] = {"system": system, "code": code}
+    if display:
+        coding["display"] = display
+    concept: dict[str, Any] = {"coding": [coding]}
+    if display:
+        concept["text"] = display
+    return concept
+
+
+def _in_error(record: ClinicalRecord) -> bool:
+    return record.status == RecordStatus.ENTERED_IN_ERROR
+
+
+def _base(record: ClinicalRecord) -> dict[str, Any]:
+    resource: dict[str, Any] = {
+        "resourceType": resource_type_of(record),
+        "id": fhir_id(record),
+        "meta": {
+            "versionId": str(record.version),
+            "lastUpdated": _instant(record.created_at),
+        },
+    }
+    return resource
+
+
+def _subject(record: ClinicalRecord) -> dict[str, str]:
+    return {"reference": f"Patient/{record.patient_id}"}
+
+
+def patient_to_fhir(patient: Patient) -> dict[str, Any]:
+    hospital = patient.hospital
+    resource: dict[str, Any] = {
+        "resourceType": "Patient",
+        "id": str(patient.pk),
+        "identifier": [
+            {
+                "use": "usual",
+                "type": _concept(V2_0203, "MR", "Medical record number"),
+                "system": mrn_system(hospital.slug),
+                "value": patient.mrn,
+            }
+        ],
+        "active": True,
+        "name": [{"use": "official", "family": patient.family_name, "given": [patient.given_name]}],
+        "gender": patient.sex,
+        "birthDate": _date(patient.birth_date),
+        "managingOrganization": {"display": hospital.name},
+    }
+    if patient.phone:
+        resource["telecom"] = [{"system": "phone", "value": patient.phone}]
+    if patient.restricted:
+        resource["meta"] = {
+            "security": [
+                {
+                    "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
+                    "code": "R",
+                    "display": "restricted",
+                }
+            ]
+        }
+    return resource
+
+
+def mrn_system(hospital_slug: str) -> str:
+    return f"urn:hospital-portal:{hospital_slug}:mrn"
+
+
+def encounter_to_fhir(record: Encounter) -> dict[str, Any]:
+    resource = _base(record)
+    if _in_error(record):
+        status = "entered-in-error"
+    else:
+        status = "finished" if record.period_end else "in-progress"
+    resource.update(
+        {
+            "status": status,
+            "class": {"system": ACT_CODE, "code": record.class_code},
+            "subject": _subject(record),
+            "period": {"start": _instant(record.period_start)},
+        }
+    )
+    if record.period_end:
+        resource["period"]["end"] = _instant(record.period_end)
+    if record.type_code:
+        resource["type"] = [_concept(SNOMED, record.type_code, record.type_display)]
+    if record.reason:
+        resource["reasonCode"] = [{"text": record.reason}]
+    return resource
+
+
+def observation_to_fhir(record: Observation) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else "final",
+            "category": [_concept(OBS_CATEGORY, record.category, record.get_category_display())],
+            "code": _concept(LOINC, record.code, record.display),
+            "subject": _subject(record),
+            "effectiveDateTime": _instant(record.effective_at),
+            "valueQuantity": {
+                "value": _number(record.value),
+                "unit": record.unit,
+                "system": UCUM,
+                "code": record.unit,
+            },
+        }
+    )
+    if record.encounter_id:
+        resource["encounter"] = {"reference": f"Encounter/{record.encounter_id}"}
+    return resource
+
+
+CONDITION_CLINICAL = "http://terminology.hl7.org/CodeSystem/condition-clinical"
+CONDITION_VERIFICATION = "http://terminology.hl7.org/CodeSystem/condition-ver-status"
+
+
+def condition_to_fhir(record: Condition) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "code": _concept(SNOMED, record.code, record.display),
+            "subject": _subject(record),
+        }
+    )
+    if _in_error(record):
+        # con-5: no clinical status on an entered-in-error condition.
+        resource["verificationStatus"] = _concept(CONDITION_VERIFICATION, "entered-in-error")
+    else:
+        resource["clinicalStatus"] = _concept(CONDITION_CLINICAL, record.clinical_status)
+        resource["verificationStatus"] = _concept(CONDITION_VERIFICATION, "confirmed")
+    if record.onset_date:
+        resource["onsetDateTime"] = _date(record.onset_date)
+    if record.abatement_date:
+        resource["abatementDateTime"] = _date(record.abatement_date)
+    return resource
+
+
+def medication_request_to_fhir(record: MedicationRequest) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else record.request_status,
+            "intent": "order",
+            "medicationCodeableConcept": _concept(RXNORM, record.code, record.display),
+            "subject": _subject(record),
+            "authoredOn": _instant(record.authored_on),
+        }
+    )
+    if record.dosage:
+        resource["dosageInstruction"] = [{"text": record.dosage}]
+    return resource
+
+
+ALLERGY_CLINICAL = "http://terminology.hl7.org/CodeSystem/allergyintolerance-clinical"
+ALLERGY_VERIFICATION = "http://terminology.hl7.org/CodeSystem/allergyintolerance-verification"
+
+
+def allergy_to_fhir(record: AllergyIntolerance) -> dict[str, Any]:
+    resource = _base(record)
+    if _in_error(record):
+        resource["verificationStatus"] = _concept(ALLERGY_VERIFICATION, "entered-in-error")
+    else:
+        resource["clinicalStatus"] = _concept(ALLERGY_CLINICAL, "active")
+        resource["verificationStatus"] = _concept(ALLERGY_VERIFICATION, "confirmed")
+    resource.update(
+        {
+            "criticality": record.criticality,
+            "code": _concept(SNOMED, record.code, record.display),
+            "patient": _subject(record),
+            "recordedDate": _instant(record.recorded_date),
+        }
+    )
+    if record.reaction:
+        resource["reaction"] = [{"manifestation": [{"text": record.reaction}]}]
+    return resource
+
+
+def immunization_to_fhir(record: Immunization) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else "completed",
+            "vaccineCode": _concept(CVX, record.vaccine_code, record.display),
+            "patient": _subject(record),
+            "occurrenceDateTime": _instant(record.occurrence),
+        }
+    )
+    return resource
+
+
+def procedure_to_fhir(record: Procedure) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else "completed",
+            "code": _concept(SNOMED, record.code, record.display),
+            "subject": _subject(record),
+            "performedDateTime": _instant(record.performed_at),
+        }
+    )
+    return resource
+
+
+CONFIDENTIALITY = "http://terminology.hl7.org/CodeSystem/v3-Confidentiality"
+
+
+def note_to_fhir(record: ClinicalNote) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else "current",
+            "type": _concept(LOINC, "11506-3", "Progress note"),
+            "category": [{"text": "clinical-note"}],
+            "subject": _subject(record),
+            "date": _instant(record.created_at),
+            "description": record.title,
+            "content": [
+                {
+                    "attachment": {
+                        "contentType": "text/plain; charset=utf-8",
+                        "data": base64.b64encode(record.text.encode()).decode(),
+                        "title": record.title,
+                    }
+                }
+            ],
+        }
+    )
+    if record.restricted:
+        resource["securityLabel"] = [_concept(CONFIDENTIALITY, "R", "restricted")]
+    return resource
+
+
+def document_to_fhir(record: Document, *, with_content: bool = True) -> dict[str, Any]:
+    resource = _base(record)
+    attachment: dict[str, Any] = {
+        "contentType": record.content_type,
+        "size": record.size,
+        "title": record.title,
+        "creation": _instant(record.created_at),
+    }
+    if with_content:
+        attachment["data"] = base64.b64encode(bytes(record.content)).decode()
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else "current",
+            "category": [{"text": "document"}],
+            "subject": _subject(record),
+            "date": _instant(record.created_at),
+            "description": record.title,
+            "identifier": [{"system": "urn:ietf:rfc:6920:sha-256", "value": record.sha256}],
+            "content": [{"attachment": attachment}],
+        }
+    )
+    return resource
+
+
+TO_FHIR: dict[type, Callable[[Any], dict[str, Any]]] = {
+    Patient: patient_to_fhir,
+    Encounter: encounter_to_fhir,
+    Observation: observation_to_fhir,
+    Condition: condition_to_fhir,
+    MedicationRequest: medication_request_to_fhir,
+    AllergyIntolerance: allergy_to_fhir,
+    Immunization: immunization_to_fhir,
+    Procedure: procedure_to_fhir,
+    ClinicalNote: note_to_fhir,
+    Document: document_to_fhir,
+}
+
+
+def to_fhir(obj: Patient | ClinicalRecord) -> dict[str, Any]:
+    """Any patient or clinical record as its FHIR R4 resource."""
+    return TO_FHIR[type(obj)](obj)
+
+
+# --- from the ledger ------------------------------------------------------------------------
+
+ACCESS_KINDS = ("chart.read", "record.read", "document.read")
+DCM = "http://dicom.nema.org/resources/ontology/DCM"
+V3_PURPOSE = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+RECORD_TYPE_RESOURCE = {
+    model._meta.model_name: resource_type
+    for resource_type, models in RESOURCE_MODELS.items()
+    for model in models
+}
+
+
+def _user_reference(user_id: int | None) -> dict[str, Any]:
+    if user_id is None:
+        return {"display": "the portal (no signed-in user)"}
+    return {"identifier": {"system": USER_SYSTEM, "value": str(user_id)}}
+
+
+def audit_event_to_fhir(event: Any, *, hospital_name: str = "") -> dict[str, Any]:
+    """An access event of the ledger (chart.read, record.read, document.read) as AuditEvent."""
+    if event.kind not in ACCESS_KINDS:
+        raise ValueError(f"{event.kind} is not an access event")
+    attrs = event.attrs or {}
+    agent: dict[str, Any] = {"who": _user_reference(event.actor_id), "requestor": True}
+    if attrs.get("role"):
+        agent["role"] = [{"text": str(attrs["role"])}]
+    if attrs.get("purpose"):
+        agent["purposeOfUse"] = [_concept(V3_PURPOSE, str(attrs["purpose"]))]
+    entities: list[dict[str, Any]] = []
+    if event.patient_id is not None:
+        entities.append({"what": {"reference": f"Patient/{event.patient_id}"}})
+    record_type, record_id = attrs.get("record_type"), attrs.get("record")
+    if record_type in RECORD_TYPE_RESOURCE and record_id is not None:
+        prefix = {"clinicalnote": "note-", "document": "doc-"}.get(record_type, "")
+        entities.append(
+            {"what": {"reference": f"{RECORD_TYPE_RESOURCE[record_type]}/{prefix}{record_id}"}}
+        )
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": str(event.event_id),
+        "type": {"system": DCM, "code": "110110", "display": "Patient Record"},
+        "subtype": [
+            {"system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read"}
+        ],
+        "action": "R",
+        "recorded": _instant(event.recorded_at),
+        "outcome": "0",
+        "agent": [agent],
+        "source": {
+            "site": hospital_name or f"hospital {event.hospital_id}",
+            "observer": {"display": hospital_name or f"hospital {event.hospital_id}"},
+        },
+        "entity": entities,
+    }
+    if attrs.get("purpose"):
+        resource["purposeOfEvent"] = [_concept(V3_PURPOSE, str(attrs["purpose"]))]
+    return resource
+
+
+def provenance_to_fhir(
+    record: ClinicalRecord | Patient, *, event: Any, receipt: dict[str, Any] | None
+) -> dict[str, Any]:
+    """Who created `record` and when, with the ledger receipt of that event (when anchored).
+
+    The receipt (the event's leaf, inclusion proof and signed checkpoint; check it with
+    `python -m ledger.verifier`) is the signature's data, base64 of its JSON.
+    """
+    resource: dict[str, Any] = {
+        "resourceType": "Provenance",
+        "id": str(event.event_id),
+        "target": [reference(record)],
+        "recorded": _instant(event.recorded_at),
+        "activity": _concept(
+            "http://terminology.hl7.org/CodeSystem/v3-DataOperation",
+            "UPDATE" if event.kind.endswith(".corrected") else "CREATE",
+        ),
+        "agent": [{"who": _user_reference(event.actor_id)}],
+        "entity": [
+            {
+                "role": "source",
+                "what": {
+                    "identifier": {
+                        "system": "urn:ietf:rfc:3986",
+                        "value": f"urn:uuid:{event.event_id}",
+                    },
+                    "display": f"ledger event {event.kind}",
+                },
+            }
+        ],
+    }
+    if receipt is not None:
+        data = json.dumps(receipt, sort_keys=True, separators=(",", ":")).encode()
+        resource["signature"] = [
+            {
+                "type": [
+                    {
+                        "system": "urn:iso-astm:E1762-95:2013",
+                        "code": "1.2.840.10065.1.12.1.5",
+                        "display": "Verification Signature",
+                    }
+                ],
+                "when": _instant(event.recorded_at),
+                "who": {"display": "the portal's ledger (signed checkpoint)"},
+                "sigFormat": "application/json",
+                "data": base64.b64encode(data).decode(),
+            }
+        ]
+    return resource
+
+
+def bundle(
+    resources: list[dict[str, Any]], *, bundle_type: str = "searchset", base_url: str = ""
+) -> dict[str, Any]:
+    entries = []
+    for resource in resources:
+        entry: dict[str, Any] = {"resource": resource}
+        if base_url:
+            entry["fullUrl"] = f"{base_url}{resource['resourceType']}/{resource['id']}"
+        if bundle_type == "searchset":
+            entry["search"] = {"mode": "match"}
+        entries.append(entry)
+    result: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
+    if bundle_type == "searchset":
+        result["total"] = len(entries)
+    return result
+
+
+def operation_outcome(
+    issues: list[str] | str, *, code: str = "invalid", severity: str = "error"
+) -> dict[str, Any]:
+    if isinstance(issues, str):
+        issues = [issues]
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {"severity": severity, "code": code, "diagnostics": text[:2000]} for text in issues
+        ]
+        or [{"severity": severity, "code": code}],
+    }

@@ -1,0 +1,675 @@
+"""FHIR import: a transaction or collection Bundle (Synthea output in general) into one
+hospital, every write through portal.records.services, so every row is a ledger event.
+
+- One atomic transaction per bundle: a bundle with any error writes nothing, and the error
+  lists every problem found (not only the first).
+- Idempotent: each source resource is remembered in ImportIdentity (hospital, type, source
+  id, part); importing the same bundle again creates nothing and reports it as unchanged.
+- Resource types the portal does not model (Claim, ExplanationOfBenefit, Organization, ...)
+  are counted as skipped, by type. Resources of a modelled type whose content the portal
+  cannot hold (an Observation valued by a CodeableConcept or a string, a category other than
+  vital signs and laboratory, a date in the future, ...) are skipped with the reason.
+- Observation values are kept to the model's precision (3 decimal places, rounded half
+  even); the LOINC code and unit are kept as given (imports accept codes outside the
+  provider forms' catalog). A panel with components (blood pressure: 8480-6 and 8462-4)
+  becomes one Observation per component, as the provider portal's blood pressure form does.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import ValidationError
+from django.db import transaction
+from django.utils import timezone
+from django.utils.dateparse import parse_datetime
+
+from portal.fhir import resources
+from portal.fhir.models import ImportIdentity
+from portal.records import services as records_services
+from portal.records.models import (
+    AllergyIntolerance,
+    ClinicalRecord,
+    Condition,
+    Document,
+    Encounter,
+    Immunization,
+    MedicationRequest,
+    Observation,
+    Patient,
+    Procedure,
+)
+from portal.records.selectors import patient_by_mrn, patient_visible_q
+from portal.tenancy.models import Hospital
+from portal.tenancy.scoping import hospital_scope
+
+BUNDLE_TYPES = ("transaction", "collection", "batch")
+IMPORTED_TYPES = ("Patient", *resources.RESOURCE_MODELS)
+# Encounters first, so that observations can point at them.
+ORDER = {"Patient": 0, "Encounter": 1}
+
+
+class BundleImportError(ValueError):
+    """The bundle cannot be imported; `errors` lists every problem found. Nothing was written."""
+
+    def __init__(self, errors: list[str], *, status: int = 422) -> None:
+        self.errors = errors
+        self.status = status  # as HTTP would say it: 400 malformed, 422 unprocessable
+        super().__init__("; ".join(errors[:20]) + (" ..." if len(errors) > 20 else ""))
+
+
+@dataclass
+class ImportReport:
+    bundle_type: str = ""
+    entries: int = 0
+    created: Counter = field(default_factory=Counter)  # rows created, by resource type
+    unchanged: Counter = field(default_factory=Counter)  # imported before, by resource type
+    skipped: Counter = field(default_factory=Counter)  # types the portal does not model
+    skipped_reasons: Counter = field(default_factory=Counter)  # (type, reason) -> count
+    patients: list[int] = field(default_factory=list)  # the portal ids of the bundle's patients
+
+    def summary(self) -> str:
+        def fmt(counter: Counter) -> str:
+            return ", ".join(f"{k} {v}" for k, v in sorted(counter.items())) or "none"
+
+        lines = [
+            f"{self.entries} entries ({self.bundle_type}); patients: {self.patients}",
+            f"  created: {fmt(self.created)}",
+            f"  already imported: {fmt(self.unchanged)}",
+            f"  skipped (not modelled): {fmt(self.skipped)}",
+        ]
+        for (rtype, reason), n in sorted(self.skipped_reasons.items()):
+            lines.append(f"  skipped {rtype} x{n}: {reason}")
+        return "\n".join(lines)
+
+    def merge(self, other: ImportReport) -> None:
+        self.entries += other.entries
+        self.created.update(other.created)
+        self.unchanged.update(other.unchanged)
+        self.skipped.update(other.skipped)
+        self.skipped_reasons.update(other.skipped_reasons)
+        self.patients.extend(other.patients)
+
+
+class _Skip(Exception):
+    """This resource is of a modelled type but its content cannot be held (with reason)."""
+
+
+@dataclass
+class _Entry:
+    index: int
+    full_url: str
+    resource: dict[str, Any]
+
+    @property
+    def type(self) -> str:
+        return self.resource.get("resourceType", "")
+
+    @property
+    def source_id(self) -> str:
+        return str(self.resource.get("id") or self.full_url)
+
+    @property
+    def label(self) -> str:
+        return f"entry {self.index} ({self.type}/{self.source_id})"
+
+
+def fhir_bundle_import(
+    *,
+    hospital: Hospital,
+    bundle: Any,
+    actor: AbstractBaseUser | None,
+    progress: Callable[[int], None] | None = None,
+) -> ImportReport:
+    """Import one Bundle into `hospital`, atomically; raise BundleImportError if it is bad."""
+    entries = _entries(bundle)
+    report = ImportReport(bundle_type=bundle["type"], entries=len(entries))
+    errors: list[str] = []
+    for entry in entries:
+        if entry.type in IMPORTED_TYPES:
+            try:
+                resources.validate_resource(entry.resource)
+            except resources.FhirValidationError as exc:
+                errors.append(f"{entry.label} is not valid FHIR: {exc}")
+    if errors:
+        raise BundleImportError(errors)
+    with hospital_scope(hospital), transaction.atomic():
+        importer = _Importer(hospital=hospital, actor=actor, entries=entries, report=report)
+        importer.run(progress)
+        if importer.errors:
+            transaction.set_rollback(True)
+            raise BundleImportError(importer.errors)
+    return report
+
+
+def _entries(bundle: Any) -> list[_Entry]:
+    if not isinstance(bundle, dict):
+        raise BundleImportError(["the document is not a JSON object"], status=400)
+    if bundle.get("resourceType") != "Bundle":
+        raise BundleImportError(
+            [f"resourceType is {bundle.get('resourceType')!r}, expected 'Bundle'"], status=400
+        )
+    if bundle.get("type") not in BUNDLE_TYPES:
+        raise BundleImportError(
+            [f"Bundle.type is {bundle.get('type')!r}; import takes {', '.join(BUNDLE_TYPES)}"]
+        )
+    raw = bundle.get("entry") or []
+    if not isinstance(raw, list):
+        raise BundleImportError(["Bundle.entry is not a list"], status=400)
+    entries, errors = [], []
+    for i, item in enumerate(raw):
+        resource = item.get("resource") if isinstance(item, dict) else None
+        if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
+            errors.append(f"entry {i} has no resource")
+            continue
+        method = (item.get("request") or {}).get("method", "POST")
+        if method not in ("POST", "PUT"):
+            errors.append(f"entry {i}: request method {method} is not supported (POST, PUT)")
+            continue
+        entries.append(_Entry(index=i, full_url=str(item.get("fullUrl") or ""), resource=resource))
+    seen: dict[tuple[str, str], int] = {}
+    for entry in entries:
+        key = (entry.type, entry.source_id)
+        if entry.type in IMPORTED_TYPES and not entry.source_id:
+            errors.append(f"entry {entry.index} ({entry.type}) has neither an id nor a fullUrl")
+        elif entry.type in IMPORTED_TYPES and key in seen:
+            errors.append(f"{entry.label} repeats entry {seen[key]} (the same resource id)")
+        seen.setdefault(key, entry.index)
+    if errors:
+        raise BundleImportError(errors)
+    return entries
+
+
+class _Importer:
+    def __init__(
+        self,
+        *,
+        hospital: Hospital,
+        actor: AbstractBaseUser | None,
+        entries: list[_Entry],
+        report: ImportReport,
+    ) -> None:
+        self.hospital, self.actor, self.entries, self.report = hospital, actor, entries, report
+        self.errors: list[str] = []
+        self.by_url: dict[str, _Entry] = {}
+        for entry in entries:
+            if entry.full_url:
+                self.by_url[entry.full_url] = entry
+            if entry.resource.get("id"):
+                self.by_url[f"{entry.type}/{entry.resource['id']}"] = entry
+        known = ImportIdentity.objects.filter(
+            hospital=hospital,
+            source_id__in={e.source_id for e in entries if e.type in IMPORTED_TYPES},
+        )
+        self.known: dict[tuple[str, str], list[ImportIdentity]] = {}
+        for identity in known:
+            self.known.setdefault((identity.resource_type, identity.source_id), []).append(identity)
+        self.patients: dict[str, Patient] = {}  # source key -> patient
+        self.encounters: dict[str, int] = {}  # source key -> Encounter id
+        self.new_identities: list[ImportIdentity] = []
+        self.skipped_sources: set[tuple[str, str]] = set()
+
+    # --- references ----------------------------------------------------------------------
+
+    def _resolve(self, ref: Any, expected: str) -> tuple[str, str] | None:
+        """(type, source id) of a reference into the bundle or an earlier import, else None."""
+        if not isinstance(ref, dict) or not isinstance(ref.get("reference"), str):
+            return None
+        value = ref["reference"]
+        entry = self.by_url.get(value)
+        if entry is None and "/" in value and not value.startswith("urn:"):
+            # A relative or absolute literal reference: its last two segments.
+            rtype, rid = value.split("/_history/")[0].rstrip("/").split("/")[-2:]
+            entry = self.by_url.get(f"{rtype}/{rid}")
+            if entry is None and rtype == expected:
+                return (rtype, rid)  # maybe imported earlier: checked by the caller
+        if entry is None and value.startswith(f"{expected}?identifier="):
+            entry = self._conditional(value, expected)
+        if entry is None or entry.type != expected:
+            return None
+        return (entry.type, entry.source_id)
+
+    def _conditional(self, value: str, expected: str) -> _Entry | None:
+        wanted = value.split("?identifier=", 1)[1]
+        system, _, ident = wanted.rpartition("|")
+        for entry in self.entries:
+            if entry.type != expected:
+                continue
+            for identifier in entry.resource.get("identifier") or []:
+                if identifier.get("value") == ident and (
+                    not system or identifier.get("system") == system
+                ):
+                    return entry
+        return None
+
+    def _patient_for(self, entry: _Entry) -> Patient:
+        ref = entry.resource.get("subject") or entry.resource.get("patient")
+        key = self._resolve(ref, "Patient")
+        if key is not None:
+            if key[1] in self.patients:
+                return self.patients[key[1]]
+            identities = self.known.get(key) or list(
+                ImportIdentity.objects.filter(
+                    hospital=self.hospital, resource_type="Patient", source_id=key[1]
+                )
+            )
+            if identities:
+                patient = Patient.objects.get(pk=identities[0].target_id)
+                self.patients[key[1]] = patient
+                return patient
+        shown = ref.get("reference") if isinstance(ref, dict) else ref
+        raise ValidationError(f"its patient reference {shown!r} does not resolve to a Patient")
+
+    def _encounter_id(self, entry: _Entry) -> int | None:
+        ref = entry.resource.get("encounter")
+        if not ref:
+            return None
+        key = self._resolve(ref, "Encounter")
+        if key is None:
+            raise ValidationError(f"its encounter reference {ref.get('reference')!r} is broken")
+        if key[1] in self.encounters:
+            return self.encounters[key[1]]
+        if key in self.skipped_sources:
+            return None  # skipped with a reason (reported): the link is dropped with it
+        identities = self.known.get(key) or list(
+            ImportIdentity.objects.filter(
+                hospital=self.hospital, resource_type="Encounter", source_id=key[1]
+            )
+        )
+        if not identities:
+            raise ValidationError(f"its encounter reference {ref.get('reference')!r} is broken")
+        return identities[0].target_id
+
+    # --- the run -----------------------------------------------------------------------------
+
+    def run(self, progress: Callable[[int], None] | None) -> None:
+        ordered = sorted(self.entries, key=lambda e: (ORDER.get(e.type, 2), e.index))
+        for entry in ordered:
+            if entry.type not in IMPORTED_TYPES:
+                self.report.skipped[entry.type] += 1
+            else:
+                try:
+                    self._import(entry)
+                except _Skip as skip:
+                    self.report.skipped_reasons[(entry.type, str(skip))] += 1
+                    self.skipped_sources.add((entry.type, entry.source_id))
+                except ValidationError as exc:
+                    self.errors.append(f"{entry.label}: {_messages(exc)}")
+            if progress is not None:
+                progress(1)
+        if not self.errors and self.new_identities:
+            ImportIdentity._base_manager.bulk_create(self.new_identities, batch_size=500)
+
+    def _remember(self, entry: _Entry, part: str, record: Patient | ClinicalRecord) -> None:
+        self.new_identities.append(
+            ImportIdentity(
+                hospital=self.hospital,
+                resource_type=entry.type,
+                source_id=entry.source_id,
+                part=part,
+                target_model=record._meta.label_lower,
+                target_id=record.pk,
+            )
+        )
+
+    def _import(self, entry: _Entry) -> None:
+        known = self.known.get((entry.type, entry.source_id))
+        if entry.type == "Patient":
+            self._import_patient(entry, known)
+            return
+        if known:
+            if entry.type == "Encounter":
+                self.encounters[entry.source_id] = known[0].target_id
+            self.report.unchanged[entry.type] += 1
+            return
+        patient = self._patient_for(entry)
+        self._encounter_id(entry)  # a broken encounter reference is an error for every type
+        rows = MAPPERS[entry.type](self, entry)
+        for _part, _model, fields in rows:
+            for name in DATE_FIELDS:
+                value = fields.get(name)
+                if value is not None and _in_future(value):
+                    raise _Skip(f"{name} is in the future (the portal refuses future facts)")
+        for part, model, fields in rows:
+            record = records_services.record_create(
+                actor=self.actor, patient=patient, model=model, **fields
+            )
+            self._remember(entry, part, record)
+            if model is Encounter:
+                self.encounters[entry.source_id] = record.pk
+            self.report.created[entry.type] += 1
+
+    def _import_patient(self, entry: _Entry, known: list[ImportIdentity] | None) -> None:
+        if known:
+            patient = Patient.objects.get(pk=known[0].target_id)
+            self.report.unchanged["Patient"] += 1
+        else:
+            fields = _patient_fields(entry.resource, entry.source_id)
+            patient = patient_by_mrn(hospital=self.hospital, mrn=fields["mrn"])
+            if patient is not None:
+                # Already registered here (by hand, or another source): the bundle is about
+                # that chart, if the importer may change it.
+                if (
+                    self.actor is not None
+                    and not Patient.objects.filter(
+                        patient_visible_q(user=self.actor, codename="change_patient"), pk=patient.pk
+                    ).exists()
+                ):
+                    raise ValidationError(
+                        "a patient with this MRN exists and is not yours to change"
+                    )
+                self.report.unchanged["Patient"] += 1
+            else:
+                patient = records_services.patient_register(
+                    hospital=self.hospital, actor=self.actor, **fields
+                )
+                self.report.created["Patient"] += 1
+            self._remember(entry, "", patient)
+        self.patients[entry.source_id] = patient
+        self.report.patients.append(patient.pk)
+
+
+def _messages(exc: ValidationError) -> str:
+    if hasattr(exc, "error_dict"):
+        return "; ".join(f"{k}: {' '.join(v)}" for k, v in exc.message_dict.items())
+    return " ".join(exc.messages)
+
+
+# --- values ------------------------------------------------------------------------------
+
+DATE_FIELDS = ("period_start", "effective_at", "authored_on", "recorded_date", "occurrence",
+               "performed_at", "onset_date")  # fmt: skip
+
+
+def _in_future(value: date | datetime) -> bool:
+    now = timezone.now()
+    return value > now if isinstance(value, datetime) else value > now.date()
+
+
+def _when(value: Any, what: str) -> datetime:
+    """A FHIR dateTime/instant (also a date, a year-month or a year) as an aware datetime."""
+    if not isinstance(value, str) or not value:
+        raise _Skip(f"no {what}")
+    parsed = parse_datetime(value)
+    if parsed is None:
+        parts = value.split("-")
+        try:
+            day = date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1,
+                       int(parts[2]) if len(parts) > 2 else 1)  # fmt: skip
+        except (ValueError, IndexError):
+            raise ValidationError(f"{what} {value!r} is not a date") from None
+        return datetime.combine(day, time(0), tzinfo=UTC)
+    if timezone.is_naive(parsed):
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed
+
+
+def _day(value: Any) -> date | None:
+    if not isinstance(value, str) or not value:
+        return None
+    return _when(value, "date").date()
+
+
+def _coding(concept: Any, prefer: str = "") -> tuple[str, str]:
+    """(code, display) of a CodeableConcept: the coding of the preferred system if any."""
+    if not isinstance(concept, dict):
+        return "", ""
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    chosen = next((c for c in codings if c.get("system") == prefer), codings[0] if codings else {})
+    display = chosen.get("display") or concept.get("text") or chosen.get("code", "")
+    return str(chosen.get("code", "")), str(display)[:200]
+
+
+def _code(concept: Any, prefer: str, what: str, max_length: int) -> tuple[str, str]:
+    code, display = _coding(concept, prefer)
+    if not code:
+        raise _Skip(f"no coded {what}")
+    if len(code) > max_length:
+        raise _Skip(f"{what} code longer than {max_length} characters")
+    return code, display or code
+
+
+def _patient_fields(resource: dict[str, Any], source_id: str) -> dict[str, Any]:
+    mrn = ""
+    for identifier in resource.get("identifier") or []:
+        codes = {c.get("code") for c in (identifier.get("type") or {}).get("coding") or []}
+        if "MR" in codes and identifier.get("value"):
+            mrn = str(identifier["value"])
+            break
+    mrn = mrn or str(resource.get("id") or source_id)
+    names = resource.get("name") or [{}]
+    name = next((n for n in names if n.get("use") == "official"), names[0])
+    given = " ".join(name.get("given") or []) or (name.get("text") or "").split(" ")[0]
+    family = name.get("family") or ""
+    if not resource.get("birthDate"):
+        raise ValidationError("the Patient has no birthDate, which the portal requires")
+    phone = next(
+        (t.get("value") for t in resource.get("telecom") or [] if t.get("system") == "phone"), ""
+    )
+    sex = resource.get("gender") or "unknown"
+    return {
+        "mrn": mrn[:64], "given_name": given[:100], "family_name": family[:100],
+        "birth_date": _day(resource["birthDate"]),
+        "sex": sex if sex in Patient.Sex.values else Patient.Sex.UNKNOWN,
+        "phone": (phone or "")[:40],
+    }  # fmt: skip
+
+
+Row = tuple[str, type[ClinicalRecord], dict[str, Any]]
+
+
+def _status_guard(resource: dict[str, Any]) -> None:
+    if resource.get("status") == "entered-in-error":
+        raise _Skip("status entered-in-error")
+
+
+def _encounter(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    _status_guard(r)
+    period = r.get("period") or {}
+    type_code, type_display = _coding((r.get("type") or [None])[0], resources.SNOMED)
+    reasons = [_coding(c)[1] or (c or {}).get("text", "") for c in r.get("reasonCode") or []]
+    fields = {
+        "class_code": str((r.get("class") or {}).get("code") or "AMB")[:20],
+        "type_code": type_code[:40], "type_display": type_display,
+        "reason": "; ".join(x for x in reasons if x),
+        "period_start": _when(period.get("start"), "period.start"),
+        "period_end": _when(period["end"], "period.end") if period.get("end") else None,
+    }  # fmt: skip
+    return [("", Encounter, fields)]
+
+
+QUANTITY = Decimal("0.001")
+
+
+def _quantity(value: Any) -> tuple[Decimal, str]:
+    try:
+        number = Decimal(str(value["value"])).quantize(QUANTITY, rounding=ROUND_HALF_EVEN)
+    except (KeyError, TypeError, InvalidOperation):
+        raise _Skip("valueQuantity without a numeric value") from None
+    unit = value.get("code") if value.get("system") == resources.UCUM else None
+    unit = unit or value.get("unit") or value.get("code") or "1"
+    if len(unit) > 32:
+        raise _Skip("unit longer than 32 characters")
+    return number, unit
+
+
+def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    _status_guard(r)
+    categories = [
+        c.get("code")
+        for concept in r.get("category") or []
+        for c in (concept or {}).get("coding") or []
+    ]
+    category = next((c for c in categories if c in Observation.Category.values), None)
+    if category is None:
+        raise _Skip(
+            f"category {', '.join(str(c) for c in categories) or '(none)'} is not modelled "
+            "(vital-signs, laboratory)"
+        )
+    period = r.get("effectivePeriod") or {}
+    effective = _when(
+        r.get("effectiveDateTime") or r.get("effectiveInstant") or period.get("start")
+        or r.get("issued"), "effective time",
+    )  # fmt: skip
+    encounter_id = imp._encounter_id(entry)
+    base = {"category": category, "effective_at": effective, "encounter_id": encounter_id}
+    rows: list[Row] = []
+    if "valueQuantity" in r:
+        code, display = _code(r.get("code"), resources.LOINC, "code", 20)
+        value, unit = _quantity(r["valueQuantity"])
+        rows.append(("", Observation, {**base, "code": code, "display": display,
+                                       "value": value, "unit": unit}))  # fmt: skip
+    for component in r.get("component") or []:
+        if "valueQuantity" not in component:
+            continue
+        code, display = _code(component.get("code"), resources.LOINC, "component code", 20)
+        value, unit = _quantity(component["valueQuantity"])
+        rows.append((code, Observation, {**base, "code": code, "display": display,
+                                         "value": value, "unit": unit}))  # fmt: skip
+    if not rows:
+        kinds = [k for k in r if k.startswith("value")] or ["no value"]
+        raise _Skip(f"{kinds[0]} is not modelled (the portal stores quantities)")
+    return rows
+
+
+def _condition(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    verification, _ = _coding(r.get("verificationStatus"))
+    if verification == "entered-in-error":
+        raise _Skip("verificationStatus entered-in-error")
+    code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
+    clinical, _ = _coding(r.get("clinicalStatus"))
+    onset = r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start")
+    abatement = r.get("abatementDateTime") or (r.get("abatementPeriod") or {}).get("start")
+    fields = {
+        "code": code, "display": display, "clinical_status": (clinical or "active")[:20],
+        "onset_date": _day(onset), "abatement_date": _day(abatement),
+    }  # fmt: skip
+    return [("", Condition, fields)]
+
+
+def _dosage_text(dosage: dict[str, Any]) -> str:
+    if dosage.get("text"):
+        return str(dosage["text"])
+    parts = []
+    for dose in dosage.get("doseAndRate") or []:
+        quantity = dose.get("doseQuantity") or {}
+        if "value" in quantity:
+            parts.append(f"{quantity['value']} {quantity.get('unit', '')}".strip())
+    repeat = (dosage.get("timing") or {}).get("repeat") or {}
+    if repeat.get("frequency") and repeat.get("period"):
+        parts.append(f"{repeat['frequency']} per {repeat['period']} {repeat.get('periodUnit', '')}")
+    if dosage.get("asNeededBoolean"):
+        parts.append("as needed")
+    return ", ".join(p.strip() for p in parts)
+
+
+def _medication_request(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    _status_guard(r)
+    concept = r.get("medicationCodeableConcept")
+    if concept is None and r.get("medicationReference"):
+        ref = r["medicationReference"].get("reference", "")
+        medication = imp.by_url.get(ref)
+        if medication is None or medication.type != "Medication":
+            raise ValidationError(f"its medicationReference {ref!r} does not resolve")
+        concept = medication.resource.get("code")
+    code, display = _code(concept, resources.RXNORM, "medication", 40)
+    fields = {
+        "code": code, "display": display,
+        "dosage": "; ".join(t for t in (_dosage_text(d) for d in r.get("dosageInstruction") or [])
+                            if t),
+        "request_status": str(r.get("status") or "active")[:20],
+        "authored_on": _when(r.get("authoredOn"), "authoredOn"),
+    }  # fmt: skip
+    return [("", MedicationRequest, fields)]
+
+
+def _allergy(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    verification, _ = _coding(r.get("verificationStatus"))
+    if verification == "entered-in-error":
+        raise _Skip("verificationStatus entered-in-error")
+    code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
+    reactions = [
+        _coding(m)[1] or (m or {}).get("text", "")
+        for reaction in r.get("reaction") or []
+        for m in reaction.get("manifestation") or []
+    ]
+    fields = {
+        "code": code, "display": display,
+        "criticality": str(r.get("criticality") or "unable-to-assess")[:20],
+        "reaction": "; ".join(x for x in reactions if x),
+        "recorded_date": _when(r.get("recordedDate") or r.get("onsetDateTime"), "recordedDate"),
+    }  # fmt: skip
+    return [("", AllergyIntolerance, fields)]
+
+
+def _immunization(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    _status_guard(r)
+    if r.get("status") == "not-done":
+        raise _Skip("status not-done (the portal records given vaccines)")
+    code, display = _code(r.get("vaccineCode"), resources.CVX, "vaccine", 20)
+    occurrence = _when(r.get("occurrenceDateTime"), "occurrenceDateTime")
+    return [("", Immunization, {"vaccine_code": code, "display": display,
+                                "occurrence": occurrence})]  # fmt: skip
+
+
+def _procedure(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    _status_guard(r)
+    if r.get("status") == "not-done":
+        raise _Skip("status not-done")
+    code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
+    performed = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
+    return [("", Procedure, {"code": code, "display": display,
+                             "performed_at": _when(performed, "performed time")})]  # fmt: skip
+
+
+def _document_reference(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    if r.get("status") == "entered-in-error":
+        raise _Skip("status entered-in-error")
+    rows: list[Row] = []
+    for i, content in enumerate(r.get("content") or []):
+        attachment = content.get("attachment") or {}
+        if not attachment.get("data"):
+            continue
+        try:
+            data = base64.b64decode(attachment["data"], validate=True)
+        except (binascii.Error, ValueError):
+            raise ValidationError("an attachment's data is not base64") from None
+        _, type_display = _coding(r.get("type"))
+        title = attachment.get("title") or r.get("description") or type_display or "Document"
+        rows.append((str(i) if i else "", Document, {
+            "title": str(title)[:200],
+            "content_type": str(attachment.get("contentType") or "application/octet-stream")[:100],
+            "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content": data,
+        }))  # fmt: skip
+    if not rows:
+        raise _Skip("no inline attachment data (attachments by URL are not fetched)")
+    return rows
+
+
+MAPPERS: dict[str, Callable[[_Importer, _Entry], list[Row]]] = {
+    "Encounter": _encounter,
+    "Observation": _observation,
+    "Condition": _condition,
+    "MedicationRequest": _medication_request,
+    "AllergyIntolerance": _allergy,
+    "Immunization": _immunization,
+    "Procedure": _procedure,
+    "DocumentReference": _document_reference,
+}

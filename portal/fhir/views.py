@@ -1,0 +1,326 @@
+"""The FHIR R4 REST interface under /fhir/R4/ (JSON, application/fhir+json).
+
+Staff of the active hospital, signed in with two factors (the provider portal's session);
+every view runs in that hospital's scope. Access is decided by the records selectors, so
+missing and forbidden are the same 404, and another hospital's ids are 404 too. Errors are
+OperationOutcome resources (400, 401, 403, 404, 405, 413, 422), never an HTML page or a
+stack trace. Reading a chart, a record or a document through FHIR records the same access
+events as the provider portal.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from typing import Any
+
+from django.core.exceptions import RequestDataTooBig
+from django.db import transaction
+from django.http import Http404, HttpRequest, HttpResponse
+from django.urls import reverse
+from django.utils import timezone
+
+from portal.fhir import resources, selectors
+from portal.fhir.services import BundleImportError, fhir_bundle_import
+from portal.provider.views import access_event
+from portal.records import selectors as records_selectors
+from portal.records.models import Document, Patient
+from portal.tenancy.scoping import hospital_scope
+
+logger = logging.getLogger(__name__)
+
+SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance")
+PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
+
+
+class FhirError(Exception):
+    def __init__(self, status: int, message: str, code: str = "invalid") -> None:
+        super().__init__(message)
+        self.status, self.code = status, code
+
+
+def fhir_response(resource: dict[str, Any], status: int = 200) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps(resource, separators=(",", ":")),
+        status=status,
+        content_type=f"{resources.FHIR_JSON}; charset=utf-8",
+    )
+    response["Cache-Control"] = "no-store"
+    response["X-Content-Type-Options"] = "nosniff"
+    return response
+
+
+def _outcome(status: int, message: str | list[str], code: str) -> HttpResponse:
+    return fhir_response(resources.operation_outcome(message, code=code), status=status)
+
+
+def fhir_view(*, methods: tuple[str, ...] = ("GET",), staff: bool = True) -> Callable:
+    """Method check, staff session check, hospital scope, and errors as OperationOutcome."""
+
+    def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
+        @wraps(view)
+        def wrapper(request: HttpRequest, *args: Any, **kwargs: Any) -> HttpResponse:
+            if request.method not in methods:
+                response = _outcome(
+                    405, f"{request.method} is not supported here.", "not-supported"
+                )
+                response["Allow"] = ", ".join(methods)
+                return response
+            try:
+                if not staff:
+                    return view(request, *args, **kwargs)
+                if not request.user.is_authenticated:
+                    return _outcome(401, "Sign in (with two factors) first.", "login")
+                if getattr(request, "membership", None) is None:
+                    return _outcome(403, "This interface is for hospital staff.", "forbidden")
+                if not request.user.is_verified():
+                    return _outcome(401, "Sign in with two factors first.", "login")
+                with hospital_scope(request.hospital):
+                    return view(request, *args, **kwargs)
+            except Http404:
+                return _outcome(404, "No such resource.", "not-found")
+            except FhirError as exc:
+                return _outcome(exc.status, str(exc), exc.code)
+            except RequestDataTooBig:
+                return _outcome(413, "The request body is too large.", "too-costly")
+            except Exception:
+                logger.exception("FHIR request failed: %s %s", request.method, request.path)
+                return _outcome(500, "Internal error.", "exception")
+
+        return wrapper
+
+    return decorate
+
+
+def _base_url(request: HttpRequest) -> str:
+    return request.build_absolute_uri(reverse("fhir:root"))
+
+
+# --- metadata ---------------------------------------------------------------------------
+
+
+@fhir_view(staff=False)
+def metadata_view(request: HttpRequest) -> HttpResponse:
+    by_patient = [{"name": "patient", "type": "reference"}]
+    record_types = [
+        {
+            "type": rtype,
+            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "searchParam": by_patient
+            + ([{"name": "code", "type": "token"}] if rtype == "Observation" else []),
+        }
+        for rtype in resources.RESOURCE_MODELS
+    ]
+    capability = {
+        "resourceType": "CapabilityStatement",
+        "status": "active",
+        "date": timezone.now().date().isoformat(),
+        "kind": "instance",
+        "software": {"name": "Hospital Portal"},
+        "implementation": {"description": "Hospital Portal FHIR R4", "url": _base_url(request)},
+        "fhirVersion": "4.0.1",
+        "format": ["json"],
+        "rest": [
+            {
+                "mode": "server",
+                "security": {
+                    "description": "Session of a staff member of the active hospital, signed "
+                    "in with two factors (POST needs the CSRF token)."
+                },
+                "resource": [
+                    {
+                        "type": "Patient",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [
+                            {"name": "identifier", "type": "token"},
+                            {"name": "name", "type": "string"},
+                            {"name": "family", "type": "string"},
+                            {"name": "given", "type": "string"},
+                            {"name": "birthdate", "type": "date"},
+                        ],
+                        "operation": [
+                            {
+                                "name": "everything",
+                                "definition": "http://hl7.org/fhir/OperationDefinition/"
+                                "Patient-everything",
+                            }
+                        ],
+                    },
+                    *record_types,
+                    {
+                        "type": "AuditEvent",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": by_patient,
+                    },
+                    {
+                        "type": "Provenance",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": [{"name": "target", "type": "reference"}],
+                    },
+                ],
+                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+            }
+        ],
+    }
+    return fhir_response(capability)
+
+
+# --- import -------------------------------------------------------------------------------
+
+
+@fhir_view(methods=("POST",))
+def root_view(request: HttpRequest) -> HttpResponse:
+    """POST a transaction, batch or collection Bundle: imported into the active hospital."""
+    try:
+        bundle = json.loads(request.body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise FhirError(400, f"The body is not JSON: {exc}", "structure") from None
+    if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
+        raise FhirError(400, "POST to the base takes a Bundle.", "structure")
+    try:
+        report = fhir_bundle_import(hospital=request.hospital, bundle=bundle, actor=request.user)
+    except BundleImportError as exc:
+        return _outcome(exc.status, exc.errors, "processing" if exc.status == 422 else "structure")
+    lines = report.summary().splitlines()
+    outcome = resources.operation_outcome(lines, code="informational", severity="information")
+    return fhir_response(outcome)
+
+
+# --- Patient ------------------------------------------------------------------------------
+
+
+def _birthdate(value: str) -> date:
+    value = value.removeprefix("eq")
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        raise FhirError(400, "birthdate must be a date (YYYY-MM-DD).") from None
+
+
+@fhir_view()
+def patient_search_view(request: HttpRequest) -> HttpResponse:
+    params = {k: request.GET.get(k, "").strip() for k in PATIENT_PARAMS}
+    if not any(params.values()):
+        raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
+    found = selectors.fhir_patient_search(
+        user=request.user,
+        hospital=request.hospital,
+        identifier=params["identifier"],
+        name=params["name"],
+        family=params["family"],
+        given=params["given"],
+        birthdate=_birthdate(params["birthdate"]) if params["birthdate"] else None,
+    )
+    return fhir_response(
+        resources.bundle([resources.patient_to_fhir(p) for p in found], base_url=_base_url(request))
+    )
+
+
+def _open_chart(request: HttpRequest, patient_id: Any) -> Patient:
+    """The chart, opened as the provider portal opens it: a chart.read access event."""
+    with transaction.atomic():
+        patient = records_selectors.access_patient(request.user, patient_id)
+        access_event(request, kind="chart.read", patient=patient)
+    return patient
+
+
+@fhir_view()
+def patient_read_view(request: HttpRequest, resource_id: str) -> HttpResponse:
+    return fhir_response(resources.patient_to_fhir(_open_chart(request, resource_id)))
+
+
+@fhir_view()
+def patient_everything_view(request: HttpRequest, resource_id: str) -> HttpResponse:
+    with transaction.atomic():
+        patient = _open_chart(request, resource_id)
+        documents = records_selectors.records_for_patient(
+            user=request.user, patient=patient, model=Document
+        )
+        for document in documents:  # their contents are in the bundle
+            access_event(request, kind="document.read", patient=patient, record=document)
+    bundle = selectors.fhir_patient_everything(
+        user=request.user, patient=patient, base_url=_base_url(request)
+    )
+    return fhir_response(bundle)
+
+
+# --- every other type -------------------------------------------------------------------------
+
+
+def _patient_param(request: HttpRequest) -> str:
+    value = request.GET.get("patient") or request.GET.get("subject") or ""
+    value = value.removeprefix(_base_url(request)).removeprefix("Patient/")
+    if not value:
+        raise FhirError(400, "Search by patient: ?patient={id}.")
+    return value
+
+
+@fhir_view()
+def search_view(request: HttpRequest, resource_type: str) -> HttpResponse:
+    if resource_type not in SEARCHABLE:
+        raise Http404
+    base = _base_url(request)
+    if resource_type == "Provenance":
+        target = request.GET.get("target", "").removeprefix(base)
+        if "/" not in target:
+            raise FhirError(400, "Search Provenance by target: ?target={type}/{id}.")
+        rtype, rid = target.split("/", 1)
+        record = selectors.fhir_record_access(
+            user=request.user, resource_type=rtype, resource_id=rid
+        )
+        found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
+        return fhir_response(resources.bundle(found, base_url=base))
+    if resource_type == "AuditEvent":
+        patient = records_selectors.access_patient(request.user, _patient_param(request))
+        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=patient)
+        return fhir_response(resources.bundle(found, base_url=base))
+    patient = _open_chart(request, _patient_param(request))
+    found = selectors.fhir_records_for_patient(
+        user=request.user, patient=patient, resource_type=resource_type
+    )
+    code = request.GET.get("code", "")
+    if code:
+        code = code.rpartition("|")[2]
+        found = [r for r in found if code in {c.get("code") for c in _codings(r)}]
+    return fhir_response(resources.bundle(found, base_url=base))
+
+
+def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    for key in ("code", "vaccineCode", "medicationCodeableConcept", "type"):
+        concept = resource.get(key)
+        if isinstance(concept, dict):
+            return concept.get("coding") or []
+    return []
+
+
+@fhir_view()
+def read_view(request: HttpRequest, resource_type: str, resource_id: str) -> HttpResponse:
+    if resource_type in ("AuditEvent", "Provenance"):
+        kinds = resources.ACCESS_KINDS
+        if resource_type == "Provenance":
+            kinds = (".created", ".corrected", ".registered")
+        event = selectors.fhir_ledger_event_access(
+            user=request.user, hospital=request.hospital, event_id=resource_id, kinds=kinds
+        )
+        if resource_type == "AuditEvent":
+            return fhir_response(
+                resources.audit_event_to_fhir(event, hospital_name=request.hospital.name)
+            )
+        return fhir_response(selectors.fhir_provenance(event=event))
+    if resource_type not in resources.RESOURCE_MODELS:
+        raise Http404
+    with transaction.atomic():
+        record = selectors.fhir_record_access(
+            user=request.user, resource_type=resource_type, resource_id=resource_id
+        )
+        kind = "document.read" if isinstance(record, Document) else "record.read"
+        access_event(request, kind=kind, patient=record.patient, record=record)
+    return fhir_response(resources.to_fhir(record))
+
+
+@fhir_view(methods=("GET", "POST", "PUT", "DELETE", "PATCH"), staff=False)
+def not_found_view(request: HttpRequest, rest: str = "") -> HttpResponse:
+    raise Http404
