@@ -21,7 +21,9 @@ from portal.records import services as records_services
 from portal.records.catalog import MEASURES
 from portal.records.models import (
     AllergyIntolerance,
+    ClinicalNote,
     Condition,
+    Encounter,
     MedicationRequest,
     Observation,
     Patient,
@@ -78,6 +80,22 @@ def _user(username: str, *, superuser: bool = False) -> AbstractBaseUser:
         user.set_password(DEMO_PASSWORD)
         user.save(update_fields=["password"])
     return user
+
+
+STAFF_NAMES = {
+    ("stmary", "clinician"): ("Ann", "Shaw"),
+    ("stmary", "nurse"): ("Ben", "Ito"),
+    ("riverside", "clinician"): ("Rui", "Costa"),
+    ("riverside", "nurse"): ("Nia", "Bello"),
+}
+
+
+def _name(user: AbstractBaseUser, prefix: str, suffix: str) -> None:
+    """Staff show by name to patients (consent forms, "who accessed my records")."""
+    first, last = STAFF_NAMES.get((prefix, suffix), ("", ""))
+    if first and not user.first_name:
+        user.first_name, user.last_name = first, last
+        user.save(update_fields=["first_name", "last_name"])
 
 
 def _totp(user: AbstractBaseUser) -> None:
@@ -141,9 +159,19 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
         for slug, name, prefix in HOSPITALS:
             hospital = tenancy_services.hospital_ensure(slug=slug, name=name)
             hospitals.append(hospital)
+            emergency = tenancy_services.department_ensure(
+                hospital=hospital, slug="emergency", name="Emergency department"
+            )
+            tenancy_services.department_ensure(
+                hospital=hospital, slug="cardiology", name="Cardiology"
+            )
             for role, suffix in ROLE_USERNAMES:
                 user = _user(f"{prefix}.{suffix}")
-                tenancy_services.membership_ensure(user=user, hospital=hospital, role=role)
+                _name(user, prefix, suffix)
+                tenancy_services.membership_ensure(
+                    user=user, hospital=hospital, role=role,
+                    department=emergency if role == Role.CLINICIAN else None,
+                )  # fmt: skip
                 _totp(user)
         locum = _user("locum.clinician")
         for hospital in hospitals:
@@ -174,6 +202,17 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
                 now = timezone.now().replace(second=0, microsecond=0)
                 if not Condition._base_manager.filter(patient=patient).exists():
                     _chart_basics(patient, rng, now)
+                if not Encounter._base_manager.filter(patient=patient).exists():
+                    records_services.record_create(
+                        actor=None, patient=patient, model=Encounter, class_code="AMB",
+                        type_code="185349003", type_display="Check-up",
+                        reason="Annual review", period_start=now - timedelta(days=30),
+                        period_end=now - timedelta(days=30) + timedelta(minutes=20),
+                    )  # fmt: skip
+                    records_services.record_create(
+                        actor=None, patient=patient, model=ClinicalNote,
+                        title="Annual review", text="Reviewed medication; no changes.",
+                    )  # fmt: skip
                 have = Observation._base_manager.filter(patient=patient).count()
                 for n in range(have, records_per_patient):
                     code, mean, sd = VITALS[n % len(VITALS)]
@@ -186,3 +225,29 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
                     )  # fmt: skip
         if progress is not None:
             progress.advance()
+    _sharing(hospitals, patients)
+
+
+def _sharing(hospitals: list[Hospital], patients: int) -> None:
+    """Something to look at in the consent pages: patient3 (St Mary's) shares vital signs
+    and labs with Riverside's clinician; Riverside's patient2 has a request from St Mary's."""
+    from consent import services as consent_services
+    from consent.models import AccessRequest, Consent
+
+    st_mary, riverside = hospitals
+    if patients >= 3:
+        sharer = patient_by_mrn(hospital=st_mary, mrn="ST100003")
+        grantee = get_user_model()._default_manager.get(username="riverside.clinician")
+        if sharer is not None and not Consent.objects.filter(patient=sharer).exists():
+            consent_services.consent_grant(
+                patient=sharer, actor=sharer.user, grantee_kind="practitioner",
+                grantee_user=grantee, scope_all=False, categories=["vitals", "labs"],
+            )  # fmt: skip
+    if patients >= 2:
+        asked = patient_by_mrn(hospital=riverside, mrn="RI100002")
+        requester = get_user_model()._default_manager.get(username="stmary.clinician")
+        if asked is not None and not AccessRequest.objects.filter(patient=asked).exists():
+            consent_services.access_request_create(
+                requester=requester, requester_hospital=st_mary, patient_hospital=riverside,
+                mrn=asked.mrn, birth_date=asked.birth_date,
+            )  # fmt: skip
