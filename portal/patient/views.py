@@ -151,7 +151,21 @@ def consent_revoke_view(request: HttpRequest, consent_id: str) -> HttpResponse:
 @patient_required
 def requests_view(request: HttpRequest) -> HttpResponse:
     requests = consent_selectors.access_requests_for_owner(user=request.user)
+    _attach_history(requests, user=request.user)
     return render(request, "patient/requests.html", {"requests": requests})
+
+
+def _attach_history(rows: list, *, user) -> None:
+    """Each row's ledger events (one query), for receipt links; only events about the
+    account's own registrations are linked (the receipt view allows exactly those)."""
+    own = {p.pk for p in selectors.patient_registrations_for_user(user=user)}
+    history = consent_selectors.events_about(objects=rows)
+    for row in rows:
+        row.history = [
+            e
+            for e in history.get(str(row.row_uuid), [])
+            if e.patient_id in own or e.actor_id == user.pk
+        ]
 
 
 @patient_required
@@ -215,9 +229,11 @@ def proxies_view(request: HttpRequest) -> HttpResponse:
             else:
                 messages.success(request, "Proxy access given.")
                 return redirect("patient:proxies")
+    given = consent_selectors.proxy_grants_given(user=request.user)
+    _attach_history(given, user=request.user)
     context = {
         "form": form,
-        "given": consent_selectors.proxy_grants_given(user=request.user),
+        "given": given,
         "received": consent_selectors.proxy_grants_received(user=request.user),
     }
     return render(

@@ -2,6 +2,7 @@
 cross-patient matrix of every patient-portal URL, and query counts."""
 
 import datetime as dt
+import re
 
 import pytest
 from django.db import connection
@@ -292,3 +293,41 @@ def test_patient_pages_run_constant_queries(client, sign_in, consent_world):
         grant_and_read()
     after = {url: count(url) for url in urls}
     assert after == before
+
+
+def test_every_consent_change_has_a_receipt_the_verifier_accepts(client, sign_in, consent_world):
+    """Consents, requests and proxies each link receipts; each one verifies offline."""
+    import json
+
+    from ledger.keys import log_signer
+    from ledger.verifier import load_verifier_key, verify_receipt
+
+    w = consent_world
+    consent = services.consent_grant(
+        patient=w["patient"], actor=w["account"], grantee_kind="practitioner",
+        grantee_user=w["clinician_b"],
+    )  # fmt: skip
+    services.consent_revoke(consent=consent, actor=w["account"])
+    request = services.access_request_create(
+        requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
+        mrn="SM-100", birth_date=dt.date(1970, 2, 3),
+    )  # fmt: skip
+    services.access_request_decide(request=request, actor=w["account"], approve=False)
+    services.proxy_grant(
+        grantor=w["account"], proxy_username=w["other_account"].username, relationship="family"
+    )
+    ledger_anchor_pending()
+    sign_in(client, w["account"])
+    key = load_verifier_key(log_signer().vkey())
+    seen = set()
+    for page in ("/patient/consents/", "/patient/requests/", "/patient/proxies/"):
+        html = client.get(page).content.decode()
+        links = set(re.findall(r'href="(/ledger/events/[^"]+/receipt)\?download=1"', html))
+        assert links, page
+        for link in links:
+            receipt = client.get(link)
+            assert receipt.status_code == 200, link
+            verify_receipt(json.loads(receipt.content), key)
+            seen.add(receipt.json()["entry"]["kind"])
+    assert {"consent.granted", "consent.revoked", "accessrequest.created",
+            "accessrequest.denied", "proxy.granted"} <= seen  # fmt: skip
