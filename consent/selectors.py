@@ -218,6 +218,21 @@ def event_verify(*, event: Event) -> Verification:
     )
 
 
+def consents_for_patient(*, patient: Patient) -> list[Consent]:
+    """Every consent on a registration the caller already opened (access_patient)."""
+    return list(
+        Consent.objects.filter(patient=patient)
+        .select_related("grantee_hospital", "grantee_department__hospital", "grantee_user")
+        .order_by("created_at", "id")
+    )
+
+
+def consent_by_uuid(*, consent_id: Any) -> Consent | None:
+    """Lookup only: the caller must then open the consent's chart (access_patient)."""
+    row_uuid = _uuid(consent_id)
+    return Consent.objects.filter(row_uuid=row_uuid).first() if row_uuid else None
+
+
 # -- Staff side --------------------------------------------------------------------------
 
 

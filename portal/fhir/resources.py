@@ -540,3 +540,71 @@ def operation_outcome(
         ]
         or [{"severity": severity, "code": code}],
     }
+
+
+# --- Consent (consent.Consent) --------------------------------------------------------------
+
+CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
+CONSENT_POLICY = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
+CHART_CATEGORY_SYSTEM = "urn:portal:chart-category"
+CATEGORY_RESOURCE = {
+    "vitals": "Observation", "labs": "Observation", "conditions": "Condition",
+    "medications": "MedicationRequest", "allergies": "AllergyIntolerance",
+    "immunizations": "Immunization", "procedures": "Procedure", "encounters": "Encounter",
+    "notes": "DocumentReference", "documents": "DocumentReference",
+}  # fmt: skip
+CONSENT_STATUS = {"active": "active", "scheduled": "active", "revoked": "inactive",
+                  "expired": "inactive"}  # fmt: skip
+
+
+def consent_to_fhir(consent: Any) -> dict[str, Any]:
+    """A patient's consent as FHIR R4 Consent (privacy scope, opt-in, one permit provision
+    naming the grantee, the purpose, the period and what is shared)."""
+    kind = consent.grantee_kind
+    if kind == "practitioner":
+        actor_ref = {"reference": f"Practitioner/{consent.grantee_user_id}",
+                     "display": consent.grantee_label}  # fmt: skip
+    elif kind == "hospital":
+        actor_ref = {"reference": f"Organization/{consent.grantee_hospital.slug}",
+                     "display": consent.grantee_label}  # fmt: skip
+    else:
+        actor_ref = {"display": consent.grantee_label}
+    provision: dict[str, Any] = {
+        "type": "permit",
+        "period": {"start": _instant(consent.period_start)},
+        "actor": [{"role": _concept("http://terminology.hl7.org/CodeSystem/v3-ParticipationType",
+                                    "IRCP", "information recipient"),
+                   "reference": actor_ref}],
+        "action": [_concept("http://terminology.hl7.org/CodeSystem/consentaction", "access")],
+        "purpose": [{"system": V3_PURPOSE, "code": consent.purpose,
+                     "display": consent.get_purpose_display()}],
+    }  # fmt: skip
+    if consent.period_end is not None:
+        provision["period"]["end"] = _instant(consent.period_end)
+    if not consent.scope_all:
+        types = sorted({CATEGORY_RESOURCE[c] for c in consent.categories})
+        provision["class"] = [{"system": "http://hl7.org/fhir/resource-types", "code": t}
+                              for t in types]  # fmt: skip
+        provision["code"] = [_concept(CHART_CATEGORY_SYSTEM, c) for c in consent.categories]
+    # Through the link table: the notes may belong to a hospital outside the reader's scope.
+    note_ids = sorted(
+        type(consent).restricted_notes.through.objects.filter(consent_id=consent.pk)
+        .values_list("clinicalnote_id", flat=True)
+    )  # fmt: skip
+    if note_ids:
+        provision["data"] = [{"meaning": "instance",
+                              "reference": {"reference": f"DocumentReference/note-{pk}"}}
+                             for pk in note_ids]  # fmt: skip
+    resource = {
+        "resourceType": "Consent",
+        "id": str(consent.row_uuid),
+        "status": CONSENT_STATUS[consent.state],
+        "scope": _concept(CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
+        "category": [_concept("http://loinc.org", "59284-0", "Patient Consent")],
+        "patient": {"reference": f"Patient/{consent.patient_id}"},
+        "dateTime": _instant(consent.created_at),
+        "policyRule": _concept(CONSENT_POLICY, "OPTIN", "opt-in"),
+        "provision": provision,
+    }
+    validate_resource(resource)
+    return resource

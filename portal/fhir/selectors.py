@@ -36,6 +36,9 @@ def fhir_patient_everything(
                 found.append(resources.document_to_fhir(record, with_content=with_content))
             else:
                 found.append(resources.to_fhir(record))
+    from consent.selectors import consents_for_patient
+
+    found += [resources.consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
     return resources.bundle(found, base_url=base_url)
 
 

@@ -23,6 +23,7 @@ from django.http import Http404, HttpRequest, HttpResponse
 from django.urls import reverse
 from django.utils import timezone
 
+from consent import selectors as consent_selectors
 from portal.fhir import resources, selectors
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.provider.views import access_event
@@ -32,7 +33,7 @@ from portal.tenancy.scoping import hospital_scope
 
 logger = logging.getLogger(__name__)
 
-SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance")
+SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
 PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
 
 
@@ -152,6 +153,11 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
                     *record_types,
                     {
                         "type": "AuditEvent",
+                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "searchParam": by_patient,
+                    },
+                    {
+                        "type": "Consent",
                         "interaction": [{"code": "read"}, {"code": "search-type"}],
                         "searchParam": by_patient,
                     },
@@ -277,6 +283,11 @@ def search_view(request: HttpRequest, resource_type: str) -> HttpResponse:
         patient = records_selectors.access_patient(request.user, _patient_param(request))
         found = selectors.fhir_audit_events_for_patient(user=request.user, patient=patient)
         return fhir_response(resources.bundle(found, base_url=base))
+    if resource_type == "Consent":
+        patient = records_selectors.access_patient(request.user, _patient_param(request))
+        found = [resources.consent_to_fhir(c)
+                 for c in consent_selectors.consents_for_patient(patient=patient)]  # fmt: skip
+        return fhir_response(resources.bundle(found, base_url=base))
     patient = _open_chart(request, _patient_param(request))
     found = selectors.fhir_records_for_patient(
         user=request.user, patient=patient, resource_type=resource_type
@@ -310,6 +321,13 @@ def read_view(request: HttpRequest, resource_type: str, resource_id: str) -> Htt
                 resources.audit_event_to_fhir(event, hospital_name=request.hospital.name)
             )
         return fhir_response(selectors.fhir_provenance(event=event))
+    if resource_type == "Consent":
+        # Whoever may open the chart may read the consents on it; anyone else gets 404.
+        consent = consent_selectors.consent_by_uuid(consent_id=resource_id)
+        if consent is None:
+            raise Http404
+        records_selectors.access_patient(request.user, consent.patient_id)
+        return fhir_response(resources.consent_to_fhir(consent))
     if resource_type not in resources.RESOURCE_MODELS:
         raise Http404
     with transaction.atomic():

@@ -28,6 +28,11 @@ def patient_bundle(*, user: AbstractBaseUser, patients: list[Patient]) -> dict[s
             if key not in seen:
                 seen.add(key)
                 resources.append(to_fhir(record))
+    from consent.selectors import consents_for_patient
+    from portal.fhir.resources import consent_to_fhir
+
+    for patient in patients:
+        resources += [consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
     result = bundle(resources, bundle_type="collection", base_url="urn:portal:")
     result["timestamp"] = timezone.now().isoformat()
     return result
