@@ -442,9 +442,14 @@ def patients_shared_with_user(
     via_group = PatientGroupObjectPermission.objects.filter(
         _live_q(), group_id__in=_group_ids(user), permission_id__in=_permission_ids(VIEW_CODENAMES)
     ).values("content_object_id")
+    emergency = PatientUserObjectPermission.objects.filter(
+        _live_q(), user_id=user.pk, content_object_id=OuterRef("pk"),
+        source__startswith=BREAK_GLASS_PREFIX,
+    )  # fmt: skip
     return list(
         Patient._base_manager.filter(Q(pk__in=direct) | Q(pk__in=via_group))
         .exclude(hospital=exclude_hospital)
+        .annotate(break_glass=Exists(emergency))  # flagged wherever it appears
         .select_related("hospital")
         .order_by("-id")[:200]
     )

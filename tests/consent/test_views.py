@@ -145,6 +145,7 @@ def test_break_glass_flow(client, sign_in, consent_world, mailoutbox):
     assert response.status_code == 302 and response.url == url
     chart = client.get(url)
     assert b"Emergency (break-glass) access" in chart.content
+    assert b"break-glass</span>" in client.get("/provider/shared/").content
     event = Event.objects.filter(kind="chart.read", actor=w["clinician_b"]).get()
     assert event.attrs["break_glass"] is True and event.attrs["purpose"] == "ETREAT"
 
