@@ -449,7 +449,7 @@ def patients_shared_with_user(
     return list(
         Patient._base_manager.filter(Q(pk__in=direct) | Q(pk__in=via_group))
         .exclude(hospital=exclude_hospital)
-        .annotate(break_glass=Exists(emergency))  # flagged wherever it appears
+        .annotate(emergency_access=Exists(emergency))  # flagged wherever it appears
         .select_related("hospital")
         .order_by("-id")[:200]
     )
