@@ -16,7 +16,7 @@ from statistics import quantiles
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
 from ledger.models import Event, VerificationRun
@@ -63,8 +63,11 @@ class _ProgressWriter:
     def __init__(self, run_id: int) -> None:
         self.run_id = run_id
         self.side = None
-        if connection.vendor == "postgresql":
-            self.side = type(connection)(dict(connection.settings_dict), alias="verify-progress")
+        if connection.vendor == "postgresql" and not connection.in_atomic_block:
+            # (Inside a caller's transaction the run row is not committed yet: a second
+            # connection could not see it, so progress stays on this one.)
+            real = connections[DEFAULT_DB_ALIAS]
+            self.side = type(real)(dict(real.settings_dict), alias="verify-progress")
         self.stage = ""
         self.done = 0
         self.total = 0
