@@ -34,19 +34,19 @@ def hospital_ensure(*, slug: str, name: str) -> Hospital:
 
 @transaction.atomic
 def membership_ensure(
-    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None
-) -> Membership:
-    if department is not None and department.hospital_id != hospital.pk:
-        raise ValueError("the department belongs to another hospital")
-    membership, _ = Membership._base_manager.update_or_create(
-        user=user, hospital=hospital,
-        defaults={"role": role, "is_active": True, "department": department},
-    )  # fmt: skip
-    membership_sync_groups(membership=membership)
-    return membership
-
-
-MEMBERSHIP_FIELDS = ("role", "department_id", "is_active")
+    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Membership:  # fmt: skip
+    """An active membership with this role (seeding, maintenance): created or updated through
+    membership_create / membership_update, so every change is a ledger event."""
+    existing = Membership._base_manager.filter(user=user, hospital=hospital).first()
+    if existing is None:
+        return membership_create(
+            user=user, hospital=hospital, role=role, department=department, actor=actor
+        )
+    return membership_update(
+        membership=existing, role=role, department=department, is_active=True, actor=actor
+    )
 
 
 def _membership_state(membership: Membership) -> dict:
@@ -121,6 +121,7 @@ def membership_update(
     locked.department = department
     locked.is_active = is_active
     if _membership_state(locked) == before:
+        membership_sync_groups(membership=locked)  # idempotent; repairs drifted groups
         return locked
     locked.save(update_fields=["role", "department", "is_active"])
     _membership_event(membership=locked, actor=actor, before=before)

@@ -94,3 +94,46 @@ def test_auditor_cannot_put_a_department_of_another_hospital(client, sign_in, wo
     response = _post(client, member, department=foreign.pk)
     assert response.status_code == 200
     assert b"belongs to another hospital" in response.content
+
+
+def test_membership_ensure_is_ledgered_too(world):
+    from portal.tenancy.services import membership_ensure
+
+    before = Event.objects.filter(kind="membership.changed").count()
+    membership_ensure(user=world["clinician_a"], hospital=world["a"], role=Role.NURSE)
+    membership_ensure(user=world["clinician_a"], hospital=world["a"], role=Role.NURSE)
+    assert Event.objects.filter(kind="membership.changed").count() == before + 1
+
+
+def test_departments_and_hospitals_through_services(client, sign_in, world, auditor):
+    from portal.tenancy.models import Department, Hospital
+
+    sign_in(client, world["admin_a"])
+    response = client.post(
+        "/admin/tenancy/department/add/",
+        {"hospital": world["b"].pk, "name": "Theirs", "slug": "theirs"},
+    )
+    assert response.status_code == 200  # not a choice
+    response = client.post(
+        "/admin/tenancy/department/add/",
+        {"hospital": world["a"].pk, "name": "Cardiology", "slug": "cardio"},
+    )
+    assert response.status_code == 302
+    department = Department.objects.get(slug="cardio")
+    assert department.hospital == world["a"]
+    response = client.post(
+        f"/admin/tenancy/department/{department.pk}/change/", {"name": "Cardiology unit"}
+    )
+    assert response.status_code == 302
+    department.refresh_from_db()
+    assert department.name == "Cardiology unit" and department.slug == "cardio"
+    assert (
+        client.post("/admin/tenancy/hospital/add/", {"name": "X", "slug": "x"}).status_code == 403
+    )
+
+    sign_in(client, auditor)
+    response = client.post("/admin/tenancy/hospital/add/", {"name": "Hilltop", "slug": "hilltop"})
+    assert response.status_code == 302
+    hilltop = Hospital.objects.get(slug="hilltop")
+    response = client.post(f"/admin/tenancy/hospital/{hilltop.pk}/change/", {"name": "Hilltop"})
+    assert response.status_code == 302
