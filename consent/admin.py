@@ -138,7 +138,6 @@ class ProxyGrantAdmin(ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin):
     list_display = ["row_uuid", "grantor", "proxy", "relationship", "status", "created_at"]
     list_filter = ["status", "relationship"]
     list_select_related = ["grantor", "proxy"]
-    exclude = []
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [f.name for f in self.opts.fields]

@@ -47,6 +47,7 @@ def health_view(request: HttpRequest, admin_site) -> HttpResponse:
     _auditor(request)
     checkpoint = selectors.checkpoint_latest()
     latest = runs.verification_run_latest()
+    in_flight = runs.verification_run_in_flight()
     last_finished = latest if latest is not None and latest.finished else (
         runs.verification_run_finished_latest()
     )  # fmt: skip
@@ -59,8 +60,8 @@ def health_view(request: HttpRequest, admin_site) -> HttpResponse:
         "pending": services.pending_count(),
         "buckets": runs.anchoring_lag_buckets(hours=hours),
         "hours": hours,
-        "run": latest,
-        "in_flight": latest is not None and not latest.finished,
+        "run": in_flight,
+        "in_flight": in_flight is not None,
         "last_finished": last_finished,
         "findings": ((last_finished.result or {}).get("findings") or [])[:50]
         if last_finished

@@ -30,7 +30,8 @@ PROGRESS_EVERY = 0.5  # seconds between progress writes
 MAX_FINDINGS_STORED = 200
 
 
-def _in_flight() -> VerificationRun | None:
+def verification_run_in_flight() -> VerificationRun | None:
+    """The run waiting or running now (a fresh heartbeat), if any."""
     cutoff = timezone.now() - STALE_AFTER
     for run in VerificationRun.objects.filter(
         status__in=[VerificationRun.Status.PENDING, VerificationRun.Status.RUNNING]
@@ -44,7 +45,7 @@ def _in_flight() -> VerificationRun | None:
 @transaction.atomic
 def verification_run_start(*, actor: AbstractBaseUser | None) -> VerificationRun:
     """Start a run unless one is already waiting or running (then that one is returned)."""
-    current = _in_flight()
+    current = verification_run_in_flight()
     if current is not None:
         return current
     run = VerificationRun.objects.create(requested_by=actor, heartbeat_at=timezone.now())
