@@ -18,12 +18,10 @@ from django.http import Http404
 from consent.models import AccessRequest, Consent, Notification, ProxyGrant
 from ledger import verifier
 from ledger.keys import log_signer
-from ledger.models import Event
+from ledger.models import ACCESS_KINDS, Event
 from ledger.selectors import receipt_for_event
 from portal.records.models import Patient
 from portal.tenancy.models import Department, Hospital
-
-ACCESS_KINDS = ("chart.read", "record.read", "document.read", "breakglass.opened")
 
 
 def _uuid(value: Any) -> UUID | None:

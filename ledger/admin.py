@@ -1,19 +1,28 @@
+"""The ledger in the admin, read-only.
+
+Access events (who opened which chart, record or document, and break-glass) are the
+auditors' list: hospital admins see their hospital's only. The log itself (every event,
+entries, checkpoints, verification runs) is auditors' only, since it spans every hospital.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from datetime import datetime, time
+
 from django.contrib import admin
+from django.contrib.admin.views.main import ChangeList
+from django.db.models import Q
+from django.http import HttpRequest, StreamingHttpResponse
+from django.urls import path
+from django.utils.dateparse import parse_date
+from django.utils.timezone import get_current_timezone
 
-from ledger.models import Checkpoint, Entry, Event
+from ledger.models import AccessEvent, Checkpoint, Entry, Event, VerificationRun
+from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 
-
-class ReadOnlyAdmin(admin.ModelAdmin):
-    """The ledger is append-only: the admin shows it and changes nothing."""
-
-    def has_add_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:
-        return False
+ReadOnlyAdmin = type("ReadOnlyAdmin", (ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin), {})
 
 
 @admin.register(Event)
@@ -28,9 +37,239 @@ class EventAdmin(ReadOnlyAdmin):
         "recorded_at",
     ]
     list_filter = ["status", "kind", "hospital"]
+    list_select_related = ["hospital"]
     search_fields = ["event_id", "subject_id"]
     date_hierarchy = "recorded_at"
     exclude = ["leaf"]
+
+
+# -- access events -------------------------------------------------------------------------
+
+PURPOSES = [
+    ("TREAT", "Treatment"),
+    ("ETREAT", "Emergency treatment"),
+    ("CAREMGT", "Care coordination"),
+    ("PATRQT", "At the patient's request"),
+    ("HRESCH", "Research"),
+    ("HSYSADMIN", "Administration (admin)"),
+]
+
+
+class BreakGlassFilter(admin.SimpleListFilter):
+    title = "break-glass"
+    parameter_name = "break_glass"
+
+    def lookups(self, request, model_admin):
+        return [("yes", "Break-glass"), ("no", "Not break-glass")]
+
+    def queryset(self, request, queryset):
+        flagged = Q(kind="breakglass.opened") | Q(attrs__break_glass=True)
+        if self.value() == "yes":
+            return queryset.filter(flagged)
+        if self.value() == "no":
+            return queryset.exclude(flagged)
+        return queryset
+
+
+class PurposeFilter(admin.SimpleListFilter):
+    title = "purpose"
+    parameter_name = "purpose"
+
+    def lookups(self, request, model_admin):
+        return PURPOSES
+
+    def queryset(self, request, queryset):
+        if self.value():
+            return queryset.filter(attrs__purpose=self.value())
+        return queryset
+
+
+class InputFilter(admin.ListFilter):
+    """A filter typed in (patient id, dates): a small GET form in the sidebar."""
+
+    template = "admin/ledger/input_filter.html"
+    fields: list[tuple[str, str]] = []  # (parameter, label)
+
+    def __init__(self, request, params, model, model_admin):
+        super().__init__(request, params, model, model_admin)
+        self.values = {}
+        for name, _label in self.fields:
+            if name in params:
+                value = params.pop(name)
+                self.values[name] = value[-1] if isinstance(value, list) else value
+                self.used_parameters[name] = self.values[name]
+        self.others = [
+            (k, v) for k, values in request.GET.lists() for v in values
+            if k not in dict(self.fields)
+        ]  # fmt: skip
+
+    def has_output(self) -> bool:
+        return True
+
+    def expected_parameters(self) -> list[str]:
+        return [name for name, _ in self.fields]
+
+    def choices(self, changelist):
+        # The template reads the form's fields; one "All" entry clears them.
+        yield {
+            "selected": not self.values,
+            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
+            "display": "All",
+            "inputs": [(n, label, self.values.get(n, "")) for n, label in self.fields],
+            "others": self.others,
+        }
+
+
+class PatientIdFilter(InputFilter):
+    title = "patient id"
+    fields = [("patient", "Patient id")]
+
+    def queryset(self, request, queryset):
+        value = self.values.get("patient", "")
+        if value.isdigit():
+            return queryset.filter(patient_id=int(value))
+        if value:
+            return queryset.none()
+        return queryset
+
+
+class DateRangeFilter(InputFilter):
+    title = "date range (recorded)"
+    fields = [("from", "From (YYYY-MM-DD)"), ("to", "To, inclusive")]
+
+    def queryset(self, request, queryset):
+        tz = get_current_timezone()
+        start, end = _date(self.values.get("from")), _date(self.values.get("to"))
+        if start:
+            queryset = queryset.filter(recorded_at__gte=datetime.combine(start, time.min, tz))
+        if end:
+            queryset = queryset.filter(recorded_at__lte=datetime.combine(end, time.max, tz))
+        return queryset
+
+
+def _date(value: str | None):
+    try:
+        return parse_date(value or "")
+    except ValueError:
+        return None
+
+
+class KindFilter(admin.SimpleListFilter):
+    title = "kind"
+    parameter_name = "kind"
+
+    def lookups(self, request, model_admin):
+        return [
+            ("chart.read", "Chart opened"),
+            ("record.read", "Record opened"),
+            ("document.read", "Document downloaded"),
+            ("breakglass.opened", "Break-glass opened"),
+        ]
+
+    def queryset(self, request, queryset):
+        return queryset.filter(kind=self.value()) if self.value() else queryset
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+CSV_HEADER = [
+    "event_id", "recorded_at", "kind", "hospital_id", "hospital", "actor_id", "actor_username",
+    "actor_name", "patient_id", "subject_type", "subject_id", "purpose", "break_glass", "via",
+    "role", "status", "anchored_at",
+]  # fmt: skip
+
+
+def access_events_csv(queryset) -> Iterator[str]:
+    """CSV rows of access events: ids, codes and staff names only (never patient data)."""
+    writer = csv.writer(_Echo())
+    yield writer.writerow(CSV_HEADER)
+    rows = queryset.select_related("hospital", "actor").order_by("-recorded_at", "-id")
+    for e in rows.iterator(chunk_size=2000):
+        attrs = e.attrs or {}
+        actor = e.actor
+        yield writer.writerow(
+            [
+                e.event_id, e.recorded_at.isoformat(), e.kind, e.hospital_id, e.hospital.name,
+                e.actor_id or "", actor.get_username() if actor else "",
+                actor.get_full_name() if actor else "", e.patient_id or "", e.subject_type,
+                e.subject_id, attrs.get("purpose") or "",
+                "yes" if e.kind == "breakglass.opened" or attrs.get("break_glass") else "no",
+                attrs.get("via") or "", attrs.get("role") or "", e.get_status_display(),
+                e.anchored_at.isoformat() if e.anchored_at else "",
+            ]
+        )  # fmt: skip
+
+
+def csv_response(queryset, filename: str) -> StreamingHttpResponse:
+    response = StreamingHttpResponse(access_events_csv(queryset), content_type="text/csv")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+@admin.register(AccessEvent)
+class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
+    change_list_template = "admin/ledger/accessevent/change_list.html"
+    list_display = [
+        "recorded_at", "kind", "hospital", "actor", "patient_id", "purpose", "flag", "via",
+        "role", "status",
+    ]  # fmt: skip
+    list_filter = [
+        KindFilter,
+        ("hospital", admin.RelatedOnlyFieldListFilter),
+        ("actor", admin.RelatedOnlyFieldListFilter),
+        PatientIdFilter,
+        DateRangeFilter,
+        BreakGlassFilter,
+        PurposeFilter,
+    ]
+    list_select_related = ["hospital", "actor"]
+    search_fields = ["=event_id", "=subject_id"]
+    exclude = ["leaf"]
+    actions = ["export_csv"]
+    show_full_result_count = False
+
+    @admin.display(description="purpose")
+    def purpose(self, obj: Event) -> str:
+        return (obj.attrs or {}).get("purpose") or ""
+
+    @admin.display(description="break-glass", boolean=True)
+    def flag(self, obj: Event) -> bool:
+        return obj.kind == "breakglass.opened" or bool((obj.attrs or {}).get("break_glass"))
+
+    @admin.display(description="via")
+    def via(self, obj: Event) -> str:
+        return (obj.attrs or {}).get("via") or ""
+
+    @admin.display(description="role")
+    def role(self, obj: Event) -> str:
+        return (obj.attrs or {}).get("role") or ""
+
+    @admin.action(description="Export the selected events as CSV")
+    def export_csv(self, request: HttpRequest, queryset):
+        return csv_response(queryset, "access-events.csv")
+
+    def get_urls(self):
+        info = self.opts.app_label, self.opts.model_name
+        return [
+            path(
+                "export.csv",
+                self.admin_site.admin_view(self.export_view),
+                name="{}_{}_export".format(*info),
+            ),
+            *super().get_urls(),
+        ]
+
+    def export_view(self, request: HttpRequest) -> StreamingHttpResponse:
+        """Every event the changelist shows with the current filters, streamed."""
+        if not self.has_view_permission(request):
+            from django.http import Http404
+
+            raise Http404("No such page.")
+        changelist: ChangeList = self.get_changelist_instance(request)
+        return csv_response(changelist.get_queryset(request), "access-events.csv")
 
 
 @admin.register(Entry)
@@ -62,6 +301,17 @@ class EntryAdmin(ReadOnlyAdmin):
 
 @admin.register(Checkpoint)
 class CheckpointAdmin(ReadOnlyAdmin):
-    list_display = ["size", "created_at"]
+    list_display = ["size", "created_at", "root_hex"]
     exclude = ["root_hash"]
-    readonly_fields = ["size", "note", "created_at"]
+    readonly_fields = ["size", "root_hex", "note", "created_at"]
+
+    @admin.display(description="root")
+    def root_hex(self, obj: Checkpoint) -> str:
+        return bytes(obj.root_hash).hex()
+
+
+@admin.register(VerificationRun)
+class VerificationRunAdmin(ReadOnlyAdmin):
+    list_display = ["id", "status", "requested_by", "requested_at", "finished_at", "stage"]
+    list_filter = ["status"]
+    list_select_related = ["requested_by"]

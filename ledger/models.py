@@ -150,3 +150,66 @@ class LogHead(models.Model):
 
     def __str__(self) -> str:
         return f"log head at {self.size}"
+
+
+ACCESS_KINDS = ("chart.read", "record.read", "document.read", "breakglass.opened")
+
+
+class AccessEventManager(models.Manager):
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(kind__in=ACCESS_KINDS)
+
+
+class AccessEvent(Event):
+    """The outbox events that say who opened what (for the admin's audit list)."""
+
+    objects = AccessEventManager()
+
+    class Meta:
+        proxy = True
+        verbose_name = "access event"
+
+    def __str__(self) -> str:
+        return f"{self.kind} by {self.actor_id} ({self.event_id})"
+
+
+class VerificationRun(models.Model):
+    """One run of verify_ledger started from the admin's ledger health page."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for a worker"
+        RUNNING = "running", "Running"
+        OK = "ok", "Intact"
+        FAILED = "failed", "Findings"
+        ERROR = "error", "Error"
+
+    status = models.CharField(max_length=10, choices=Status.choices, default=Status.PENDING)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.SET_NULL, null=True, related_name="+"
+    )
+    requested_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    # Progress of the current pass, written by the progress callback.
+    stage = models.CharField(max_length=64, blank=True, default="")
+    done = models.BigIntegerField(default=0)
+    total = models.BigIntegerField(default=0)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    # Report.as_dict() (counts, timings, findings naming entries and subjects by id).
+    result = models.JSONField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-requested_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"verification run {self.pk} ({self.status})"
+
+    @property
+    def finished(self) -> bool:
+        return self.status in (self.Status.OK, self.Status.FAILED, self.Status.ERROR)
+
+    @property
+    def percent(self) -> int:
+        if self.finished:
+            return 100
+        return int(100 * self.done / self.total) if self.total else 0

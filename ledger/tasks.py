@@ -30,3 +30,19 @@ def sweep() -> None:
     worker was killed, a message was lost)."""
     if services.pending_count():
         anchor.apply_async()
+
+
+@shared_task(
+    name="ledger.verify",
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    time_limit=3600,
+    soft_time_limit=3540,
+)
+def verify(run_id: int) -> str | None:
+    """verify_ledger for the admin's "verify now": takes the run id only (idempotent)."""
+    from ledger.runs import verification_run_execute
+
+    run = verification_run_execute(run_id=run_id)
+    return run.status if run is not None else None

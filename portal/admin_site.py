@@ -60,5 +60,29 @@ class PortalAdminSite(admin.AdminSite):
 
         return wrapper
 
+    def get_urls(self):
+        from django.urls import path
+
+        from ledger import health
+
+        return [
+            path(
+                "ledger/health/",
+                self.admin_view(lambda request: health.health_view(request, self)),
+                name="ledger_health",
+            ),
+            path(
+                "ledger/health/verify/",
+                self.admin_view(health.verify_view),
+                name="ledger_verify",
+            ),
+            path(
+                "ledger/health/runs/<int:run_id>.json",
+                self.admin_view(health.run_status_view),
+                name="ledger_run_status",
+            ),
+            *super().get_urls(),
+        ]
+
     def logout(self, request: HttpRequest, extra_context=None) -> HttpResponse:
         return redirect("accounts:home")

@@ -96,14 +96,18 @@ def test_hospital_admin_sees_only_their_hospital(
     assert listing.status_code == 200
     assert ours.user.username.encode() in listing.content
     assert theirs.user.username.encode() not in listing.content
-    # Another hospital's membership and hospital cannot be opened.
+    # Another hospital's membership and hospital cannot be opened: 404, as missing ones.
     assert client.get(f"/admin/tenancy/membership/{ours.pk}/change/").status_code == 200
-    assert client.get(f"/admin/tenancy/membership/{theirs.pk}/change/").status_code == 302
-    assert client.get(f"/admin/tenancy/hospital/{hospital_b.pk}/change/").status_code == 302
+    assert client.get(f"/admin/tenancy/membership/{theirs.pk}/change/").status_code == 404
+    assert client.get(f"/admin/tenancy/hospital/{hospital_b.pk}/change/").status_code == 404
     hospitals = client.get("/admin/tenancy/hospital/")
     assert b"Riverside" not in hospitals.content
-    # Admin-only models (users, lockouts) are not theirs.
-    assert client.get("/admin/auth/user/").status_code == 403
+    # Users: only their own staff; lockouts are auditors' only.
+    users = client.get("/admin/auth/user/")
+    assert users.status_code == 200
+    assert ours.user.username.encode() in users.content
+    assert theirs.user.username.encode() not in users.content
+    assert client.get("/admin/axes/accessattempt/").status_code == 403
 
 
 def test_hospital_admin_cannot_add_staff_to_another_hospital(

@@ -1,7 +1,10 @@
-"""Admin for patients: hospital admins restrict charts here (they cannot open charts).
+"""Admin for patients and the object-permission tables.
 
-Lists show no names; the MRN is masked (PHI stays in the provider portal, where opening a
-chart is an access event).
+Lists show no PHI in the clear: the MRN keeps its last three characters and names their
+initials ("J*** S***"). The change page of one patient (the admin's own hospital only) shows
+the demographics and is recorded as an access event (`chart.read`, via=admin). Hospital
+admins restrict charts here; they cannot open them in the provider portal.
+The permission tables are read-only: only the records and consent services write them.
 """
 
 from __future__ import annotations
@@ -10,23 +13,52 @@ from django.contrib import admin, messages
 from django.http import HttpRequest
 
 from portal.records import services
-from portal.records.models import Patient
-from portal.tenancy.admin import HospitalAdminAccessMixin
+from portal.records.models import (
+    ClinicalNoteUserObjectPermission,
+    Patient,
+    PatientGroupObjectPermission,
+    PatientUserObjectPermission,
+)
+from portal.tenancy.admin import HospitalAdminAccessMixin, ReadOnlyMixin
+
+
+def mask_text(value: str | None) -> str:
+    """ "Jane Smith" -> "J*** S***": the first letter of each word, never more."""
+    words = str(value or "").split()
+    return " ".join(f"{w[0]}***" for w in words) or "—"
+
+
+def mask_mrn(value: str | None) -> str:
+    mrn = str(value or "")
+    return "•" * max(len(mrn) - 3, 0) + mrn[-3:]
 
 
 @admin.register(Patient)
 class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
-    list_display = ["id", "masked_mrn", "hospital", "restricted", "created_at"]
-    list_filter = ["restricted", "hospital"]
+    list_display = ["id", "masked_name", "masked_mrn", "hospital", "restricted", "created_at"]
+    list_filter = ["restricted", ("hospital", admin.RelatedOnlyFieldListFilter)]
     list_select_related = ["hospital"]
-    fields = ["id", "masked_mrn", "hospital", "restricted", "created_at"]
+    fields = [
+        "id", "hospital", "mrn", "given_name", "family_name", "birth_date", "sex", "phone",
+        "restricted", "created_at",
+    ]  # fmt: skip
     readonly_fields = fields
     actions = ["restrict", "unrestrict"]
 
     @admin.display(description="MRN")
     def masked_mrn(self, obj: Patient) -> str:
-        mrn = str(obj.mrn or "")
-        return "•" * max(len(mrn) - 3, 0) + mrn[-3:]
+        return mask_mrn(obj.mrn)
+
+    @admin.display(description="name")
+    def masked_name(self, obj: Patient) -> str:
+        return f"{mask_text(obj.given_name)} {mask_text(obj.family_name)}"
+
+    def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
+        patient = self.get_object(request, object_id)
+        if patient is not None and request.method == "GET":
+            role = "auditor" if request.user.is_superuser else "hospital_admin"
+            services.patient_admin_read(patient=patient, actor=request.user, role=role)
+        return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest, *args) -> bool:
         return False  # patients are registered in the provider portal or by import
@@ -51,3 +83,31 @@ class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
         for patient in queryset:
             services.patient_set_restricted(patient=patient, restricted=False, actor=request.user)
         messages.success(request, f"{queryset.count()} chart(s) visible to clinical staff again.")
+
+
+class ObjectPermissionAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
+    hospital_field = "content_object__hospital"
+    list_filter = [("content_object__hospital", admin.RelatedOnlyFieldListFilter), "source"]
+    search_fields = ["source"]
+
+    @admin.display(description="permission")
+    def codename(self, obj) -> str:
+        return obj.permission.codename
+
+
+@admin.register(PatientUserObjectPermission)
+class PatientUserObjectPermissionAdmin(ObjectPermissionAdmin):
+    list_display = ["id", "user", "codename", "content_object_id", "source", "expires_at"]
+    list_select_related = ["user", "permission"]
+
+
+@admin.register(PatientGroupObjectPermission)
+class PatientGroupObjectPermissionAdmin(ObjectPermissionAdmin):
+    list_display = ["id", "group", "codename", "content_object_id", "source", "expires_at"]
+    list_select_related = ["group", "permission"]
+
+
+@admin.register(ClinicalNoteUserObjectPermission)
+class ClinicalNoteUserObjectPermissionAdmin(ObjectPermissionAdmin):
+    list_display = ["id", "user", "codename", "content_object_id", "source", "expires_at"]
+    list_select_related = ["user", "permission"]

@@ -288,3 +288,14 @@ def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBas
         kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
         patient=note.patient_id, attrs={"grantee": user.pk},
     )  # fmt: skip
+
+
+@transaction.atomic
+def patient_admin_read(*, patient: Patient, actor: AbstractBaseUser, role: str) -> None:
+    """An auditor or hospital admin opened a patient's demographics in the admin: an access
+    event like any chart read (purpose: health system administration)."""
+    event_record(
+        kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=actor,
+        patient=patient,
+        attrs={"purpose": "HSYSADMIN", "break_glass": False, "via": "admin", "role": role},
+    )  # fmt: skip

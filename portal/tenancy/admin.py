@@ -1,25 +1,58 @@
+"""Admin for hospitals, departments and memberships, and the mixin every scoped admin uses.
+
+Every write goes through portal.tenancy.services: a membership added or changed here is a
+`membership.changed` ledger event in the same transaction, and its groups are synced.
+"""
+
 from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.auth import get_user_model
-from django.http import HttpRequest
+from django.db.models import Q
+from django.http import Http404, HttpRequest
 
 from portal.admin_site import admin_hospital_ids
-from portal.tenancy.models import Hospital, Membership
-from portal.tenancy.services import membership_sync_groups
+from portal.tenancy import services
+from portal.tenancy.models import Department, Hospital, Membership
 
 
 class HospitalAdminAccessMixin:
-    """Lets hospital admins into a ModelAdmin; rows are limited by the request's scope.
+    """Lets hospital admins into a ModelAdmin and keeps them inside their hospitals.
 
     Superusers keep Django's model permissions. A hospital admin (no model permissions) is
-    allowed to view, and to add/change when `hospital_admin_can_edit` is set.
+    allowed to view, and to add/change when `hospital_admin_can_edit` is set. Their rows are
+    filtered by `hospital_field` (a lookup path to the owning hospital), on top of the
+    request's hospital scope for tenant-owned models; `None` leaves them out entirely.
+    Missing and foreign objects are both 404 (Django's default is a redirect).
     """
 
     hospital_admin_can_edit = False
+    hospital_admin_can_view = True
+    hospital_field: str | None = "hospital"
 
     def _hospital_admin(self, request: HttpRequest) -> bool:
-        return not request.user.is_superuser and bool(admin_hospital_ids(request))
+        return (
+            not request.user.is_superuser
+            and self.hospital_admin_can_view
+            and bool(admin_hospital_ids(request))
+        )
+
+    def get_queryset(self, request: HttpRequest):
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs
+        if not self.hospital_admin_can_view:
+            return qs.none()
+        return qs.filter(self.hospital_q(admin_hospital_ids(request)))
+
+    def hospital_q(self, ids: list[int]) -> Q:
+        """The rows of these hospitals (override for rows that belong to two)."""
+        if self.hospital_field is None:
+            return Q(pk__in=[])
+        return Q(**{f"{self.hospital_field}__in": ids})
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404("No such object.")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._hospital_admin(request) or super().has_module_permission(request)
@@ -43,36 +76,121 @@ class HospitalAdminAccessMixin:
         return super().has_delete_permission(request, obj)
 
 
+class ReadOnlyMixin:
+    """Rows written only by services (ledger, consents, permissions): shown, never changed."""
+
+    def has_add_permission(self, request: HttpRequest, *args) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
+class AuditorOnlyMixin:
+    """Cross-hospital data (the log itself, checkpoints): superusers only; 404 when missing."""
+
+    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
+        raise Http404("No such object.")
+
+
 @admin.register(Hospital)
 class HospitalAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
+    hospital_field = "pk"
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
-    prepopulated_fields = {"slug": ["name"]}
+    fields = ["name", "slug"]
 
-    def get_queryset(self, request: HttpRequest):
-        qs = super().get_queryset(request)
-        if request.user.is_superuser:
-            return qs
-        return qs.filter(pk__in=admin_hospital_ids(request))
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return ["slug"] if obj is not None else []
+
+    def get_prepopulated_fields(self, request: HttpRequest, obj=None):
+        return {"slug": ["name"]} if obj is None else {}
+
+    def save_model(self, request: HttpRequest, obj: Hospital, form, change: bool) -> None:
+        saved = services.hospital_ensure(slug=obj.slug, name=obj.name)
+        obj.pk = saved.pk
+
+
+@admin.register(Department)
+class DepartmentAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
+    hospital_admin_can_edit = True
+    list_display = ["name", "slug", "hospital"]
+    list_filter = [("hospital", admin.RelatedOnlyFieldListFilter)]
+    list_select_related = ["hospital"]
+    search_fields = ["name", "slug"]
+    fields = ["hospital", "name", "slug"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return ["hospital", "slug"] if obj is not None else []
+
+    def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "hospital" and not request.user.is_superuser:
+            kwargs["queryset"] = Hospital.objects.filter(pk__in=admin_hospital_ids(request))
+        return super().formfield_for_foreignkey(db_field, request, **kwargs)
+
+    def save_model(self, request: HttpRequest, obj: Department, form, change: bool) -> None:
+        saved = services.department_ensure(hospital=obj.hospital, slug=obj.slug, name=obj.name)
+        obj.pk = saved.pk
 
 
 @admin.register(Membership)
 class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     hospital_admin_can_edit = True
-    list_display = ["user", "hospital", "role", "is_active", "created_at"]
-    list_filter = ["role", "is_active", "hospital"]
+    list_display = ["user", "hospital", "role", "department", "is_active", "created_at"]
+    list_filter = [
+        "role",
+        "is_active",
+        ("hospital", admin.RelatedOnlyFieldListFilter),
+        ("department", admin.RelatedOnlyFieldListFilter),
+    ]
     search_fields = ["user__username"]
-    list_select_related = ["user", "hospital"]
+    list_select_related = ["user", "hospital", "department__hospital"]
+    fields = ["user", "hospital", "role", "department", "is_active"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj=None):
+        return ["user", "hospital"] if obj is not None else []
 
     def save_model(self, request: HttpRequest, obj: Membership, form, change: bool) -> None:
-        super().save_model(request, obj, form, change)
-        membership_sync_groups(membership=obj)
+        data = form.cleaned_data
+        if change:
+            saved = services.membership_update(
+                membership=obj, role=data["role"], department=data.get("department"),
+                is_active=data["is_active"], actor=request.user,
+            )  # fmt: skip
+        else:
+            saved = services.membership_create(
+                user=data["user"], hospital=data["hospital"], role=data["role"],
+                department=data.get("department"), is_active=data["is_active"],
+                actor=request.user,
+            )  # fmt: skip
+        obj.pk = saved.pk
+
+    def get_form(self, request: HttpRequest, obj=None, change=False, **kwargs):
+        form = super().get_form(request, obj, change, **kwargs)
+        hospital_id = obj.hospital_id if obj is not None else None
+
+        class MembershipForm(form):
+            def clean(self):
+                data = super().clean()
+                department = data.get("department")
+                hospital = data.get("hospital")
+                owner = hospital.pk if hospital is not None else hospital_id
+                if department is not None and owner is not None and department.hospital_id != owner:
+                    self.add_error("department", "This department belongs to another hospital.")
+                return data
+
+        return MembershipForm
 
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if not request.user.is_superuser:
             ids = admin_hospital_ids(request)
             if db_field.name == "hospital":
                 kwargs["queryset"] = Hospital.objects.filter(pk__in=ids)
+            elif db_field.name == "department":
+                kwargs["queryset"] = Department.objects.filter(hospital_id__in=ids)
             elif db_field.name == "user":
                 # A hospital admin picks among their own staff and accounts with no role
                 # anywhere yet, never another hospital's staff or an auditor.
@@ -80,4 +198,6 @@ class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
                 kwargs["queryset"] = users.exclude(
                     pk__in=Membership._base_manager.exclude(hospital_id__in=ids).values("user_id")
                 ).order_by("username")
+        elif db_field.name == "department":
+            kwargs["queryset"] = Department.objects.select_related("hospital")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

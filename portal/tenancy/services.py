@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
+
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.http import Http404, HttpRequest
@@ -31,16 +34,99 @@ def hospital_ensure(*, slug: str, name: str) -> Hospital:
 
 @transaction.atomic
 def membership_ensure(
-    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None
-) -> Membership:
+    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None,
+    actor: AbstractBaseUser | None = None,
+) -> Membership:  # fmt: skip
+    """An active membership with this role (seeding, maintenance): created or updated through
+    membership_create / membership_update, so every change is a ledger event."""
+    existing = Membership._base_manager.filter(user=user, hospital=hospital).first()
+    if existing is None:
+        return membership_create(
+            user=user, hospital=hospital, role=role, department=department, actor=actor
+        )
+    return membership_update(
+        membership=existing, role=role, department=department, is_active=True, actor=actor
+    )
+
+
+def _membership_state(membership: Membership) -> dict:
+    return {
+        "user": membership.user_id,
+        "hospital": membership.hospital_id,
+        "role": membership.role,
+        "department": membership.department_id,
+        "active": membership.is_active,
+    }
+
+
+def _membership_event(
+    *, membership: Membership, actor: AbstractBaseUser | None, before: dict | None
+) -> None:
+    """`membership.changed`: ids and codes only (the old and new role, department, active)."""
+    from ledger.services import event_record
+
+    state = _membership_state(membership)
+    digest = hashlib.sha256(
+        json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
+    ).hexdigest()
+    before = before or {}
+    event_record(
+        kind="membership.changed", hospital=membership.hospital_id,
+        subject=("tenancy.membership", membership.pk), actor=actor, digest=digest,
+        attrs={
+            "user": membership.user_id,
+            "created": not before,
+            "role": membership.role,
+            "old_role": before.get("role"),
+            "department": membership.department_id,
+            "old_department": before.get("department"),
+            "active": membership.is_active,
+            "old_active": before.get("active"),
+        },
+    )  # fmt: skip
+
+
+@transaction.atomic
+def membership_create(
+    *, user: AbstractBaseUser, hospital: Hospital, role: str,
+    department: Department | None = None, is_active: bool = True,
+    actor: AbstractBaseUser | None,
+) -> Membership:  # fmt: skip
+    """A new membership (the admin's add form): a ledger event, groups in step."""
     if department is not None and department.hospital_id != hospital.pk:
         raise ValueError("the department belongs to another hospital")
-    membership, _ = Membership._base_manager.update_or_create(
-        user=user, hospital=hospital,
-        defaults={"role": role, "is_active": True, "department": department},
-    )  # fmt: skip
+    membership = Membership._base_manager.create(
+        user=user, hospital=hospital, role=role, department=department, is_active=is_active
+    )
+    _membership_event(membership=membership, actor=actor, before=None)
     membership_sync_groups(membership=membership)
     return membership
+
+
+@transaction.atomic
+def membership_update(
+    *, membership: Membership, role: str, department: Department | None, is_active: bool,
+    actor: AbstractBaseUser | None,
+) -> Membership:  # fmt: skip
+    """Change a membership's role, department or active flag.
+
+    The row is locked, the change and its `membership.changed` ledger event commit together,
+    and the hospital-wide and department groups are brought in step. No change, no event.
+    """
+    if department is not None and department.hospital_id != membership.hospital_id:
+        raise ValueError("the department belongs to another hospital")
+    locked = Membership._base_manager.select_for_update().get(pk=membership.pk)
+    before = _membership_state(locked)
+    locked.role = role
+    locked.department = department
+    locked.is_active = is_active
+    if _membership_state(locked) == before:
+        membership_sync_groups(membership=locked)  # idempotent; repairs drifted groups
+        return locked
+    locked.save(update_fields=["role", "department", "is_active"])
+    _membership_event(membership=locked, actor=actor, before=before)
+    membership_sync_groups(membership=locked)
+    return locked
 
 
 def membership_sync_groups(*, membership: Membership) -> None:
