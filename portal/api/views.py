@@ -658,8 +658,12 @@ class MyProxiesView(ApiView):
             raise exceptions.ValidationError({"direction": ["Use given or received."]})
         if direction == "given":
             grants = consent_selectors.proxy_grants_given(user=request.user)
+            for grant in grants:
+                grant.grantor = request.user
         else:
             grants = consent_selectors.proxy_grants_received(user=request.user)
+            for grant in grants:
+                grant.proxy = request.user
         rows, next_cursor, prev_cursor = list_page(request, grants)
         return page_response(
             request, [out.proxy_grant_data(g) for g in rows],
