@@ -165,3 +165,12 @@ def test_fhir_post_with_a_token_needs_no_csrf(api_world):
         headers={"Authorization": f"Bearer {api_world['a']['staff_token']}"},
     )  # fmt: skip
     assert response.status_code != 403, response.content
+
+
+def test_schema_and_its_ui_need_no_cdn(client, db):
+    schema = client.get("/api/schema/")
+    assert schema.status_code == 200
+    for page in ("/api/docs/", "/api/redoc/"):
+        body = client.get(page).content.decode()
+        assert "cdn." not in body and "unpkg" not in body
+        assert "/static/drf_spectacular_sidecar/" in body
