@@ -63,6 +63,9 @@ INSTALLED_APPS = [
     "django_otp.plugins.otp_totp",
     "axes",
     "guardian",
+    "rest_framework",
+    "drf_spectacular",
+    "drf_spectacular_sidecar",
     "portal.ops",
     "portal.tenancy",
     "portal.accounts",
@@ -70,6 +73,7 @@ INSTALLED_APPS = [
     "portal.provider",
     "portal.patient",
     "portal.fhir",
+    "portal.api",
     "ledger",
     "consent",
 ]
@@ -109,6 +113,34 @@ TEMPLATES = [
         },
     },
 ]
+
+# --- REST API (/api/v1/, schema at /api/schema/) -------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "portal.api.authentication.BearerTokenAuthentication",
+        "portal.api.authentication.PortalSessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
+    "DEFAULT_PARSER_CLASSES": ["rest_framework.parsers.JSONParser"],
+    "EXCEPTION_HANDLER": "portal.api.base.api_exception_handler",
+    "DEFAULT_SCHEMA_CLASS": "portal.api.schema.PortalAutoSchema",
+    "UNAUTHENTICATED_USER": "django.contrib.auth.models.AnonymousUser",
+}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "Hospital Portal API",
+    "DESCRIPTION": "Staff and patient REST API. Authenticate with `Authorization: Bearer "
+    "<token>` (tokens from the portals' API tokens page, or `manage.py issue_token`). "
+    'Errors are JSON: {"error": "...", "detail": {...}}.',
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
+    "SERVE_AUTHENTICATION": [],
+    "COMPONENT_SPLIT_REQUEST": True,
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+}
 
 # --- Database ------------------------------------------------------------------------------
 DATABASES = {

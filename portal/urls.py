@@ -9,6 +9,8 @@ urlpatterns = [
     path("patient/", include("portal.patient.urls")),
     path("ledger/", include("ledger.urls")),
     path("fhir/R4/", include("portal.fhir.urls")),
+    path("api/", include("portal.api.urls")),
+    path("accounts/api-tokens/", include("portal.api.page_urls")),
     path("healthz", healthz_view, name="healthz"),
     path("admin/", admin.site.urls),
 ]

@@ -264,6 +264,42 @@ CROSS_TENANT_CASES = {
     "fhir:root": "test_post_a_bundle_imports_into_the_active_hospital (the active hospital)",
     "fhir:metadata": "test_authentication (public CapabilityStatement, no tenant data)",
     "fhir:not_found": "test_unknown_things_are_404_operation_outcomes (always 404)",
+    "api:schema": "tests/api/test_schemathesis.py (public schema, no tenant data)",
+    "api:docs": "tests/api/test_tokens.py::test_schema_and_its_ui_need_no_cdn (no tenant data)",
+    "api:redoc": "tests/api/test_tokens.py::test_schema_and_its_ui_need_no_cdn (no tenant data)",
+    "api:patients": "tests/api/test_staff.py::test_patient_list_search_and_other_hospitals",
+    **{
+        f"api:{name}": "tests/api/test_staff.py::"
+        "test_chart_endpoints_are_404_across_tenants_and_for_restricted_charts"
+        for name in ("patient", "chart", "records")
+    },
+    "api:record": "tests/api/test_staff.py::test_record_detail_and_document_read",
+    "api:record_correct": "tests/api/test_staff.py::test_record_correct",
+    **{
+        f"api:{name}": "tests/api/test_staff.py::test_shared_access_request_and_break_glass"
+        for name in ("shared", "access_requests", "break_glass")
+    },
+    **{
+        f"api:{name}": "tests/api/test_patient.py::test_my_registrations_records_and_access_log"
+        for name in ("my_registrations", "my_records", "my_access_log")
+    },
+    **{
+        f"api:{name}": "tests/api/test_patient.py::test_consents_grant_list_revoke"
+        for name in ("my_consents", "my_consent_revoke")
+    },
+    **{
+        f"api:{name}": "tests/api/test_patient.py::test_access_requests_list_and_decide"
+        for name in ("my_access_requests", "my_access_request_decide")
+    },
+    **{
+        f"api:{name}": "tests/api/test_patient.py::test_proxies_grant_list_revoke"
+        for name in ("my_proxies", "my_proxy_revoke")
+    },
+    **{
+        f"api_tokens:{name}": "tests/api/test_tokens.py::"
+        "test_tokens_page_for_staff_needs_a_verified_session (own tokens only)"
+        for name in ("list", "revoke")
+    },
 }
 
 

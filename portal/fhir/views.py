@@ -20,10 +20,13 @@ from typing import Any
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.utils import timezone
+from rest_framework.exceptions import AuthenticationFailed
 
 from consent import selectors as consent_selectors
+from portal.api.authentication import HospitalNotAllowed, bearer_token, membership_for_request
 from portal.fhir import resources, selectors
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.provider.views import access_event
@@ -58,8 +61,43 @@ def _outcome(status: int, message: str | list[str], code: str) -> HttpResponse:
     return fhir_response(resources.operation_outcome(message, code=code), status=status)
 
 
+class _CsrfCheck(CsrfViewMiddleware):
+    def _reject(self, request: HttpRequest, reason: str) -> str:
+        return reason
+
+
+def _csrf_failure(request: HttpRequest) -> str | None:
+    """The CSRF check for session requests (token requests need none: the browser never
+    sends a bearer token by itself). The reason it failed, or None."""
+    check = _CsrfCheck(lambda r: None)
+    check.process_request(request)
+    return check.process_view(request, lambda r: None, (), {})
+
+
+def _token_user(request: HttpRequest) -> HttpResponse | bool:
+    """Bearer token requests: the token's user acts in one of their own hospitals
+    (X-Hospital, else the first). True if a token was used, an OperationOutcome if it is
+    refused, False without one."""
+    try:
+        token = bearer_token(request)
+    except AuthenticationFailed as exc:
+        return _outcome(401, str(exc.detail), "login")
+    if token is None:
+        return False
+    request.user = token.user
+    try:
+        membership = membership_for_request(request, user=token.user)
+    except HospitalNotAllowed:
+        return _outcome(403, "X-Hospital names a hospital where you have no membership.",
+                        "forbidden")  # fmt: skip
+    request.membership = membership
+    request.hospital = membership.hospital if membership else None
+    return True
+
+
 def fhir_view(*, methods: tuple[str, ...] = ("GET",), staff: bool = True) -> Callable:
-    """Method check, staff session check, hospital scope, and errors as OperationOutcome."""
+    """Method check, staff session or token check, hospital scope, and errors as
+    OperationOutcome. Token requests are exempt from CSRF; session requests are checked."""
 
     def decorate(view: Callable[..., HttpResponse]) -> Callable[..., HttpResponse]:
         @wraps(view)
@@ -73,12 +111,19 @@ def fhir_view(*, methods: tuple[str, ...] = ("GET",), staff: bool = True) -> Cal
             try:
                 if not staff:
                     return view(request, *args, **kwargs)
+                via_token = _token_user(request)
+                if isinstance(via_token, HttpResponse):
+                    return via_token
                 if not request.user.is_authenticated:
                     return _outcome(401, "Sign in (with two factors) first.", "login")
                 if getattr(request, "membership", None) is None:
                     return _outcome(403, "This interface is for hospital staff.", "forbidden")
-                if not request.user.is_verified():
+                if not via_token and not request.user.is_verified():
                     return _outcome(401, "Sign in with two factors first.", "login")
+                if not via_token and request.method not in ("GET", "HEAD", "OPTIONS"):
+                    reason = _csrf_failure(request)
+                    if reason:
+                        return _outcome(403, f"CSRF check failed: {reason}", "forbidden")
                 with hospital_scope(request.hospital):
                     return view(request, *args, **kwargs)
             except Http404:
@@ -91,6 +136,7 @@ def fhir_view(*, methods: tuple[str, ...] = ("GET",), staff: bool = True) -> Cal
                 logger.exception("FHIR request failed: %s %s", request.method, request.path)
                 return _outcome(500, "Internal error.", "exception")
 
+        wrapper.csrf_exempt = True  # checked above, for session requests only
         return wrapper
 
     return decorate
@@ -128,8 +174,10 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
             {
                 "mode": "server",
                 "security": {
-                    "description": "Session of a staff member of the active hospital, signed "
-                    "in with two factors (POST needs the CSRF token)."
+                    "description": "A bearer API token of a staff member (Authorization: "
+                    "Bearer <token>; X-Hospital: <slug> picks one of their hospitals), or "
+                    "the session of a staff member of the active hospital, signed in with "
+                    "two factors (POST needs the CSRF token)."
                 },
                 "resource": [
                     {

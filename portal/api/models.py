@@ -1,0 +1,42 @@
+"""API tokens: only a SHA-256 hash of each token is stored; the token is shown once."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import models
+from django.utils import timezone
+
+
+class ApiToken(models.Model):
+    """A bearer token of one account (staff or patient) for the REST and FHIR APIs.
+
+    Tokens are 256-bit random strings, so a plain SHA-256 (no salt, no slow hash) is
+    enough to make the stored value useless to a reader of the database, and it lets the
+    token be found by an indexed equality lookup. `prefix` (the first characters) only helps
+    the owner recognise a token in the list.
+    """
+
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
+    )
+    name = models.CharField(max_length=100)
+    prefix = models.CharField(max_length=12)
+    token_hash = models.CharField("SHA-256 of the token", max_length=64, unique=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+    expires_at = models.DateTimeField()
+    revoked_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return f"API token {self.pk} of user {self.user_id}"
+
+    @property
+    def state(self) -> str:
+        if self.revoked_at is not None:
+            return "revoked"
+        if self.expires_at <= timezone.now():
+            return "expired"
+        return "active"
