@@ -314,7 +314,7 @@ def main() -> int:
     sample = rng.sample(ids, min(2000, len(ids)))
     pages = max(1, len(ids) // 25)
 
-    port = 8765
+    port = int(os.environ.get("BENCH_PORT", "8765"))
     env = {**os.environ}
     server = subprocess.Popen(
         [
