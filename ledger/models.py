@@ -78,9 +78,14 @@ class Event(models.Model):
     anchored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Every index is paid by every audited write (each chart read, each record created),
+        # so only reads that exist keep one: anchoring (pending ids, partial: it stays as
+        # small as the backlog), receipts (event_id, unique), "who accessed my records"
+        # (patient, time), the admin by hospital and time, and the actor's foreign key.
+        # Nothing reads by subject (verify_ledger re-digests from the entries; the admin's
+        # search is a substring match no b-tree serves), so there is no subject index.
         indexes = [
             models.Index(fields=["id"], condition=models.Q(status=0), name="ledger_event_pending"),
-            models.Index(fields=["subject_type", "subject_id"], name="ledger_event_subject"),
             models.Index(fields=["patient_id", "recorded_at"], name="ledger_event_patient"),
             models.Index(fields=["hospital", "recorded_at"], name="ledger_event_hospital"),
         ]
