@@ -53,6 +53,12 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
     )
 
 
+def user_is_patient(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the account has a registration anywhere (the "My records" link): an EXISTS,
+    not the registrations themselves, since every page asks."""
+    return user.is_authenticated and Patient._base_manager.filter(user=user).exists()
+
+
 def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
     """The condition "user holds `codename` on this patient", as two correlated EXISTS.
 
