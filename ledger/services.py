@@ -209,11 +209,27 @@ def _event_insert(event: Event) -> None:
         event.save(force_insert=True)
         return
     sql, params = event_insert_statement(event)
-    with connection.cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(sql, params)
         event.pk = cursor.fetchone()[0]
     event._state.adding = False
     event._state.db = connection.alias
+
+
+def server_bound_cursor():
+    """A Django cursor (error translation, query logging, execute wrappers) that, on
+    PostgreSQL, binds parameters on the server, so psycopg can keep a hot statement prepared
+    per connection (`prepare_threshold` in settings): its planning is then paid once, not on
+    every audited request. Django's own cursors bind on the client (the statement's text
+    then differs on every call and cannot be prepared). Elsewhere, a plain cursor."""
+    if connection.vendor != "postgresql":
+        return connection.cursor()
+    from django.db.backends.postgresql.base import ServerBindingCursor
+
+    connection.ensure_connection()
+    with connection.wrap_database_errors:
+        raw = ServerBindingCursor(connection.connection)
+    return connection._prepare_cursor(raw)
 
 
 def _schedule_anchor_on_commit() -> None:

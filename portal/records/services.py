@@ -22,6 +22,7 @@ from ledger.services import (
     event_build,
     event_insert_statement,
     event_record,
+    server_bound_cursor,
 )
 from portal.records.models import (
     CareTeamMember,
@@ -199,7 +200,7 @@ def _insert_with_event(record: ClinicalRecord, event: Any) -> None:
     if any(hasattr(value, "resolve_expression") for value in params):
         raise TypeError("record_create takes values, not database expressions")
     params += event_params
-    with _server_bound_cursor() as cursor:
+    with server_bound_cursor() as cursor:
         cursor.execute(sql, params)
         record.pk, event.pk = cursor.fetchone()
     record._state.adding = False
@@ -233,18 +234,6 @@ def _insert_with_event_sql(model: type[ClinicalRecord], event_sql: str) -> tuple
         )
         cached = _INSERT_WITH_EVENT_SQL[model, event_sql] = (sql, fields)
     return cached
-
-
-def _server_bound_cursor():
-    """A Django cursor (error translation, query logging, execute wrappers) over a psycopg
-    cursor that binds parameters on the server, which lets psycopg prepare the statement.
-    Django's own cursors bind on the client (the statement text then differs every call)."""
-    from django.db.backends.postgresql.base import ServerBindingCursor
-
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
-    return connection._prepare_cursor(raw)
 
 
 @transaction.atomic
