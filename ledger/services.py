@@ -221,8 +221,10 @@ def server_bound_cursor():
     PostgreSQL, binds parameters on the server, so psycopg can keep a hot statement prepared
     per connection (`prepare_threshold` in settings): its planning is then paid once, not on
     every audited request. Django's own cursors bind on the client (the statement's text
-    then differs on every call and cannot be prepared). Elsewhere, a plain cursor."""
-    if connection.vendor != "postgresql":
+    then differs on every call and cannot be prepared). Elsewhere, and while queries are
+    logged (DEBUG, tests capturing queries: psycopg keeps no text of a prepared execution to
+    log), a plain cursor: the same statement and values, bound on the client."""
+    if connection.vendor != "postgresql" or connection.queries_logged:
         return connection.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
