@@ -129,8 +129,8 @@ else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
     # Django's cursors bind parameters on the client, so this changes nothing for them; the
-    # few hot statements sent through a server-binding cursor (records.services'
-    # record + outbox INSERT) are then kept prepared per connection after their first use.
+    # few hot statements sent through ledger.services.server_bound_cursor() (the outbox
+    # INSERT, alone or with the record it describes) are kept prepared per connection.
     # Set DB_PREPARE_THRESHOLD= (empty) behind a pooler that cannot carry prepared
     # statements (PgBouncer in transaction mode before 1.21).
     _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="1")
