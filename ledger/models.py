@@ -78,6 +78,11 @@ class Event(models.Model):
     anchored_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
+        # Every index is paid by every audited write (each chart read, each record created),
+        # so only reads that exist keep one: anchoring (pending ids, partial: it stays as
+        # small as the backlog), receipts (event_id, unique), "who accessed my records"
+        # (patient, time), the admin by hospital and time, the actor's foreign key, and the
+        # history of one subject (a consent's events, a record's Provenance).
         indexes = [
             models.Index(fields=["id"], condition=models.Q(status=0), name="ledger_event_pending"),
             models.Index(fields=["subject_type", "subject_id"], name="ledger_event_subject"),

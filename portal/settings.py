@@ -161,6 +161,15 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
 else:
     DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
+    # Django's cursors bind parameters on the client, so this changes nothing for them; the
+    # few hot statements sent through ledger.services.server_bound_cursor() (the outbox
+    # INSERT, alone or with the record it describes) are kept prepared per connection.
+    # Set DB_PREPARE_THRESHOLD= (empty) behind a pooler that cannot carry prepared
+    # statements (PgBouncer in transaction mode before 1.21).
+    _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="1")
+    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
+        int(_prepare_threshold) if _prepare_threshold else None
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts and sessions -----------------------------------------------------------------

@@ -16,6 +16,7 @@ from functools import partial
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Permission
+from django.db import connection
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -75,6 +76,12 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
     )
 
 
+def user_is_patient(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """Whether the account has a registration anywhere (the "My records" link): an EXISTS,
+    not the registrations themselves, since every page asks."""
+    return user.is_authenticated and Patient._base_manager.filter(user=user).exists()
+
+
 def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
     """The condition "user may open this chart" (or, for another codename, "holds it").
 
@@ -105,11 +112,31 @@ def _live_q() -> Q:
     )
 
 
-def _permission_ids(codenames: tuple[str, ...]) -> QuerySet:
-    # An uncorrelated subquery: the database evaluates it once per statement.
-    return Permission.objects.filter(
-        content_type__app_label="records", codename__in=codenames
-    ).values("id")
+_PERMISSION_IDS: dict[tuple[str, ...], list[int]] = {}
+
+
+def _permission_ids(codenames: tuple[str, ...]) -> list[int] | QuerySet:
+    """The ids of records' permissions `codenames`, looked up once per process.
+
+    Permission rows are written by migrate (and by flush, in tests) and never change
+    otherwise; `permission_ids_forget` runs on post_migrate, as Django's content-type cache
+    is cleared. Ids as literals instead of a subquery (twice per visibility check) make
+    every access check's statement cheaper to build, compile and plan.
+    """
+    ids = _PERMISSION_IDS.get(codenames)
+    if ids is None:
+        found = Permission.objects.filter(
+            content_type__app_label="records", codename__in=codenames
+        ).values("id")
+        ids = sorted(row["id"] for row in found)
+        if len(ids) != len(set(codenames)):  # not migrated yet: nothing is cached
+            return found
+        _PERMISSION_IDS[codenames] = ids
+    return ids
+
+
+def permission_ids_forget(**kwargs: Any) -> None:
+    _PERMISSION_IDS.clear()
 
 
 def _group_ids(user: AbstractBaseUser) -> QuerySet:
@@ -478,11 +505,42 @@ TIMELINE_DATE = {
 }
 
 
+_PRESENT_SQL: dict[str, str] = {}
+
+
+def _record_types_present(patient: Patient) -> set[str]:
+    """The record types with at least one active row on this chart, in one statement (an
+    index probe per table): a chart usually holds a few of the nine types, and each query
+    the chart skips saves more than the probe costs.
+
+    Only decides which of chart_for's queries to run, never what they may return: those
+    still go through the scoped managers and records_for_patient's permission filters.
+    """
+    sql = _PRESENT_SQL.get(connection.vendor)
+    if sql is None:
+        qn = connection.ops.quote_name
+        sql = _PRESENT_SQL[connection.vendor] = " UNION ALL ".join(
+            f"SELECT %s WHERE EXISTS (SELECT 1 FROM {qn(m._meta.db_table)} "  # noqa: S608
+            f"WHERE {qn('patient_id')} = %s AND {qn('status')} = %s)"
+            for m in RECORD_MODELS
+        )
+    params: list[Any] = []
+    for model in RECORD_MODELS:
+        params += [model._meta.model_name, patient.pk, RecordStatus.ACTIVE.value]
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        return {row[0] for row in cursor.fetchall()}
+
+
 def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int = 100) -> Chart:
-    """Everything the chart page shows, in one query per record type, whatever the size."""
+    """Everything the chart page shows: one query for which record types the chart holds,
+    then one per type it holds, whatever the number of rows."""
     chart = Chart(patient=patient)
+    present = _record_types_present(patient)
     for model in RECORD_MODELS:
         name = model._meta.model_name
+        if name not in present:
+            continue
         qs = records_for_patient(user=user, patient=patient, model=model).filter(
             status=RecordStatus.ACTIVE
         )

@@ -4,7 +4,7 @@ from django.utils.functional import SimpleLazyObject
 
 
 def active_hospital(request: HttpRequest) -> dict:
-    from portal.records.selectors import patient_registrations_for_user
+    from portal.records.selectors import user_is_patient
 
     return {
         "portal_name": settings.PORTAL_NAME,
@@ -15,7 +15,7 @@ def active_hospital(request: HttpRequest) -> dict:
         "is_patient": SimpleLazyObject(
             lambda: bool(
                 getattr(request, "patient_registrations", None)
-                or patient_registrations_for_user(user=request.user)
+                or user_is_patient(user=request.user)
             )
         ),
     }

@@ -6,8 +6,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
+from django.urls import reverse
 from django.utils.html import format_html, format_html_join
-from django.utils.safestring import SafeString
+from django.utils.safestring import SafeString, mark_safe
+from django.utils.timezone import template_localtime
 
 register = template.Library()
 
@@ -72,6 +74,62 @@ def trend_chart(series: dict, code: str) -> SafeString:
         lastd=f"{last[0]:%Y-%m-%d}", coords=coords, dots=dots,
         lastv=_num(last[1]), unit=series["unit"],
     )  # fmt: skip
+
+
+@register.simple_tag
+def timeline_items(timeline: list) -> SafeString:
+    """The chart's timeline rows: what a template loop over them rendered, element for
+    element, without the per-row cost of a dozen template nodes (a chart shows up to 100).
+
+    Times are formatted as the date filter formats "c" (isoformat) and "Y-m-d H:i", after the
+    same conversion to the current time zone; each record type's link is reversed once.
+    """
+    rows = []
+    links: dict[str, str] = {}
+    for when, kind, record in timeline:
+        local = template_localtime(when)  # as the template engine does for the date filter
+        link = links.get(kind)
+        if link is None:
+            link = links[kind] = _record_link_prefix(kind)
+        if kind == "observation":
+            detail = format_html(
+                "<span>{}: <strong>{} {}</strong></span>",
+                record.display,
+                _num(record.value),
+                record.unit,
+            )
+        elif kind == "clinicalnote":
+            badge = ' <span class="badge">restricted</span>' if record.restricted else ""
+            detail = format_html("<span>{}{}</span>", record.title, mark_safe(badge))  # noqa: S308
+        elif getattr(record, "display", None):
+            detail = format_html("<span>{}</span>", record.display)
+        elif getattr(record, "title", None):
+            detail = format_html("<span>{}</span>", record.title)
+        else:
+            detail = ""
+        rows.append(
+            format_html(
+                '    <li><time datetime="{}">{}</time>\n'
+                '      <a href="{}{}/" class="kind">{}</a>\n'
+                "      {}\n    </li>\n",
+                local.isoformat(),
+                f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
+                f"{local.hour:02d}:{local.minute:02d}",
+                link,
+                int(record.pk),
+                verbose_name(record),
+                detail,
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every row is format_html output
+
+
+def _record_link_prefix(kind: str) -> str:
+    """provider:record's URL for `kind` without its trailing "<record_id>/"."""
+    url = reverse("provider:record", args=(kind, 0))
+    if not url.endswith("/0/"):  # pragma: no cover - the URL pattern changed
+        raise ValueError(f"unexpected record URL {url!r}")
+    return url[: -len("0/")]
 
 
 @register.filter

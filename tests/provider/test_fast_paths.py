@@ -1,0 +1,86 @@
+"""The performance paths write and read exactly what the ORM paths do."""
+
+import datetime as dt
+from decimal import Decimal
+
+from django.core.management.sql import emit_post_migrate_signal
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from ledger import subjects
+from ledger.models import Event
+from portal.records import selectors, services
+from portal.records.models import ClinicalNote, Observation
+from portal.tenancy.models import Role
+from portal.tenancy.scoping import unscoped
+
+
+def test_record_and_event_in_one_statement_match_the_orm(world):
+    a = world["a"]
+    when = timezone.now() - dt.timedelta(hours=3)
+    with unscoped(), CaptureQueriesContext(connection) as ctx:
+        obs = services.observation_create(
+            actor=a["clinician"], patient=a["patient"], code="8480-6",
+            display="Systolic blood pressure", value=Decimal("121.5"), unit="mm[Hg]",
+            effective_at=when,
+        )  # fmt: skip
+    writes = [q["sql"] for q in ctx.captured_queries if not q["sql"].startswith("SELECT")]
+    if connection.vendor == "postgresql":  # record + outbox event, one statement
+        assert len(writes) == 1 and "records_observation" in writes[0]
+        assert "ledger_event" in writes[0]
+    with unscoped():
+        stored = Observation._base_manager.get(pk=obs.pk)
+        event = Event.objects.get(subject_id=str(obs.row_uuid))
+    assert (stored.value, stored.unit, stored.effective_at) == (Decimal("121.5"), "mm[Hg]", when)
+    assert stored.recorded_by_id == a["clinician"].pk and stored.created_at is not None
+    assert event.pk and event.kind == "observation.created" and event.status == Event.PENDING
+    assert event.patient_id == a["patient"].pk and event.actor_id == a["clinician"].pk
+    # The digest in the outbox is the digest of the row as the database gives it back.
+    assert event.digest == subjects.digest_of(stored)
+
+
+def test_chart_skips_absent_record_types_but_filters_the_present_ones(world, make_staff):
+    a = world["a"]
+    with unscoped():
+        services.record_create(
+            actor=a["clinician"], patient=a["patient"], model=ClinicalNote, title="Private",
+            text="x", restricted=True,
+        )  # fmt: skip
+    colleague = make_staff(a["hospital"], Role.CLINICIAN)
+    with unscoped():
+        mine = selectors.chart_for(user=a["clinician"], patient=a["patient"])
+        theirs = selectors.chart_for(user=colleague, patient=a["patient"])
+    titles = {r.title for _, kind, r in mine.timeline if kind == "clinicalnote"}
+    assert "Private" in titles
+    assert "Private" not in {r.title for _, kind, r in theirs.timeline if kind == "clinicalnote"}
+    assert {kind for _, kind, _ in mine.timeline} <= selectors._record_types_present(a["patient"])
+
+
+def test_the_prepared_path_writes_the_same(world):
+    """Outside query capture the statement goes through the server-binding cursor, kept
+    prepared on PostgreSQL: repeated creates work and read back."""
+    a = world["a"]
+    with unscoped():
+        made = [
+            services.observation_create(
+                actor=a["clinician"],
+                patient=a["patient"],
+                code="8867-4",
+                display="Heart rate",
+                value=Decimal(60 + i),
+                unit="/min",
+                effective_at=timezone.now(),
+            )
+            for i in range(4)
+        ]
+        values = [o.value for o in Observation._base_manager.filter(pk__in=[o.pk for o in made])]
+    assert sorted(values) == [Decimal(60), Decimal(61), Decimal(62), Decimal(63)]
+    assert Event.objects.filter(subject_id__in=[str(o.row_uuid) for o in made]).count() == 4
+
+
+def test_cached_permission_ids_are_forgotten_after_migrate(world):
+    selectors._permission_id("view_patient")
+    assert selectors._PERMISSION_IDS
+    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")  # as flush does
+    assert not selectors._PERMISSION_IDS
