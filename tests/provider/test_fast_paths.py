@@ -80,7 +80,7 @@ def test_the_prepared_path_writes_the_same(world):
 
 
 def test_cached_permission_ids_are_forgotten_after_migrate(world):
-    selectors._permission_id("view_patient")
+    selectors._permission_ids(selectors.VIEW_CODENAMES)
     assert selectors._PERMISSION_IDS
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")  # as flush does
     assert not selectors._PERMISSION_IDS
