@@ -57,6 +57,7 @@ VIEW_CODENAMES: tuple[str, ...] = (
     "view_patient",
     *(category_codename(c) for c in sorted(CATEGORY_CODES)),
 )
+CHART_CODENAMES: tuple[str, ...] = (*VIEW_CODENAMES, "change_patient")
 
 RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
 
@@ -161,6 +162,8 @@ class ChartAccess:
     proxy: bool = False
     until: datetime | None = None
     sources: tuple[str, ...] = ()
+    # May add to and correct the chart (its own hospital's staff, its care team).
+    can_change: bool = False
 
     def allows(self, category: str) -> bool:
         return self.categories is None or category in self.categories
@@ -183,6 +186,10 @@ def _access_from_rows(
 ) -> ChartAccess | None:
     if not rows:
         return None
+    can_change = any(codename == "change_patient" for codename, _, _ in rows)
+    rows = [row for row in rows if row[0] != "change_patient"]
+    if not rows:
+        return None
     categories: set[str] | None = set()
     for codename, _source, _expires in rows:
         if codename == "view_patient":
@@ -197,6 +204,7 @@ def _access_from_rows(
         break_glass=break_glass,
         shared="" not in sources and not break_glass,
         proxy=proxy,
+        can_change=can_change and not proxy,
         # Access lasts while any grant lasts; None when one of them has no end.
         until=None if None in ends else max(ends),
         sources=sources,
@@ -204,8 +212,9 @@ def _access_from_rows(
 
 
 def chart_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess | None:
-    """The user's live, non-proxy view grants on one chart, in one query; None if none."""
-    codenames = _permission_ids(VIEW_CODENAMES)
+    """The user's live, non-proxy grants on one chart (view, and whether they may change
+    it), in one query; None if they may not open it."""
+    codenames = _permission_ids(CHART_CODENAMES)
     direct = (
         PatientUserObjectPermission.objects.filter(
             _live_q(), user_id=user.pk, content_object_id=patient.pk, permission_id__in=codenames
@@ -353,23 +362,21 @@ def access_patient(
     access = chart_access_for(user=user, patient=patient) if patient is not None else None
     if access is None:
         raise Http404("No such patient.")
-    if (
-        codename != "view_patient"
-        and not Patient._base_manager.filter(
-            patient_visible_q(user=user, codename=codename), pk=pk
-        ).exists()
-    ):
+    if codename == "change_patient" and not access.can_change:
         raise Http404("No such patient.")
+    if codename not in ("view_patient", "change_patient"):
+        raise ValueError(f"access_patient does not decide {codename!r}")
     patient.chart_access = access
     return patient
 
 
 def chart_changeable_by(*, user: AbstractBaseUser, patient: Patient) -> bool:
     """May the user add to and correct this chart (its own hospital's staff and care team;
-    consents and break-glass only ever let someone read)."""
-    return Patient._base_manager.filter(
-        patient_visible_q(user=user, codename="change_patient"), pk=patient.pk
-    ).exists()
+    consents and break-glass only ever let someone read). Free after access_patient."""
+    access = getattr(patient, "chart_access", None)
+    if access is None:
+        access = chart_access_for(user=user, patient=patient)
+    return access is not None and access.can_change
 
 
 def access_patient_as_owner(user: AbstractBaseUser, patient_id: Any) -> Patient:
