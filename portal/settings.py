@@ -170,6 +170,11 @@ else:
     DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
         int(_prepare_threshold) if _prepare_threshold else None
     )
+    # Names the process kind in pg_stat_activity (web, worker, ...): for operators, and for
+    # the fault tests, which terminate the worker's sessions and nobody else's.
+    DATABASES["default"]["OPTIONS"]["application_name"] = env.str(
+        "DB_APPLICATION_NAME", default="hospital-portal"
+    )
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts and sessions -----------------------------------------------------------------

@@ -115,11 +115,16 @@ def worker_database_url() -> str:
     return f"postgres://{user}@{host}:{port}/{db['NAME']}"
 
 
+# The application_name of the test workers' database sessions (see the fault tests).
+WORKER_APPLICATION_NAME = "portal-test-worker"
+
+
 def worker_env() -> dict[str, str]:
     env = dict(os.environ)
     env["DJANGO_SETTINGS_MODULE"] = "tests.settings"
     env["DATABASE_URL"] = worker_database_url()
     env["CELERY_BROKER_URL"] = settings.CELERY_BROKER_URL
+    env["DB_APPLICATION_NAME"] = WORKER_APPLICATION_NAME
     env.setdefault("PYTHONUNBUFFERED", "1")
     return env
 

@@ -21,7 +21,7 @@ from ledger.subjects import digest_of
 from ledger.tasks import anchor
 from ledger.verification import ledger_verify
 from portal.records import services as records_services
-from tests.conftest import wait_until
+from tests.conftest import WORKER_APPLICATION_NAME, wait_until
 
 pytestmark = [pytest.mark.worker, pytest.mark.postgres]
 
@@ -148,8 +148,12 @@ def test_worker_database_connection_terminated(patient, start_worker):
     wait_until(worker_backend_in_batch, timeout=60, interval=0.005, message=worker.output)
     with connection.cursor() as cursor:
         cursor.execute(
+            # Only the workers' sessions: the live server thread of another test module
+            # (session-scoped) shares this database and must survive.
             "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
-            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "WHERE datname = current_database() AND pid <> pg_backend_pid() "
+            "AND application_name = %s",
+            [WORKER_APPLICATION_NAME],
         )
         assert cursor.fetchone()[0] >= 1
     beat = start_worker(name="beat", beat=True, extra_env={"LEDGER_SWEEP_SECONDS": "1"})
