@@ -11,6 +11,7 @@ written in the same transaction by consent.services; these rows are the why and 
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 from django.conf import settings
 from django.db import models
@@ -150,11 +151,29 @@ class AccessRequest(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     decided_at = models.DateTimeField(null=True, blank=True)
 
+    # Unanswered requests lapse: the patient can no longer approve them, and the requester
+    # sees "expired" whether or not the details ever matched anyone.
+    ANSWER_WITHIN = timedelta(days=14)
+
     class Meta:
         ordering = ["-created_at", "-id"]
 
     def __str__(self) -> str:
         return f"Access request {self.row_uuid}"
+
+    @property
+    def state(self) -> str:
+        if self.status == self.Status.PENDING and (
+            self.created_at + self.ANSWER_WITHIN <= timezone.now()
+        ):
+            return "expired"
+        return self.status
+
+    @property
+    def state_label(self) -> str:
+        if self.state == "expired":
+            return "Expired without an answer"
+        return self.get_status_display()
 
 
 class BreakGlass(models.Model):

@@ -276,6 +276,8 @@ def access_request_decide(
         raise ValidationError("This request is not addressed to you.")
     if request.status != AccessRequest.Status.PENDING:
         raise ValidationError("This request has already been answered.")
+    if request.state == "expired":
+        raise ValidationError("This request has expired; the clinician can ask again.")
     request.decided_at = timezone.now()
     if approve:
         consent_grant(

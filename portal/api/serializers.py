@@ -226,7 +226,7 @@ def access_request_data(r) -> dict[str, Any]:
         "id": str(r.row_uuid),
         "requester_hospital": r.requester_hospital.slug,
         "purpose": r.purpose,
-        "status": r.status,
+        "status": r.state,
         "created_at": r.created_at.isoformat(),
         "decided_at": r.decided_at.isoformat() if r.decided_at else None,
         "patient": r.patient_id if r.status == "approved" else None,
@@ -264,7 +264,7 @@ def owner_access_request_data(r) -> dict[str, Any]:
         "requester": who.get_full_name() or who.get_username(),
         "requester_hospital": r.requester_hospital.name,
         "purpose": r.purpose,
-        "status": r.status,
+        "status": r.state,
         "created_at": r.created_at.isoformat(),
         "decided_at": r.decided_at.isoformat() if r.decided_at else None,
     }

@@ -604,7 +604,7 @@ class MyAccessRequestsView(ApiView):
             raise exceptions.ValidationError({"status": ["Use pending or all."]})
         found = consent_selectors.access_requests_for_owner(user=request.user)
         if status == "pending":
-            found = [r for r in found if r.status == "pending"]
+            found = [r for r in found if r.state == "pending"]
         rows, next_cursor, prev_cursor = list_page(request, found)
         return page_response(
             request, [out.owner_access_request_data(r) for r in rows],

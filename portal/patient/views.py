@@ -50,7 +50,7 @@ def home_view(request: HttpRequest) -> HttpResponse:
             "pending": [
                 r
                 for r in consent_selectors.access_requests_for_owner(user=request.user)
-                if r.status == "pending"
+                if r.state == "pending"
             ],
             "recent_access": consent_selectors.access_log_for_owner(
                 user=request.user, patients=registrations, limit=5

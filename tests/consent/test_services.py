@@ -304,3 +304,21 @@ def test_every_change_is_a_verifiable_ledger_event(consent_world):
     assert {"consent.granted", "consent.revoked", "accessrequest.denied", "breakglass.opened",
             "proxy.granted"} <= kinds  # fmt: skip
     assert AccessRequest.objects.count() == 1
+
+
+def test_unanswered_requests_expire(consent_world):
+    w = consent_world
+    request = services.access_request_create(
+        requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
+        mrn="SM-100", birth_date=dt.date(1970, 2, 3),
+    )  # fmt: skip
+    assert request.state == "pending"
+    AccessRequest.objects.filter(pk=request.pk).update(
+        created_at=timezone.now() - AccessRequest.ANSWER_WITHIN
+    )
+    request.refresh_from_db()
+    assert request.state == "expired" and request.state_label.startswith("Expired")
+    with pytest.raises(ValidationError, match="expired"):
+        services.access_request_decide(request=request, actor=w["account"], approve=True)
+    assert _sees(w["clinician_b"], w["patient"]) is None
+    assert not Consent.objects.exists()
