@@ -21,7 +21,12 @@ from django.utils import timezone
 from consent.models import AccessRequest, BreakGlass, Consent, Notification, ProxyGrant, Purpose
 from ledger.services import event_record
 from portal.records.categories import CATEGORY_CODES, category_codename
-from portal.records.grants import chart_grant, grant_source_remove, note_grant_write
+from portal.records.grants import (
+    chart_grant,
+    grant_rows_ended_remove,
+    grant_source_remove,
+    note_grant_write,
+)
 from portal.records.models import ClinicalNote, Patient
 from portal.records.selectors import patient_by_mrn
 from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membership, Role
@@ -162,13 +167,19 @@ def consent_revoke(*, consent: Consent, actor: AbstractBaseUser) -> Consent:
         raise ValidationError("Only the patient can revoke this consent.")
     if consent.state not in (Consent.Status.ACTIVE, "scheduled"):
         raise ValidationError("This consent is no longer active.")
-    consent.status = Consent.Status.REVOKED
-    consent.ended_at = timezone.now()
+    return _consent_end(consent, status=Consent.Status.REVOKED, at=timezone.now(), actor=actor)
+
+
+def _consent_end(consent: Consent, *, status: str, at: datetime, actor) -> Consent:
+    """Revocation and expiry alike: the status changes, the permissions go, and the ledger
+    records it, in the caller's transaction (the row is locked by the caller)."""
+    consent.status = status
+    consent.ended_at = at
     consent.ended_by = actor
     consent.save(update_fields=["status", "ended_at", "ended_by"])
     grant_source_remove(source=consent.source)
     event_record(
-        kind="consent.revoked", hospital=consent.hospital_id, subject=consent, actor=actor,
+        kind=f"consent.{status}", hospital=consent.hospital_id, subject=consent, actor=actor,
         patient=consent.patient_id,
     )  # fmt: skip
     return consent
@@ -188,10 +199,8 @@ def grants_expire_due(*, now: datetime | None = None) -> int:
         status=ProxyGrant.Status.ACTIVE, period_end__lte=now
     ).values_list("pk", flat=True):
         done += _proxy_expire(pk, now)
-    for source in BreakGlass.objects.filter(
-        expires_at__lte=now, expires_at__gt=now - timedelta(days=2)
-    ):
-        grant_source_remove(source=source.source)
+    # Ended break-glass rows: one delete per table, however many there are.
+    grant_rows_ended_remove(prefix="breakglass:", now=now)
     return done
 
 
@@ -200,14 +209,7 @@ def _consent_expire(pk: int, now: datetime) -> int:
     consent = Consent.objects.select_for_update().get(pk=pk)
     if consent.status != Consent.Status.ACTIVE:
         return 0
-    consent.status = Consent.Status.EXPIRED
-    consent.ended_at = consent.period_end
-    consent.save(update_fields=["status", "ended_at"])
-    grant_source_remove(source=consent.source)
-    event_record(
-        kind="consent.expired", hospital=consent.hospital_id, subject=consent, actor=None,
-        patient=consent.patient_id,
-    )  # fmt: skip
+    _consent_end(consent, status=Consent.Status.EXPIRED, at=consent.period_end, actor=None)
     return 1
 
 
@@ -461,14 +463,20 @@ def proxy_revoke(*, grant: ProxyGrant, actor: AbstractBaseUser) -> ProxyGrant:
         raise ValidationError("This proxy access is not yours to end.")
     if grant.state != ProxyGrant.Status.ACTIVE:
         raise ValidationError("This proxy access has already ended.")
-    grant.status = ProxyGrant.Status.REVOKED
-    grant.ended_at = timezone.now()
+    return _proxy_end(grant, status=ProxyGrant.Status.REVOKED, at=timezone.now(), actor=actor)
+
+
+def _proxy_end(grant: ProxyGrant, *, status: str, at: datetime, actor) -> ProxyGrant:
+    """Revocation and expiry alike (the caller holds the row lock): status, permissions
+    and one ledger event per registration the grant covered."""
+    grant.status = status
+    grant.ended_at = at
     grant.ended_by = actor
     grant.save(update_fields=["status", "ended_at", "ended_by"])
     grant_source_remove(source=grant.source)
     for patient in Patient._base_manager.filter(user_id=grant.grantor_id):
         event_record(
-            kind="proxy.revoked", hospital=patient.hospital_id, subject=grant, actor=actor,
+            kind=f"proxy.{status}", hospital=patient.hospital_id, subject=grant, actor=actor,
             patient=patient, attrs={"proxy": grant.proxy_id},
         )  # fmt: skip
     return grant
@@ -479,13 +487,5 @@ def _proxy_expire(pk: int, now: datetime) -> int:
     grant = ProxyGrant.objects.select_for_update().get(pk=pk)
     if grant.status != ProxyGrant.Status.ACTIVE:
         return 0
-    grant.status = ProxyGrant.Status.EXPIRED
-    grant.ended_at = grant.period_end
-    grant.save(update_fields=["status", "ended_at"])
-    grant_source_remove(source=grant.source)
-    for patient in Patient._base_manager.filter(user_id=grant.grantor_id):
-        event_record(
-            kind="proxy.expired", hospital=patient.hospital_id, subject=grant, actor=None,
-            patient=patient, attrs={"proxy": grant.proxy_id},
-        )  # fmt: skip
+    _proxy_end(grant, status=ProxyGrant.Status.EXPIRED, at=grant.period_end, actor=None)
     return 1

@@ -140,3 +140,16 @@ def grant_source_remove(*, source: str) -> int:
     ):
         removed += model.objects.filter(source=source).delete()[0]
     return removed
+
+
+def grant_rows_ended_remove(*, prefix: str, now: datetime) -> int:
+    """Delete the rows of grants of one kind (e.g. "breakglass:") whose time has passed;
+    they already grant nothing (the selectors ignore them), this only tidies up."""
+    removed = 0
+    for model in (
+        PatientUserObjectPermission,
+        PatientGroupObjectPermission,
+        ClinicalNoteUserObjectPermission,
+    ):
+        removed += model.objects.filter(source__startswith=prefix, expires_at__lte=now).delete()[0]
+    return removed

@@ -207,6 +207,8 @@ def test_break_glass_flags_notifies_and_ends_on_time(consent_world):
         expires_at=timezone.now()
     )
     assert _sees(w["clinician_b"], w["patient"]) is None
+    services.grants_expire_due()  # tidies the ended rows up
+    assert not PatientUserObjectPermission.objects.filter(source=glass.source).exists()
 
 
 def test_access_request_approve_once(consent_world):
