@@ -307,7 +307,7 @@ def main() -> int:
     # --- a signed-in clinician's session (as the log-in views would write it) ---------------
     session = SessionStore()
     session["_auth_user_id"] = str(clinician.pk)
-    session["_auth_user_backend"] = "django.contrib.auth.backends.ModelBackend"
+    session["_auth_user_backend"] = "portal.accounts.backends.ModelBackend"
     session["_auth_user_hash"] = clinician.get_session_auth_hash()
     session["otp_device_id"] = device.persistent_id
     session[AUTH_AT] = session[SEEN_AT] = time.time()

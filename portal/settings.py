@@ -85,7 +85,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
-    "django_otp.middleware.OTPMiddleware",
+    # django-otp's, reading the session's TOTP device with a prepared statement.
+    "portal.accounts.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.accounts.middleware.SessionTimeoutMiddleware",
     "portal.tenancy.middleware.ActiveHospitalMiddleware",
@@ -181,7 +182,8 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses locked-out (username, IP) pairs before any password check.
     "axes.backends.AxesStandaloneBackend",
-    "django.contrib.auth.backends.ModelBackend",
+    # Django's ModelBackend, reading the signed-in user with a prepared statement.
+    "portal.accounts.backends.ModelBackend",
     "guardian.backends.ObjectPermissionBackend",
 ]
 # guardian's anonymous user row is not used: anonymous visitors never hold object permissions.
@@ -216,7 +218,8 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Hospital Portal")
 SESSION_IDLE_TIMEOUT_STAFF = timedelta(minutes=15)
 SESSION_IDLE_TIMEOUT_PATIENT = timedelta(minutes=30)
 SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
-SESSION_ENGINE = "django.contrib.sessions.backends.db"
+# Django's database sessions; the per-request read is a prepared statement.
+SESSION_ENGINE = "portal.accounts.sessions"
 SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

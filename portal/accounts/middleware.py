@@ -8,6 +8,10 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
+from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal import hotsql
 
 AUTH_AT = "auth_at"
 SEEN_AT = "seen_at"
@@ -51,3 +55,25 @@ class SessionTimeoutMiddleware:
         logout(request)
         messages.info(request, message)
         return redirect_to_login(request.get_full_path())
+
+
+def _totp_device_sql() -> str:
+    cols = hotsql.columns(TOTPDevice, "d")
+    return (
+        f"SELECT {cols.sql} FROM {hotsql.table(TOTPDevice)} d "  # noqa: S608
+        f"WHERE d.{hotsql.column(TOTPDevice, 'id')} = %s"
+    )
+
+
+class OTPMiddleware(DjangoOTPMiddleware):
+    """django-otp's middleware, reading the session's TOTP device (the only kind this portal
+    enrols) with a prepared statement on every signed-in request. Any other device kind, and
+    the binding and confirmation checks, stay django-otp's own."""
+
+    def _device_from_persistent_id(self, persistent_id: str):
+        persistent_id = self._normalize_persistent_id(persistent_id)
+        label, _, device_id = persistent_id.rpartition("/")
+        if label != TOTPDevice.model_label() or not device_id.isdigit():
+            return super()._device_from_persistent_id(persistent_id)
+        found = hotsql.rows(hotsql.statement("otp.totp", _totp_device_sql), [int(device_id)])
+        return hotsql.columns(TOTPDevice, "d").load(found[0]) if found else None

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import html
 from datetime import datetime
 from decimal import Decimal
 
 from django import template
 from django.urls import reverse
-from django.utils.html import format_html, format_html_join
 from django.utils.safestring import SafeString, mark_safe
 from django.utils.timezone import template_localtime
 
@@ -16,12 +16,18 @@ register = template.Library()
 W, H, PAD_L, PAD_R, PAD_T, PAD_B = 480, 160, 48, 12, 12, 28
 
 
+# Both tags build their markup with f-strings and the standard library's html.escape, which
+# is what Django's escape() calls, without format_html's per-argument lazy-string checks: a
+# chart escapes a few hundred values, and that bookkeeping was a third of its render time.
+# Every value interpolated below is either escaped here or a number this code formatted.
+
+
 @register.simple_tag
 def trend_chart(series: dict, code: str) -> SafeString:
     points: list[tuple[datetime, Decimal]] = series["points"]
-    title = f"{series['display']} ({series['unit']})"
+    title = _e(f"{series['display']} ({series['unit']})")
     if not points:
-        return format_html("<p>No values for {}.</p>", title)
+        return mark_safe(f"<p>No values for {title}.</p>")  # noqa: S308 - escaped above
     times = [p[0].timestamp() for p in points]
     values = [float(p[1]) for p in points]
     t0, t1 = min(times), max(times)
@@ -30,50 +36,35 @@ def trend_chart(series: dict, code: str) -> SafeString:
         v0, v1 = v0 - 1, v1 + 1
     if t0 == t1:
         t0, t1 = t0 - 1, t1 + 1
-
-    def x(t: float) -> float:
-        return PAD_L + (t - t0) / (t1 - t0) * (W - PAD_L - PAD_R)
-
-    def y(v: float) -> float:
-        return PAD_T + (1 - (v - v0) / (v1 - v0)) * (H - PAD_T - PAD_B)
-
-    coords = " ".join(f"{x(t):.1f},{y(v):.1f}" for t, v in zip(times, values, strict=True))
-    dots = format_html_join(
-        "",
-        '<circle cx="{}" cy="{}" r="3"><title>{}: {} {}</title></circle>',
-        (
-            (
-                f"{x(t):.1f}",
-                f"{y(v):.1f}",
-                p[0].strftime("%Y-%m-%d %H:%M"),
-                _num(p[1]),
-                series["unit"],
-            )
-            for t, v, p in zip(times, values, points, strict=True)
-        ),
+    # The same arithmetic as before, operation for operation, so every coordinate rounds alike.
+    xs = [f"{PAD_L + (t - t0) / (t1 - t0) * (W - PAD_L - PAD_R):.1f}" for t in times]
+    ys = [f"{PAD_T + (1 - (v - v0) / (v1 - v0)) * (H - PAD_T - PAD_B):.1f}" for v in values]
+    unit = _e(str(series["unit"]))
+    coords = " ".join(f"{x},{y}" for x, y in zip(xs, ys, strict=True))
+    dots = "".join(
+        f'<circle cx="{x}" cy="{y}" r="3"><title>{p[0].strftime("%Y-%m-%d %H:%M")}: '
+        f"{_e(_num(p[1]))} {unit}</title></circle>"
+        for x, y, p in zip(xs, ys, points, strict=True)
     )
     last = points[-1]
-    summary = (
-        f"{title}: {len(points)} values from {points[0][0]:%Y-%m-%d} to {last[0]:%Y-%m-%d}, "
-        f"latest {_num(last[1])} {series['unit']}, range {min(values):g} to {max(values):g}."
+    summary = _e(
+        f"{series['display']} ({series['unit']}): {len(points)} values from "
+        f"{points[0][0]:%Y-%m-%d} to {last[0]:%Y-%m-%d}, latest {_num(last[1])} "
+        f"{series['unit']}, range {min(values):g} to {max(values):g}."
     )
-    return format_html(
-        '<figure class="trend" data-code="{code}"><figcaption>{title}</figcaption>'
-        '<svg viewBox="0 0 {w} {h}" role="img" aria-label="{summary}" class="trend-svg">'
-        '<line x1="{pl}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>'
-        '<line x1="{pl}" y1="{pt}" x2="{pl}" y2="{bottom}" class="axis"/>'
-        '<text x="{tx}" y="{ty_top}" class="tick" text-anchor="end">{vmax}</text>'
-        '<text x="{tx}" y="{bottom}" class="tick" text-anchor="end">{vmin}</text>'
-        '<text x="{pl}" y="{h_label}" class="tick">{first}</text>'
-        '<text x="{right}" y="{h_label}" class="tick" text-anchor="end">{lastd}</text>'
-        '<polyline points="{coords}" class="line"/>{dots}</svg>'
-        '<p class="latest">Latest: <strong>{lastv} {unit}</strong></p></figure>',
-        code=code, title=title, w=W, h=H, summary=summary, pl=PAD_L, pt=PAD_T,
-        bottom=H - PAD_B, right=W - PAD_R, tx=PAD_L - 6, ty_top=PAD_T + 8, vmax=f"{v1:g}",
-        vmin=f"{v0:g}", h_label=H - 8, first=f"{points[0][0]:%Y-%m-%d}",
-        lastd=f"{last[0]:%Y-%m-%d}", coords=coords, dots=dots,
-        lastv=_num(last[1]), unit=series["unit"],
-    )  # fmt: skip
+    bottom, right = H - PAD_B, W - PAD_R
+    return mark_safe(  # noqa: S308 - every value is escaped above or formatted here
+        f'<figure class="trend" data-code="{_e(str(code))}"><figcaption>{title}</figcaption>'
+        f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{summary}" class="trend-svg">'
+        f'<line x1="{PAD_L}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>'
+        f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{bottom}" class="axis"/>'
+        f'<text x="{PAD_L - 6}" y="{PAD_T + 8}" class="tick" text-anchor="end">{v1:g}</text>'
+        f'<text x="{PAD_L - 6}" y="{bottom}" class="tick" text-anchor="end">{v0:g}</text>'
+        f'<text x="{PAD_L}" y="{H - 8}" class="tick">{points[0][0]:%Y-%m-%d}</text>'
+        f'<text x="{right}" y="{H - 8}" class="tick" text-anchor="end">{last[0]:%Y-%m-%d}</text>'
+        f'<polyline points="{coords}" class="line"/>{dots}</svg>'
+        f'<p class="latest">Latest: <strong>{_e(_num(last[1]))} {unit}</strong></p></figure>'
+    )
 
 
 @register.simple_tag
@@ -90,38 +81,34 @@ def timeline_items(timeline: list) -> SafeString:
         local = template_localtime(when)  # as the template engine does for the date filter
         link = links.get(kind)
         if link is None:
-            link = links[kind] = _record_link_prefix(kind)
+            link = links[kind] = _e(_record_link_prefix(kind))
         if kind == "observation":
-            detail = format_html(
-                "<span>{}: <strong>{} {}</strong></span>",
-                record.display,
-                _num(record.value),
-                record.unit,
+            detail = (
+                f"<span>{_e(str(record.display))}: "
+                f"<strong>{_e(_num(record.value))} {_e(str(record.unit))}</strong></span>"
             )
         elif kind == "clinicalnote":
             badge = ' <span class="badge">restricted</span>' if record.restricted else ""
-            detail = format_html("<span>{}{}</span>", record.title, mark_safe(badge))  # noqa: S308
+            detail = f"<span>{_e(str(record.title))}{badge}</span>"
         elif getattr(record, "display", None):
-            detail = format_html("<span>{}</span>", record.display)
+            detail = f"<span>{_e(str(record.display))}</span>"
         elif getattr(record, "title", None):
-            detail = format_html("<span>{}</span>", record.title)
+            detail = f"<span>{_e(str(record.title))}</span>"
         else:
             detail = ""
         rows.append(
-            format_html(
-                '    <li><time datetime="{}">{}</time>\n'
-                '      <a href="{}{}/" class="kind">{}</a>\n'
-                "      {}\n    </li>\n",
-                local.isoformat(),
-                f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
-                f"{local.hour:02d}:{local.minute:02d}",
-                link,
-                int(record.pk),
-                verbose_name(record),
-                detail,
-            )
+            f'    <li><time datetime="{_e(local.isoformat())}">'
+            f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
+            f"{local.hour:02d}:{local.minute:02d}</time>\n"
+            f'      <a href="{link}{int(record.pk)}/" class="kind">{_e(verbose_name(record))}</a>\n'
+            f"      {detail}\n    </li>\n"
         )
-    return mark_safe("".join(rows))  # noqa: S308 - every row is format_html output
+    return mark_safe("".join(rows))  # noqa: S308 - every value is escaped above
+
+
+def _e(text: str) -> str:
+    """Django's escape() without its lazy-string wrapper (the same html.escape call)."""
+    return html.escape(text, quote=True)
 
 
 def _record_link_prefix(kind: str) -> str:
