@@ -13,6 +13,7 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import connection, models, transaction
+from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
 from ledger import merkle, note, subjects
@@ -216,7 +217,7 @@ def _event_insert(event: Event) -> None:
     event._state.db = connection.alias
 
 
-def server_bound_cursor():
+def server_bound_cursor(conn: BaseDatabaseWrapper | None = None):
     """A Django cursor (error translation, query logging, execute wrappers) that, on
     PostgreSQL, binds parameters on the server, so psycopg can keep a hot statement prepared
     per connection (`prepare_threshold` in settings): its planning is then paid once, not on
@@ -224,14 +225,15 @@ def server_bound_cursor():
     then differs on every call and cannot be prepared). Elsewhere, and while queries are
     logged (DEBUG, tests capturing queries: psycopg keeps no text of a prepared execution to
     log), a plain cursor: the same statement and values, bound on the client."""
-    if connection.vendor != "postgresql" or connection.queries_logged:
-        return connection.cursor()
+    conn = connection if conn is None else conn  # callers on a hot path pass the real one
+    if conn.vendor != "postgresql" or conn.queries_logged:
+        return conn.cursor()
     from django.db.backends.postgresql.base import ServerBindingCursor
 
-    connection.ensure_connection()
-    with connection.wrap_database_errors:
-        raw = ServerBindingCursor(connection.connection)
-    return connection._prepare_cursor(raw)
+    conn.ensure_connection()
+    with conn.wrap_database_errors:
+        raw = ServerBindingCursor(conn.connection)
+    return conn._prepare_cursor(raw)
 
 
 def _schedule_anchor_on_commit() -> None:

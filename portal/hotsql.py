@@ -20,7 +20,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from django.db import connection, models
+from django.db import DEFAULT_DB_ALIAS, connections, models
+from django.db.backends.base.base import BaseDatabaseWrapper
 
 from ledger.services import server_bound_cursor
 
@@ -40,19 +41,27 @@ class Columns:
         return len(self.attnames)
 
     def load(self, row: Sequence[Any], start: int = 0) -> models.Model:
+        conn = db()
         values = list(row[start : start + len(self.attnames)])
         for index, funcs, expression in self.converters:
             value = values[index]
             for func in funcs:
-                value = func(value, expression, connection)
+                value = func(value, expression, conn)
             values[index] = value
-        return self.model.from_db(connection.alias, self.attnames, values)
+        return self.model.from_db(conn.alias, self.attnames, values)
 
 
 _COLUMNS: dict[tuple[type[models.Model], str, str], Columns] = {}
 
 
+def db() -> BaseDatabaseWrapper:
+    """This thread's default connection itself: `django.db.connection` is a proxy that
+    looks the connection up on every attribute read, a dozen times per statement here."""
+    return connections[DEFAULT_DB_ALIAS]
+
+
 def columns(model: type[models.Model], alias: str) -> Columns:
+    connection = db()
     key = (model, alias, connection.vendor)
     found = _COLUMNS.get(key)
     if found is None:
@@ -74,11 +83,11 @@ def columns(model: type[models.Model], alias: str) -> Columns:
 
 
 def table(model: type[models.Model]) -> str:
-    return connection.ops.quote_name(model._meta.db_table)
+    return db().ops.quote_name(model._meta.db_table)
 
 
 def column(model: type[models.Model], name: str) -> str:
-    return connection.ops.quote_name(model._meta.get_field(name).column)
+    return db().ops.quote_name(model._meta.get_field(name).column)
 
 
 _SQL: dict[tuple[str, str], str] = {}
@@ -86,7 +95,7 @@ _SQL: dict[tuple[str, str], str] = {}
 
 def statement(name: str, build: Callable[[], str]) -> str:
     """The statement `name`, built once per process and database vendor."""
-    key = (name, connection.vendor)
+    key = (name, db().vendor)
     sql = _SQL.get(key)
     if sql is None:
         sql = _SQL[key] = build()
@@ -94,11 +103,11 @@ def statement(name: str, build: Callable[[], str]) -> str:
 
 
 def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
-    with server_bound_cursor() as cursor:
+    with server_bound_cursor(db()) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 
 
 def moment(value: datetime) -> Any:
     """A datetime as the ORM would send it to this database in a comparison."""
-    return connection.ops.adapt_datetimefield_value(value)
+    return db().ops.adapt_datetimefield_value(value)

@@ -7,9 +7,10 @@ from datetime import datetime
 from decimal import Decimal
 
 from django import template
+from django.conf import settings
 from django.urls import reverse
+from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
-from django.utils.timezone import template_localtime
 
 register = template.Library()
 
@@ -43,7 +44,7 @@ def trend_chart(series: dict, code: str) -> SafeString:
     coords = " ".join(f"{x},{y}" for x, y in zip(xs, ys, strict=True))
     dots = "".join(
         f'<circle cx="{x}" cy="{y}" r="3"><title>{p[0].strftime("%Y-%m-%d %H:%M")}: '
-        f"{_e(_num(p[1]))} {unit}</title></circle>"
+        f"{_num(p[1])} {unit}</title></circle>"  # _num: digits, sign, point
         for x, y, p in zip(xs, ys, points, strict=True)
     )
     last = points[-1]
@@ -77,30 +78,52 @@ def timeline_items(timeline: list) -> SafeString:
     """
     rows = []
     links: dict[str, str] = {}
+    kinds: dict[str, str] = {}
+    escaped: dict[str, str] = {}  # displays and units repeat from row to row
+
+    def esc(text: object) -> str:
+        text = str(text)
+        found = escaped.get(text)
+        if found is None:
+            found = escaped[text] = html.escape(text, quote=True)
+        return found
+
+    # template_localtime (what the date filter applies), with the time zone looked up once.
+    tz = timezone.get_current_timezone() if settings.USE_TZ else None
     for when, kind, record in timeline:
-        local = template_localtime(when)  # as the template engine does for the date filter
+        local = when
+        if (
+            tz is not None
+            and isinstance(when, datetime)
+            and when.utcoffset() is not None
+            and getattr(when, "convert_to_local_time", True)
+        ):
+            local = when.astimezone(tz)
         link = links.get(kind)
         if link is None:
             link = links[kind] = _e(_record_link_prefix(kind))
+            kinds[kind] = _e(verbose_name(record))
         if kind == "observation":
+            # _num's output is digits, a sign and a point: nothing to escape.
             detail = (
-                f"<span>{_e(str(record.display))}: "
-                f"<strong>{_e(_num(record.value))} {_e(str(record.unit))}</strong></span>"
+                f"<span>{esc(record.display)}: "
+                f"<strong>{_num(record.value)} {esc(record.unit)}</strong></span>"
             )
         elif kind == "clinicalnote":
             badge = ' <span class="badge">restricted</span>' if record.restricted else ""
-            detail = f"<span>{_e(str(record.title))}{badge}</span>"
+            detail = f"<span>{esc(record.title)}{badge}</span>"
         elif getattr(record, "display", None):
-            detail = f"<span>{_e(str(record.display))}</span>"
+            detail = f"<span>{esc(record.display)}</span>"
         elif getattr(record, "title", None):
-            detail = f"<span>{_e(str(record.title))}</span>"
+            detail = f"<span>{esc(record.title)}</span>"
         else:
             detail = ""
+        # isoformat() is digits, "-", ":", "+", "." and "T": nothing to escape.
         rows.append(
-            f'    <li><time datetime="{_e(local.isoformat())}">'
+            f'    <li><time datetime="{local.isoformat()}">'
             f"{local.year:04d}-{local.month:02d}-{local.day:02d} "
             f"{local.hour:02d}:{local.minute:02d}</time>\n"
-            f'      <a href="{link}{int(record.pk)}/" class="kind">{_e(verbose_name(record))}</a>\n'
+            f'      <a href="{link}{int(record.pk)}/" class="kind">{kinds[kind]}</a>\n'
             f"      {detail}\n    </li>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value is escaped above
