@@ -82,6 +82,27 @@ def columns(model: type[models.Model], alias: str) -> Columns:
     return found
 
 
+_CONVERTERS: dict[tuple[type[models.Model], str, str], tuple[tuple[Callable, ...], Any]] = {}
+
+
+def convert(model: type[models.Model], name: str, value: Any) -> Any:
+    """A single selected column's value as the ORM would give it (SQLite returns times as
+    text, for one)."""
+    conn = db()
+    key = (model, name, conn.vendor)
+    found = _CONVERTERS.get(key)
+    if found is None:
+        col = model._meta.get_field(name).get_col(model._meta.db_table)
+        found = _CONVERTERS[key] = (
+            tuple(conn.ops.get_db_converters(col) + col.get_db_converters(conn)),
+            col,
+        )
+    funcs, expression = found
+    for func in funcs:
+        value = func(value, expression, conn)
+    return value
+
+
 def table(model: type[models.Model]) -> str:
     return db().ops.quote_name(model._meta.db_table)
 

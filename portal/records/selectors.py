@@ -252,8 +252,10 @@ def chart_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess
     found = hotsql.rows(
         hotsql.statement("records.chart_grants", _chart_grants_sql), params + params[:4]
     )
+    # Both tables' expires_at columns are the same field type: one converter does for both.
+    expires = partial(hotsql.convert, PatientUserObjectPermission, "expires_at")
     return _access_from_rows(
-        [(names[pid], source, expires) for pid, source, expires in found if pid in names]
+        [(names[pid], source, expires(end)) for pid, source, end in found if pid in names]
     )
 
 

@@ -1,0 +1,247 @@
+"""The statements of portal.hotsql read exactly what the querysets they replace read.
+
+Each hot reader is compared with the ORM query it stands for, over grants of every kind
+(own and group rows, categories, expired, not yet started, proxy-owned, restricted notes),
+on SQLite and on PostgreSQL (where the statements are also prepared when not captured).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+from django.contrib.auth.models import Group
+from django.utils import timezone
+
+from portal import hotsql
+from portal.records import grants, selectors, services
+from portal.records.models import (
+    RECORD_MODELS,
+    ClinicalNote,
+    Observation,
+    Patient,
+    PatientGroupObjectPermission,
+    PatientUserObjectPermission,
+)
+from portal.records.selectors import (
+    CHART_CODENAMES,
+    FULL_ACCESS,
+    OWNER_ACCESS,
+    PROXY_PREFIX,
+    ChartAccess,
+    RecordStatus,
+)
+from portal.tenancy.models import Membership, Role
+from portal.tenancy.scoping import unscoped
+from portal.tenancy.selectors import membership_list_for_user
+from tests import factories
+
+
+def _orm_chart_access(user, patient) -> ChartAccess | None:
+    """chart_access_for as the ORM query it was before it became one statement."""
+    ids = selectors._permission_ids(CHART_CODENAMES)
+    direct = (
+        PatientUserObjectPermission.objects.filter(
+            selectors._live_q(), user_id=user.pk, content_object_id=patient.pk,
+            permission_id__in=ids,
+        )
+        .exclude(source__startswith=PROXY_PREFIX)
+        .values_list("permission__codename", "source", "expires_at")
+    )  # fmt: skip
+    via_group = PatientGroupObjectPermission.objects.filter(
+        selectors._live_q(), group_id__in=selectors._group_ids(user),
+        content_object_id=patient.pk, permission_id__in=ids,
+    ).values_list("permission__codename", "source", "expires_at")  # fmt: skip
+    return selectors._access_from_rows(list(direct.union(via_group, all=True)))
+
+
+def _orm_chart_records(user, patient, model, limit):
+    qs = selectors.records_for_patient(user=user, patient=patient, model=model).filter(
+        status=RecordStatus.ACTIVE
+    )
+    date = selectors.TIMELINE_DATE[model._meta.model_name]
+    if limit is None:
+        return list(qs.order_by(date, "id"))
+    return list(qs.order_by(f"-{date}", "-id")[:limit])
+
+
+@pytest.fixture
+def grants_world(consent_world, make_staff):
+    """consent_world plus grant rows of every shape on its patient."""
+    w = consent_world
+    patient, now = w["patient"], timezone.now()
+    hour = dt.timedelta(hours=1)
+    w["vitals_only"] = make_staff(w["b"], Role.CLINICIAN)
+    w["expired"] = make_staff(w["b"], Role.CLINICIAN)
+    w["scheduled"] = make_staff(w["b"], Role.CLINICIAN)
+    w["proxy_only"] = factories.UserFactory()
+    w["team"] = make_staff(w["b"], Role.NURSE)
+    group = Group.objects.create(name="hotsql-team")
+    w["team"].groups.add(group)
+    with unscoped():
+        grants.chart_grant(
+            patient=patient, user=w["vitals_only"], codenames=["view_chart_vitals"],
+            source="consent:11111111-1111-1111-1111-111111111111", expires_at=now + hour,
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=w["expired"], codenames=["view_patient"],
+            source="consent:22222222-2222-2222-2222-222222222222", expires_at=now - hour,
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=w["scheduled"], codenames=["view_patient"],
+            source="consent:33333333-3333-3333-3333-333333333333", starts_at=now + hour,
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=w["proxy_only"], codenames=["view_patient"],
+            source=f"{PROXY_PREFIX}44444444-4444-4444-4444-444444444444",
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, group=group, codenames=["view_chart_labs", "view_chart_notes"],
+            source="consent:55555555-5555-5555-5555-555555555555",
+        )  # fmt: skip
+        # The restricted note: to one user live, to another expired, to a third as a proxy.
+        grants.note_grant_write(note=w["secret"], user=w["team"])
+        grants.note_grant_write(note=w["secret"], user=w["expired"], expires_at=now - hour)
+        grants.note_grant_write(
+            note=w["secret"], user=w["proxy_only"],
+            source=f"{PROXY_PREFIX}44444444-4444-4444-4444-444444444444",
+        )  # fmt: skip
+        services.observation_create(
+            actor=w["clinician_a"], patient=patient, code="8867-4", display="Heart rate",
+            value=Decimal("72.50"), unit="/min", effective_at=now - 5 * hour,
+        )  # fmt: skip
+    return w
+
+
+USERS = (
+    "clinician_a", "clinician_b", "admin_a", "admin_b", "account", "other_account",
+    "vitals_only", "expired", "scheduled", "proxy_only", "team",
+)  # fmt: skip
+
+
+def test_chart_access_matches_the_orm_query_for_every_kind_of_grant(grants_world):
+    w = grants_world
+    seen = set()
+    with unscoped():
+        for name in USERS:
+            for patient in (w["patient"], w["other"]):
+                hot = selectors.chart_access_for(user=w[name], patient=patient)
+                assert hot == _orm_chart_access(w[name], patient), (name, patient.mrn)
+                seen.add(None if hot is None else hot.categories)
+    # The matrix covered no access, the whole chart and a part of it.
+    assert None in seen and any(s is not None for s in seen)
+    with unscoped():
+        assert selectors.chart_access_for(user=w["expired"], patient=w["patient"]) is None
+        assert selectors.chart_access_for(user=w["scheduled"], patient=w["patient"]) is None
+        assert selectors.chart_access_for(user=w["proxy_only"], patient=w["patient"]) is None
+        team = selectors.chart_access_for(user=w["team"], patient=w["patient"])
+    assert team.categories == frozenset({"labs", "notes"}) and team.shared
+
+
+def test_chart_records_match_records_for_patient_for_every_access(grants_world):
+    w = grants_world
+    proxy = ChartAccess(categories=frozenset({"notes", "vitals"}), proxy=True)
+    checked = 0
+    with unscoped():
+        for name in USERS:
+            user = w[name]
+            for access in (
+                selectors.chart_access_for(user=user, patient=w["patient"]),
+                FULL_ACCESS,
+                OWNER_ACCESS,
+                proxy,
+            ):
+                if access is None:
+                    continue
+                patient = Patient._base_manager.get(pk=w["patient"].pk)
+                patient.chart_access = access
+                for model in RECORD_MODELS:
+                    for limit in (None, 1, 100):
+                        hot = selectors._chart_records(
+                            user=user, patient=patient, model=model, limit=limit
+                        )
+                        orm = _orm_chart_records(user, patient, model, limit)
+                        assert [r.pk for r in hot] == [r.pk for r in orm], (name, access, model)
+                        checked += len(hot)
+    assert checked
+    # Restricted notes: the user granted on the note sees it, the expired grant and the
+    # proxy-owned grant do not open it to staff.
+    secret = w["secret"].pk
+    with unscoped():
+        for name, expect in (("team", True), ("expired", False), ("clinician_b", False)):
+            patient = Patient._base_manager.get(pk=w["patient"].pk)
+            patient.chart_access = FULL_ACCESS
+            notes = selectors._chart_records(
+                user=w[name], patient=patient, model=ClinicalNote, limit=100
+            )
+            assert (secret in {n.pk for n in notes}) is expect, name
+
+
+def test_loaded_rows_equal_orm_instances(grants_world):
+    """Converters (encrypted, decimal, date and time columns) and select_related caching."""
+    w = grants_world
+    with unscoped():
+        hot = selectors._patient_with_hospital(w["patient"].pk)
+        orm = Patient._base_manager.select_related("hospital").get(pk=w["patient"].pk)
+        fields = [f.attname for f in Patient._meta.concrete_fields]
+        assert [getattr(hot, f) for f in fields] == [getattr(orm, f) for f in fields]
+        assert (hot.given_name, hot.family_name, hot.birth_date) == (
+            "Pat", "Jones", dt.date(1970, 2, 3),
+        )  # fmt: skip
+        assert Patient.hospital.is_cached(hot) and hot.hospital == orm.hospital
+        assert not hot._state.adding and hot._state.db == "default"
+        patient = Patient._base_manager.get(pk=w["patient"].pk)
+        patient.chart_access = FULL_ACCESS
+        rows = selectors._chart_records(
+            user=w["clinician_a"], patient=patient, model=Observation, limit=None
+        )
+        by_pk = {o.pk: o for o in Observation._base_manager.filter(patient=patient)}
+        obs_fields = [f.attname for f in Observation._meta.concrete_fields]
+        for row in rows:
+            assert [getattr(row, f) for f in obs_fields] == [
+                getattr(by_pk[row.pk], f) for f in obs_fields
+            ]
+        assert Decimal("72.50") in {r.value for r in rows}
+    assert selectors._patient_with_hospital(10**6) is None
+
+
+def test_memberships_match_the_orm_and_skip_inactive_ones(consent_world, make_staff):
+    w = consent_world
+    locum = make_staff(w["b"], Role.NURSE)  # Riverside General
+    factories.MembershipFactory(user=locum, hospital=w["a"], role=Role.CLINICIAN)
+    zeta = factories.HospitalFactory(slug="zeta", name="Zeta Clinic")
+    factories.MembershipFactory(user=locum, hospital=zeta, role=Role.NURSE, is_active=False)
+    hot = membership_list_for_user(user=locum)
+    orm = list(
+        Membership._base_manager.filter(user=locum, is_active=True)
+        .select_related("hospital")
+        .order_by("hospital__name", "hospital_id")
+    )
+    assert [(m.pk, m.role, m.hospital.name) for m in hot] == [
+        (m.pk, m.role, m.hospital.name) for m in orm
+    ]
+    assert [m.hospital.name for m in hot] == ["Riverside General", "St Mary's Hospital"]
+
+
+def test_ids_outside_the_64_bit_range_are_no_patient(consent_world, client, sign_in):
+    sign_in(client, consent_world["clinician_a"])
+    for bad in (2**63, 10**30):
+        assert client.get(f"/provider/patients/{bad}/").status_code == 404
+    assert selectors._int(2**63) is None and selectors._int(-(2**63)) == -(2**63)
+
+
+def test_statements_are_built_once_per_name():
+    calls = []
+
+    def build():
+        calls.append(1)
+        return "SELECT 1"
+
+    assert hotsql.statement("test.once", build) == hotsql.statement("test.once", build)
+    assert len(calls) == 1
+
+
+def test_rows_binds_parameters(db):
+    assert hotsql.rows("SELECT 1 WHERE 1 = %s", [1]) == [(1,)]
+    assert hotsql.rows("SELECT 1 WHERE 1 = %s", [2]) == []
