@@ -84,7 +84,8 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # Django's, loading the user's per-request context in one statement (accounts.backends).
+    "portal.accounts.middleware.AuthenticationMiddleware",
     # django-otp's, reading the session's TOTP device with a prepared statement.
     "portal.accounts.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",

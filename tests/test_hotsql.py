@@ -128,6 +128,11 @@ def test_chart_access_matches_the_orm_query_for_every_kind_of_grant(grants_world
             for patient in (w["patient"], w["other"]):
                 hot = selectors.chart_access_for(user=w[name], patient=patient)
                 assert hot == _orm_chart_access(w[name], patient), (name, patient.mrn)
+                # access_patient's one statement (the patient joined with the grants)
+                loaded, access = selectors._patient_and_access(w[name], patient.pk)
+                assert access == hot and loaded.pk == patient.pk, (name, patient.mrn)
+                assert loaded.hospital == patient.hospital
+                assert loaded.record_types_present == selectors._record_types_present(patient)
                 seen.add(None if hot is None else hot.categories)
     # The matrix covered no access, the whole chart and a part of it.
     assert None in seen and any(s is not None for s in seen)
@@ -204,6 +209,7 @@ def test_loaded_rows_equal_orm_instances(grants_world):
             ]
         assert Decimal("72.50") in {r.value for r in rows}
     assert selectors._patient_with_hospital(10**6) is None
+    assert selectors._patient_and_access(w["clinician_a"], 10**6) == (None, None)
 
 
 def test_memberships_match_the_orm_and_skip_inactive_ones(consent_world, make_staff):

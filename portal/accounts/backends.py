@@ -1,16 +1,31 @@
 """Django's ModelBackend, with the user read on every signed-in request as a prepared
-statement instead of a queryset built and compiled each time."""
+statement instead of a queryset built and compiled each time.
+
+While AuthenticationMiddleware loads a request's user (`AUTH_REQUEST` names the request),
+the same statement also reads the session's TOTP device, the memberships and whether the
+account has a registration (accounts.selectors.auth_context_fetch), for the OTP and
+hospital middleware and the page header; Django still makes every decision about the user
+(the backend path, the session hash, `is_active`) exactly as before.
+"""
 
 from __future__ import annotations
 
+from contextvars import ContextVar
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.contrib.auth.backends import ModelBackend as DjangoModelBackend
 from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
+from django.http import HttpRequest
+from django_otp import DEVICE_ID_SESSION_KEY
+from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal import hotsql
+from portal.accounts.selectors import auth_context_fetch
+
+AUTH_REQUEST: ContextVar[HttpRequest | None] = ContextVar("auth_request", default=None)
 
 
 def _user_sql() -> str:
@@ -22,6 +37,19 @@ def _user_sql() -> str:
     )
 
 
+def session_totp_device_id(persistent_id: Any) -> int | None:
+    """The id in the session's "otp_totp.totpdevice/<id>", or None for anything else."""
+    if not isinstance(persistent_id, str):
+        return None
+    # Read as django-otp reads it (legacy ids were full import paths).
+    normalized = DjangoOTPMiddleware._normalize_persistent_id(persistent_id)
+    label, _, device_id = normalized.rpartition("/")
+    if label != TOTPDevice.model_label() or not device_id.isdigit():
+        return None
+    number = int(device_id)
+    return number if number < 2**63 else None
+
+
 class ModelBackend(DjangoModelBackend):
     def get_user(self, user_id: Any) -> AbstractBaseUser | None:
         User = get_user_model()
@@ -29,8 +57,17 @@ class ModelBackend(DjangoModelBackend):
             pk = User._meta.pk.to_python(user_id)
         except (ValidationError, TypeError, ValueError):  # a malformed id is no user
             return None
-        found = hotsql.rows(hotsql.statement("auth.user", _user_sql), [pk])
-        if not found:
-            return None
-        user = hotsql.columns(User, "u").load(found[0])
+        request = AUTH_REQUEST.get()
+        if request is not None:
+            device_id = session_totp_device_id(request.session.get(DEVICE_ID_SESSION_KEY))
+            context = auth_context_fetch(user_id=pk, device_id=device_id)
+            if context is None:
+                return None
+            request.auth_context = context
+            user = context.user
+        else:
+            found = hotsql.rows(hotsql.statement("auth.user", _user_sql), [pk])
+            if not found:
+                return None
+            user = hotsql.columns(User, "u").load(found[0])
         return user if self.user_can_authenticate(user) else None

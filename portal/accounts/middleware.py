@@ -2,16 +2,25 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
+from django.contrib.auth import middleware as django_auth_middleware
+from django.contrib.auth.middleware import (
+    AuthenticationMiddleware as DjangoAuthenticationMiddleware,
+)
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.utils.functional import SimpleLazyObject
+from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal import hotsql
+from portal.accounts.backends import AUTH_REQUEST, session_totp_device_id
+from portal.accounts.selectors import AuthContext
 
 AUTH_AT = "auth_at"
 SEEN_AT = "seen_at"
@@ -57,6 +66,32 @@ class SessionTimeoutMiddleware:
         return redirect_to_login(request.get_full_path())
 
 
+class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
+    """Django's, with the request named to the backend while it loads the user, so the
+    user's per-request context comes from one statement (see accounts.backends)."""
+
+    def process_request(self, request: HttpRequest) -> None:
+        super().process_request(request)
+        request.user = SimpleLazyObject(partial(_load_user, request))
+
+
+def _load_user(request: HttpRequest):
+    token = AUTH_REQUEST.set(request)
+    try:
+        return django_auth_middleware.get_user(request)  # Django's checks, cached per request
+    finally:
+        AUTH_REQUEST.reset(token)
+
+
+def request_auth_context(request: HttpRequest, user) -> AuthContext | None:
+    """The AuthContext read with the request's signed-in `user`, if it is that user's
+    (`user` is passed in: the OTP middleware asks while request.user is being set up)."""
+    context = getattr(request, "auth_context", None)
+    if context is None or not user.is_authenticated or context.user.pk != user.pk:
+        return None
+    return context
+
+
 def _totp_device_sql() -> str:
     cols = hotsql.columns(TOTPDevice, "d")
     return (
@@ -66,14 +101,29 @@ def _totp_device_sql() -> str:
 
 
 class OTPMiddleware(DjangoOTPMiddleware):
-    """django-otp's middleware, reading the session's TOTP device (the only kind this portal
-    enrols) with a prepared statement on every signed-in request. Any other device kind, and
-    the binding and confirmation checks, stay django-otp's own."""
+    """django-otp's middleware, taking the session's TOTP device (the only kind this portal
+    enrols) from the request's AuthContext, or else with a prepared statement. Any other
+    device kind, and the binding and confirmation checks, stay django-otp's own."""
+
+    def _verify_user_sync(self, request, user):
+        # django-otp's method, but for where the device comes from.
+        self._init_user_fields(user)
+        if user.is_authenticated:
+            persistent_id = request.session.get(DEVICE_ID_SESSION_KEY)
+            device = None
+            if persistent_id:
+                context = request_auth_context(request, user)
+                device_id = session_totp_device_id(persistent_id)
+                if context is not None and device_id is not None and context.device_id == device_id:
+                    device = context.device
+                else:
+                    device = self._device_from_persistent_id(persistent_id)
+            user.otp_device = self._finalize_device(request, user, device)
+        return user
 
     def _device_from_persistent_id(self, persistent_id: str):
-        persistent_id = self._normalize_persistent_id(persistent_id)
-        label, _, device_id = persistent_id.rpartition("/")
-        if label != TOTPDevice.model_label() or not device_id.isdigit():
+        device_id = session_totp_device_id(persistent_id)
+        if device_id is None:
             return super()._device_from_persistent_id(persistent_id)
-        found = hotsql.rows(hotsql.statement("otp.totp", _totp_device_sql), [int(device_id)])
+        found = hotsql.rows(hotsql.statement("otp.totp", _totp_device_sql), [device_id])
         return hotsql.columns(TOTPDevice, "d").load(found[0]) if found else None

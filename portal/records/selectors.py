@@ -417,11 +417,8 @@ def access_patient(
     patient comes back with `chart_access`, the part of the chart its grants cover.
     """
     pk = _int(patient_id)
-    patient = None
-    if pk is not None:
-        patient = _patient_with_hospital(pk)
-    access = chart_access_for(user=user, patient=patient) if patient is not None else None
-    if access is None:
+    patient, access = _patient_and_access(user, pk) if pk is not None else (None, None)
+    if patient is None or access is None:
         raise Http404("No such patient.")
     if codename == "change_patient" and not access.can_change:
         raise Http404("No such patient.")
@@ -429,6 +426,60 @@ def access_patient(
         raise ValueError(f"access_patient does not decide {codename!r}")
     patient.chart_access = access
     return patient
+
+
+def _patient_and_access(user: AbstractBaseUser, pk: int) -> tuple[Patient | None, Any]:
+    """`_patient_with_hospital(pk)` and `chart_access_for(user, that patient)` in one
+    statement: the patient row joined with the user's grant rows on it (one row per grant,
+    or one with empty grant columns). Every chart and form page opens its patient so."""
+    now = hotsql.moment(timezone.now())
+    grant_params = [user.pk, pk, now, now, PROXY_PREFIX + "%", user.pk, pk, now, now]
+    present_params = [RecordStatus.ACTIVE.value] * len(RECORD_MODELS)
+    found = hotsql.rows(
+        hotsql.statement("records.patient_and_grants", _patient_and_grants_sql),
+        [*present_params, *grant_params, pk],
+    )
+    if not found:
+        return None, None
+    p_cols, h_cols = hotsql.columns(Patient, "p"), hotsql.columns(Hospital, "h")
+    patient = p_cols.load(found[0])
+    Patient.hospital.field.set_cached_value(patient, h_cols.load(found[0], p_cols.width))
+    at = p_cols.width + h_cols.width
+    # chart_for's probe, answered by the same statement (a few index probes, cheaper than
+    # the round trip they save on the chart).
+    patient.record_types_present = {
+        model._meta.model_name
+        for model, present in zip(
+            RECORD_MODELS, found[0][at : at + len(RECORD_MODELS)], strict=True
+        )
+        if present
+    }
+    at += len(RECORD_MODELS)
+    names = _permission_names()
+    expires = partial(hotsql.convert, PatientUserObjectPermission, "expires_at")
+    grant_rows = [
+        (names[row[at]], row[at + 1], expires(row[at + 2]))
+        for row in found
+        if row[at] is not None and row[at] in names
+    ]
+    return patient, _access_from_rows(grant_rows)
+
+
+def _patient_and_grants_sql() -> str:
+    p_cols, h_cols = hotsql.columns(Patient, "p"), hotsql.columns(Hospital, "h")
+    present = ", ".join(
+        f"EXISTS (SELECT 1 FROM {hotsql.table(m)} t WHERE t.{hotsql.column(m, 'patient')} = "  # noqa: S608
+        f"p.{hotsql.column(Patient, 'id')} AND t.{hotsql.column(m, 'status')} = %s)"
+        for m in RECORD_MODELS
+    )
+    return (
+        f"SELECT {p_cols.sql}, {h_cols.sql}, {present}, g.* "  # noqa: S608
+        f"FROM {hotsql.table(Patient)} p "
+        f"INNER JOIN {hotsql.table(Hospital)} h ON h.{hotsql.column(Hospital, 'id')} = "
+        f"p.{hotsql.column(Patient, 'hospital')} "
+        f"LEFT JOIN ({_chart_grants_sql()}) g ON 1 = 1 "
+        f"WHERE p.{hotsql.column(Patient, 'id')} = %s"
+    )
 
 
 def _patient_with_hospital(pk: int) -> Patient | None:
@@ -623,7 +674,9 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
     """Everything the chart page shows: one query for which record types the chart holds,
     then one per type it holds, whatever the number of rows."""
     chart = Chart(patient=patient)
-    present = _record_types_present(patient)
+    present = getattr(patient, "record_types_present", None)  # access_patient's answer
+    if present is None:
+        present = _record_types_present(patient)
     for model in RECORD_MODELS:
         name = model._meta.model_name
         if name not in present:

@@ -4,18 +4,23 @@ from django.utils.functional import SimpleLazyObject
 
 
 def active_hospital(request: HttpRequest) -> dict:
-    from portal.records.selectors import user_is_patient
-
     return {
         "portal_name": settings.PORTAL_NAME,
         "active_hospital": getattr(request, "hospital", None),
         "active_membership": getattr(request, "membership", None),
         "memberships": getattr(request, "memberships", []),
         # Evaluated only if a template asks, so pages that never show it pay no query.
-        "is_patient": SimpleLazyObject(
-            lambda: bool(
-                getattr(request, "patient_registrations", None)
-                or user_is_patient(user=request.user)
-            )
-        ),
+        "is_patient": SimpleLazyObject(lambda: _is_patient(request)),
     }
+
+
+def _is_patient(request: HttpRequest) -> bool:
+    from portal.accounts.middleware import request_auth_context
+    from portal.records.selectors import user_is_patient
+
+    if getattr(request, "patient_registrations", None):
+        return True
+    context = request_auth_context(request, request.user)  # read with the user
+    if context is not None:
+        return context.is_patient
+    return user_is_patient(user=request.user)

@@ -4,6 +4,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
+from portal.accounts.middleware import request_auth_context
 from portal.tenancy import selectors
 
 SESSION_KEY = "active_hospital_id"
@@ -21,7 +22,11 @@ class ActiveHospitalMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        memberships = selectors.membership_list_for_user(user=request.user)
+        context = request_auth_context(request, request.user)  # read with the user
+        if context is not None:
+            memberships = context.memberships
+        else:
+            memberships = selectors.membership_list_for_user(user=request.user)
         chosen = selectors.membership_for_hospital(
             memberships=memberships, hospital_id=request.session.get(SESSION_KEY)
         )

@@ -4,14 +4,22 @@ Django's and django-otp's own lookups do."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from django.contrib.sessions.models import Session
+from django.db import connection
 from django.test import RequestFactory
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
+from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.backends import ModelBackend
-from portal.accounts.middleware import OTPMiddleware
+from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT, OTPMiddleware
+from portal.accounts.selectors import auth_context_fetch
 from portal.accounts.sessions import SessionStore
+from portal.records.selectors import user_is_patient
+from portal.tenancy.models import Role
+from portal.tenancy.selectors import membership_list_for_user
 from tests import factories
 
 
@@ -72,3 +80,62 @@ def test_second_factor_is_the_sessions_own_confirmed_device(db):
     mine.confirmed = False
     mine.save()
     assert not _verified(user, mine.persistent_id)
+
+
+def test_signed_in_request_reads_its_user_context_in_one_statement(client, clinician_a, sign_in):
+    sign_in(client, clinician_a)
+    with CaptureQueriesContext(connection) as ctx:
+        response = client.get("/provider/shared/")
+    assert response.status_code == 200
+    sqls = [q["sql"] for q in ctx.captured_queries]
+    # The session, then the user with its device, memberships and registrations together.
+    assert "django_session" in sqls[0]
+    assert all(t in sqls[1] for t in ("auth_user", "otp_totp_totpdevice", "tenancy_membership"))
+    assert not any("otp_totp_totpdevice" in s for s in sqls[2:])
+    assert not any("tenancy_membership" in s and "auth_user" not in s for s in sqls[2:])
+
+
+def test_auth_context_matches_the_separate_lookups(consent_world, make_staff):
+    w = consent_world
+    locum = make_staff(w["b"], Role.NURSE)
+    factories.MembershipFactory(user=locum, hospital=w["a"], role=Role.CLINICIAN)
+    zeta = factories.HospitalFactory(slug="zeta", name="Zeta Clinic")
+    factories.MembershipFactory(user=locum, hospital=zeta, role=Role.NURSE, is_active=False)
+    device = TOTPDevice.objects.get(user=locum)
+    for user, device_id in (
+        (locum, device.pk),
+        (locum, None),
+        (w["account"], device.pk),  # someone else's device: loaded, then refused by django-otp
+        (w["other_account"], 10**9),
+    ):
+        context = auth_context_fetch(user_id=user.pk, device_id=device_id)
+        assert context.user == user and context.user.password == user.password
+        assert [(m.pk, m.hospital.name) for m in context.memberships] == [
+            (m.pk, m.hospital.name) for m in membership_list_for_user(user=user)
+        ]
+        assert context.is_patient == user_is_patient(user=user)
+        expected = TOTPDevice.objects.filter(pk=device_id).first() if device_id else None
+        assert context.device == expected
+    assert auth_context_fetch(user_id=10**9, device_id=None) is None
+
+
+def test_another_users_device_in_the_session_does_not_verify(client, clinician_a, clinician_b):
+    client.force_login(clinician_a, backend="portal.accounts.backends.ModelBackend")
+    session = client.session
+    now = time.time()
+    session.update({AUTH_AT: now, SEEN_AT: now, IDLE_SECONDS: 900.0})
+    session["otp_device_id"] = TOTPDevice.objects.get(user=clinician_b).persistent_id
+    session.save()
+    response = client.get("/provider/")
+    assert response.status_code == 302 and "/accounts/login/" in response.url
+    # and the wrong device id was dropped from the session, as django-otp does
+    assert "otp_device_id" not in client.session
+
+
+def test_a_changed_password_ends_the_session_and_its_context(client, clinician_a, sign_in):
+    sign_in(client, clinician_a)
+    assert client.get("/provider/").status_code == 200
+    clinician_a.set_password("another long passphrase 42")
+    clinician_a.save()
+    response = client.get("/provider/")
+    assert response.status_code == 302 and "/accounts/login/" in response.url
