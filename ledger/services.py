@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import connection, models, transaction
+from django.db import DEFAULT_DB_ALIAS, connection, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
 
@@ -152,12 +152,13 @@ def _event_params(event: Event) -> list[Any]:
     preparation returns it unchanged), so only `attrs` goes through its field; elsewhere
     (SQLite: UUIDs and times become text) every field does.
     """
-    if connection.vendor != "postgresql":
-        return [f.get_db_prep_save(f.pre_save(event, True), connection) for f in _event_fields()]
+    conn = connections[DEFAULT_DB_ALIAS]  # not the proxy: it looks the connection up per read
+    if conn.vendor != "postgresql":
+        return [f.get_db_prep_save(f.pre_save(event, True), conn) for f in _event_fields()]
     return [
         event.event_id, event.kind, event.hospital_id, event.subject_type, event.subject_id,
         event.patient_id, event.actor_id, event.recorded_at, event.digest,
-        _ATTRS_FIELD.get_db_prep_save(event.attrs, connection), event.leaf, event.status,
+        _ATTRS_FIELD.get_db_prep_save(event.attrs, conn), event.leaf, event.status,
         event.anchored_at,
     ]  # fmt: skip
 
