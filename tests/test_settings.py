@@ -32,6 +32,14 @@ def test_missing_secrets_stop_production_start_up(tmp_path):
         assert name in result.stderr
 
 
+def test_every_command_names_the_missing_secrets(tmp_path):
+    # Not only `check`: makemigrations used to fail first on "Models aren't loaded yet".
+    result = _run(["manage.py", "makemigrations", "--check", "--dry-run"], {}, tmp_path)
+    assert result.returncode != 0
+    assert "Missing required secret(s): " in result.stderr
+    assert "AppRegistryNotReady" not in result.stderr
+
+
 def test_one_missing_secret_is_named(tmp_path):
     env = {name: generate_secret(name) for name in SECRET_NAMES}
     env.pop("LEDGER_SIGNING_KEY")
