@@ -50,6 +50,15 @@ class Columns:
             values[index] = value
         return self.model.from_db(conn.alias, self.attnames, values)
 
+    def load_with(self, field: str, related: Columns, row: Sequence[Any], start: int = 0):
+        """This model's instance with its foreign key `field` already holding the related
+        row that follows its columns (what select_related gives)."""
+        instance = self.load(row, start)
+        self.model._meta.get_field(field).set_cached_value(
+            instance, related.load(row, start + self.width)
+        )
+        return instance
+
 
 _COLUMNS: dict[tuple[type[models.Model], str, str], Columns] = {}
 
@@ -80,6 +89,27 @@ def columns(model: type[models.Model], alias: str) -> Columns:
             converters=tuple(converters),
         )
     return found
+
+
+def join(model: type[models.Model], alias: str, field: str, related_alias: str) -> str:
+    """`FROM <model> alias INNER JOIN <field's model> related_alias ON ...`."""
+    fk = model._meta.get_field(field)
+    target = fk.related_model
+    target_key, key = column(target, fk.target_field.name), column(model, field)
+    return (
+        f"FROM {table(model)} {alias} INNER JOIN {table(target)} {related_alias} "
+        f"ON {related_alias}.{target_key} = {alias}.{key}"
+    )
+
+
+def live(model: type[models.Model], alias: str) -> str:
+    """The condition "this grant row is in its time window" (`_live_q` in the records
+    selectors), for a permission table under `alias`. Parameters: now, now."""
+    ends, starts = column(model, "expires_at"), column(model, "starts_at")
+    return (
+        f"({alias}.{ends} IS NULL OR {alias}.{ends} > %s) "
+        f"AND ({alias}.{starts} IS NULL OR {alias}.{starts} <= %s)"
+    )
 
 
 _CONVERTERS: dict[tuple[type[models.Model], str, str], tuple[tuple[Callable, ...], Any]] = {}

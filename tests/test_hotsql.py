@@ -32,9 +32,8 @@ from portal.records.selectors import (
     ChartAccess,
     RecordStatus,
 )
-from portal.tenancy.models import Membership, Role
+from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
-from portal.tenancy.selectors import membership_list_for_user
 from tests import factories
 
 
@@ -210,24 +209,6 @@ def test_loaded_rows_equal_orm_instances(grants_world):
         assert Decimal("72.50") in {r.value for r in rows}
     assert selectors._patient_with_hospital(10**6) is None
     assert selectors._patient_and_access(w["clinician_a"], 10**6) == (None, None)
-
-
-def test_memberships_match_the_orm_and_skip_inactive_ones(consent_world, make_staff):
-    w = consent_world
-    locum = make_staff(w["b"], Role.NURSE)  # Riverside General
-    factories.MembershipFactory(user=locum, hospital=w["a"], role=Role.CLINICIAN)
-    zeta = factories.HospitalFactory(slug="zeta", name="Zeta Clinic")
-    factories.MembershipFactory(user=locum, hospital=zeta, role=Role.NURSE, is_active=False)
-    hot = membership_list_for_user(user=locum)
-    orm = list(
-        Membership._base_manager.filter(user=locum, is_active=True)
-        .select_related("hospital")
-        .order_by("hospital__name", "hospital_id")
-    )
-    assert [(m.pk, m.role, m.hospital.name) for m in hot] == [
-        (m.pk, m.role, m.hospital.name) for m in orm
-    ]
-    assert [m.hospital.name for m in hot] == ["Riverside General", "St Mary's Hospital"]
 
 
 def test_ids_outside_the_64_bit_range_are_no_patient(consent_world, client, sign_in):

@@ -1,4 +1,4 @@
-"""Django's ModelBackend, with the user read on every signed-in request as a prepared
+"""Django's ModelBackend, reading the user of every signed-in request with a prepared
 statement instead of a queryset built and compiled each time.
 
 While AuthenticationMiddleware loads a request's user (`AUTH_REQUEST` names the request),
@@ -22,19 +22,9 @@ from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal import hotsql
 from portal.accounts.selectors import auth_context_fetch
 
 AUTH_REQUEST: ContextVar[HttpRequest | None] = ContextVar("auth_request", default=None)
-
-
-def _user_sql() -> str:
-    User = get_user_model()
-    cols = hotsql.columns(User, "u")
-    return (
-        f"SELECT {cols.sql} FROM {hotsql.table(User)} u "  # noqa: S608
-        f"WHERE u.{hotsql.column(User, User._meta.pk.name)} = %s"
-    )
 
 
 def session_totp_device_id(persistent_id: Any) -> int | None:
@@ -65,9 +55,6 @@ class ModelBackend(DjangoModelBackend):
                 return None
             request.auth_context = context
             user = context.user
-        else:
-            found = hotsql.rows(hotsql.statement("auth.user", _user_sql), [pk])
-            if not found:
-                return None
-            user = hotsql.columns(User, "u").load(found[0])
+        else:  # not while a request's user is loaded: Django's own lookup
+            return super().get_user(pk)
         return user if self.user_can_authenticate(user) else None

@@ -16,9 +16,7 @@ from django.http import HttpRequest, HttpResponse
 from django.utils.functional import SimpleLazyObject
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal import hotsql
 from portal.accounts.backends import AUTH_REQUEST, session_totp_device_id
 from portal.accounts.selectors import AuthContext
 
@@ -92,18 +90,11 @@ def request_auth_context(request: HttpRequest, user) -> AuthContext | None:
     return context
 
 
-def _totp_device_sql() -> str:
-    cols = hotsql.columns(TOTPDevice, "d")
-    return (
-        f"SELECT {cols.sql} FROM {hotsql.table(TOTPDevice)} d "  # noqa: S608
-        f"WHERE d.{hotsql.column(TOTPDevice, 'id')} = %s"
-    )
-
-
 class OTPMiddleware(DjangoOTPMiddleware):
     """django-otp's middleware, taking the session's TOTP device (the only kind this portal
-    enrols) from the request's AuthContext, or else with a prepared statement. Any other
-    device kind, and the binding and confirmation checks, stay django-otp's own."""
+    enrols) from the request's AuthContext when it was read there; otherwise, and for any
+    other device kind, django-otp's own lookup. The binding and confirmation checks stay
+    django-otp's own (`_finalize_device`)."""
 
     def _verify_user_sync(self, request, user):
         # django-otp's method, but for where the device comes from.
@@ -120,10 +111,3 @@ class OTPMiddleware(DjangoOTPMiddleware):
                     device = self._device_from_persistent_id(persistent_id)
             user.otp_device = self._finalize_device(request, user, device)
         return user
-
-    def _device_from_persistent_id(self, persistent_id: str):
-        device_id = session_totp_device_id(persistent_id)
-        if device_id is None:
-            return super()._device_from_persistent_id(persistent_id)
-        found = hotsql.rows(hotsql.statement("otp.totp", _totp_device_sql), [device_id])
-        return hotsql.columns(TOTPDevice, "d").load(found[0]) if found else None

@@ -85,14 +85,11 @@ def auth_context_fetch(*, user_id: int, device_id: int | None) -> AuthContext | 
         return None
     first = rows[0]
     device_at, membership_at = u.width, u.width + d.width
-    hospital_at = membership_at + m.width
     memberships = []
     for row in rows:
         if row[membership_at] is None:  # no active membership: the LEFT JOIN's one empty row
             continue
-        membership = m.load(row, membership_at)
-        Membership.hospital.field.set_cached_value(membership, h.load(row, hospital_at))
-        memberships.append(membership)
+        memberships.append(m.load_with("hospital", h, row, membership_at))
     return AuthContext(
         user=u.load(first),
         device_id=device_id,

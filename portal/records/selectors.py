@@ -79,17 +79,9 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
 
 def user_is_patient(*, user: AbstractBaseUser | AnonymousUser) -> bool:
     """Whether the account has a registration anywhere (the "My records" link): an EXISTS,
-    not the registrations themselves, since every page asks."""
-    if not user.is_authenticated:
-        return False
-    return bool(hotsql.rows(hotsql.statement("records.is_patient", _is_patient_sql), [user.pk]))
-
-
-def _is_patient_sql() -> str:
-    return (
-        f"SELECT 1 FROM {hotsql.table(Patient)} "  # noqa: S608
-        f"WHERE {hotsql.column(Patient, 'user')} = %s LIMIT 1"
-    )
+    not the registrations themselves. Signed-in pages read it with the user
+    (accounts.selectors.auth_context_fetch); this is for everything else."""
+    return user.is_authenticated and Patient._base_manager.filter(user=user).exists()
 
 
 def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
@@ -269,8 +261,7 @@ def _chart_grants_sql() -> str:
         return (
             f"SELECT g.{col('permission')}, g.{col('source')}, g.{col('expires_at')} "  # noqa: S608
             f"FROM {hotsql.table(model)} g WHERE {who} AND g.{col('content_object')} = %s "
-            f"AND (g.{col('expires_at')} IS NULL OR g.{col('expires_at')} > %s) "
-            f"AND (g.{col('starts_at')} IS NULL OR g.{col('starts_at')} <= %s){extra}"
+            f"AND {hotsql.live(model, 'g')}{extra}"
         )
 
     through = User.groups.through
@@ -442,8 +433,7 @@ def _patient_and_access(user: AbstractBaseUser, pk: int) -> tuple[Patient | None
     if not found:
         return None, None
     p_cols, h_cols = hotsql.columns(Patient, "p"), hotsql.columns(Hospital, "h")
-    patient = p_cols.load(found[0])
-    Patient.hospital.field.set_cached_value(patient, h_cols.load(found[0], p_cols.width))
+    patient = p_cols.load_with("hospital", h_cols, found[0])
     at = p_cols.width + h_cols.width
     # chart_for's probe, answered by the same statement (a few index probes, cheaper than
     # the round trip they save on the chart).
@@ -473,10 +463,8 @@ def _patient_and_grants_sql() -> str:
         for m in RECORD_MODELS
     )
     return (
-        f"SELECT {p_cols.sql}, {h_cols.sql}, {present}, g.* "  # noqa: S608
-        f"FROM {hotsql.table(Patient)} p "
-        f"INNER JOIN {hotsql.table(Hospital)} h ON h.{hotsql.column(Hospital, 'id')} = "
-        f"p.{hotsql.column(Patient, 'hospital')} "
+        f"SELECT {p_cols.sql}, {h_cols.sql}, {present}, g.* "
+        f"{hotsql.join(Patient, 'p', 'hospital', 'h')} "
         f"LEFT JOIN ({_chart_grants_sql()}) g ON 1 = 1 "
         f"WHERE p.{hotsql.column(Patient, 'id')} = %s"
     )
@@ -488,18 +476,16 @@ def _patient_with_hospital(pk: int) -> Patient | None:
     found = hotsql.rows(hotsql.statement("records.patient", _patient_sql), [pk])
     if not found:
         return None
-    p_cols, h_cols = hotsql.columns(Patient, "p"), hotsql.columns(Hospital, "h")
-    patient = p_cols.load(found[0])
-    Patient.hospital.field.set_cached_value(patient, h_cols.load(found[0], p_cols.width))
-    return patient
+    return hotsql.columns(Patient, "p").load_with(
+        "hospital", hotsql.columns(Hospital, "h"), found[0]
+    )
 
 
 def _patient_sql() -> str:
     p_cols, h_cols = hotsql.columns(Patient, "p"), hotsql.columns(Hospital, "h")
     return (
-        f"SELECT {p_cols.sql}, {h_cols.sql} FROM {hotsql.table(Patient)} p "  # noqa: S608
-        f"INNER JOIN {hotsql.table(Hospital)} h ON h.{hotsql.column(Hospital, 'id')} = "
-        f"p.{hotsql.column(Patient, 'hospital')} WHERE p.{hotsql.column(Patient, 'id')} = %s"
+        f"SELECT {p_cols.sql}, {h_cols.sql} {hotsql.join(Patient, 'p', 'hospital', 'h')} "
+        f"WHERE p.{hotsql.column(Patient, 'id')} = %s"
     )
 
 
@@ -760,9 +746,7 @@ def _chart_records_sql(
             f" AND (r.{col('restricted')} = %s OR r.{col('id')} IN ("  # noqa: S608
             f"SELECT g.{gcol('content_object')} FROM {hotsql.table(g)} g "
             f"WHERE g.{gcol('user')} = %s AND g.{gcol('permission')} = %s "
-            f"AND (g.{gcol('expires_at')} IS NULL OR g.{gcol('expires_at')} > %s) "
-            f"AND (g.{gcol('starts_at')} IS NULL OR g.{gcol('starts_at')} <= %s) "
-            f"AND g.{gcol('source')} NOT LIKE %s))"
+            f"AND {hotsql.live(g, 'g')} AND g.{gcol('source')} NOT LIKE %s))"
         )
     date = col(TIMELINE_DATE[model._meta.model_name])
     if limited:

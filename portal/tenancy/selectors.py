@@ -2,41 +2,25 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
 
-from portal import hotsql
 from portal.tenancy.models import Hospital, Membership, Role
 
 
 def membership_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Membership]:
     """The user's active memberships, with their hospitals, in one query.
 
-    This is how a request's hospital scope is found in the first place, so it reads by the
-    user, outside any scope: it can only ever return the user's own. Every signed-in request
-    asks, so the statement is built once (portal.hotsql), not compiled per request.
+    This is how a request's hospital scope is found in the first place, so it reads through
+    the unscoped base manager, filtered by the user: it can only ever return the user's own.
+    Signed-in pages read them with the user (accounts.selectors.auth_context_fetch), in the
+    same order; this is for everything else (API tokens, services).
     """
     if not user.is_authenticated:
         return []
-    found = hotsql.rows(hotsql.statement("tenancy.memberships", _memberships_sql), [user.pk, True])
-    m_cols, h_cols = hotsql.columns(Membership, "m"), hotsql.columns(Hospital, "h")
-    memberships = []
-    for row in found:
-        membership = m_cols.load(row)
-        Membership.hospital.field.set_cached_value(membership, h_cols.load(row, m_cols.width))
-        memberships.append(membership)
-    return memberships
-
-
-def _memberships_sql() -> str:
-    m_cols, h_cols = hotsql.columns(Membership, "m"), hotsql.columns(Hospital, "h")
-    col = partial(hotsql.column, Membership)
-    return (
-        f"SELECT {m_cols.sql}, {h_cols.sql} FROM {hotsql.table(Membership)} m "  # noqa: S608
-        f"INNER JOIN {hotsql.table(Hospital)} h ON h.{hotsql.column(Hospital, 'id')} = "
-        f"m.{col('hospital')} WHERE m.{col('user')} = %s AND m.{col('is_active')} = %s "
-        f"ORDER BY h.{hotsql.column(Hospital, 'name')}, m.{col('hospital')}"
+    return list(
+        Membership._base_manager.filter(user=user, is_active=True)
+        .select_related("hospital")
+        .order_by("hospital__name", "hospital_id")
     )
 
 

@@ -117,6 +117,12 @@ def test_auth_context_matches_the_separate_lookups(consent_world, make_staff):
         expected = TOTPDevice.objects.filter(pk=device_id).first() if device_id else None
         assert context.device == expected
     assert auth_context_fetch(user_id=10**9, device_id=None) is None
+    # Active memberships only, in hospital-name order (the hospital switcher's order).
+    locum_context = auth_context_fetch(user_id=locum.pk, device_id=None)
+    assert [m.hospital.name for m in locum_context.memberships] == [
+        "Riverside General",
+        "St Mary's Hospital",
+    ]
 
 
 def test_another_users_device_in_the_session_does_not_verify(client, clinician_a, clinician_b):
