@@ -5,6 +5,7 @@ opened is an access event in the ledger."""
 from __future__ import annotations
 
 import hashlib
+from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -17,7 +18,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
-from ledger.services import event_record
+from ledger.services import event_record, event_recorded
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import selectors, services
@@ -30,14 +31,29 @@ def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=No
     The purpose and the break-glass flag come from the grants that opened the chart
     (access_patient/access_record), so an emergency read is flagged wherever it is shown.
     """
+    event_record(**_access_event_fields(request, kind=kind, patient=patient, record=record))
+
+
+def access_recorded(request: HttpRequest, *, kind: str, patient: Patient, record=None):
+    """access_event around the rendering of what was opened: the event is committed while
+    the page renders, and the block's end waits for it (ledger.services.event_recorded), so
+    no page leaves the server before its read is recorded."""
+    return event_recorded(
+        **_access_event_fields(request, kind=kind, patient=patient, record=record)
+    )
+
+
+def _access_event_fields(
+    request: HttpRequest, *, kind: str, patient: Patient, record=None
+) -> dict[str, Any]:
     access = getattr(patient, "chart_access", None) or selectors.FULL_ACCESS
-    event_record(
-        kind=kind,
-        hospital=request.hospital,
-        subject=record if record is not None else patient,
-        actor=request.user,
-        patient=patient,
-        attrs={
+    return {
+        "kind": kind,
+        "hospital": request.hospital,
+        "subject": record if record is not None else patient,
+        "actor": request.user,
+        "patient": patient,
+        "attrs": {
             "purpose": access.purpose,
             "break_glass": access.break_glass,
             "via": "breakglass" if access.break_glass else "consent" if access.shared else "staff",
@@ -45,7 +61,7 @@ def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=No
             "record_type": record._meta.model_name if record is not None else None,
             "record": record.pk if record is not None else None,
         },
-    )
+    }
 
 
 @staff_required
@@ -90,22 +106,23 @@ def patient_new_view(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    # No transaction: the read changes nothing, and its event is one autocommitted INSERT
-    # that must succeed before anything of the chart is shown (BEGIN and COMMIT were two
-    # of a chart's round trips).
+    # No transaction around the read: it changes nothing, and its event commits on its own
+    # while the page renders; the response leaves only once the event is committed.
     patient = selectors.access_patient(request.user, patient_id)
-    access_event(request, kind="chart.read", patient=patient)
     chart = selectors.chart_for(user=request.user, patient=patient)
-    return render(
-        request,
-        "provider/chart.html",
-        {
-            "patient": patient,
-            "chart": chart,
-            "access": patient.chart_access,
-            "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
-        },
-    )
+    with access_recorded(request, kind="chart.read", patient=patient):
+        response = render(
+            request,
+            "provider/chart.html",
+            {
+                "patient": patient,
+                "chart": chart,
+                "access": patient.chart_access,
+                "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
+            },
+            using="jinja2",  # templates/jinja2/: see portal/jinja2.py
+        )
+    return response
 
 
 def _form_page(request, form, title, *, patient=None, status_if_errors=False, **extra):
@@ -187,13 +204,14 @@ def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
     record = selectors.access_record(request.user, record_type, record_id)  # as chart_view
-    access_event(request, kind="record.read", patient=record.patient, record=record)
     history = _history(record)
-    return render(
-        request, "provider/record.html",
-        {"record": record, "patient": record.patient, "record_type": record_type,
-         "history": history, "fields": _display_fields(record)},
-    )  # fmt: skip
+    with access_recorded(request, kind="record.read", patient=record.patient, record=record):
+        response = render(
+            request, "provider/record.html",
+            {"record": record, "patient": record.patient, "record_type": record_type,
+             "history": history, "fields": _display_fields(record)},
+        )  # fmt: skip
+    return response
 
 
 def _history(record: ClinicalRecord) -> list[ClinicalRecord]:

@@ -1,5 +1,6 @@
 import hashlib
 
+import psycopg
 import pytest
 from django.db import DatabaseError, connection, transaction
 
@@ -177,3 +178,81 @@ def test_live_subject_digest_matches_the_anchored_one(record_observations):
     obs = Observation._base_manager.get(pk=observations[0].pk)  # as read back from the database
     event = Event.objects.get(subject_type="records.observation", subject_id=str(obs.row_uuid))
     assert digest_of(obs) == event.digest
+
+
+# --- event_recorded: the event commits while the block runs -----------------------------
+
+
+def _pipelined() -> None:
+    if connection.vendor != "postgresql":
+        pytest.skip("pipeline mode is PostgreSQL's; this runs in the PostgreSQL pass")
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_recorded_is_committed_when_its_block_ends(record_observations, hospital_a):
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    with services.event_recorded(
+        kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+    ) as event:
+        # the fast path: the INSERT and its COMMIT are in flight in pipeline mode
+        assert connection.connection.pgconn.pipeline_status == psycopg.pq.PipelineStatus.ON
+        inside = "rendered"
+    assert inside == "rendered"
+    assert event.pk is not None and not event._state.adding
+    stored = Event.objects.get(pk=event.pk)  # committed: visible to a second connection too
+    assert (stored.event_id, stored.kind, stored.patient_id) == (
+        event.event_id, "chart.read", patient.pk,
+    )  # fmt: skip
+    assert bytes(stored.leaf) == event.leaf
+    assert Event.objects.count() == before + 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_recorded_that_fails_raises_at_the_end_and_writes_nothing(record_observations):
+    """The block has run (the page was rendered), but nothing may leave: the error surfaces
+    when the block ends, and the connection works afterwards."""
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    ran = []
+    with (
+        pytest.raises(DatabaseError),  # no such hospital: the foreign key fails at COMMIT
+        services.event_recorded(
+            kind="chart.read", hospital=10**9, subject=patient, actor=None, patient=patient
+        ),
+    ):
+        ran.append(True)
+    assert ran == [True]
+    assert Event.objects.count() == before
+    assert not connection.in_atomic_block
+    with transaction.atomic():  # the connection is usable, and in autocommit mode again
+        assert Event.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_recorded_commits_even_when_the_block_fails(record_observations, hospital_a):
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    with (
+        pytest.raises(RuntimeError),
+        services.event_recorded(
+            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+        ),
+    ):
+        raise RuntimeError("the template failed")
+    assert Event.objects.count() == before + 1  # the read was attempted: it stays recorded
+
+
+def test_event_recorded_inside_a_transaction_is_part_of_it(record_observations, hospital_a):
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    with pytest.raises(RuntimeError), transaction.atomic():
+        with services.event_recorded(
+            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+        ) as event:
+            assert event.pk is not None  # written before the block, in the transaction
+        raise RuntimeError("the change fails")
+    assert Event.objects.count() == before
