@@ -114,6 +114,23 @@ TEMPLATES = [
             ],
         },
     },
+    {
+        # The hot pages (portal/jinja2.py): render(..., using="jinja2").
+        "NAME": "jinja2",
+        "BACKEND": "django.template.backends.jinja2.Jinja2",
+        "DIRS": [BASE_DIR / "templates" / "jinja2"],
+        "APP_DIRS": False,
+        "OPTIONS": {
+            "environment": "portal.jinja2.environment",
+            "keep_trailing_newline": True,  # as Django's engine: the file's text as it is
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+                "portal.tenancy.context_processors.active_hospital",
+            ],
+        },
+    },
 ]
 
 # --- REST API (/api/v1/, schema at /api/schema/) -------------------------------------------
