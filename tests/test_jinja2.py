@@ -17,6 +17,7 @@ from django.contrib import messages
 from django.template import engines
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django.utils.functional import lazystr
 from django.utils.safestring import mark_safe
 
 from portal.tenancy.models import Role
@@ -57,7 +58,14 @@ def test_base_layout_twins_for_an_anonymous_visitor(client, hospital_a, hospital
 
 @pytest.mark.parametrize(
     "value",
-    ['O\'Brien & "Co" <script>', mark_safe("<b>kept</b>"), None, 12.5, ""],
+    [
+        'O\'Brien & "Co" <script>',
+        mark_safe("<b>kept</b>"),
+        lazystr("lazy 'quoted' <i>"),
+        None,
+        12.5,
+        "",
+    ],
 )
 def test_values_are_escaped_as_django_escapes_them(value):
     django = engines["django"].from_string("{{ v }}").render({"v": value})

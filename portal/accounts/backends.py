@@ -19,25 +19,10 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest
 from django_otp import DEVICE_ID_SESSION_KEY
-from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
-from portal.accounts.selectors import auth_context_fetch
+from portal.accounts.selectors import auth_context_fetch, session_totp_device_id
 
 AUTH_REQUEST: ContextVar[HttpRequest | None] = ContextVar("auth_request", default=None)
-
-
-def session_totp_device_id(persistent_id: Any) -> int | None:
-    """The id in the session's "otp_totp.totpdevice/<id>", or None for anything else."""
-    if not isinstance(persistent_id, str):
-        return None
-    # Read as django-otp reads it (legacy ids were full import paths).
-    normalized = DjangoOTPMiddleware._normalize_persistent_id(persistent_id)
-    label, _, device_id = normalized.rpartition("/")
-    if label != TOTPDevice.model_label() or not device_id.isdigit():
-        return None
-    number = int(device_id)
-    return number if number < 2**63 else None
 
 
 class ModelBackend(DjangoModelBackend):
@@ -50,7 +35,10 @@ class ModelBackend(DjangoModelBackend):
         request = AUTH_REQUEST.get()
         if request is not None:
             device_id = session_totp_device_id(request.session.get(DEVICE_ID_SESSION_KEY))
-            context = auth_context_fetch(user_id=pk, device_id=device_id)
+            # Read with the session (accounts.sessions), if it is this user's and device's.
+            context = getattr(request.session, "auth_context", None)
+            if context is None or context.user.pk != pk or context.device_id != device_id:
+                context = auth_context_fetch(user_id=pk, device_id=device_id)
             if context is None:
                 return None
             request.auth_context = context

@@ -17,8 +17,8 @@ from django.utils.functional import SimpleLazyObject
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 
-from portal.accounts.backends import AUTH_REQUEST, session_totp_device_id
-from portal.accounts.selectors import AuthContext
+from portal.accounts.backends import AUTH_REQUEST
+from portal.accounts.selectors import AuthContext, session_totp_device_id
 
 AUTH_AT = "auth_at"
 SEEN_AT = "seen_at"

@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import time
 
-from django.contrib.sessions.models import Session
 from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
@@ -15,7 +14,8 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.backends import ModelBackend
 from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT, OTPMiddleware
-from portal.accounts.selectors import auth_context_fetch
+from portal.accounts.models import Session
+from portal.accounts.selectors import auth_context_fetch, session_fetch
 from portal.accounts.sessions import SessionStore
 from portal.records.selectors import user_is_patient
 from portal.tenancy.models import Role
@@ -82,17 +82,56 @@ def test_second_factor_is_the_sessions_own_confirmed_device(db):
     assert not _verified(user, mine.persistent_id)
 
 
-def test_signed_in_request_reads_its_user_context_in_one_statement(client, clinician_a, sign_in):
+def test_signed_in_request_reads_session_and_user_context_in_one_statement(
+    client, clinician_a, sign_in
+):
     sign_in(client, clinician_a)
     with CaptureQueriesContext(connection) as ctx:
         response = client.get("/provider/shared/")
     assert response.status_code == 200
     sqls = [q["sql"] for q in ctx.captured_queries]
-    # The session, then the user with its device, memberships and registrations together.
-    assert "django_session" in sqls[0]
-    assert all(t in sqls[1] for t in ("auth_user", "otp_totp_totpdevice", "tenancy_membership"))
-    assert not any("otp_totp_totpdevice" in s for s in sqls[2:])
-    assert not any("tenancy_membership" in s and "auth_user" not in s for s in sqls[2:])
+    # The session with its user, device, memberships and registrations.
+    tables = ('"accounts_session"', '"auth_user" ', '"otp_totp_totpdevice"', '"tenancy_membership"')
+    assert all(t in sqls[0] for t in tables)
+    assert not any(t in s for s in sqls[1:] for t in tables)  # (auth_user_groups may be)
+
+
+def test_session_row_names_the_user_and_device_its_data_names(client, clinician_a, sign_in):
+    sign_in(client, clinician_a)
+    row = Session.objects.get(session_key=client.session.session_key)
+    device = TOTPDevice.objects.get(user=clinician_a)
+    assert (row.user_pk, row.device_pk) == (clinician_a.pk, device.pk)
+    session_data, context = session_fetch(session_key=row.session_key)
+    assert SessionStore().decode(session_data)["_auth_user_id"] == str(clinician_a.pk)
+    assert context.user == clinician_a and context.device == device
+    anonymous = SessionStore()
+    anonymous["answer"] = 42
+    anonymous.create()
+    row = Session.objects.get(session_key=anonymous.session_key)
+    assert (row.user_pk, row.device_pk) == (None, None)
+    assert session_fetch(session_key=row.session_key)[1] is None
+    assert session_fetch(session_key="nope") is None
+
+
+def test_session_columns_decide_nothing(client, clinician_a, clinician_b, sign_in):
+    """Rewritten columns (someone with database access, or a row saved by an older build)
+    make the join read another user's context: the backend sees it is not the one the
+    signed session data names, and reads the right one."""
+    sign_in(client, clinician_a)
+    key = client.session.session_key
+    other_device = TOTPDevice.objects.get(user=clinician_b)
+    Session.objects.filter(session_key=key).update(
+        user_pk=clinician_b.pk, device_pk=other_device.pk
+    )
+    response = client.get("/provider/")
+    assert response.status_code == 200
+    assert response.wsgi_request.user == clinician_a
+    assert response.wsgi_request.user.is_verified()
+    assert clinician_a.username.encode() in response.content
+    assert clinician_b.username.encode() not in response.content
+    Session.objects.filter(session_key=key).update(user_pk=None, device_pk=None)
+    response = client.get("/provider/")
+    assert response.status_code == 200 and response.wsgi_request.user == clinician_a
 
 
 def test_auth_context_matches_the_separate_lookups(consent_world, make_staff):
