@@ -26,8 +26,10 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.error
 import urllib.request
 from decimal import Decimal
+from importlib import import_module
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -99,6 +101,39 @@ done = function(summary, latency, requests)
     summary.requests, summary.duration / 1e6, e.connect + e.read + e.write + e.timeout, e.status))
 end
 """
+
+
+class _NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+def preflight(kind: str, *, port: int, patient_id: int, cookie: str, csrf: str) -> None:
+    """One request of the phase, as wrk will send it, that must answer as the page does
+    when it works (wrk counts only 4xx and 5xx as bad, so a phase signed out by a broken
+    session would otherwise measure the log-in redirect)."""
+    base = f"http://127.0.0.1:{port}"
+    when = (dt.datetime.now() - dt.timedelta(minutes=5)).strftime("%Y-%m-%dT%H:%M")
+    url, data, expect = {
+        "bare": ("/healthz", None, 200),
+        "signed_in": ("/provider/", None, 200),  # the session signs the clinician in
+        "list": (f"/provider/?before={patient_id}", None, 200),
+        "chart": (f"/provider/patients/{patient_id}/", None, 200),
+        "create": (
+            f"/provider/patients/{patient_id}/blood-pressure/new/",
+            f"systolic=120&diastolic=80&effective_at={when}&csrfmiddlewaretoken={csrf}".encode(),
+            302,
+        ),
+    }[kind]
+    request = urllib.request.Request(base + url, data=data)  # noqa: S310 - http to loopback
+    if kind != "bare":
+        request.add_header("Cookie", cookie)
+    try:
+        status = urllib.request.build_opener(_NoRedirect).open(request, timeout=30).status
+    except urllib.error.HTTPError as exc:
+        status = exc.code
+    if status != expect:
+        raise SystemExit(f"bench: {kind}: {url} answered {status}, not {expect}")
 
 
 def run_wrk(
@@ -176,9 +211,9 @@ def main() -> int:
     import django
 
     django.setup()
+    from django.conf import settings
     from django.contrib.auth import get_user_model
     from django.contrib.auth.models import Permission
-    from django.contrib.sessions.backends.db import SessionStore
     from django.core.management import call_command
     from django.db import transaction
     from django.utils import timezone
@@ -310,7 +345,8 @@ def main() -> int:
         say(f"  generated in {generated:.1f} s")
 
     # --- a signed-in clinician's session (as the log-in views would write it) ---------------
-    session = SessionStore()
+    # The configured engine: a session another engine stored would sign nobody in.
+    session = import_module(settings.SESSION_ENGINE).SessionStore()
     session["_auth_user_id"] = str(clinician.pk)
     session["_auth_user_backend"] = "portal.accounts.backends.ModelBackend"
     session["_auth_user_hash"] = clinician.get_session_auth_hash()
@@ -355,6 +391,7 @@ def main() -> int:
         if args.only:
             kinds = ["bare", *[k for k in kinds[1:] if k in args.only.split(",")]]
         for kind in kinds:
+            preflight(kind, port=port, patient_id=sample[0], cookie=cookie, csrf=csrf)
             run_wrk(kind, port=port, seconds=2, ids=sample, cookie=cookie, csrf=csrf, pages=pages)
             r = run_wrk(
                 kind, port=port, seconds=seconds, ids=sample, cookie=cookie, csrf=csrf, pages=pages
