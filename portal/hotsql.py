@@ -159,6 +159,16 @@ def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         return cursor.fetchall()
 
 
+def row_id(value: Any) -> int | None:
+    """An id from a URL, a form or a session, or None: no row has an id outside the 64-bit
+    range, so such a value never reaches the database."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -(2**63) <= number < 2**63 else None
+
+
 def moment(value: datetime) -> Any:
     """A datetime as the ORM would send it to this database in a comparison."""
     return db().ops.adapt_datetimefield_value(value)

@@ -13,6 +13,7 @@ from django.contrib.auth import SESSION_KEY
 from django.contrib.sessions.backends.db import SessionStore as DatabaseSessionStore
 from django_otp import DEVICE_ID_SESSION_KEY
 
+from portal import hotsql
 from portal.accounts.selectors import AuthContext, session_fetch, session_totp_device_id
 
 
@@ -29,7 +30,7 @@ class SessionStore(DatabaseSessionStore):
 
     def create_model_instance(self, data: dict[str, Any]):
         instance = super().create_model_instance(data)
-        instance.user_pk = _user_pk(data.get(SESSION_KEY))
+        instance.user_pk = hotsql.row_id(data.get(SESSION_KEY))
         instance.device_pk = session_totp_device_id(data.get(DEVICE_ID_SESSION_KEY))
         return instance
 
@@ -42,11 +43,3 @@ class SessionStore(DatabaseSessionStore):
             return {}
         session_data, self.auth_context = found
         return self.decode(session_data)
-
-
-def _user_pk(value: Any) -> int | None:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if -(2**63) <= number < 2**63 else None

@@ -517,13 +517,7 @@ def access_patient_as_owner(user: AbstractBaseUser, patient_id: Any) -> Patient:
     return patient
 
 
-def _int(value: Any) -> int | None:
-    """An id from a URL or a form, or None: no row has an id outside the 64-bit range."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if -(2**63) <= number < 2**63 else None
+_int = hotsql.row_id  # ids from URLs and forms
 
 
 def _visible_notes_q(user: AbstractBaseUser) -> Q:
