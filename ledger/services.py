@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import logging
@@ -161,17 +162,27 @@ def event_recorded(**kwargs: Any) -> Iterator[Event]:
     sql, params = event_insert_statement(event)
     conn.ensure_connection()
     raw = conn.connection
-    with conn.wrap_database_errors:
-        with raw.pipeline():
-            raw.execute("BEGIN")
-            # Bound on the server like server_bound_cursor's, and kept prepared.
-            inserted = psycopg.Cursor(raw).execute(sql, params, prepare=True)
-            raw.execute("COMMIT")
-            # Leaving the pipeline sends its Sync and reads every result: the INSERT's
-            # error, if any, is raised here, after the block, and the COMMIT then rolls
-            # nothing in. The block's own exception leaves through the same exit.
-            yield event
-        event.pk = inserted.fetchone()[0]
+    try:
+        with conn.wrap_database_errors:
+            with raw.pipeline():
+                raw.execute("BEGIN")
+                # Bound on the server like server_bound_cursor's, and kept prepared.
+                inserted = psycopg.Cursor(raw).execute(sql, params, prepare=True)
+                raw.execute("COMMIT")
+                # Leaving the pipeline sends its Sync and reads every result: the INSERT's
+                # error, if any, is raised here, after the block, and the COMMIT then rolls
+                # nothing in. The block's own exception leaves through the same exit.
+                yield event
+            event.pk = inserted.fetchone()[0]
+    except BaseException:
+        # An INSERT that failed before its COMMIT left the explicit transaction aborted (the
+        # pipeline skipped the COMMIT): end it, or every later statement of this request on
+        # the connection (the session's save, the error page's) would fail as well. The
+        # first error is the one that leaves.
+        if raw.info.transaction_status == psycopg.pq.TransactionStatus.INERROR:
+            with contextlib.suppress(Exception):
+                raw.execute("ROLLBACK")
+        raise
     event._state.adding = False
     event._state.db = conn.alias
     anchor_enqueue()  # committed: what on_commit would do after an autocommitted write

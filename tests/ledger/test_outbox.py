@@ -232,6 +232,32 @@ def test_event_recorded_that_fails_raises_at_the_end_and_writes_nothing(record_o
 
 
 @pytest.mark.django_db(transaction=True)
+def test_event_recorded_whose_insert_fails_leaves_the_connection_usable(record_observations):
+    """An error in the INSERT itself (before its COMMIT, which the pipeline then skips) is
+    raised at the block's end, writes nothing, and leaves no aborted transaction behind:
+    the request's later statements (its session's save) still run."""
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    with (
+        pytest.raises(DatabaseError),  # bigint out of range, in the INSERT itself
+        services.event_recorded(
+            kind="chart.read",
+            hospital=patient.hospital_id,
+            subject=patient,
+            actor=None,
+            patient=2**63,
+        ),  # fmt: skip
+    ):
+        pass
+    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    with connection.cursor() as cursor:  # autocommit, outside any atomic block
+        cursor.execute("SELECT 1")
+        assert cursor.fetchone() == (1,)
+    assert Event.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
 def test_event_recorded_commits_even_when_the_block_fails(record_observations, hospital_a):
     _pipelined()
     patient, _ = record_observations(0)
