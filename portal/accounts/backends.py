@@ -2,10 +2,12 @@
 statement instead of a queryset built and compiled each time.
 
 While AuthenticationMiddleware loads a request's user (`AUTH_REQUEST` names the request),
-the same statement also reads the session's TOTP device, the memberships and whether the
-account has a registration (accounts.selectors.auth_context_fetch), for the OTP and
-hospital middleware and the page header; Django still makes every decision about the user
-(the backend path, the session hash, `is_active`) exactly as before.
+the user comes with its context: the session's TOTP device, the memberships and whether
+the account has a registration, for the OTP and hospital middleware and the page header.
+The session store read them with the session (accounts.selectors.session_fetch); when the
+signed session data names another user or device than that row did, they are read here
+(auth_context_fetch). Django still makes every decision about the user (the backend path,
+the session hash, `is_active`) exactly as before.
 """
 
 from __future__ import annotations
