@@ -19,13 +19,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import statistics
-import subprocess
 import sys
-import time
-import urllib.request
 from importlib import import_module
 from pathlib import Path
 
@@ -33,7 +29,13 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from bench.common import say  # noqa: E402
-from bench.portal import preflight, run_wrk, setup_environment  # noqa: E402
+from bench.portal import (  # noqa: E402
+    preflight,
+    run_wrk,
+    setup_environment,
+    signed_in_session_data,
+    start_server,
+)
 
 
 def main() -> int:
@@ -53,7 +55,6 @@ def main() -> int:
     from django.contrib.auth import get_user_model
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
     from portal.records.models import Patient
     from portal.tenancy.models import Membership
     from portal.tenancy.scoping import unscoped
@@ -64,16 +65,8 @@ def main() -> int:
             "hospital_id", flat=True
         )[0]
         ids = list(Patient.objects.filter(hospital_id=hospital_id).values_list("pk", flat=True))
-    data = {
-        "_auth_user_id": str(clinician.pk),
-        "_auth_user_backend": "portal.accounts.backends.ModelBackend",
-        "_auth_user_hash": clinician.get_session_auth_hash(),
-        "otp_device_id": TOTPDevice.objects.filter(user=clinician).first().persistent_id,
-        AUTH_AT: time.time(),
-        SEEN_AT: time.time(),
-        IDLE_SECONDS: 3600.0,
-        "active_hospital_id": hospital_id,
-    }
+    device = TOTPDevice.objects.filter(user=clinician).first()
+    data = signed_in_session_data(clinician, device, hospital_id)
     session = import_module(settings.SESSION_ENGINE).SessionStore()
     session.update(data)
     session.create()
@@ -88,34 +81,11 @@ def main() -> int:
     sample = random.Random(1).sample(ids, min(2000, len(ids)))
 
     sides = {"A": (args.a.resolve(), 8771), "B": (args.b.resolve(), 8772)}
-    servers = [
-        subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "gunicorn",
-                "portal.wsgi:application",
-                "--bind",
-                f"127.0.0.1:{port}",
-                "--workers",
-                "2",
-                "--log-level",
-                "warning",
-            ],
-            cwd=checkout,
-            env={**os.environ},
-        )
-        for checkout, port in sides.values()
-    ]
+    servers = []
     runs: dict[str, list[float]] = {"A": [], "B": []}
     try:
-        for _, port in sides.values():
-            for _ in range(120):
-                try:
-                    urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                    break
-                except OSError:
-                    time.sleep(0.5)
+        for checkout, port in sides.values():
+            servers.append(start_server(port, cwd=checkout))
             preflight(args.kind, port=port, patient_id=sample[0], cookie=cookie, csrf="")
         wrk = {
             name: lambda seconds, port=port: run_wrk(

@@ -138,6 +138,41 @@ def report(kind: str, r: dict, results: dict[str, float]) -> None:
     )
 
 
+def signed_in_session_data(user, device, hospital_id: int) -> dict:
+    """A session as the log-in views write it: the user through the portal's backend,
+    its TOTP device verified, an hour of idle time, the active hospital."""
+    from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
+
+    now = time.time()
+    return {
+        "_auth_user_id": str(user.pk),
+        "_auth_user_backend": "portal.accounts.backends.ModelBackend",
+        "_auth_user_hash": user.get_session_auth_hash(),
+        "otp_device_id": device.persistent_id,
+        AUTH_AT: now,
+        SEEN_AT: now,
+        IDLE_SECONDS: 3600.0,
+        "active_hospital_id": hospital_id,
+    }
+
+
+def start_server(port: int, cwd: Path = ROOT) -> subprocess.Popen:
+    """gunicorn with 2 workers serving the checkout at `cwd`, once /healthz answers."""
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "portal.wsgi:application", "--bind",
+         f"127.0.0.1:{port}", "--workers", "2", "--log-level", "warning"],
+        cwd=cwd, env={**os.environ},
+    )  # fmt: skip
+    for _ in range(120):
+        try:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
+            return server
+        except OSError:
+            time.sleep(0.5)
+    server.terminate()
+    raise SystemExit(f"bench: the server on port {port} did not start")
+
+
 class _NoRedirect(urllib.request.HTTPRedirectHandler):
     def redirect_request(self, *args, **kwargs):
         return None
@@ -254,7 +289,6 @@ def main() -> int:
     from django.utils import timezone
     from django_otp.plugins.otp_totp.models import TOTPDevice
 
-    from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
     from portal.ops.progress import Progress
     from portal.records import services
     from portal.records.models import (
@@ -382,13 +416,7 @@ def main() -> int:
     # --- a signed-in clinician's session (as the log-in views would write it) ---------------
     # The configured engine: a session another engine stored would sign nobody in.
     session = import_module(settings.SESSION_ENGINE).SessionStore()
-    session["_auth_user_id"] = str(clinician.pk)
-    session["_auth_user_backend"] = "portal.accounts.backends.ModelBackend"
-    session["_auth_user_hash"] = clinician.get_session_auth_hash()
-    session["otp_device_id"] = device.persistent_id
-    session[AUTH_AT] = session[SEEN_AT] = time.time()
-    session[IDLE_SECONDS] = 3600.0
-    session["active_hospital_id"] = a.pk
+    session.update(signed_in_session_data(clinician, device, a.pk))
     session.create()
     csrf = pysecrets.token_hex(16)  # 32 characters: Django accepts the unmasked secret
     cookie = f"sessionid={session.session_key}; csrftoken={csrf}"
@@ -397,31 +425,9 @@ def main() -> int:
     pages = max(1, len(ids) // 25)
 
     port = int(os.environ.get("BENCH_PORT", "8765"))
-    env = {**os.environ}
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "gunicorn",
-            "portal.wsgi:application",
-            "--bind",
-            f"127.0.0.1:{port}",
-            "--workers",
-            "2",
-            "--log-level",
-            "warning",
-        ],
-        cwd=ROOT,
-        env=env,
-    )
+    server = start_server(port)
     results: dict[str, float] = {}
     try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=2)
-                break
-            except OSError:
-                time.sleep(0.5)
         kinds = ["bare", "signed_in", "list", "chart", "create"]
         if args.only:
             kinds = ["bare", *[k for k in kinds[1:] if k in args.only.split(",")]]
