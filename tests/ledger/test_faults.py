@@ -179,10 +179,20 @@ def test_same_message_delivered_twice(patient, start_worker):
 
 def test_two_workers_at_once(patient, start_worker):
     workers = [start_worker(name="a", concurrency=2), start_worker(name="b", concurrency=2)]
+    # Both must be consuming before the messages go out, or the first one up takes them all.
+    for worker in workers:
+        wait_until(lambda w=worker: " ready." in w.output(), timeout=60, message=worker.output)
     record_events(patient, 6_000, per_transaction=200)
     for _ in range(10):
         anchor.delay()
     wait_drained(workers)
     assert_log_complete(Event.objects.count())
-    runs = [w.output().count("] succeeded") for w in workers]
-    assert all(runs), f"both workers should have anchored: {runs}"
+
+    # A task logs "succeeded" only after its idle tail, which can outlast the drain.
+    def runs() -> list[int]:
+        return [w.output().count("] succeeded") for w in workers]
+
+    wait_until(
+        lambda: all(runs()), timeout=60,
+        message=lambda: f"both workers should have anchored: {runs()}",
+    )  # fmt: skip
