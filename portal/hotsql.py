@@ -154,9 +154,36 @@ def statement(name: str, build: Callable[[], str]) -> str:
 
 
 def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
-    with server_bound_cursor(db()) as cursor:
+    conn = db()
+    if conn.vendor == "postgresql" and not conn.queries_logged:
+        # Straight to a psycopg cursor kept per connection, with Django's broken-transaction
+        # check and error translation kept (the latter only when something failed): Django's
+        # cursor wrapper and a new cursor cost about 40 us a statement on top of psycopg's
+        # own (measured), and a chart runs four of these. This project installs no execute
+        # wrapper; while queries are logged, the Django cursor below runs.
+        conn.ensure_connection()
+        conn.validate_no_broken_transaction()
+        cursor = _hot_cursor(conn)
+        try:
+            cursor.execute(sql, params)
+            return cursor.fetchall()
+        except Exception:
+            with conn.wrap_database_errors:
+                raise
+    with server_bound_cursor(conn) as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
+
+
+def _hot_cursor(conn: BaseDatabaseWrapper) -> Any:
+    """A server-binding psycopg cursor on this connection, made once per connection."""
+    raw = conn.connection
+    cursor = getattr(conn, "_hotsql_cursor", None)
+    if cursor is None or cursor.connection is not raw or cursor.closed:
+        from django.db.backends.postgresql.base import ServerBindingCursor
+
+        cursor = conn._hotsql_cursor = ServerBindingCursor(raw)
+    return cursor
 
 
 def row_id(value: Any) -> int | None:

@@ -7,6 +7,7 @@ on SQLite and on PostgreSQL (where the statements are also prepared when not cap
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 from decimal import Decimal
 
@@ -232,3 +233,27 @@ def test_statements_are_built_once_per_name():
 def test_rows_binds_parameters(db):
     assert hotsql.rows("SELECT 1 WHERE 1 = %s", [1]) == [(1,)]
     assert hotsql.rows("SELECT 1 WHERE 1 = %s", [2]) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_failing_statement_raises_djangos_error_and_leaves_the_connection_usable():
+    """hotsql.rows goes straight to psycopg on PostgreSQL: its errors must still arrive as
+    Django's, and a failure inside a transaction must still leave it as Django's cursor does."""
+    from django.db import DatabaseError, transaction
+    from django.db.transaction import TransactionManagementError
+
+    missing = "SELECT * FROM no_such_table WHERE 1 = %s"
+    with pytest.raises(DatabaseError):
+        hotsql.rows(missing, [0])
+    assert hotsql.rows("SELECT 1 + %s", [1]) == [(2,)]
+    with transaction.atomic():
+        with pytest.raises(DatabaseError), transaction.atomic():
+            hotsql.rows(missing, [0])
+        assert hotsql.rows("SELECT %s", [3]) == [(3,)]  # the savepoint rolled back
+    # A failure that left an atomic block marks the outer one broken: no statement runs.
+    with transaction.atomic():
+        with contextlib.suppress(DatabaseError), transaction.atomic(savepoint=False):
+            hotsql.rows(missing, [0])
+        with pytest.raises(TransactionManagementError):
+            hotsql.rows("SELECT %s", [4])
+    assert hotsql.rows("SELECT %s", [5]) == [(5,)]
