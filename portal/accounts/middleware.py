@@ -13,7 +13,6 @@ from django.contrib.auth.middleware import (
 )
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
-from django.utils.functional import SimpleLazyObject
 from django_otp import DEVICE_ID_SESSION_KEY
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
 
@@ -66,11 +65,16 @@ class SessionTimeoutMiddleware:
 
 class AuthenticationMiddleware(DjangoAuthenticationMiddleware):
     """Django's, with the request named to the backend while it loads the user, so the
-    user's per-request context comes from one statement (see accounts.backends)."""
+    user's per-request context comes from one statement (see accounts.backends).
+
+    The user is loaded here, not lazily: SessionTimeoutMiddleware asks every request
+    whether it is signed in, so a lazy user was always loaded anyway, and each later read of
+    `request.user` went through two lazy proxies (Django's and django-otp's), each raising
+    and catching an AttributeError per attribute: a chart reads it about 170 times."""
 
     def process_request(self, request: HttpRequest) -> None:
-        super().process_request(request)
-        request.user = SimpleLazyObject(partial(_load_user, request))
+        super().process_request(request)  # request.auser stays Django's, lazy
+        request.user = _load_user(request)
 
 
 def _load_user(request: HttpRequest):
@@ -95,6 +99,16 @@ class OTPMiddleware(DjangoOTPMiddleware):
     enrols) from the request's AuthContext when it was read there; otherwise, and for any
     other device kind, django-otp's own lookup. The binding and confirmation checks stay
     django-otp's own (`_finalize_device`)."""
+
+    def _install_lazy_accessors(self, request):
+        # django-otp's, but verifying the (already loaded) user at once rather than behind
+        # another lazy proxy: see AuthenticationMiddleware. request.auser stays lazy.
+        auser = getattr(request, "auser", None)
+        if auser is not None:
+            request.auser = partial(self._verify_user_async_via_auser, request, auser)
+        user = getattr(request, "user", None)
+        if user is not None:
+            request.user = self._verify_user_sync(request, user)
 
     def _verify_user_sync(self, request, user):
         # django-otp's method, but for where the device comes from.
