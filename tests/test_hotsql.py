@@ -169,6 +169,19 @@ def test_chart_records_match_records_for_patient_for_every_access(grants_world):
                         orm = _orm_chart_records(user, patient, model, limit)
                         assert [r.pk for r in hot] == [r.pk for r in orm], (name, access, model)
                         checked += len(hot)
+                    if model is Observation:  # the trend charts' each code's newest values
+                        everything = _orm_chart_records(user, patient, model, None)
+                        for per_code in (1, 2, 100):
+                            hot = selectors._chart_records(
+                                user=user, patient=patient, model=model, limit=None,
+                                per_code=per_code,
+                            )  # fmt: skip
+                            kept = [
+                                r.pk for r in everything
+                                if sum(o.code == r.code and (o.effective_at, o.pk)
+                                       > (r.effective_at, r.pk) for o in everything) < per_code
+                            ]  # fmt: skip
+                            assert [r.pk for r in hot] == kept, (name, access, per_code)
     assert checked
     # Restricted notes: the user granted on the note sees it, the expired grant and the
     # proxy-owned grant do not open it to staff.

@@ -3,6 +3,7 @@
 import datetime as dt
 from decimal import Decimal
 
+import pytest
 from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
@@ -84,3 +85,32 @@ def test_cached_permission_ids_are_forgotten_after_migrate(world):
     assert selectors._PERMISSION_IDS
     emit_post_migrate_signal(verbosity=0, interactive=False, db="default")  # as flush does
     assert not selectors._PERMISSION_IDS
+
+
+def test_trend_series_keep_each_codes_newest_values(world, monkeypatch):
+    """A long stay's vitals do not all load: each code keeps its newest TREND_POINTS values
+    (a rare lab is not crowded out by a frequent vital), oldest first; the timeline still
+    holds the newest records."""
+    a = world["a"]
+    patient, now = a["other"], timezone.now()  # a chart with no records yet
+    with unscoped():
+        for i in range(5):  # heart rate, hourly
+            services.observation_create(
+                actor=a["clinician"], patient=patient, code="8867-4", display="Heart rate",
+                value=Decimal(60 + i), unit="/min", effective_at=now - dt.timedelta(hours=i + 1),
+            )  # fmt: skip
+        services.observation_create(  # one glucose, older than every heart rate
+            actor=a["clinician"], patient=patient, code="2339-0",
+            display="Glucose [Mass/volume] in Blood", value=Decimal(98), unit="mg/dL",
+            effective_at=now - dt.timedelta(days=3),
+        )  # fmt: skip
+    monkeypatch.setattr(selectors, "TREND_POINTS", 3)
+    with unscoped():
+        chart = selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=2)
+        with pytest.raises(ValueError):
+            selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=4)
+    heart = [value for _, value in chart.series["8867-4"]["points"]]
+    assert heart == [Decimal(62), Decimal(61), Decimal(60)]  # the newest three, oldest first
+    assert [value for _, value in chart.series["2339-0"]["points"]] == [Decimal(98)]
+    newest = [r.value for _, kind, r in chart.timeline if kind == "observation"]
+    assert newest == [Decimal(60), Decimal(61)]
