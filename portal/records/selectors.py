@@ -754,8 +754,17 @@ def _chart_records_sql(
     model: type[ClinicalRecord], n_allowed: int, notes: str, limited: bool, per_code: bool = False
 ) -> str:
     col = partial(hotsql.column, model)
+    columns = hotsql.columns(model, "r").sql
+    date = col(TIMELINE_DATE[model._meta.model_name])
+    select = columns
+    if per_code:
+        # Each code's rows numbered newest first, to keep the newest `per_code` of each below.
+        select = (
+            f"ROW_NUMBER() OVER (PARTITION BY r.{col('code')} "
+            f"ORDER BY r.{date} DESC, r.{col('id')} DESC) AS newest, {columns}"
+        )
     sql = (
-        f"SELECT {hotsql.columns(model, 'r').sql} FROM {hotsql.table(model)} r "  # noqa: S608
+        f"SELECT {select} FROM {hotsql.table(model)} r "  # noqa: S608
         f"WHERE r.{col('patient')} = %s AND r.{col('hospital')} = %s AND r.{col('status')} = %s"
     )
     if n_allowed:
@@ -771,18 +780,9 @@ def _chart_records_sql(
             f"WHERE g.{gcol('user')} = %s AND g.{gcol('permission')} = %s "
             f"AND {hotsql.live(g, 'g')} AND g.{gcol('source')} NOT LIKE %s))"
         )
-    date = col(TIMELINE_DATE[model._meta.model_name])
     if per_code:
-        # Each code's newest rows, numbered within the code (the index on patient, code and
-        # time serves the window), then in time order as below.
-        sql = sql.replace(
-            "SELECT ",
-            f"SELECT ROW_NUMBER() OVER (PARTITION BY r.{col('code')} "
-            f"ORDER BY r.{date} DESC, r.{col('id')} DESC) AS newest, ",
-            1,
-        )
         return (
-            f"SELECT {hotsql.columns(model, 'r').sql} FROM ({sql}) r "  # noqa: S608
+            f"SELECT {columns} FROM ({sql}) r "  # noqa: S608
             f"WHERE r.newest <= %s ORDER BY r.{date} ASC, r.{col('id')} ASC"
         )
     if limited:
