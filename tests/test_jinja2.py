@@ -83,3 +83,40 @@ def test_date_filter_converts_to_the_current_time_zone_as_django_does():
         engines["jinja2"].from_string('{{ d|date("Y-m-d") }}').render({"d": dt.date(1970, 2, 3)})
         == "1970-02-03"
     )
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        dt.date(1970, 2, 3),
+        dt.date(5, 1, 9),  # Django writes four digits: 0005
+        dt.datetime(2026, 3, 29, 0, 30, tzinfo=dt.UTC),
+        dt.datetime(2026, 10, 25, 23, 59, 59, 999999, tzinfo=dt.UTC),
+        dt.datetime(2026, 1, 2, 3, 4),  # naive: not converted
+        None,
+        "",
+        "2026-01-02",  # not a date: Django's filter decides
+    ],
+)
+@pytest.mark.parametrize("fmt", ["Y-m-d", "Y-m-d H:i", "c", "j M Y"])
+def test_date_filter_writes_what_djangos_writes(value, fmt):
+    """The filter's fast path for the chart's two formats against Django's filter."""
+
+    def render(engine: str, source: str) -> str:
+        try:
+            return engines[engine].from_string(source).render({"v": value})
+        except TypeError as exc:  # a time format for a date: Django's filter refuses it
+            return f"TypeError: {exc}"
+
+    with timezone.override(zoneinfo.ZoneInfo("America/St_Johns")):  # a half-hour offset
+        django = render("django", f'{{{{ v|date:"{fmt}" }}}}')
+        jinja = render("jinja2", f'{{{{ v|date("{fmt}") }}}}')
+    assert jinja == django
+
+
+def test_static_urls_are_djangos():
+    from django.templatetags.static import static
+
+    rendered = engines["jinja2"].from_string("{{ static('portal/site.css') }}").render({})
+    assert rendered == static("portal/site.css")
+    assert rendered == engines["jinja2"].from_string("{{ static('portal/site.css') }}").render({})
