@@ -196,8 +196,8 @@ def test_event_recorded_is_committed_when_its_block_ends(record_observations, ho
     with services.event_recorded(
         kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
     ) as event:
-        # the fast path: the INSERT and its COMMIT are in flight in pipeline mode
-        assert connection.connection.pgconn.pipeline_status == psycopg.pq.PipelineStatus.ON
+        # the fast path: the INSERT is in flight (sent, its result not read yet)
+        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
         inside = "rendered"
     assert inside == "rendered"
     assert event.pk is not None and not event._state.adding
@@ -218,7 +218,7 @@ def test_event_recorded_that_fails_raises_at_the_end_and_writes_nothing(record_o
     before = Event.objects.count()
     ran = []
     with (
-        pytest.raises(DatabaseError),  # no such hospital: the foreign key fails at COMMIT
+        pytest.raises(DatabaseError),  # no such hospital: the foreign key fails at the commit
         services.event_recorded(
             kind="chart.read", hospital=10**9, subject=patient, actor=None, patient=patient
         ),
@@ -233,7 +233,7 @@ def test_event_recorded_that_fails_raises_at_the_end_and_writes_nothing(record_o
 
 @pytest.mark.django_db(transaction=True)
 def test_event_recorded_whose_insert_fails_leaves_the_connection_usable(record_observations):
-    """An error in the INSERT itself (before its COMMIT, which the pipeline then skips) is
+    """An error in the INSERT itself is
     raised at the block's end, writes nothing, and leaves no aborted transaction behind:
     the request's later statements (its session's save) still run."""
     _pipelined()
@@ -282,3 +282,53 @@ def test_event_recorded_inside_a_transaction_is_part_of_it(record_observations, 
             assert event.pk is not None  # written before the block, in the transaction
         raise RuntimeError("the change fails")
     assert Event.objects.count() == before
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_query_inside_the_block_runs_after_the_event_is_committed(
+    record_observations, hospital_a
+):
+    """A Django query made while the INSERT is in flight first reads its result (the
+    connection carries one statement at a time), then runs as usual."""
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    with services.event_recorded(
+        kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+    ) as event:
+        assert Event.objects.count() == before + 1  # committed before this query ran
+        assert Event.objects.filter(event_id=event.event_id).exists()
+    assert event.pk == Event.objects.get(event_id=event.event_id).pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_recorded_after_psycopg_deallocated_every_statement(record_observations, hospital_a):
+    """psycopg sends DEALLOCATE ALL after a rollback on a connection where it prepared
+    statements: the event's statement is prepared again and the event still recorded."""
+    _pipelined()
+    patient, _ = record_observations(0)
+    kwargs = {"kind": "chart.read", "hospital": hospital_a, "subject": patient, "actor": None}
+    with services.event_recorded(**kwargs, patient=patient):
+        pass
+    connection.connection.execute("DEALLOCATE ALL")
+    with services.event_recorded(**kwargs, patient=patient) as event:
+        pass
+    assert Event.objects.filter(pk=event.pk, event_id=event.event_id).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_event_recorded_without_prepared_statements(record_observations, hospital_a, settings):
+    """Behind a pooler that cannot carry prepared statements (DB_PREPARE_THRESHOLD empty)."""
+    _pipelined()
+    patient, _ = record_observations(0)
+    options = connection.settings_dict["OPTIONS"]
+    saved = options.get("prepare_threshold")
+    options["prepare_threshold"] = None
+    try:
+        with services.event_recorded(
+            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
+        ) as event:
+            pass
+    finally:
+        options["prepare_threshold"] = saved
+    assert Event.objects.filter(pk=event.pk).exists()
