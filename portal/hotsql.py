@@ -17,9 +17,10 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
+from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
 
@@ -183,7 +184,33 @@ def _hot_cursor(conn: BaseDatabaseWrapper) -> Any:
         from django.db.backends.postgresql.base import ServerBindingCursor
 
         cursor = conn._hotsql_cursor = ServerBindingCursor(raw)
+        _load_timestamps_in_c(conn, cursor)
     return cursor
+
+
+def _load_timestamps_in_c(conn: BaseDatabaseWrapper, cursor: Any) -> None:
+    """psycopg's own timestamptz loader on the hot cursor, instead of Django's.
+
+    Django's (`psycopg_any.BaseTzLoader`) subclasses psycopg's pure-Python loader to put
+    the connection's time zone on each value; psycopg's default one is compiled (about 3 us
+    less per value, and a chart loads about 28). With USE_TZ and the connection in UTC,
+    which is how Django runs PostgreSQL (it sets the session's TimeZone to UTC), psycopg's
+    loader gives the same value with the same tzinfo, `datetime.timezone.utc`:
+    tests/test_hotsql.py compares the two loaders, and every hot reader with the ORM.
+    """
+    import psycopg
+    from psycopg.postgres import types
+
+    if not (
+        settings.USE_TZ
+        and conn.timezone is UTC
+        and cursor.connection.pgconn.parameter_status(b"TimeZone") in (b"UTC", b"Etc/UTC")
+    ):
+        return
+    oid = types["timestamptz"].oid
+    loader = psycopg.adapters.get_loader(oid, psycopg.pq.Format.TEXT)
+    if loader is not None:
+        cursor.adapters.register_loader(oid, loader)
 
 
 def row_id(value: Any) -> int | None:

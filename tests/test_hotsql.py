@@ -270,3 +270,34 @@ def test_a_failing_statement_raises_djangos_error_and_leaves_the_connection_usab
         with pytest.raises(TransactionManagementError):
             hotsql.rows("SELECT %s", [4])
     assert hotsql.rows("SELECT %s", [5]) == [(5,)]
+
+
+@pytest.mark.django_db
+def test_the_hot_cursors_timestamps_are_djangos():
+    """The hot cursor loads timestamptz with psycopg's compiled loader, not Django's
+    (hotsql._load_timestamps_in_c): the same instants with the same tzinfo, whatever the
+    offset and precision they were written with."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        pytest.skip("the hot cursor is PostgreSQL's; this runs in the PostgreSQL pass")
+    connection.ensure_connection()
+    hot = hotsql._hot_cursor(connection)
+    oid = connection.connection.adapters.types["timestamptz"].oid
+    assert hot.adapters.get_loader(oid, 0) is not connection.connection.adapters.get_loader(oid, 0)
+    texts = [
+        "2026-03-29 00:30:00+00",
+        "2026-03-29 01:30:00.000001+01",
+        "1969-12-31 23:59:59.999999-03:30",
+        "0005-01-09 12:00:00+00",
+        "9999-12-31 23:59:59+00",
+        "2026-10-25 01:30:00+05:45",
+    ]
+    for text in texts:
+        sql = "SELECT %s::timestamptz"
+        (fast,) = hot.execute(sql, [text]).fetchone()
+        with connection.cursor() as cursor:
+            cursor.execute(sql, [text])
+            (django,) = cursor.fetchone()
+        assert fast == django and fast.tzinfo is django.tzinfo is dt.UTC, text
+        assert fast.isoformat() == django.isoformat()
