@@ -146,6 +146,9 @@ class SeriesSerializer(serializers.Serializer):
     display = serializers.CharField()
     unit = serializers.CharField()
     points = PointSerializer(many=True)
+    truncated = serializers.BooleanField(
+        help_text="True when older values exist than the newest ones given in points."
+    )
 
 
 class TimelineItemSerializer(serializers.Serializer):
@@ -189,6 +192,7 @@ def chart_data(chart, *, access, can_change: bool) -> dict[str, Any]:
                 "display": s["display"],
                 "unit": s["unit"],
                 "points": [{"at": at.isoformat(), "value": str(v)} for at, v in s["points"]],
+                "truncated": s["truncated"],
             }
             for code, s in chart.series.items()
         ],

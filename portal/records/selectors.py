@@ -673,15 +673,32 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
         if name not in present:
             continue
         if model is Observation:
+            # One value more than is drawn, so a series knows whether older values exist
+            # (the page and the API say so); each such code's oldest row is dropped here.
             rows = _chart_records(
-                user=user, patient=patient, model=model, limit=None, per_code=TREND_POINTS
+                user=user, patient=patient, model=model, limit=None, per_code=TREND_POINTS + 1
             )
+            counts: dict[str, int] = {}
             for obs in rows:
-                s = chart.series.setdefault(
-                    obs.code, {"display": obs.display, "unit": obs.unit, "points": []}
-                )
+                counts[obs.code] = counts.get(obs.code, 0) + 1
+            cut = {code for code, n in counts.items() if n > TREND_POINTS}
+            drop = set(cut)  # rows come oldest first: the first of each such code goes
+            kept = []
+            for obs in rows:
+                if obs.code in drop:
+                    drop.discard(obs.code)
+                    continue
+                kept.append(obs)
+                s = chart.series.get(obs.code)
+                if s is None:
+                    s = chart.series[obs.code] = {
+                        "display": obs.display,
+                        "unit": obs.unit,
+                        "points": [],
+                        "truncated": obs.code in cut,
+                    }
                 s["points"].append((obs.effective_at, obs.value))
-            recent = rows[-timeline_limit:]
+            recent = kept[-timeline_limit:]
         else:
             recent = _chart_records(user=user, patient=patient, model=model, limit=timeline_limit)
             if model is Condition:

@@ -124,6 +124,7 @@ def test_chart_summary(api, api_world):
                                "purpose": "TREAT"}  # fmt: skip
     assert [p["display"] for p in chart["problems"]] == ["Diabetes mellitus type 2"]
     assert chart["series"][0]["code"] == "8867-4"
+    assert chart["series"][0]["truncated"] is False  # every value is there
     assert {t["type"] for t in chart["timeline"]} >= {"observation", "condition", "document"}
 
 

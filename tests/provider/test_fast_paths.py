@@ -112,5 +112,49 @@ def test_trend_series_keep_each_codes_newest_values(world, monkeypatch):
     heart = [value for _, value in chart.series["8867-4"]["points"]]
     assert heart == [Decimal(62), Decimal(61), Decimal(60)]  # the newest three, oldest first
     assert [value for _, value in chart.series["2339-0"]["points"]] == [Decimal(98)]
+    # Older heart rates exist and the series says so; the single glucose is all there is.
+    assert chart.series["8867-4"]["truncated"] and not chart.series["2339-0"]["truncated"]
     newest = [r.value for _, kind, r in chart.timeline if kind == "observation"]
     assert newest == [Decimal(60), Decimal(61)]
+
+
+def test_a_trend_with_older_values_says_so_on_the_page(world, client, sign_in):
+    a = world["a"]
+    patient, now = a["other"], timezone.now()
+    with unscoped():
+        for i in range(selectors.TREND_POINTS + 1):  # heart rate: one more than is drawn
+            services.observation_create(
+                actor=a["clinician"], patient=patient, code="8867-4", display="Heart rate",
+                value=Decimal(60 + i % 30), unit="/min",
+                effective_at=now - dt.timedelta(hours=i + 1),
+            )  # fmt: skip
+        services.observation_create(  # glucose: all of it is drawn
+            actor=a["clinician"], patient=patient, code="2339-0",
+            display="Glucose [Mass/volume] in Blood", value=Decimal(98), unit="mg/dL",
+            effective_at=now - dt.timedelta(days=30),
+        )  # fmt: skip
+    sign_in(client, a["clinician"])
+    page = client.get(f"/provider/patients/{patient.pk}/").content.decode()
+    heart = page[page.index('data-code="8867-4"') :].split("</figure>")[0]
+    glucose = page[page.index('data-code="2339-0"') :].split("</figure>")[0]
+    assert heart.count("<circle ") == selectors.TREND_POINTS
+    assert f"The newest {selectors.TREND_POINTS} values are drawn; older ones are not." in heart
+    assert glucose.count("<circle ") == 1 and "older ones are not" not in glucose
+
+
+@pytest.mark.parametrize(
+    "when",
+    [
+        dt.datetime(2026, 3, 9, 7, 5, tzinfo=dt.UTC),
+        dt.datetime(1000, 12, 31, 23, 59),
+        dt.datetime(999, 1, 2, 3, 4),  # strftime does not pad years below 1000
+        dt.datetime(5, 6, 7, 8, 9),
+    ],
+)
+def test_trend_dates_are_strftimes(when):
+    """The trend chart formats its dates without strftime (charts._day, charts._minute)."""
+    from portal.records.templatetags import charts
+
+    assert charts._day(when) == when.strftime("%Y-%m-%d") == f"{when:%Y-%m-%d}"
+    assert charts._day(when.date()) == when.date().strftime("%Y-%m-%d")
+    assert charts._minute(when) == when.strftime("%Y-%m-%d %H:%M")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import datetime
+from datetime import date, datetime
 from decimal import Decimal
 
 from django import template
@@ -43,17 +43,22 @@ def trend_chart(series: dict, code: str) -> SafeString:
     unit = _e(str(series["unit"]))
     coords = " ".join(f"{x},{y}" for x, y in zip(xs, ys, strict=True))
     dots = "".join(
-        f'<circle cx="{x}" cy="{y}" r="3"><title>{p[0].strftime("%Y-%m-%d %H:%M")}: '
+        f'<circle cx="{x}" cy="{y}" r="3"><title>{_minute(p[0])}: '
         f"{_num(p[1])} {unit}</title></circle>"  # _num: digits, sign, point
         for x, y, p in zip(xs, ys, points, strict=True)
     )
     last = points[-1]
     summary = _e(
         f"{series['display']} ({series['unit']}): {len(points)} values from "
-        f"{points[0][0]:%Y-%m-%d} to {last[0]:%Y-%m-%d}, latest {_num(last[1])} "
+        f"{_day(points[0][0])} to {_day(last[0])}, latest {_num(last[1])} "
         f"{series['unit']}, range {min(values):g} to {max(values):g}."
     )
     bottom, right = H - PAD_B, W - PAD_R
+    older = (
+        f'<p class="muted older">The newest {len(points)} values are drawn; older ones are not.</p>'
+        if series.get("truncated")
+        else ""
+    )
     return mark_safe(  # noqa: S308 - every value is escaped above or formatted here
         f'<figure class="trend" data-code="{_e(str(code))}"><figcaption>{title}</figcaption>'
         f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{summary}" class="trend-svg">'
@@ -61,10 +66,11 @@ def trend_chart(series: dict, code: str) -> SafeString:
         f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{bottom}" class="axis"/>'
         f'<text x="{PAD_L - 6}" y="{PAD_T + 8}" class="tick" text-anchor="end">{v1:g}</text>'
         f'<text x="{PAD_L - 6}" y="{bottom}" class="tick" text-anchor="end">{v0:g}</text>'
-        f'<text x="{PAD_L}" y="{H - 8}" class="tick">{points[0][0]:%Y-%m-%d}</text>'
-        f'<text x="{right}" y="{H - 8}" class="tick" text-anchor="end">{last[0]:%Y-%m-%d}</text>'
+        f'<text x="{PAD_L}" y="{H - 8}" class="tick">{_day(points[0][0])}</text>'
+        f'<text x="{right}" y="{H - 8}" class="tick" text-anchor="end">{_day(last[0])}</text>'
         f'<polyline points="{coords}" class="line"/>{dots}</svg>'
-        f'<p class="latest">Latest: <strong>{_e(_num(last[1]))} {unit}</strong></p></figure>'
+        f'<p class="latest">Latest: <strong>{_e(_num(last[1]))} {unit}</strong></p>{older}'
+        "</figure>"
     )
 
 
@@ -127,6 +133,21 @@ def timeline_items(timeline: list) -> SafeString:
             f"      {detail}\n    </li>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value is escaped above
+
+
+def _day(when: date) -> str:
+    """`when.strftime("%Y-%m-%d")` without strftime's cost (about 3 us; a trend formats one
+    per point): the same text, strftime's own for years below 1000, which it does not pad."""
+    if when.year < 1000:
+        return when.strftime("%Y-%m-%d")
+    return f"{when.year}-{when.month:02d}-{when.day:02d}"
+
+
+def _minute(when: datetime) -> str:
+    """`when.strftime("%Y-%m-%d %H:%M")`, as _day."""
+    if when.year < 1000:
+        return when.strftime("%Y-%m-%d %H:%M")
+    return f"{when.year}-{when.month:02d}-{when.day:02d} {when.hour:02d}:{when.minute:02d}"
 
 
 def _e(text: str) -> str:
