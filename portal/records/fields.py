@@ -299,12 +299,18 @@ class EncryptedField(models.BinaryField):
         return slot.plaintext
 
     def aad(self, hospital_id: int, row: str) -> str:
-        return crypto.aad_for(
-            hospital_id=hospital_id,
-            model_label=self.model._meta.label_lower,
-            field=self.name,
-            row=row,
-        )
+        # crypto.aad_for's text, with the part naming the model and field built once per
+        # field (Options.label_lower is computed on every read): tests/records/test_crypto.py.
+        cached = self.__dict__.get("_aad_middle")
+        if cached is None or cached[0] is not self.model:
+            cached = self._aad_middle = (
+                self.model,
+                crypto.aad_for(
+                    hospital_id=0, model_label=self.model._meta.label_lower, field=self.name,
+                    row="",
+                )[1:],
+            )  # fmt: skip
+        return f"{hospital_id}{cached[1]}{row}"
 
     def decrypt_slot(self, instance: models.Model, slot: _Slot) -> Any:
         if slot.ciphertext is None:

@@ -524,3 +524,30 @@ def test_encrypted_field_checks():
     ids = sorted(e.id for f in encrypted_fields(Checked) for e in f.check())
     assert ids == ["records.E101", "records.E103", "records.E104"]
     assert isinstance(Checked._meta.get_field("c"), EncryptedDecimalField)
+
+
+def test_every_encrypted_fields_associated_data_is_aad_for():
+    """EncryptedField.aad builds the model-and-field part once (fields.py): the same text as
+    crypto.aad_for, for every encrypted field of every model."""
+    from django.apps import apps
+
+    from portal.records.fields import encrypted_fields
+
+    fields = [(m, f) for m in apps.get_models() for f in encrypted_fields(m)]
+    assert len(fields) > 10
+    for model, field in fields:
+        for hospital_id, row in ((1, str(uuid.uuid4())), (987654, "r")):
+            expected = crypto.aad_for(
+                hospital_id=hospital_id, model_label=model._meta.label_lower, field=field.name,
+                row=row,
+            )  # fmt: skip
+            assert field.aad(hospital_id, row) == expected
+            assert field.aad(hospital_id, row) == expected  # and again, from the cache
+
+
+def test_decrypt_takes_memoryviews_and_caches_no_stale_cipher(hospital_a):
+    blob = crypto.encrypt(b"value", hospital_id=hospital_a.pk, aad="x")
+    assert crypto.decrypt(memoryview(blob), hospital_id=hospital_a.pk, aad="x") == b"value"
+    other = os.urandom(32)
+    assert crypto._aead(other) is crypto._aead(other)  # by key bytes: a new key, a new cipher
+    assert crypto._aead(os.urandom(32)) is not crypto._aead(other)
