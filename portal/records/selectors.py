@@ -426,6 +426,7 @@ def _patient_and_access(user: AbstractBaseUser, pk: int) -> tuple[Patient | None
     now = hotsql.moment(timezone.now())
     grant_params = [user.pk, pk, now, now, PROXY_PREFIX + "%", user.pk, pk, now, now]
     present_params = [pk, RecordStatus.ACTIVE.value] * len(RECORD_MODELS)
+    present_params += [pk, RecordStatus.ACTIVE.value, TREND_POINTS]  # more than a trend draws?
     found = hotsql.rows(
         hotsql.statement("records.patient_and_grants", _patient_and_grants_sql),
         [*present_params, *grant_params, pk],
@@ -445,6 +446,10 @@ def _patient_and_access(user: AbstractBaseUser, pk: int) -> tuple[Patient | None
         if present
     }
     at += len(RECORD_MODELS)
+    # Whether the chart holds more active observations than one trend draws: if not, its
+    # trends need no per-code cut (chart_for then skips the window function).
+    patient.many_observations = bool(found[0][at])
+    at += 1
     names = _permission_names()
     expires = partial(hotsql.convert, PatientUserObjectPermission, "expires_at")
     grant_rows = [
@@ -464,8 +469,14 @@ def _patient_and_grants_sql() -> str:
         f"WHERE t.{hotsql.column(m, 'patient')} = %s AND t.{hotsql.column(m, 'status')} = %s)"
         for m in RECORD_MODELS
     )
+    # More than TREND_POINTS active observations (an index scan of at most that many rows).
+    many = (
+        f"EXISTS (SELECT 1 FROM {hotsql.table(Observation)} t "  # noqa: S608
+        f"WHERE t.{hotsql.column(Observation, 'patient')} = %s "
+        f"AND t.{hotsql.column(Observation, 'status')} = %s LIMIT 1 OFFSET %s)"
+    )
     return (
-        f"SELECT {p_cols.sql}, {h_cols.sql}, {present}, g.* "
+        f"SELECT {p_cols.sql}, {h_cols.sql}, {present}, {many}, g.* "
         f"{hotsql.join(Patient, 'p', 'hospital', 'h')} "
         f"LEFT JOIN ({_chart_grants_sql()}) g ON 1 = 1 "
         f"WHERE p.{hotsql.column(Patient, 'id')} = %s"
@@ -674,19 +685,24 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
             continue
         if model is Observation:
             # One value more than is drawn, so a series knows whether older values exist
-            # (the page and the API say so); each such code's oldest row is dropped here.
+            # (the page and the API say so); each such code's oldest rows are dropped here.
+            # A chart with no more observations than one trend draws (access_patient's
+            # answer; most charts) needs no per-code cut: all of them, without the window.
+            many = getattr(patient, "many_observations", True)
             rows = _chart_records(
-                user=user, patient=patient, model=model, limit=None, per_code=TREND_POINTS + 1
-            )
+                user=user, patient=patient, model=model, limit=None,
+                per_code=TREND_POINTS + 1 if many else None,
+            )  # fmt: skip
             counts: dict[str, int] = {}
             for obs in rows:
                 counts[obs.code] = counts.get(obs.code, 0) + 1
-            cut = {code for code, n in counts.items() if n > TREND_POINTS}
-            drop = set(cut)  # rows come oldest first: the first of each such code goes
+            # rows come oldest first: each code's first rows beyond TREND_POINTS go
+            excess = {code: n - TREND_POINTS for code, n in counts.items() if n > TREND_POINTS}
+            cut = set(excess)
             kept = []
             for obs in rows:
-                if obs.code in drop:
-                    drop.discard(obs.code)
+                if excess.get(obs.code):
+                    excess[obs.code] -= 1
                     continue
                 kept.append(obs)
                 s = chart.series.get(obs.code)

@@ -158,3 +158,46 @@ def test_trend_dates_are_strftimes(when):
     assert charts._day(when) == when.strftime("%Y-%m-%d") == f"{when:%Y-%m-%d}"
     assert charts._day(when.date()) == when.date().strftime("%Y-%m-%d")
     assert charts._minute(when) == when.strftime("%Y-%m-%d %H:%M")
+
+
+def test_charts_with_few_observations_skip_the_per_code_cut_and_read_the_same(world, monkeypatch):
+    """access_patient says whether the chart holds more active observations than a trend
+    draws; with no more, chart_for reads them without the window function. Both ways give
+    the same chart, and a chart with more still gets its cut."""
+    a = world["a"]
+    patient, now = a["other"], timezone.now()
+    monkeypatch.setattr(selectors, "TREND_POINTS", 4)
+
+    def add(i: int) -> None:
+        services.observation_create(
+            actor=a["clinician"], patient=patient, code="8867-4" if i % 2 else "2339-0",
+            display="Heart rate" if i % 2 else "Glucose", value=Decimal(60 + i),
+            unit="/min" if i % 2 else "mg/dL", effective_at=now - dt.timedelta(hours=i + 1),
+        )  # fmt: skip
+
+    def both() -> tuple:
+        charts = []
+        for many in (None, True):  # as access_patient answered; forced to the window
+            with unscoped():
+                opened = selectors.access_patient(a["clinician"], patient.pk)
+                if many:
+                    opened.many_observations = True
+                chart = selectors.chart_for(
+                    user=a["clinician"], patient=opened, timeline_limit=4
+                )  # fmt: skip
+            charts.append(
+                (opened.many_observations, chart.series, [(w, r.pk) for w, _, r in chart.timeline])
+            )
+        return charts
+
+    with unscoped():
+        for i in range(4):  # four: as many as a trend draws
+            add(i)
+    (few, *plain), (_, *windowed) = both()
+    assert few is False and plain == windowed
+    assert all(not s["truncated"] for s in plain[0].values())
+    with unscoped():
+        add(4)  # five: one more than a trend draws
+    (many, *first), (_, *second) = both()
+    assert many is True and first == second
+    assert [len(s["points"]) for s in first[0].values()] == [3, 2]  # glucose 0, 2, 4; HR 1, 3
