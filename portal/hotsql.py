@@ -41,15 +41,22 @@ class Columns:
     def width(self) -> int:
         return len(self.attnames)
 
-    def load(self, row: Sequence[Any], start: int = 0) -> models.Model:
-        conn = db()
+    def load(self, row: Sequence[Any], start: int = 0, conn: Any = None) -> models.Model:
+        """The instance of `row[start:]` (`conn`: the connection, if the caller holds it;
+        looking it up costs about a microsecond, and a chart loads a few dozen rows)."""
         values = list(row[start : start + len(self.attnames)])
-        for index, funcs, expression in self.converters:
-            value = values[index]
-            for func in funcs:
-                value = func(value, expression, conn)
-            values[index] = value
-        return self.model.from_db(conn.alias, self.attnames, values)
+        if self.converters:
+            conn = conn or db()
+            for index, funcs, expression in self.converters:
+                value = values[index]
+                for func in funcs:
+                    value = func(value, expression, conn)
+                values[index] = value
+        return self.model.from_db(DEFAULT_DB_ALIAS, self.attnames, values)
+
+    def load_all(self, rows: Sequence[Sequence[Any]]) -> list[models.Model]:
+        conn = db() if self.converters else None
+        return [self.load(row, 0, conn) for row in rows]
 
     def load_with(self, field: str, related: Columns, row: Sequence[Any], start: int = 0):
         """This model's instance with its foreign key `field` already holding the related
@@ -70,11 +77,21 @@ def db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
+_VENDOR: list[str] = []
+
+
+def vendor() -> str:
+    """The default database's vendor, looked up once: it is the process's settings."""
+    if not _VENDOR:
+        _VENDOR.append(db().vendor)
+    return _VENDOR[0]
+
+
 def columns(model: type[models.Model], alias: str) -> Columns:
-    connection = db()
-    key = (model, alias, connection.vendor)
+    key = (model, alias, vendor())
     found = _COLUMNS.get(key)
     if found is None:
+        connection = db()
         qn = connection.ops.quote_name
         fields = model._meta.concrete_fields
         converters = []
@@ -147,7 +164,7 @@ _SQL: dict[tuple[str, str], str] = {}
 
 def statement(name: str, build: Callable[[], str]) -> str:
     """The statement `name`, built once per process and database vendor."""
-    key = (name, db().vendor)
+    key = (name, vendor())
     sql = _SQL.get(key)
     if sql is None:
         sql = _SQL[key] = build()

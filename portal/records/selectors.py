@@ -780,7 +780,7 @@ def _chart_records(
         ),
     )
     cols = hotsql.columns(model, "r")
-    return [cols.load(row) for row in hotsql.rows(sql, params)]
+    return cols.load_all(hotsql.rows(sql, params))
 
 
 def _chart_records_sql(
