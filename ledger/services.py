@@ -149,11 +149,17 @@ def event_recorded(**kwargs: Any) -> Iterator[Event]:
     libpq's asynchronous calls, so the server runs it and flushes its commit to disk while
     the block runs; leaving the block reads its result. Django queries made inside the block
     first read that result (an execute wrapper), so they run as usual, after the commit.
-    Inside a transaction (the event then commits with it), elsewhere, and while queries are
-    logged, it is event_record before the block.
+    Inside a transaction (the event then commits with it), elsewhere, while queries are
+    logged, and inside another such block (whose INSERT its execute wrapper then reads
+    first), it is event_record before the block.
     """
     conn = connections[DEFAULT_DB_ALIAS]
-    if conn.vendor != "postgresql" or conn.in_atomic_block or conn.queries_logged:
+    if (
+        conn.vendor != "postgresql"
+        or conn.in_atomic_block
+        or conn.queries_logged
+        or conn.execute_wrappers
+    ):
         yield event_record(**kwargs)
         return
     event = event_build(**kwargs)

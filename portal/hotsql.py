@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from functools import cache
 from typing import Any
 
 from django.conf import settings
@@ -77,14 +78,10 @@ def db() -> BaseDatabaseWrapper:
     return connections[DEFAULT_DB_ALIAS]
 
 
-_VENDOR: list[str] = []
-
-
+@cache
 def vendor() -> str:
     """The default database's vendor, looked up once: it is the process's settings."""
-    if not _VENDOR:
-        _VENDOR.append(db().vendor)
-    return _VENDOR[0]
+    return db().vendor
 
 
 def columns(model: type[models.Model], alias: str) -> Columns:
@@ -173,12 +170,13 @@ def statement(name: str, build: Callable[[], str]) -> str:
 
 def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
     conn = db()
-    if conn.vendor == "postgresql" and not conn.queries_logged:
+    if conn.vendor == "postgresql" and not conn.queries_logged and not conn.execute_wrappers:
         # Straight to a psycopg cursor kept per connection, with Django's broken-transaction
         # check and error translation kept (the latter only when something failed): Django's
         # cursor wrapper and a new cursor cost about 40 us a statement on top of psycopg's
-        # own (measured), and a chart runs four of these. This project installs no execute
-        # wrapper; while queries are logged, the Django cursor below runs.
+        # own (measured), and a chart runs four of these. While queries are logged, and
+        # while an execute wrapper is installed (ledger.services.event_recorded's, which
+        # reads its INSERT's result before any statement runs), the Django cursor below.
         conn.ensure_connection()
         conn.validate_no_broken_transaction()
         cursor = _hot_cursor(conn)

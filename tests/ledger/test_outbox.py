@@ -332,3 +332,22 @@ def test_event_recorded_without_prepared_statements(record_observations, hospita
     finally:
         options["prepare_threshold"] = saved
     assert Event.objects.filter(pk=event.pk).exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_hot_statements_and_a_nested_event_inside_the_block(record_observations, hospital_a):
+    """What else may use the connection while the INSERT is in flight: a hot statement
+    (portal.hotsql, which otherwise goes straight to psycopg) and a second audited read
+    both wait for the first event's result, and both events are committed."""
+    from portal import hotsql
+
+    _pipelined()
+    patient, _ = record_observations(0)
+    before = Event.objects.count()
+    kwargs = {"kind": "chart.read", "hospital": hospital_a, "subject": patient, "actor": None}
+    with services.event_recorded(**kwargs, patient=patient) as outer:
+        assert hotsql.rows("SELECT count(*) FROM ledger_event WHERE 1 = %s", [1]) == [(before + 1,)]
+        with services.event_recorded(**kwargs, patient=patient) as inner:
+            pass
+    assert Event.objects.filter(pk__in=[outer.pk, inner.pk]).count() == 2
+    assert Event.objects.count() == before + 2
