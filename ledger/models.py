@@ -59,8 +59,15 @@ class Event(models.Model):
 
     event_id = models.UUIDField(default=uuid.uuid4, unique=True, editable=False)
     kind = models.CharField(max_length=64)
+    # The hospital the event belongs to; None for an account's own events that belong to no
+    # hospital (a sign-in device of an auditor, say).
     hospital = models.ForeignKey(
-        "tenancy.Hospital", on_delete=models.PROTECT, related_name="+", db_index=False
+        "tenancy.Hospital",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        null=True,
+        blank=True,
     )
     subject_type = models.CharField(max_length=64)
     subject_id = models.CharField(max_length=64)

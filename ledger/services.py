@@ -58,7 +58,7 @@ def canonical_leaf(
     *,
     event_id: uuid.UUID,
     kind: str,
-    hospital_id: int,
+    hospital_id: int | None,
     subject_type: str,
     subject_id: str,
     patient_id: int | None,
@@ -86,7 +86,7 @@ def canonical_leaf(
 def event_build(
     *,
     kind: str,
-    hospital: models.Model | int,
+    hospital: models.Model | int | None,
     subject: models.Model | tuple[str, str | int],
     actor: AbstractBaseUser | None,
     digest: str | None = None,
@@ -104,7 +104,7 @@ def event_build(
         subject_type, subject_id = subject[0], str(subject[1])
     if digest is None or not _DIGEST.fullmatch(digest):
         raise LedgerInputError("digest must be a SHA-256 hex digest")
-    hospital_id = int(hospital.pk if isinstance(hospital, models.Model) else hospital)
+    hospital_id = None if hospital is None else int(getattr(hospital, "pk", hospital))
     patient_id = None if patient is None else int(getattr(patient, "pk", patient))
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
     clean = _clean_attrs(attrs)

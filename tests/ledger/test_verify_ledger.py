@@ -213,3 +213,18 @@ def test_progress_bar_draws_on_a_terminal():
     with Progress("x", 3, stream=quiet) as progress:
         progress.advance(3)
     assert quiet.getvalue() == ""  # piped output stays clean
+
+
+def test_account_events_belong_to_no_hospital(anchored_log):
+    """An account's own event (no hospital: an auditor's sign-in device, say) is logged and
+    verified like any other; its leaf says so with "hospital": null."""
+    from django.db import transaction
+
+    with transaction.atomic():
+        event = services.event_record(
+            kind="account.device.reset", hospital=None, subject=("account", 1),
+            digest="0" * 64, actor=None,
+        )  # fmt: skip
+    services.ledger_anchor_pending()
+    assert json.loads(bytes(Entry.objects.get(event=event).leaf))["hospital"] is None
+    assert _findings() == []
