@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 from decimal import Decimal
+from functools import partial
 
 import pytest
 from django.contrib.auth.models import Group
@@ -27,8 +28,6 @@ from portal.records.models import (
 )
 from portal.records.selectors import (
     CHART_CODENAMES,
-    FULL_ACCESS,
-    OWNER_ACCESS,
     PROXY_PREFIX,
     ChartAccess,
     RecordStatus,
@@ -53,7 +52,9 @@ def _orm_chart_access(user, patient) -> ChartAccess | None:
         selectors._live_q(), group_id__in=selectors._group_ids(user),
         content_object_id=patient.pk, permission_id__in=ids,
     ).values_list("permission__codename", "source", "expires_at")  # fmt: skip
-    return selectors._access_from_rows(list(direct.union(via_group, all=True)))
+    return selectors._access_from_rows(
+        list(direct.union(via_group, all=True)), user_id=user.pk, patient_id=patient.pk
+    )
 
 
 def _orm_chart_records(user, patient, model, limit):
@@ -146,16 +147,16 @@ def test_chart_access_matches_the_orm_query_for_every_kind_of_grant(grants_world
 
 def test_chart_records_match_records_for_patient_for_every_access(grants_world):
     w = grants_world
-    proxy = ChartAccess(categories=frozenset({"notes", "vitals"}), proxy=True)
     checked = 0
     with unscoped():
         for name in USERS:
             user = w[name]
+            bound = partial(ChartAccess, user_id=user.pk, patient_id=w["patient"].pk)
             for access in (
                 selectors.chart_access_for(user=user, patient=w["patient"]),
-                FULL_ACCESS,
-                OWNER_ACCESS,
-                proxy,
+                bound(categories=None),
+                bound(categories=None, owner=True),
+                bound(categories=frozenset({"notes", "vitals"}), proxy=True),
             ):
                 if access is None:
                     continue
@@ -189,7 +190,9 @@ def test_chart_records_match_records_for_patient_for_every_access(grants_world):
     with unscoped():
         for name, expect in (("team", True), ("expired", False), ("clinician_b", False)):
             patient = Patient._base_manager.get(pk=w["patient"].pk)
-            patient.chart_access = FULL_ACCESS
+            patient.chart_access = ChartAccess(
+                user_id=w[name].pk, patient_id=patient.pk, categories=None
+            )
             notes = selectors._chart_records(
                 user=w[name], patient=patient, model=ClinicalNote, limit=100
             )
@@ -210,7 +213,9 @@ def test_loaded_rows_equal_orm_instances(grants_world):
         assert Patient.hospital.is_cached(hot) and hot.hospital == orm.hospital
         assert not hot._state.adding and hot._state.db == "default"
         patient = Patient._base_manager.get(pk=w["patient"].pk)
-        patient.chart_access = FULL_ACCESS
+        patient.chart_access = ChartAccess(
+            user_id=w["clinician_a"].pk, patient_id=patient.pk, categories=None
+        )
         rows = selectors._chart_records(
             user=w["clinician_a"], patient=patient, model=Observation, limit=None
         )

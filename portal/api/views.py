@@ -452,10 +452,9 @@ class BreakGlassView(ApiView):
 
 
 def _owned(request: Request) -> list:
-    patients = list(request.patient_registrations)
-    for patient in patients:
-        patient.chart_access = selectors.OWNER_ACCESS
-    return patients
+    return selectors.patients_opened_as_owner(
+        user=request.user, patients=list(request.patient_registrations)
+    )
 
 
 class MyRegistrationsView(ApiView):

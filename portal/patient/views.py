@@ -32,10 +32,9 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 def _owned(request: HttpRequest) -> list:
-    patients = list(request.patient_registrations)
-    for patient in patients:
-        patient.chart_access = selectors.OWNER_ACCESS
-    return patients
+    return selectors.patients_opened_as_owner(
+        user=request.user, patients=list(request.patient_registrations)
+    )
 
 
 @patient_required
@@ -63,8 +62,10 @@ def _records_page(request, patients, *, base_title: str, proxy_grant=None) -> Ht
     category = request.GET.get("category") or "vitals"
     if category not in dict(CHART_CATEGORIES):
         raise Http404("No such category.")
+    if not patients:
+        raise Http404("No such record.")
     view = selectors.records_by_category(user=request.user, patients=patients, category=category)
-    access = patients[0].chart_access if patients else selectors.OWNER_ACCESS
+    access = selectors.chart_access_of(user=request.user, patient=patients[0])
     return render(
         request,
         "patient/records.html",

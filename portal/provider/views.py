@@ -46,7 +46,7 @@ def access_recorded(request: HttpRequest, *, kind: str, patient: Patient, record
 def _access_event_fields(
     request: HttpRequest, *, kind: str, patient: Patient, record=None
 ) -> dict[str, Any]:
-    access = getattr(patient, "chart_access", None) or selectors.FULL_ACCESS
+    access = selectors.chart_access_of(user=request.user, patient=patient)
     return {
         "kind": kind,
         "hospital": request.hospital,

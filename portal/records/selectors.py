@@ -10,7 +10,8 @@ Lists filter with a subquery; nothing is checked row by row in Python.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from functools import partial
 from typing import Any
@@ -60,6 +61,8 @@ VIEW_CODENAMES: tuple[str, ...] = (
 CHART_CODENAMES: tuple[str, ...] = (*VIEW_CODENAMES, "change_patient")
 
 RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
+
+logger = logging.getLogger(__name__)
 
 
 def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Patient]:
@@ -172,8 +175,14 @@ class ChartAccess:
     ones, so every read is flagged. `shared`: seen through a consent or proxy grant, not the
     user's own hospital or care team. `owner`: the patient's own account (which also reads
     its restricted notes); `proxy`: a carer's account through a proxy grant.
+
+    Only this module makes them, each for one user and one chart (`user_id`, `patient_id`):
+    a reader checks that the chart it was handed was opened for its user (`chart_access_of`),
+    so nothing is shown by default.
     """
 
+    user_id: int
+    patient_id: int
     categories: frozenset[str] | None
     break_glass: bool = False
     shared: bool = False
@@ -195,13 +204,43 @@ class ChartAccess:
     def category_labels(self) -> list[str]:
         return [CATEGORY_LABELS[c] for c in sorted(self.categories or ())]
 
+    def same_view(self, other: ChartAccess) -> bool:
+        """The same user sees the same parts, whichever chart each was opened on."""
+        return replace(self, patient_id=other.patient_id) == other
 
-FULL_ACCESS = ChartAccess(categories=None)
-OWNER_ACCESS = ChartAccess(categories=None, owner=True)
+
+class ChartNotOpened(Http404):
+    """A reader was handed a chart the access check did not open for its user: it refuses
+    (a 404 to the user, like any chart they may not see), and the error is logged."""
+
+
+def chart_access_of(*, user: AbstractBaseUser | AnonymousUser, patient: Patient) -> ChartAccess:
+    """What the access check decided about `user` and this chart (access_patient,
+    access_record, access_patient_as_owner, patients_opened_as_owner). Every reader of a
+    chart's records asks this first: a chart fetched any other way, or opened for someone
+    else, gets nothing (no default grants anything)."""
+    access = getattr(patient, "chart_access", None)
+    if (
+        not isinstance(access, ChartAccess)
+        or access.patient_id != patient.pk
+        or access.user_id != user.pk
+    ):
+        logger.error("A chart reader was handed a chart not opened for its user (patient %s)",
+                     patient.pk)  # fmt: skip
+        raise ChartNotOpened("No such patient.")
+    return access
+
+
+def _owner_access(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess:
+    return ChartAccess(user_id=user.pk, patient_id=patient.pk, categories=None, owner=True)
 
 
 def _access_from_rows(
-    rows: list[tuple[str, str, datetime | None]], *, proxy: bool = False
+    rows: list[tuple[str, str, datetime | None]],
+    *,
+    user_id: int,
+    patient_id: int,
+    proxy: bool = False,
 ) -> ChartAccess | None:
     if not rows:
         return None
@@ -219,6 +258,8 @@ def _access_from_rows(
     ends = [expires for _, _, expires in rows]
     break_glass = all(s.startswith(BREAK_GLASS_PREFIX) for s in sources)
     return ChartAccess(
+        user_id=user_id,
+        patient_id=patient_id,
         categories=None if categories is None else frozenset(categories),
         break_glass=break_glass,
         shared="" not in sources and not break_glass,
@@ -247,7 +288,9 @@ def chart_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess
     # Both tables' expires_at columns are the same field type: one converter does for both.
     expires = partial(hotsql.convert, PatientUserObjectPermission, "expires_at")
     return _access_from_rows(
-        [(names[pid], source, expires(end)) for pid, source, end in found if pid in names]
+        [(names[pid], source, expires(end)) for pid, source, end in found if pid in names],
+        user_id=user.pk,
+        patient_id=patient.pk,
     )
 
 
@@ -292,7 +335,7 @@ def proxy_access_for(*, user: AbstractBaseUser, patient: Patient) -> ChartAccess
             source__startswith=PROXY_PREFIX,
         ).values_list("permission__codename", "source", "expires_at")
     )
-    return _access_from_rows(rows, proxy=True)
+    return _access_from_rows(rows, user_id=user.pk, patient_id=patient.pk, proxy=True)
 
 
 def patient_list_for_user(
@@ -457,7 +500,7 @@ def _patient_and_access(user: AbstractBaseUser, pk: int) -> tuple[Patient | None
         for row in found
         if row[at] is not None and row[at] in names
     ]
-    return patient, _access_from_rows(grant_rows)
+    return patient, _access_from_rows(grant_rows, user_id=user.pk, patient_id=patient.pk)
 
 
 def _patient_and_grants_sql() -> str:
@@ -505,10 +548,7 @@ def _patient_sql() -> str:
 def chart_changeable_by(*, user: AbstractBaseUser, patient: Patient) -> bool:
     """May the user add to and correct this chart (its own hospital's staff and care team;
     consents and break-glass only ever let someone read). Free after access_patient."""
-    access = getattr(patient, "chart_access", None)
-    if access is None:
-        access = chart_access_for(user=user, patient=patient)
-    return access is not None and access.can_change
+    return chart_access_of(user=user, patient=patient).can_change
 
 
 def access_patient_as_owner(user: AbstractBaseUser, patient_id: Any) -> Patient:
@@ -521,13 +561,23 @@ def access_patient_as_owner(user: AbstractBaseUser, patient_id: Any) -> Patient:
     if patient is None:
         raise Http404("No such record.")
     if patient.user_id == user.pk:
-        patient.chart_access = OWNER_ACCESS
+        patient.chart_access = _owner_access(user=user, patient=patient)
         return patient
     access = proxy_access_for(user=user, patient=patient)
     if access is None:
         raise Http404("No such record.")
     patient.chart_access = access
     return patient
+
+
+def patients_opened_as_owner(*, user: AbstractBaseUser, patients: list[Patient]) -> list[Patient]:
+    """The account's own registrations (patient_registrations_for_user), opened as their
+    owner's: the whole of each, restricted notes included. Refuses any that is not theirs."""
+    for patient in patients:
+        if not user.is_authenticated or patient.user_id != user.pk:
+            raise ChartNotOpened("No such record.")
+        patient.chart_access = _owner_access(user=user, patient=patient)
+    return patients
 
 
 _int = hotsql.row_id  # ids from URLs and forms
@@ -553,7 +603,7 @@ def records_for_patient(
     Reads through the base manager: the chart may be another hospital's (a consent), and
     the rows are filtered by the very patient whose access was just decided.
     """
-    access: ChartAccess = getattr(patient, "chart_access", None) or FULL_ACCESS
+    access = chart_access_of(user=user, patient=patient)
     qs = model._base_manager.filter(patient_id=patient.pk, hospital_id=patient.hospital_id)
     if model is Observation:
         allowed = [k for k, v in OBSERVATION_CATEGORY.items() if access.allows(v)]
@@ -576,17 +626,59 @@ def access_record(user: AbstractBaseUser, record_type: str, record_id: Any) -> C
     record = (
         model._base_manager.filter(pk=pk).select_related("patient__hospital", "recorded_by").first()
     )
-    access = chart_access_for(user=user, patient=record.patient) if record is not None else None
-    if access is None or not access.allows(record_category(record)):
-        raise Http404("No such record.")
-    if (
-        model is ClinicalNote
-        and record.restricted
-        and not ClinicalNote._base_manager.filter(_visible_notes_q(user), pk=pk).exists()
-    ):
+    access = _record_access(user, record) if record is not None else None
+    if access is None:
         raise Http404("No such record.")
     record.patient.chart_access = access
     return record
+
+
+def _record_access(user: AbstractBaseUser, record: ClinicalRecord) -> ChartAccess | None:
+    """The user's access to the record's chart, if it covers this record: its category,
+    and for a restricted note a live grant on the note itself."""
+    access = chart_access_for(user=user, patient=record.patient)
+    if access is None or not access.allows(record_category(record)):
+        return None
+    if (
+        isinstance(record, ClinicalNote)
+        and record.restricted
+        and not ClinicalNote._base_manager.filter(_visible_notes_q(user), pk=record.pk).exists()
+    ):
+        return None
+    return access
+
+
+def object_permissions_for(*, user: AbstractBaseUser | AnonymousUser, obj: Any) -> frozenset[str]:
+    """The codenames `user` holds on `obj`, as this module decides them for the provider
+    portal, the API and FHIR (what `user.has_perm(perm, obj)` answers, through
+    records.backends.ChartPermissionBackend):
+
+    - a chart (Patient): `view_patient` if they may open it (whole or in part),
+      `view_chart_<category>` for each category they may see, `change_patient` if they may
+      add to it; proxy grants and the patient's own account open no chart here;
+    - a record: `view_<model>` if they may open it (access_record), `change_<model>` if
+      they may also correct it;
+    - anything else: nothing.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if isinstance(obj, Patient):
+        access = chart_access_for(user=user, patient=obj)
+        if access is None:
+            return frozenset()
+        perms = {"view_patient"}
+        perms.update(category_codename(c) for c in CATEGORY_CODES if access.allows(c))
+        if access.can_change:
+            perms.add("change_patient")
+        return frozenset(perms)
+    if isinstance(obj, ClinicalRecord) and obj.pk is not None:
+        record = type(obj)._base_manager.select_related("patient").filter(pk=obj.pk).first()
+        access = _record_access(user, record) if record is not None else None
+        if access is None:
+            return frozenset()
+        name = obj._meta.model_name
+        return frozenset({f"view_{name}", *([f"change_{name}"] if access.can_change else [])})
+    return frozenset()
 
 
 def patients_shared_with_user(
@@ -746,7 +838,7 @@ def _chart_records(
     longer building each than running it."""
     if per_code is not None and (model is not Observation or limit is not None):
         raise ValueError("per_code is for all of a chart's observations")
-    access: ChartAccess = getattr(patient, "chart_access", None) or FULL_ACCESS
+    access = chart_access_of(user=user, patient=patient)
     params: list[Any] = [patient.pk, patient.hospital_id, RecordStatus.ACTIVE.value]
     allowed: tuple[str, ...] = ()
     if model is Observation:
@@ -847,8 +939,8 @@ def records_by_category(
     view = CategoryView(category=category)
     if not patients or category not in CATEGORY_MODEL:
         return view
-    access: ChartAccess = getattr(patients[0], "chart_access", None) or FULL_ACCESS
-    if any(getattr(p, "chart_access", None) != access for p in patients):
+    access = chart_access_of(user=user, patient=patients[0])
+    if not all(access.same_view(chart_access_of(user=user, patient=p)) for p in patients):
         raise ValueError("registrations opened with different access")
     model = CATEGORY_MODEL[category]
     view.date_field = TIMELINE_DATE[model._meta.model_name]

@@ -59,7 +59,7 @@ def test_grant_gives_exactly_the_granted_scope(consent_world):
             selectors.access_record(w["clinician_b"], kind, record.pk)
     # Nothing else of hospital A: not the other patient, and never write access.
     assert _sees(w["clinician_b"], w["other"]) is None
-    assert not selectors.chart_changeable_by(user=w["clinician_b"], patient=w["patient"])
+    assert not selectors.chart_changeable_by(user=w["clinician_b"], patient=patient)
 
 
 def test_restricted_notes_only_when_named(consent_world):

@@ -14,6 +14,7 @@ from ledger.models import Event
 from portal.fhir import selectors
 from portal.fhir.models import ImportIdentity
 from portal.fhir.services import BundleImportError, fhir_bundle_import
+from portal.records import selectors as records_selectors
 from portal.records.models import RECORD_MODELS, Observation, Patient
 from portal.tenancy.scoping import hospital_scope, unscoped
 from tests.fhir.conftest import SYNTHEA_DIR
@@ -118,7 +119,7 @@ def test_every_synthea_bundle_imports_and_round_trips(hospital_a, clinician_a):
                     (i.part, i.target_id)
                 )
         with hospital_scope(hospital_a):
-            patient = Patient.objects.get(pk=report.patients[0])
+            patient = records_selectors.access_patient(clinician_a, report.patients[0])
             exported = selectors.fhir_patient_everything(user=clinician_a, patient=patient)
         Bundle.model_validate(exported)
         checked = _check_round_trip(source, exported, identities)

@@ -15,6 +15,7 @@ from ledger.models import Event
 from ledger.services import ledger_anchor_pending
 from portal.fhir import resources, selectors
 from portal.records import services
+from portal.records.selectors import access_patient
 from portal.tenancy.scoping import hospital_scope, unscoped
 
 RECORD_KEYS = [
@@ -85,7 +86,8 @@ def test_entered_in_error_versions_say_so(chart):
 def test_everything_bundle_holds_every_record(chart):
     a = chart["a"]
     with hospital_scope(a["hospital"]):
-        bundle = selectors.fhir_patient_everything(user=a["clinician"], patient=a["patient"])
+        patient = access_patient(a["clinician"], a["patient"].pk)
+        bundle = selectors.fhir_patient_everything(user=a["clinician"], patient=patient)
     Bundle.model_validate(bundle)
     types = sorted(e["resource"]["resourceType"] for e in bundle["entry"])
     assert types == sorted(
@@ -108,8 +110,12 @@ def test_everything_leaves_out_a_restricted_note_the_caller_was_not_granted(
             text="psychotherapy", restricted=True,
         )  # fmt: skip
     with hospital_scope(hospital_a):
-        mine = selectors.fhir_patient_everything(user=a["clinician"], patient=a["patient"])
-        theirs = selectors.fhir_patient_everything(user=colleague, patient=a["patient"])
+        mine = selectors.fhir_patient_everything(
+            user=a["clinician"], patient=access_patient(a["clinician"], a["patient"].pk)
+        )
+        theirs = selectors.fhir_patient_everything(
+            user=colleague, patient=access_patient(colleague, a["patient"].pk)
+        )
     ids = lambda b: {e["resource"]["id"] for e in b["entry"]}  # noqa: E731
     assert f"note-{secret.pk}" in ids(mine)
     assert f"note-{secret.pk}" not in ids(theirs)

@@ -50,8 +50,12 @@ def test_chart_skips_absent_record_types_but_filters_the_present_ones(world, mak
         )  # fmt: skip
     colleague = make_staff(a["hospital"], Role.CLINICIAN)
     with unscoped():
-        mine = selectors.chart_for(user=a["clinician"], patient=a["patient"])
-        theirs = selectors.chart_for(user=colleague, patient=a["patient"])
+        mine = selectors.chart_for(
+            user=a["clinician"], patient=selectors.access_patient(a["clinician"], a["patient"].pk)
+        )
+        theirs = selectors.chart_for(
+            user=colleague, patient=selectors.access_patient(colleague, a["patient"].pk)
+        )
     titles = {r.title for _, kind, r in mine.timeline if kind == "clinicalnote"}
     assert "Private" in titles
     assert "Private" not in {r.title for _, kind, r in theirs.timeline if kind == "clinicalnote"}
@@ -106,6 +110,7 @@ def test_trend_series_keep_each_codes_newest_values(world, monkeypatch):
         )  # fmt: skip
     monkeypatch.setattr(selectors, "TREND_POINTS", 3)
     with unscoped():
+        patient = selectors.access_patient(a["clinician"], patient.pk)
         chart = selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=2)
         with pytest.raises(ValueError):
             selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=4)
