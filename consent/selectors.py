@@ -123,7 +123,8 @@ def notifications_for(*, user: AbstractBaseUser, limit: int = 10) -> list[Notifi
 @dataclass
 class AccessEntry:
     event: Event
-    hospital: str
+    hospital: str  # where the reader read from (the hospital they acted in)
+    chart_hospital: str  # whose records: the registration's hospital
     actor: str
     purpose: str
     break_glass: bool
@@ -138,10 +139,11 @@ def access_log_for_owner(
 ) -> list[AccessEntry]:
     """Who opened my records: staff reads and break-glass, from the ledger's events, for the
     account's own registrations only; one query whatever the number of rows."""
-    ids = [p.pk for p in patients if p.user_id == user.pk]
+    charts = {p.pk: p.hospital for p in patients if p.user_id == user.pk}
+    ids = list(charts)
     events = (
         Event.objects.filter(patient_id__in=ids, kind__in=ACCESS_KINDS)
-        .select_related("actor", "hospital")
+        .select_related("actor", "hospital", "actor_hospital")
         .order_by("-recorded_at", "-id")[:limit]
     )
     entries = []
@@ -158,10 +160,14 @@ def access_log_for_owner(
         label = PURPOSE_LABELS.get(attrs.get("purpose") or "")
         if label is None:
             label = "Emergency treatment" if flagged else "Treatment"
+        # A read belongs to the chart's hospital and names the reader's; an older read names
+        # one hospital only, the one it was recorded under: the reader's.
+        reader_hospital = event.actor_hospital or event.hospital
         entries.append(
             AccessEntry(
                 event=event,
-                hospital=event.hospital.name,
+                hospital=reader_hospital.name,
+                chart_hospital=charts[event.patient_id].name,
                 actor=(actor.get_full_name() or actor.get_username()) if actor else "system",
                 purpose=label,
                 break_glass=flagged,

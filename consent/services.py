@@ -334,7 +334,7 @@ def break_glass_open(
     )  # fmt: skip
     event_record(
         kind="breakglass.opened", hospital=patient.hospital_id, subject=glass, actor=user,
-        patient=patient,
+        patient=patient, actor_hospital=user_hospital,
         attrs={"from_hospital": user_hospital.pk, "minutes": int(duration.total_seconds() // 60)},
     )  # fmt: skip
     who = f"{_staff_name(user)} ({user_hospital.name})"

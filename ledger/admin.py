@@ -1,25 +1,33 @@
 """The ledger in the admin, read-only.
 
 Access events (who opened which chart, record or document, and break-glass) are the
-auditors' list: hospital admins see their hospital's only. The log itself (every event,
-entries, checkpoints, verification runs) is auditors' only, since it spans every hospital.
+auditors' list. A read belongs to the chart's hospital and names the reader's (the
+membership they acted in). A hospital admin sees every read of their hospital's charts,
+whoever read and from wherever, and their own staff's reads of other hospitals' charts; of
+those they see what the event says (when, who, from where, which hospital's chart, why) but
+not which patient or record: those ids are the other hospital's (`chart_visible`). The log
+itself (every event, entries, checkpoints, verification runs) is auditors' only, since it
+spans every hospital.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import uuid
 from collections.abc import Iterator
 from datetime import datetime, time
 
 from django.contrib import admin
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import Q
+from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils.dateparse import parse_date
 from django.utils.timezone import get_current_timezone
 
 from ledger.models import AccessEvent, Checkpoint, Entry, Event, VerificationRun
+from portal.admin_site import admin_hospital_ids
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 
 ReadOnlyAdmin = type("ReadOnlyAdmin", (ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin), {})
@@ -31,13 +39,14 @@ class EventAdmin(ReadOnlyAdmin):
         "event_id",
         "kind",
         "hospital",
+        "actor_hospital",
         "subject_type",
         "subject_id",
         "status",
         "recorded_at",
     ]
     list_filter = ["status", "kind", "hospital"]
-    list_select_related = ["hospital"]
+    list_select_related = ["hospital", "actor_hospital"]
     search_fields = ["event_id", "subject_id"]
     date_hierarchy = "recorded_at"
     exclude = ["leaf"]
@@ -127,7 +136,9 @@ class PatientIdFilter(InputFilter):
     def queryset(self, request, queryset):
         value = self.values.get("patient", "")
         if value.isdigit():
-            return queryset.filter(patient_id=int(value))
+            # Only charts the admin audits in full: another hospital's patient id finds
+            # nothing, as an unknown one does (no probing which patient a reader opened).
+            return queryset.filter(patient_id=int(value), **_own_charts(request))
         if value:
             return queryset.none()
         return queryset
@@ -170,32 +181,70 @@ class KindFilter(admin.SimpleListFilter):
         return queryset.filter(kind=self.value()) if self.value() else queryset
 
 
+def _own_charts(request: HttpRequest) -> dict[str, list[int]]:
+    """The condition "the chart is one whose patient ids this admin sees" (auditors: all)."""
+    if request.user.is_superuser:
+        return {}
+    return {"hospital_id__in": admin_hospital_ids(request)}
+
+
+class HospitalFilter(admin.RelatedOnlyFieldListFilter):
+    """A hospital filter under its own title; its choices come from the admin's own rows."""
+
+    label = ""
+
+    def __init__(self, field, request, params, model, model_admin, field_path):
+        super().__init__(field, request, params, model, model_admin, field_path)
+        self.title = self.label
+
+
+class ChartHospitalFilter(HospitalFilter):
+    label = "chart's hospital"
+
+
+class ReaderHospitalFilter(HospitalFilter):
+    label = "reader's hospital"
+
+
+WITHHELD = "withheld"
+
+
 class _Echo:
     def write(self, value: str) -> str:
         return value
 
 
+# hospital: the chart's (the event's); actor_hospital: the one the reader acted in.
 CSV_HEADER = [
-    "event_id", "recorded_at", "kind", "hospital_id", "hospital", "actor_id", "actor_username",
-    "actor_name", "patient_id", "subject_type", "subject_id", "purpose", "break_glass", "via",
-    "role", "status", "anchored_at",
+    "event_id", "recorded_at", "kind", "hospital_id", "hospital", "actor_hospital_id",
+    "actor_hospital", "actor_id", "actor_username", "actor_name", "patient_id", "subject_type",
+    "subject_id", "purpose", "break_glass", "via", "role", "status", "anchored_at",
 ]  # fmt: skip
 
 
 def access_events_csv(queryset) -> Iterator[str]:
-    """CSV rows of access events: ids, codes and staff names only (never patient data)."""
+    """CSV rows of access events: ids, codes and staff names only (never patient data).
+
+    `queryset` is the admin's (AccessEventAdmin.get_queryset): rows whose chart the admin
+    does not audit in full say "withheld" for the patient and the subject."""
     writer = csv.writer(_Echo())
     yield writer.writerow(CSV_HEADER)
-    rows = queryset.select_related("hospital", "actor").order_by("-recorded_at", "-id")
+    rows = queryset.select_related("hospital", "actor_hospital", "actor").order_by(
+        "-recorded_at", "-id"
+    )
     for e in rows.iterator(chunk_size=2000):
         attrs = e.attrs or {}
         actor = e.actor
+        shown = getattr(e, "chart_visible", False)  # not annotated: withheld (fails closed)
         yield writer.writerow(
             [
                 e.event_id, e.recorded_at.isoformat(), e.kind, e.hospital_id, e.hospital.name,
+                e.actor_hospital_id or "", e.actor_hospital.name if e.actor_hospital else "",
                 e.actor_id or "", actor.get_username() if actor else "",
-                actor.get_full_name() if actor else "", e.patient_id or "", e.subject_type,
-                e.subject_id, attrs.get("purpose") or "",
+                actor.get_full_name() if actor else "",
+                (e.patient_id or "") if shown else WITHHELD,
+                e.subject_type if shown else WITHHELD, e.subject_id if shown else WITHHELD,
+                attrs.get("purpose") or "",
                 "yes" if e.kind == "breakglass.opened" or attrs.get("break_glass") else "no",
                 attrs.get("via") or "", attrs.get("role") or "", e.get_status_display(),
                 e.anchored_at.isoformat() if e.anchored_at else "",
@@ -213,23 +262,79 @@ def csv_response(queryset, filename: str) -> StreamingHttpResponse:
 class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
     change_list_template = "admin/ledger/accessevent/change_list.html"
     list_display = [
-        "recorded_at", "kind", "hospital", "actor", "patient_id", "purpose", "flag", "via",
-        "role", "status",
+        "recorded_at", "kind", "chart_hospital", "reader_hospital", "actor", "patient",
+        "purpose", "flag", "via", "role", "status",
     ]  # fmt: skip
     list_filter = [
         KindFilter,
-        ("hospital", admin.RelatedOnlyFieldListFilter),
+        ("hospital", ChartHospitalFilter),
+        ("actor_hospital", ReaderHospitalFilter),
         ("actor", admin.RelatedOnlyFieldListFilter),
         PatientIdFilter,
         DateRangeFilter,
         BreakGlassFilter,
         PurposeFilter,
     ]
-    list_select_related = ["hospital", "actor"]
-    search_fields = ["=event_id", "=subject_id"]
-    exclude = ["leaf"]
+    list_select_related = ["hospital", "actor_hospital", "actor"]
+    search_fields = ["=event_id", "=subject_id"]  # see get_search_results
     actions = ["export_csv"]
     show_full_result_count = False
+    # The page of one event (read-only); the leaf is left out, and when the chart is another
+    # hospital's, so are the patient, the subject, its digest and the attributes that name
+    # the record (MASKED_FIELDS).
+    FIELDS = [
+        "event_id", "recorded_at", "kind", "chart_hospital", "reader_hospital", "actor",
+        "patient", "subject_type", "subject_id", "purpose", "flag", "via", "role", "attrs",
+        "digest", "status", "anchored_at",
+    ]  # fmt: skip
+    MASKED_FIELDS = {"subject_type", "subject_id", "attrs", "digest"}
+    readonly_fields = FIELDS
+
+    def hospital_q(self, ids: list[int]) -> Q:
+        """Reads of the admin's hospitals' charts, and reads by the admin's hospitals' staff."""
+        return Q(hospital__in=ids) | Q(actor_hospital__in=ids)
+
+    def get_queryset(self, request: HttpRequest):
+        """`chart_visible` on each row: whether its chart is one of the admin's hospitals'
+        (the patient and the subject are shown only then). The list, the CSV and the page
+        of one event all read it from here."""
+        qs = super().get_queryset(request)
+        if request.user.is_superuser:
+            return qs.annotate(chart_visible=Value(True, output_field=BooleanField()))
+        own = When(hospital_id__in=admin_hospital_ids(request), then=Value(True))
+        return qs.annotate(
+            chart_visible=Case(own, default=Value(False), output_field=BooleanField())
+        )
+
+    def get_search_results(self, request: HttpRequest, queryset, search_term: str):
+        """An event id, or a subject id among the charts the admin audits in full (a subject
+        id of another hospital's chart finds nothing, as an unknown one does)."""
+        term = search_term.strip()
+        if not term:
+            return queryset, False
+        found = Q(subject_id=term, **_own_charts(request))
+        with contextlib.suppress(ValueError):  # not an event id
+            found |= Q(event_id=uuid.UUID(term))
+        return queryset.filter(found), False
+
+    def get_fields(self, request: HttpRequest, obj=None):
+        if obj is not None and not getattr(obj, "chart_visible", False):
+            return [f for f in self.FIELDS if f not in self.MASKED_FIELDS]
+        return list(self.FIELDS)
+
+    @admin.display(description="chart's hospital", ordering="hospital__name")
+    def chart_hospital(self, obj: Event):
+        return obj.hospital
+
+    @admin.display(description="reader's hospital", ordering="actor_hospital__name")
+    def reader_hospital(self, obj: Event):
+        return obj.actor_hospital or "—"
+
+    @admin.display(description="patient id")
+    def patient(self, obj: Event):
+        if not getattr(obj, "chart_visible", False):
+            return "another hospital's patient"
+        return obj.patient_id if obj.patient_id is not None else "—"
 
     @admin.display(description="purpose")
     def purpose(self, obj: Event) -> str:

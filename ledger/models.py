@@ -76,6 +76,17 @@ class Event(models.Model):
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
+    # The hospital the actor acted in (the membership of the read), when it is a fact of the
+    # event: a read is recorded under the chart's hospital (`hospital`) and names the reader's
+    # here, so each side's admins can find it. In the leaf too ("actor_hospital", only when set).
+    actor_hospital = models.ForeignKey(
+        "tenancy.Hospital",
+        on_delete=models.PROTECT,
+        related_name="+",
+        db_index=False,
+        null=True,
+        blank=True,
+    )
     recorded_at = models.DateTimeField()
     digest = models.CharField(max_length=64)
     attrs = models.JSONField(default=dict, blank=True)
@@ -88,13 +99,17 @@ class Event(models.Model):
         # Every index is paid by every audited write (each chart read, each record created),
         # so only reads that exist keep one: anchoring (pending ids, partial: it stays as
         # small as the backlog), receipts (event_id, unique), "who accessed my records"
-        # (patient, time), the admin by hospital and time, the actor's foreign key, and the
-        # history of one subject (a consent's events, a record's Provenance).
+        # (patient, time), the admin by hospital and time (the chart's, and the reader's for
+        # a read), the actor's foreign key, and the history of one subject (a consent's
+        # events, a record's Provenance).
         indexes = [
             models.Index(fields=["id"], condition=models.Q(status=0), name="ledger_event_pending"),
             models.Index(fields=["subject_type", "subject_id"], name="ledger_event_subject"),
             models.Index(fields=["patient_id", "recorded_at"], name="ledger_event_patient"),
             models.Index(fields=["hospital", "recorded_at"], name="ledger_event_hospital"),
+            models.Index(
+                fields=["actor_hospital", "recorded_at"], name="ledger_event_actor_hospital"
+            ),
         ]
 
     def __str__(self) -> str:

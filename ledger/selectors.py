@@ -74,8 +74,10 @@ def access_event(user: AbstractBaseUser | AnonymousUser, event_id: UUID | str) -
     """Fetch an event the user may see, or 404 (missing and forbidden look the same).
 
     Auditors (superusers, signed in with two factors) see every event; hospital admins the
-    events of their hospitals; staff the events they caused; patients the events about
-    their own registrations.
+    events of their hospitals (a read belongs to the chart's hospital, so its admins get
+    every read of their patients; the reader's hospital admins do not: a receipt carries the
+    leaf, which names the other hospital's patient); staff the events they caused; patients
+    the events about their own registrations.
     """
     from portal.records.selectors import patient_registrations_for_user
     from portal.tenancy.selectors import hospital_ids_administered

@@ -66,8 +66,14 @@ def canonical_leaf(
     recorded_at: datetime,
     digest: str,
     attrs: dict[str, Any],
+    actor_hospital_id: int | None = None,
 ) -> bytes:
-    """The bytes a log entry commits to. Computed once, stored, never re-serialized."""
+    """The bytes a log entry commits to. Computed once, stored, never re-serialized.
+
+    "actor_hospital" (the hospital the actor acted in, for reads: the reader's, while
+    "hospital" is the chart's) is present only when set, so every leaf written before it
+    existed is still exactly what this function writes for such an event.
+    """
     doc = {
         "v": 1,
         "event": str(event_id),
@@ -80,6 +86,8 @@ def canonical_leaf(
         "digest": digest,
         "attrs": attrs,
     }
+    if actor_hospital_id is not None:
+        doc["actor_hospital"] = actor_hospital_id
     return json.dumps(doc, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
 
 
@@ -92,8 +100,13 @@ def event_build(
     digest: str | None = None,
     patient: models.Model | int | None = None,
     attrs: dict[str, Any] | None = None,
+    actor_hospital: models.Model | int | None = None,
 ) -> Event:
-    """An unsaved outbox event with its canonical leaf bytes (see event_record)."""
+    """An unsaved outbox event with its canonical leaf bytes (see event_record).
+
+    `hospital` is the hospital the event belongs to (for a read: the chart's);
+    `actor_hospital` the one the actor acted in, when that is a fact of the event (for a
+    read: the reader's membership, which may be another hospital's)."""
     if not _KIND.match(kind):
         raise LedgerInputError(f"event kind {kind!r} is not a valid code")
     if isinstance(subject, models.Model):
@@ -107,19 +120,22 @@ def event_build(
     hospital_id = None if hospital is None else int(getattr(hospital, "pk", hospital))
     patient_id = None if patient is None else int(getattr(patient, "pk", patient))
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
+    actor_hospital_id = (
+        None if actor_hospital is None else int(getattr(actor_hospital, "pk", actor_hospital))
+    )
     clean = _clean_attrs(attrs)
     event_id = uuid.uuid4()
     now = timezone.now()
     leaf = canonical_leaf(
         event_id=event_id, kind=kind, hospital_id=hospital_id, subject_type=subject_type,
         subject_id=subject_id, patient_id=patient_id, actor_id=actor_id, recorded_at=now,
-        digest=digest, attrs=clean,
+        digest=digest, attrs=clean, actor_hospital_id=actor_hospital_id,
     )  # fmt: skip
     # Positional, in the model's field order (id first): about three times cheaper than
     # keyword arguments, on the path of every audited request.
     return Event(
-        None, event_id, kind, hospital_id, subject_type, subject_id, patient_id, actor_id, now,
-        digest, clean, leaf, Event.PENDING, None,
+        None, event_id, kind, hospital_id, subject_type, subject_id, patient_id, actor_id,
+        actor_hospital_id, now, digest, clean, leaf, Event.PENDING, None,
     )  # fmt: skip
 
 
@@ -331,7 +347,8 @@ def _event_params(event: Event) -> list[Any]:
         return [f.get_db_prep_save(f.pre_save(event, True), conn) for f in _event_fields()]
     return [
         event.event_id, event.kind, event.hospital_id, event.subject_type, event.subject_id,
-        event.patient_id, event.actor_id, event.recorded_at, event.digest,
+        event.patient_id, event.actor_id, event.actor_hospital_id, event.recorded_at,
+        event.digest,
         _ATTRS_FIELD.get_db_prep_save(event.attrs, conn), event.leaf, event.status,
         event.anchored_at,
     ]  # fmt: skip
@@ -342,7 +359,7 @@ _ATTRS_FIELD = Event._meta.get_field("attrs")
 # field added to Event cannot be silently left out of the fast path.
 _EVENT_PARAM_ORDER = (
     "event_id", "kind", "hospital_id", "subject_type", "subject_id", "patient_id", "actor_id",
-    "recorded_at", "digest", "attrs", "leaf", "status", "anchored_at",
+    "actor_hospital_id", "recorded_at", "digest", "attrs", "leaf", "status", "anchored_at",
 )  # fmt: skip
 if tuple(f.attname for f in _event_fields()) != _EVENT_PARAM_ORDER:  # pragma: no cover
     raise RuntimeError("ledger.Event's fields changed: update _event_params")

@@ -319,7 +319,8 @@ ConsentPageSerializer = _page("ConsentPage", ConsentSerializer)
 class AccessLogEntrySerializer(serializers.Serializer):
     event = serializers.UUIDField(help_text="The ledger event (verify it in the portal).")
     at = serializers.DateTimeField()
-    hospital = serializers.CharField()
+    hospital = serializers.CharField(help_text="The hospital the reader acted in.")
+    chart_hospital = serializers.CharField(help_text="The hospital whose records were read.")
     actor = serializers.CharField()
     purpose = serializers.CharField()
     break_glass = serializers.BooleanField()
@@ -331,6 +332,7 @@ def access_entry_data(e) -> dict[str, Any]:
         "event": str(e.event.event_id),
         "at": e.event.recorded_at.isoformat(),
         "hospital": e.hospital,
+        "chart_hospital": e.chart_hospital,
         "actor": e.actor,
         "purpose": e.purpose,
         "break_glass": e.break_glass,

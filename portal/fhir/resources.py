@@ -406,6 +406,7 @@ def to_fhir(obj: Patient | ClinicalRecord) -> dict[str, Any]:
 ACCESS_KINDS = ("chart.read", "record.read", "document.read")
 DCM = "http://dicom.nema.org/resources/ontology/DCM"
 V3_PURPOSE = "http://terminology.hl7.org/CodeSystem/v3-ActReason"
+V3_PARTICIPATION = "http://terminology.hl7.org/CodeSystem/v3-ParticipationType"
 RECORD_TYPE_RESOURCE = {
     model._meta.model_name: resource_type
     for resource_type, models in RESOURCE_MODELS.items()
@@ -419,8 +420,19 @@ def _user_reference(user_id: int | None) -> dict[str, Any]:
     return {"identifier": {"system": USER_SYSTEM, "value": str(user_id)}}
 
 
-def audit_event_to_fhir(event: Any, *, hospital_name: str = "") -> dict[str, Any]:
-    """An access event of the ledger (chart.read, record.read, document.read) as AuditEvent."""
+def _organization(hospital: Any) -> dict[str, Any]:
+    return {"reference": f"Organization/{hospital.slug}", "display": hospital.name}
+
+
+def audit_event_to_fhir(
+    event: Any, *, chart_hospital: Any, reader_hospital: Any | None
+) -> dict[str, Any]:
+    """An access event of the ledger (chart.read, record.read, document.read) as AuditEvent.
+
+    The reader's side is the source (`site`, `observer`: the hospital the reader acted in)
+    and the requesting agent; the chart's hospital, which keeps the record read, is a second
+    agent typed custodian (v3 ParticipationType CST); the patient and the record are the
+    entities. Hospitals are Organizations by slug, as in Consent."""
     if event.kind not in ACCESS_KINDS:
         raise ValueError(f"{event.kind} is not an access event")
     attrs = event.attrs or {}
@@ -448,11 +460,19 @@ def audit_event_to_fhir(event: Any, *, hospital_name: str = "") -> dict[str, Any
         "action": "R",
         "recorded": _instant(event.recorded_at),
         "outcome": "0",
-        "agent": [agent],
-        "source": {
-            "site": hospital_name or f"hospital {event.hospital_id}",
-            "observer": {"display": hospital_name or f"hospital {event.hospital_id}"},
-        },
+        "agent": [
+            agent,
+            {
+                "type": _concept(V3_PARTICIPATION, "CST", "custodian"),
+                "who": _organization(chart_hospital),
+                "requestor": False,
+            },
+        ],
+        "source": (
+            {"site": reader_hospital.name, "observer": _organization(reader_hospital)}
+            if reader_hospital is not None
+            else {"observer": {"display": "the portal (no hospital)"}}
+        ),
         "entity": entities,
     }
     if attrs.get("purpose"):

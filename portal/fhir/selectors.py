@@ -111,9 +111,10 @@ def fhir_ledger_event_access(
     *, user: AbstractBaseUser, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
 ) -> Event:
     """A ledger event of the active hospital the user may see (ledger.selectors.access_event
-    decides), of one of `kinds` ("chart.read", or a suffix like ".created"), else 404."""
+    decides), of one of `kinds` ("chart.read", or a suffix like ".created"), else 404. A
+    read is the active hospital's when its chart is, or when it was read from there."""
     event = access_event(user, event_id)
-    if event.hospital_id != hospital.pk or not any(
+    if hospital.pk not in (event.hospital_id, event.actor_hospital_id) or not any(
         event.kind == k or (k.startswith(".") and event.kind.endswith(k)) for k in kinds
     ):
         raise Http404("No such event.")
@@ -160,19 +161,38 @@ def fhir_record_provenance(*, record: ClinicalRecord | Patient) -> dict[str, Any
     return resources.provenance_to_fhir(record, event=event, receipt=receipt_for_event(event=event))
 
 
+def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) -> dict[str, Any]:
+    """An access event the caller may see (fhir_ledger_event_access) as AuditEvent.
+
+    The chart's hospital is the patient's (`chart_hospital` when the caller has it); the
+    reader's is the one the event names, or, for a read recorded before it named one, the
+    hospital it was recorded under, which was then the reader's."""
+    if chart_hospital is None:
+        patient = (
+            Patient._base_manager.filter(pk=event.patient_id).select_related("hospital").first()
+        )
+        chart_hospital = patient.hospital if patient is not None else event.hospital
+    return resources.audit_event_to_fhir(
+        event, chart_hospital=chart_hospital,
+        reader_hospital=event.actor_hospital or event.hospital,
+    )  # fmt: skip
+
+
 def fhir_audit_events_for_patient(
     *, user: AbstractBaseUser, patient: Patient, limit: int = 200
 ) -> list[dict[str, Any]]:
     """The access events about a chart the caller opened, those the ledger lets them see
-    (their own reads; all of them for the hospital's admins and auditors)."""
-    events = Event.objects.filter(
-        patient_id=patient.pk, hospital_id=patient.hospital_id, kind__in=resources.ACCESS_KINDS
-    ).order_by("-recorded_at")[:limit]
+    (their own reads; all of them for the chart's hospital's admins and auditors)."""
+    events = (
+        Event.objects.filter(patient_id=patient.pk, kind__in=resources.ACCESS_KINDS)
+        .select_related("hospital", "actor_hospital")
+        .order_by("-recorded_at")[:limit]
+    )
     out = []
     for event in events:
         try:
             access_event(user, event.event_id)
         except Http404:
             continue
-        out.append(resources.audit_event_to_fhir(event, hospital_name=patient.hospital.name))
+        out.append(fhir_audit_event(event=event, chart_hospital=patient.hospital))
     return out

@@ -365,9 +365,7 @@ def read_view(request: HttpRequest, resource_type: str, resource_id: str) -> Htt
             user=request.user, hospital=request.hospital, event_id=resource_id, kinds=kinds
         )
         if resource_type == "AuditEvent":
-            return fhir_response(
-                resources.audit_event_to_fhir(event, hospital_name=request.hospital.name)
-            )
+            return fhir_response(selectors.fhir_audit_event(event=event))
         return fhir_response(selectors.fhir_provenance(event=event))
     if resource_type == "Consent":
         # Whoever may open the chart may read the consents on it; anyone else gets 404.

@@ -28,6 +28,11 @@ from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patien
 def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=None) -> None:
     """Record who opened what, from which hospital, for what purpose (ids and codes only).
 
+    The event belongs to the chart's hospital (its admins audit every read of their
+    patients) and names the hospital the reader acted in as `actor_hospital` (the reader's
+    admins see their own staff's reads); the two differ for consent, break-glass and locum
+    reads.
+
     The purpose and the break-glass flag come from the grants that opened the chart
     (access_patient/access_record), so an emergency read is flagged wherever it is shown.
     """
@@ -49,7 +54,8 @@ def _access_event_fields(
     access = selectors.chart_access_of(user=request.user, patient=patient)
     return {
         "kind": kind,
-        "hospital": request.hospital,
+        "hospital": patient.hospital_id,  # the chart's: loaded with it, no query
+        "actor_hospital": request.hospital,  # the membership the reader acted in
         "subject": record if record is not None else patient,
         "actor": request.user,
         "patient": patient,

@@ -56,8 +56,14 @@ class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         patient = self.get_object(request, object_id)
         if patient is not None and request.method == "GET":
-            role = "auditor" if request.user.is_superuser else "hospital_admin"
-            services.patient_admin_read(patient=patient, actor=request.user, role=role)
+            auditor = request.user.is_superuser
+            # A hospital admin only gets their own hospitals' patients here: they act in
+            # that hospital's admin membership. An auditor acts in no hospital.
+            services.patient_admin_read(
+                patient=patient, actor=request.user,
+                role="auditor" if auditor else "hospital_admin",
+                actor_hospital_id=None if auditor else patient.hospital_id,
+            )  # fmt: skip
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest, *args) -> bool:

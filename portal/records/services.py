@@ -321,11 +321,14 @@ def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBas
 
 
 @transaction.atomic
-def patient_admin_read(*, patient: Patient, actor: AbstractBaseUser, role: str) -> None:
+def patient_admin_read(
+    *, patient: Patient, actor: AbstractBaseUser, role: str, actor_hospital_id: int | None
+) -> None:
     """An auditor or hospital admin opened a patient's demographics in the admin: an access
-    event like any chart read (purpose: health system administration)."""
+    event like any chart read (purpose: health system administration). `actor_hospital_id`
+    is the hospital whose admin membership they acted in (None for an auditor)."""
     event_record(
         kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=actor,
-        patient=patient,
+        patient=patient, actor_hospital=actor_hospital_id,
         attrs={"purpose": "HSYSADMIN", "break_glass": False, "via": "admin", "role": role},
     )  # fmt: skip

@@ -24,11 +24,16 @@ def auditor(db):
     return user
 
 
-def _read(*, patient, actor, kind="chart.read", purpose="TREAT", break_glass=False, role=None):
+def _read(
+    *, patient, actor, kind="chart.read", purpose="TREAT", break_glass=False, role=None,
+    from_hospital=None,
+):  # fmt: skip
+    """A read as the portal records it: under the chart's hospital, naming the one the reader
+    acted in (`from_hospital`, else the chart's)."""
     with transaction.atomic():
         return event_record(
             kind=kind, hospital=patient.hospital_id, subject=patient, actor=actor,
-            patient=patient,
+            patient=patient, actor_hospital=from_hospital or patient.hospital_id,
             attrs={
                 "purpose": purpose, "break_glass": break_glass,
                 "via": "breakglass" if break_glass else "staff", "role": role or "clinician",

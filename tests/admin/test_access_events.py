@@ -120,3 +120,33 @@ def test_changelist_query_count_does_not_grow_with_rows(client, sign_in, world, 
     many = count()
     assert AccessEvent.objects.count() >= 19  # 15 rows more than the first count
     assert many == few, (few, many)
+
+
+def test_hospital_admins_list_is_constant_in_queries_with_reads_from_elsewhere(
+    client, sign_in, world
+):
+    """Riverside's admin: their staff's reads of St Mary's charts are listed (the patient
+    withheld) in a constant number of queries, as the reads of Riverside's own charts."""
+    sign_in(client, world["admin_b"])
+
+    def count() -> tuple[int, set[int]]:
+        with CaptureQueriesContext(connection) as ctx:
+            response = client.get(URL)
+        assert response.status_code == 200
+        return len(ctx.captured_queries), _ids(response)
+
+    few, before = count()
+    reads = set()
+    for _ in range(3):
+        user = factories.UserFactory()
+        for _ in range(5):
+            event = _read(patient=world["patient_a"], actor=user, from_hospital=world["b"])
+            reads.add(event.pk)
+    many, after = count()
+    assert after == before | reads
+    assert many == few, (few, many)
+    rows = _csv(client.get(URL + "export.csv"))
+    mine = [r for r in rows if r["hospital_id"] == str(world["a"].pk)]
+    assert len(mine) == 15
+    assert {(r["patient_id"], r["subject_id"]) for r in mine} == {("withheld", "withheld")}
+    assert {r["actor_hospital"] for r in mine} == {"Riverside General"}

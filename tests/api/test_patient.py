@@ -46,6 +46,7 @@ def test_my_registrations_records_and_access_log(api, api_world, make_patient_us
     api(a["staff_token"]).get(f"/api/v1/patients/{a['patient'].pk}/chart/")
     log = _results(client.get("/api/v1/me/access-log/"))
     assert log[0]["what"] == "Opened your chart" and log[0]["break_glass"] is False
+    assert log[0]["hospital"] == log[0]["chart_hospital"] == a["patient"].hospital.name
     # B's patient sees nothing of A's reads.
     assert _results(api(b["patient_token"]).get("/api/v1/me/access-log/")) == []
 

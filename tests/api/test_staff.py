@@ -96,6 +96,7 @@ def test_chart_reads_record_access_events(api, api_world, suffix):
     assert _events("chart.read", patient) == before + 1
     event = Event.objects.filter(kind="chart.read", patient_id=patient.pk).latest("id")
     assert event.actor_id == a["clinician"].pk and event.hospital_id == a["hospital"].pk
+    assert event.actor_hospital_id == a["hospital"].pk  # the hospital the token acted in
 
 
 @pytest.mark.parametrize("suffix", ["", "chart/", "records/observation/", "records/condition/"])

@@ -148,12 +148,19 @@ def test_break_glass_flow(client, sign_in, consent_world, mailoutbox):
     assert b"break-glass</span>" in client.get("/provider/shared/").content
     event = Event.objects.filter(kind="chart.read", actor=w["clinician_b"]).get()
     assert event.attrs["break_glass"] is True and event.attrs["purpose"] == "ETREAT"
+    # Recorded under the chart's hospital (St Mary's), read from Riverside; so is the opening.
+    opened = Event.objects.get(kind="breakglass.opened")
+    for e in (event, opened):
+        assert (e.hospital_id, e.actor_hospital_id) == (w["a"].pk, w["b"].pk)
 
     sign_in(client, w["account"])
     home = client.get("/patient/")
     assert b"Emergency access" in home.content
     log = client.get("/patient/access/")
     assert b"break-glass" in log.content and b"Rui Costa" in log.content
+    assert b"<td>Rui Costa</td><td>Riverside General</td><td>St Mary&#x27;s Hospital</td>" in (
+        log.content
+    )
     sign_in(client, w["admin_a"])
     assert b"Emergency access at" in client.get("/provider/").content
 

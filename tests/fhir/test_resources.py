@@ -126,9 +126,17 @@ def test_audit_event_from_an_access_event(client, sign_in, chart):
     sign_in(client, a["clinician"])
     assert client.get(f"/provider/records/observation/{a['observation'].pk}/").status_code == 200
     event = Event.objects.filter(kind="record.read").latest("id")
-    resource = resources.audit_event_to_fhir(event, hospital_name="St Mary's Hospital")
+    resource = selectors.fhir_audit_event(event=event)
     AuditEvent.model_validate(resource)
     assert resource["agent"][0]["who"]["identifier"]["value"] == str(a["clinician"].pk)
+    assert resource["agent"][0]["requestor"] is True
+    # Read at St Mary's, from St Mary's: the source (the reader's side) and the custodian
+    # (the chart's hospital) both name it.
+    mary = {"reference": "Organization/st-mary", "display": "St Mary's Hospital"}
+    assert resource["source"] == {"site": "St Mary's Hospital", "observer": mary}
+    custodian = resource["agent"][1]
+    assert custodian["type"]["coding"][0]["code"] == "CST"
+    assert custodian["who"] == mary and custodian["requestor"] is False
     assert resource["purposeOfEvent"][0]["coding"][0]["code"] == "TREAT"
     assert {e["what"]["reference"] for e in resource["entity"]} == {
         f"Patient/{a['patient'].pk}", f"Observation/{a['observation'].pk}"

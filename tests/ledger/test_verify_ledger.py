@@ -3,6 +3,7 @@
 import json
 import uuid
 from io import StringIO
+from pathlib import Path
 
 import pytest
 from django.core.management import call_command
@@ -228,3 +229,66 @@ def test_account_events_belong_to_no_hospital(anchored_log):
     services.ledger_anchor_pending()
     assert json.loads(bytes(Entry.objects.get(event=event).leaf))["hospital"] is None
     assert _findings() == []
+
+
+def test_leaf_without_a_readers_hospital_is_the_format_from_before():
+    """A leaf names the reader's hospital ("actor_hospital") only when set: an event without
+    it is serialized to exactly the bytes every earlier leaf has, so old receipts and
+    entries stay valid."""
+    import datetime as dt
+
+    fields = dict(
+        event_id=uuid.UUID("12345678-1234-5678-1234-567812345678"), kind="chart.read",
+        hospital_id=3, subject_type="records.patient", subject_id="ab", patient_id=9,
+        actor_id=4, recorded_at=dt.datetime(2025, 1, 2, 3, 4, 5, 6789, tzinfo=dt.UTC),
+        digest="0" * 64, attrs={"via": "staff"},
+    )  # fmt: skip
+    before = (
+        b'{"actor":4,"attrs":{"via":"staff"},"digest":"' + b"0" * 64 + b'","event":'
+        b'"12345678-1234-5678-1234-567812345678","hospital":3,"kind":"chart.read",'
+        b'"patient":9,"subject":"records.patient:ab","time":"2025-01-02T03:04:05.006789Z",'
+        b'"v":1}'
+    )
+    assert services.canonical_leaf(**fields) == before
+    assert services.canonical_leaf(**fields, actor_hospital_id=None) == before
+    both = json.loads(services.canonical_leaf(**fields, actor_hospital_id=7))
+    assert both == {**json.loads(before), "actor_hospital": 7}
+
+
+def test_reads_naming_both_hospitals_verify_beside_older_ones(anchored_log, hospital_b, tmp_path):
+    """A log holding leaves with and without "actor_hospital" verifies whole, and receipts
+    of both verify with the standalone verifier (as a patient would run it)."""
+    import subprocess
+    import sys
+
+    from django.db import transaction
+
+    from ledger.keys import log_signer
+    from ledger.selectors import receipt_for_event
+
+    patient, _ = anchored_log
+    with transaction.atomic():
+        older = services.event_record(
+            kind="chart.read", hospital=hospital_b, subject=patient, actor=None, patient=patient
+        )
+        newer = services.event_record(
+            kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=None,
+            patient=patient, actor_hospital=hospital_b,
+        )  # fmt: skip
+    assert newer.actor_hospital_id == hospital_b.pk and older.actor_hospital_id is None
+    assert Event.objects.get(pk=newer.pk).actor_hospital_id == hospital_b.pk
+    services.ledger_anchor_pending()
+    assert _findings() == []
+    key = tmp_path / "key.txt"
+    key.write_text(log_signer().vkey())
+    for event, expected in ((older, None), (newer, hospital_b.pk)):
+        leaf = bytes(Entry.objects.get(event=event).leaf)
+        assert leaf == bytes(event.leaf)
+        assert json.loads(leaf).get("actor_hospital") == expected
+        path = tmp_path / f"{event.event_id}.json"
+        path.write_text(json.dumps(receipt_for_event(event=event)))
+        done = subprocess.run(
+            [sys.executable, "-m", "ledger.verifier", str(path), "--key", str(key)],
+            capture_output=True, text=True, timeout=60, cwd=Path(__file__).resolve().parents[2],
+        )  # fmt: skip
+        assert done.returncode == 0 and done.stdout.startswith("OK: entry"), done.stderr
