@@ -160,6 +160,8 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
+    # No "validate at validator.swagger.io" badge: the docs load nothing from outside.
+    "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
 }
 
 # --- Database ------------------------------------------------------------------------------

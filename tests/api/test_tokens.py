@@ -3,6 +3,7 @@ CSRF, and FHIR with a token."""
 
 import datetime as dt
 import hashlib
+import re
 from io import StringIO
 
 import pytest
@@ -194,9 +195,20 @@ def test_fhir_post_with_a_token_needs_no_csrf(api_world):
 
 
 def test_schema_and_its_ui_need_no_cdn(client, db):
+    """Vendored assets only (tests/security/test_api_docs_load_nothing_from_outside.py also
+    reads what the pages load, and loads them in a browser)."""
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     for page in ("/api/docs/", "/api/redoc/"):
         body = client.get(page).content.decode()
-        assert "cdn." not in body and "unpkg" not in body
-        assert "/static/drf_spectacular_sidecar/" in body
+        assert "http://" not in body and "https://" not in body, page
+        assert "cdn." not in body and "unpkg" not in body and "fonts.g" not in body
+        assert "<style" not in body and "style=" not in body
+        srcs = re.findall(r"<script\b[^>]*\bsrc=\"([^\"]+)\"[^>]*></script>", body)
+        assert len(srcs) == body.count("<script"), "every script is a file"
+        assert all(src.startswith("/") and not src.startswith("//") for src in srcs)
+    docs = client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs
+    redoc = client.get("/api/redoc/").content.decode()
+    assert '<script src="/api/redoc/redoc.standalone.js">' in redoc
+    assert b"cdn.redoc.ly" not in client.get("/api/redoc/redoc.standalone.js").content
