@@ -3,10 +3,9 @@ Issuing and revoking are ledger events (ids and codes only)."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import secrets
 from datetime import timedelta
+from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
@@ -23,19 +22,20 @@ MAX_DAYS = 365
 LAST_USED_RESOLUTION = timedelta(seconds=60)
 
 
-def _token_event(*, kind: str, token: ApiToken, actor: AbstractBaseUser | None) -> None:
-    state = {
+def token_canonical(token: ApiToken) -> dict[str, Any]:
+    """What a token's ledger digest covers: whom it acts as and for how long (not its name,
+    nor when it was last used)."""
+    return {
         "user": token.user_id, "audience": token.audience, "two_factor": token.two_factor,
         "expires_at": token.expires_at.isoformat(),
         "revoked_at": token.revoked_at.isoformat() if token.revoked_at else None,
     }  # fmt: skip
-    digest = hashlib.sha256(
-        json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+
+
+def _token_event(*, kind: str, token: ApiToken, actor: AbstractBaseUser | None) -> None:
     # An account's own credential: it belongs to no hospital.
     event_record(
-        kind=kind, hospital=None, subject=("api.apitoken", token.pk), actor=actor,
-        digest=digest,
+        kind=kind, hospital=None, subject=token, actor=actor,
         attrs={"user": token.user_id, "audience": token.audience, "two_factor": token.two_factor},
     )  # fmt: skip
 

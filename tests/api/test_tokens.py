@@ -212,3 +212,32 @@ def test_schema_and_its_ui_need_no_cdn(client, db):
     redoc = client.get("/api/redoc/").content.decode()
     assert '<script src="/api/redoc/redoc.standalone.js">' in redoc
     assert b"cdn.redoc.ly" not in client.get("/api/redoc/redoc.standalone.js").content
+
+
+def test_issue_and_revoke_are_ledger_events_and_a_widened_token_is_named(client, sign_in, db):
+    from ledger.services import ledger_anchor_pending
+    from ledger.verification import ledger_verify
+
+    user = factories.UserFactory()
+    sign_in(client, user)
+    response = client.post("/accounts/api-tokens/", {"name": "Phone of Ada", "days": 30})
+    raw = response.context["new_token"]
+    token = ApiToken.objects.get(user=user)
+    issued = Event.objects.get(kind="api_token.issued", subject_id=str(token.pk))
+    assert issued.subject_type == "api.apitoken" and issued.hospital_id is None
+    assert issued.actor_id == user.pk
+    assert issued.attrs == {"user": user.pk, "audience": "patient", "two_factor": False}
+    leaf = bytes(issued.leaf).decode()
+    assert raw not in leaf and token.token_hash not in leaf and "Ada" not in leaf
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
+    # Widened in the database behind the application's back: verify_ledger names it.
+    ApiToken.objects.filter(pk=token.pk).update(audience="staff", two_factor=True)
+    findings = [str(f) for f in ledger_verify().findings]
+    assert any(f"api.apitoken {token.pk}" in f and "differs" in f for f in findings), findings
+    ApiToken.objects.filter(pk=token.pk).update(audience="patient", two_factor=False)
+    assert client.post(f"/accounts/api-tokens/{token.pk}/revoke/").status_code == 302
+    revoked = Event.objects.get(kind="api_token.revoked", subject_id=str(token.pk))
+    assert revoked.actor_id == user.pk
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
