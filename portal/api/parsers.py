@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import codecs
 import io
+import json
 import re
 from itertools import accumulate
 from typing import Any
@@ -31,7 +32,7 @@ from rest_framework.parsers import JSONParser
 _STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
 _BRACKET = re.compile(r"[\[\]{}]")
 _STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_BAD_TEXT = re.compile("[\x00\ud800-\udfff]")
+_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
 _BAD_QUERY_TEXT = re.compile("[\x00\ud800-\udfff\ufffd]")
 
 BAD_TEXT_MESSAGE = (
@@ -50,21 +51,15 @@ def json_depth_exceeds(text: str, limit: int) -> bool:
 
 def json_text_is_clean(data: Any) -> bool:
     """Whether no string of parsed JSON `data`, keys included, holds a NUL or a lone
-    surrogate. Iterative: the depth is already bounded, but nothing here recurses."""
-    stack = [data]
-    while stack:
-        item = stack.pop()
-        if isinstance(item, str):
-            if _BAD_TEXT.search(item):
-                return False
-        elif isinstance(item, dict):
-            for key, value in item.items():
-                if _BAD_TEXT.search(key):
-                    return False
-                stack.append(value)
-        elif isinstance(item, list):
-            stack.extend(item)
-    return True
+    surrogate. Serialized again, in C (the depth is already bounded): a lone surrogate does
+    not encode to UTF-8, and a NUL comes out as an escape whose backslash is not itself
+    escaped (the text backslash-u-0-0-0-0 comes out as \\\\u0000, which is fine)."""
+    text = json.dumps(data, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return not _NUL_ESCAPE.search(text)
 
 
 class PortalJSONParser(JSONParser):
