@@ -59,6 +59,9 @@ def test_tokens_page_for_staff_needs_a_verified_session(client, sign_in, api_wor
     assert client.get("/accounts/api-tokens/").status_code == 302
     sign_in(client, clinician)
     assert b"API tokens" in client.get("/provider/").content
+    # Staff only (no registration anywhere): nothing to choose, and the page says which.
+    page = client.get("/accounts/api-tokens/").content
+    assert b"act as <strong>hospital staff</strong>" in page and b'name="audience"' not in page
     response = client.post("/accounts/api-tokens/", {"name": "script", "days": 30})
     assert response.status_code == 200
     raw = response.context["new_token"]
