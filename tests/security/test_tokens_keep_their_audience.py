@@ -22,6 +22,7 @@ from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ledger.models import Event
 from portal.api.models import ApiToken
+from portal.api.services import token_issue
 from portal.records import services as records_services
 from portal.records.models import Patient
 from portal.tenancy.models import Membership, Role
@@ -187,8 +188,6 @@ def test_a_staff_token_issued_after_two_factors_works_and_only_as_staff(client, 
 
 
 def test_staff_tokens_stay_in_their_own_hospitals(client, charts):
-    from portal.api.services import token_issue
-
     raw = token_issue(user=charts.clinician_a, name="ci", audience="staff", two_factor=True)[1]
     # X-Hospital of a hospital that is not the caller's: 403, as before.
     answers = _staff_answers(client, raw, charts, hospital="riverside")
@@ -205,8 +204,6 @@ def test_staff_tokens_stay_in_their_own_hospitals(client, charts):
 
 
 def test_a_staff_token_reaches_nothing_once_the_membership_ends(client, charts):
-    from portal.api.services import token_issue
-
     raw = token_issue(user=charts.clinician_a, name="ci", audience="staff", two_factor=True)[1]
     url = f"/api/v1/patients/{charts.chart_a.pk}/"
     assert client.get(url, headers=_bearer(raw)).status_code == 200
@@ -223,8 +220,6 @@ def test_existing_tokens_get_the_narrowest_audience(client, charts, make_patient
     """The migration: a token from before audiences were recorded becomes a patient token if
     its account has no membership, else a staff token not known to be two-factor, which
     every endpoint refuses until it is re-issued."""
-    from portal.api.services import token_issue
-
     patient, _ = make_patient_user(charts.hospital_a)
     patient_raw = token_issue(user=patient, name="old", audience="patient", two_factor=False)[1]
     staff_raw = token_issue(user=charts.clinician_a, name="old", audience="staff",
