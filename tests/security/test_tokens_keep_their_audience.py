@@ -17,6 +17,7 @@ from types import SimpleNamespace
 
 import pytest
 from django.apps import apps
+from django.core.exceptions import ValidationError
 from django.utils import timezone
 from django_otp.plugins.otp_totp.models import TOTPDevice
 
@@ -149,6 +150,10 @@ def test_a_staff_token_cannot_be_issued_without_two_factors(client, charts, make
         client.post(TOKENS_PAGE, {"name": "x", "days": 30, "audience": "staff"}),
     ):
         assert attempt.status_code == 302 and "/accounts/login/" in attempt.url
+    assert not ApiToken.objects.filter(user=clinician).exists()
+    # Nor behind the page: the service that every way in uses refuses it.
+    with pytest.raises(ValidationError, match="two factors"):
+        token_issue(user=clinician, name="x", audience="staff", two_factor=False)
     assert not ApiToken.objects.filter(user=clinician).exists()
 
     # A patient signed in with a password only cannot ask for a staff token either.
