@@ -267,6 +267,7 @@ CROSS_TENANT_CASES = {
     "api:schema": "tests/api/test_schemathesis.py (public schema, no tenant data)",
     "api:docs": "tests/api/test_tokens.py::test_schema_and_its_ui_need_no_cdn (no tenant data)",
     "api:redoc": "tests/api/test_tokens.py::test_schema_and_its_ui_need_no_cdn (no tenant data)",
+    "api:redoc_bundle": "tests/security/test_api_docs_load_nothing_from_outside.py (static)",
     "api:patients": "tests/api/test_staff.py::test_patient_list_search_and_other_hospitals",
     **{
         f"api:{name}": "tests/api/test_staff.py::"

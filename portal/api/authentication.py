@@ -9,6 +9,8 @@ memberships is refused, never trusted.
 
 from __future__ import annotations
 
+import re
+
 from django.http import HttpRequest
 from rest_framework import exceptions
 from rest_framework.authentication import (
@@ -23,10 +25,16 @@ from portal.tenancy.models import Membership
 from portal.tenancy.selectors import membership_list_for_user
 
 HOSPITAL_HEADER = "X-Hospital"
+_SLUG = re.compile(r"[-a-zA-Z0-9_]{1,50}")
 
 
 class HospitalNotAllowed(Exception):
     """X-Hospital names a hospital the caller is not an active member of."""
+
+
+class HospitalHeaderInvalid(HospitalNotAllowed):
+    """X-Hospital is not a slug at all (the API answers 400; anything that does not tell
+    the two apart refuses it as any slug that is not the caller's)."""
 
 
 def bearer_token(request: HttpRequest) -> ApiToken | None:
@@ -75,6 +83,8 @@ def membership_for_request(
     """The membership a staff request acts in, from the caller's own active memberships."""
     memberships = membership_list_for_user(user=user)
     slug = (request.headers.get(HOSPITAL_HEADER) or "").strip()
+    if slug and not _SLUG.fullmatch(slug):
+        raise HospitalHeaderInvalid(slug)
     if slug:
         for membership in memberships:
             if membership.hospital.slug == slug:

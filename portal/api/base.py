@@ -22,11 +22,14 @@ from rest_framework.views import APIView
 
 from portal.api.authentication import (
     BearerTokenAuthentication,
+    HospitalHeaderInvalid,
     HospitalNotAllowed,
     PortalSessionAuthentication,
     membership_for_request,
 )
-from portal.api.models import ApiToken
+from portal.api.models import ApiToken, TokenAudience
+from portal.api.parsers import PortalJSONParser, query_params_check
+from portal.api.selectors import token_refusal
 from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.scoping import hospital_scope
 
@@ -64,6 +67,8 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
         return error_response("Not found.", status.HTTP_404_NOT_FOUND)
     if isinstance(exc, DjangoValidationError):
         return error_response("Invalid input.", 400, validation_detail(exc))
+    if isinstance(exc, HospitalHeaderInvalid):
+        return error_response("X-Hospital must be the slug of one of your hospitals.", 400)
     if isinstance(exc, HospitalNotAllowed):
         return error_response(
             "X-Hospital names a hospital where you have no active membership.", 403
@@ -93,13 +98,23 @@ def api_exception_handler(exc: Exception, context: dict[str, Any]) -> Response:
 # --- who may call --------------------------------------------------------------------------
 
 
-def _via_token(request: Request) -> bool:
-    return isinstance(request.auth, ApiToken)
+def _token(request: Request) -> ApiToken | None:
+    return request.auth if isinstance(request.auth, ApiToken) else None
+
+
+def _refuse_token(request: Request, audience: str) -> None:
+    """A token acts only as whom it was issued for (selectors.token_refusal says why not)."""
+    token = _token(request)
+    reason = token_refusal(token=token, audience=audience) if token is not None else None
+    if reason:
+        raise exceptions.PermissionDenied(reason)
 
 
 class StaffAccess(permissions.BasePermission):
-    """Staff with an active membership: by token, or by a session verified with two factors
-    (as `staff_required`). Resolves the hospital the request acts in."""
+    """Staff with an active membership: by a staff token issued after two factors, or by a
+    session verified with two factors (as `staff_required`). Resolves the hospital the
+    request acts in; the membership is looked up at each use, so a token of someone whose
+    membership ended reaches nothing."""
 
     message = "This endpoint is for hospital staff signed in with two factors."
 
@@ -107,33 +122,50 @@ class StaffAccess(permissions.BasePermission):
         user = request.user
         if not user.is_authenticated:
             return False
-        if not _via_token(request) and not getattr(user, "is_verified", lambda: False)():
+        _refuse_token(request, TokenAudience.STAFF)
+        if _token(request) is None and not getattr(user, "is_verified", lambda: False)():
             return False
+        # DRF's Request reads attributes it lacks from Django's request (the middleware's
+        # session default) and keeps the ones set here for the view.
         membership = membership_for_request(
-            request, user=user, session_default=getattr(request._request, "membership", None)
+            request, user=user, session_default=getattr(request, "membership", None)
         )
         if membership is None:
             return False
-        request._request.membership = membership
-        request._request.hospital = membership.hospital
+        request.membership = membership
+        request.hospital = membership.hospital
         return True
 
 
 class PatientAccess(permissions.BasePermission):
-    """An account with at least one patient registration (as `patient_required`)."""
+    """An account with at least one patient registration (as `patient_required`); by
+    session or by a patient token."""
 
     message = "This endpoint is for patients."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
+        _refuse_token(request, TokenAudience.PATIENT)
         registrations = patient_registrations_for_user(user=request.user)
-        request._request.patient_registrations = registrations
+        request.patient_registrations = registrations
         return bool(registrations)
 
 
+class AccountAccess(permissions.BasePermission):
+    """Any signed-in account acting for itself (proxies): by session or by a patient token;
+    a staff token acts only at staff endpoints."""
+
+    def has_permission(self, request: Request, view: APIView) -> bool:
+        if not request.user.is_authenticated:
+            return False
+        _refuse_token(request, TokenAudience.PATIENT)
+        return True
+
+
 class ApiView(APIView):
-    """Base of every API view: token or session auth, and the hospital scope of its kind.
+    """Base of every API view: token or session auth, the project's JSON parser, and the
+    hospital scope of its kind.
 
     `audience` is "staff" (the active hospital's scope), "patient" (the hospitals of the
     account's registrations) or "account" (any signed-in account; no tenant-owned reads).
@@ -141,13 +173,15 @@ class ApiView(APIView):
 
     audience = "staff"
     authentication_classes = [BearerTokenAuthentication, PortalSessionAuthentication]
+    parser_classes = [PortalJSONParser]
 
     def get_permissions(self):
-        kind = {"staff": StaffAccess, "patient": PatientAccess}.get(self.audience)
-        return [permissions.IsAuthenticated(), *([kind()] if kind else [])]
+        kind = {"staff": StaffAccess, "patient": PatientAccess, "account": AccountAccess}
+        return [permissions.IsAuthenticated(), kind[self.audience]()]
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
+        query_params_check(request.query_params)
         self._scope = ExitStack()
         if self.audience == "staff":
             self._scope.enter_context(hospital_scope(request.hospital))

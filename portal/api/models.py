@@ -7,8 +7,17 @@ from django.db import models
 from django.utils import timezone
 
 
+class TokenAudience(models.TextChoices):
+    """Whom a token acts as, fixed when it is issued: a membership given later never turns a
+    patient token into a staff one."""
+
+    PATIENT = "patient", "Patient (my own records)"
+    STAFF = "staff", "Staff (hospital work)"
+
+
 class ApiToken(models.Model):
-    """A bearer token of one account (staff or patient) for the REST and FHIR APIs.
+    """A bearer token of one account for the REST and FHIR APIs, acting as a patient or as
+    staff (`audience`); `two_factor` says whether two factors were used when it was issued.
 
     Tokens are 256-bit random strings, so a plain SHA-256 (no salt, no slow hash) is
     enough to make the stored value useless to a reader of the database, and it lets the
@@ -22,6 +31,8 @@ class ApiToken(models.Model):
     name = models.CharField(max_length=100)
     prefix = models.CharField(max_length=12)
     token_hash = models.CharField("SHA-256 of the token", max_length=64, unique=True)
+    audience = models.CharField("acts as", max_length=10, choices=TokenAudience.choices)
+    two_factor = models.BooleanField("issued after two-factor sign-in", default=False)
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     expires_at = models.DateTimeField()
@@ -29,6 +40,12 @@ class ApiToken(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(audience__in=TokenAudience.values),
+                name="api_token_audience_known",
+            )
+        ]
 
     def __str__(self) -> str:
         return f"API token {self.pk} of user {self.user_id}"

@@ -14,9 +14,11 @@ class BearerTokenScheme(OpenApiAuthenticationExtension):
         return {
             "type": "http",
             "scheme": "bearer",
-            "description": "An API token from the portal's API tokens page (after a "
-            "two-factor log-in) or from `manage.py issue_token`. Staff requests act in "
-            "the hospital named by X-Hospital, else their first membership.",
+            "description": "An API token from the portal's API tokens page or from "
+            "`manage.py issue_token`. A token acts as whom it was issued for: staff "
+            "endpoints (and FHIR) take staff tokens issued after a two-factor log-in, "
+            "patient endpoints take patient tokens. Staff requests act in the hospital "
+            "named by X-Hospital, else their first membership.",
         }
 
 

@@ -1,4 +1,4 @@
-"""Reads of API tokens."""
+"""Reads of API tokens, and the one rule of which endpoints a token may act at."""
 
 from __future__ import annotations
 
@@ -9,7 +9,9 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 from django.utils import timezone
 
-from portal.api.models import ApiToken
+from portal.accounts.selectors import user_is_staff_member
+from portal.api.models import ApiToken, TokenAudience
+from portal.records.selectors import patient_registrations_for_user
 
 TOKEN_PREFIX = "hpt_"  # noqa: S105 - a prefix that marks portal tokens, not a secret
 
@@ -32,8 +34,46 @@ def token_authenticate(*, raw: str) -> ApiToken | None:
     return token
 
 
+def token_refusal(*, token: ApiToken, audience: str) -> str | None:
+    """Why `token` may not act at an endpoint for `audience` ("staff", or "patient" for the
+    patient and account endpoints), or None if it may.
+
+    A token acts only as whom it was issued for: staff endpoints take staff tokens issued
+    after two factors, the others take patient tokens. What the account is today does not
+    widen a token (a membership given later is not a staff token); whether a staff token's
+    membership is still active is checked at each use, by the staff gate.
+    """
+    if audience == TokenAudience.STAFF:
+        if token.audience != TokenAudience.STAFF:
+            return "This is a patient token: staff endpoints take a staff token."
+        if not token.two_factor:
+            return (
+                "This staff token was not issued after a two-factor sign-in, so it is no "
+                "longer accepted: create a new one on the API tokens page."
+            )
+        return None
+    if token.audience != TokenAudience.PATIENT:
+        return "This is a staff token: patient endpoints take a patient token."
+    return None
+
+
+def token_audiences_for_user(*, user: AbstractBaseUser) -> list[str]:
+    """Whom a new token of this account may act as: staff for a member of a hospital,
+    patient for anyone else and for a member who is also a patient somewhere (they choose)."""
+    if not user_is_staff_member(user=user):
+        return [TokenAudience.PATIENT]
+    if patient_registrations_for_user(user=user):
+        return [TokenAudience.STAFF, TokenAudience.PATIENT]
+    return [TokenAudience.STAFF]
+
+
 def tokens_for_user(*, user: AbstractBaseUser) -> list[ApiToken]:
-    return list(ApiToken.objects.filter(user=user).order_by("-created_at", "-id")[:100])
+    """The account's newest 100 tokens; each carries `refusal`, why it is refused even where
+    its own audience is asked (a staff token from before two factors were recorded)."""
+    tokens = list(ApiToken.objects.filter(user=user).order_by("-created_at", "-id")[:100])
+    for token in tokens:
+        token.refusal = token_refusal(token=token, audience=token.audience)
+    return tokens
 
 
 def access_token(user: AbstractBaseUser, token_id: Any) -> ApiToken:

@@ -1,7 +1,7 @@
 from django.urls import path, register_converter
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import views
+from portal.api import docs, views
 
 
 class IdConverter:
@@ -22,8 +22,9 @@ app_name = "api"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", SpectacularSwaggerView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", SpectacularRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", docs.ApiDocsView.as_view(url_name="api:schema"), name="docs"),
+    path("redoc/", docs.ApiRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("redoc/redoc.standalone.js", docs.redoc_bundle_view, name="redoc_bundle"),
     # staff
     path("v1/patients/", views.PatientListView.as_view(), name="patients"),
     path("v1/patients/<id:patient_id>/", views.PatientDetailView.as_view(), name="patient"),

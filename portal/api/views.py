@@ -73,8 +73,9 @@ def doc(
     messages = {
         400: "Invalid input (field errors in detail).",
         401: "No or an invalid token or session.",
-        403: "Not for this kind of account, a session without two factors, or an X-Hospital "
-        "you are not a member of.",
+        403: "Not for this kind of account or token (staff endpoints take staff tokens issued "
+        "after two factors, the others patient tokens), a session without two factors, or "
+        "an X-Hospital you are not a member of.",
         404: "Missing, not yours to see, or another hospital's (never told apart).",
     }
     codes = set(errors) | {400}
@@ -645,7 +646,7 @@ class MyProxiesView(ApiView):
 
     @doc(
         summary="Proxy access I gave (direction=given) or hold for someone else (received)",
-        tag="patient", response=out.ProxyGrantPageSerializer, errors=(401,),
+        tag="patient", response=out.ProxyGrantPageSerializer, errors=(401, 403),
         parameters=(
             OpenApiParameter("direction", OpenApiTypes.STR, enum=["given", "received"]),
             CURSOR_PARAM,
@@ -671,7 +672,7 @@ class MyProxiesView(ApiView):
 
     @doc(
         summary="Let another account holder see my records", tag="patient", request=ProxyIn,
-        response=out.ProxyGrantSerializer, status=201, errors=(401,),
+        response=out.ProxyGrantSerializer, status=201, errors=(401, 403),
     )  # fmt: skip
     def post(self, request: Request) -> Response:
         data = form_validate(patient_forms.ProxyForm, _scope_all(request.data)).cleaned_data
@@ -691,7 +692,7 @@ class MyProxyRevokeView(ApiView):
 
     @doc(
         summary="End a proxy grant (the patient, or the proxy stepping down)", tag="patient",
-        request=None, response=out.ProxyGrantSerializer, errors=(401, 404),
+        request=None, response=out.ProxyGrantSerializer, errors=(401, 403, 404),
         parameters=(_uuid_param("grant_id"),),
     )  # fmt: skip
     def post(self, request: Request, grant_id) -> Response:

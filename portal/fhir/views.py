@@ -27,6 +27,8 @@ from rest_framework.exceptions import AuthenticationFailed
 
 from consent import selectors as consent_selectors
 from portal.api.authentication import HospitalNotAllowed, bearer_token, membership_for_request
+from portal.api.models import TokenAudience
+from portal.api.selectors import token_refusal
 from portal.fhir import resources, selectors
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.provider.views import access_event
@@ -75,7 +77,8 @@ def _csrf_failure(request: HttpRequest) -> str | None:
 
 
 def _token_user(request: HttpRequest) -> HttpResponse | bool:
-    """Bearer token requests: the token's user acts in one of their own hospitals
+    """Bearer token requests: a staff token issued after two factors (FHIR is staff-only;
+    the API's own rule, token_refusal, decides) acts in one of its user's own hospitals
     (X-Hospital, else the first). True if a token was used, an OperationOutcome if it is
     refused, False without one."""
     try:
@@ -84,6 +87,9 @@ def _token_user(request: HttpRequest) -> HttpResponse | bool:
         return _outcome(401, str(exc.detail), "login")
     if token is None:
         return False
+    refusal = token_refusal(token=token, audience=TokenAudience.STAFF)
+    if refusal:
+        return _outcome(403, refusal, "forbidden")
     request.user = token.user
     try:
         membership = membership_for_request(request, user=token.user)

@@ -81,8 +81,12 @@ def api_world(make_staff, hospital_a, hospital_b):
             "hospital": hospital, "clinician": clinician, "account": account,
             "patient": patient, "restricted": restricted, "observation": obs,
             "condition": cond, "note": note, "document": doc, "vip_observation": vip_obs,
-            "staff_token": token_issue(user=clinician, name="ci")[1],
-            "patient_token": token_issue(user=account, name="app")[1],
+            "staff_token": token_issue(
+                user=clinician, name="ci", audience="staff", two_factor=True
+            )[1],
+            "patient_token": token_issue(
+                user=account, name="app", audience="patient", two_factor=False
+            )[1],
         }  # fmt: skip
     return out
 

@@ -3,9 +3,11 @@ CSRF, and FHIR with a token."""
 
 import datetime as dt
 import hashlib
+import re
 from io import StringIO
 
-from django.core.management import call_command
+import pytest
+from django.core.management import CommandError, call_command
 from django.test import Client
 from django.utils import timezone
 
@@ -16,9 +18,13 @@ from portal.tenancy.models import Role
 from tests import factories
 
 
+def staff_token(user, name, **kwargs):
+    return token_issue(user=user, name=name, audience="staff", two_factor=True, **kwargs)
+
+
 def test_only_a_hash_is_stored(api_world):
     user = api_world["a"]["clinician"]
-    token, raw = token_issue(user=user, name="laptop")
+    token, raw = staff_token(user, "laptop")
     row = ApiToken.objects.values().get(pk=token.pk)
     assert row["token_hash"] == hashlib.sha256(raw.encode()).hexdigest()
     assert all(raw not in str(value) for value in row.values())
@@ -28,7 +34,7 @@ def test_only_a_hash_is_stored(api_world):
 
 def test_token_use_expiry_and_revocation(api, api_world):
     user = api_world["a"]["clinician"]
-    token, raw = token_issue(user=user, name="t", days=1)
+    token, raw = staff_token(user, "t", days=1)
     assert api(raw).get("/api/v1/patients/").status_code == 200
     token.refresh_from_db()
     assert token.last_used_at is not None
@@ -37,7 +43,7 @@ def test_token_use_expiry_and_revocation(api, api_world):
     assert response.status_code == 401
     assert response.json()["error"].startswith("The token is not valid")
     assert response["WWW-Authenticate"].startswith("Bearer")
-    token2, raw2 = token_issue(user=user, name="t2")
+    token2, raw2 = staff_token(user, "t2")
     token2.revoked_at = timezone.now()
     token2.save()
     assert api(raw2).get("/api/v1/patients/").status_code == 401
@@ -53,19 +59,23 @@ def test_tokens_page_for_staff_needs_a_verified_session(client, sign_in, api_wor
     assert client.get("/accounts/api-tokens/").status_code == 302
     sign_in(client, clinician)
     assert b"API tokens" in client.get("/provider/").content
+    # Staff only (no registration anywhere): nothing to choose, and the page says which.
+    page = client.get("/accounts/api-tokens/").content
+    assert b"act as <strong>hospital staff</strong>" in page and b'name="audience"' not in page
     response = client.post("/accounts/api-tokens/", {"name": "script", "days": 30})
     assert response.status_code == 200
     raw = response.context["new_token"]
     assert raw.encode() in response.content
     token = ApiToken.objects.get(user=clinician, name="script")
     assert token.token_hash == hashlib.sha256(raw.encode()).hexdigest()
+    assert (token.audience, token.two_factor) == ("staff", True)
     # Shown once: the list afterwards shows only the prefix.
     assert raw.encode() not in client.get("/accounts/api-tokens/").content
     assert client.post(f"/accounts/api-tokens/{token.pk}/revoke/").status_code == 302
     token.refresh_from_db()
     assert token.revoked_at is not None
     # Someone else's token: 404, untouched.
-    other, _ = token_issue(user=api_world["b"]["clinician"], name="theirs")
+    other, _ = staff_token(api_world["b"]["clinician"], "theirs")
     assert client.post(f"/accounts/api-tokens/{other.pk}/revoke/").status_code == 404
     other.refresh_from_db()
     assert other.revoked_at is None
@@ -77,6 +87,9 @@ def test_tokens_page_for_patients(client, sign_in, api_world):
     assert b"API tokens" in client.get("/patient/").content
     response = client.post("/accounts/api-tokens/", {"name": "phone app", "days": 90})
     assert response.status_code == 200 and response.context["new_token"]
+    token = ApiToken.objects.get(user=account, name="phone app")
+    assert (token.audience, token.two_factor) == ("patient", False)
+    assert b"act as <strong>a patient</strong>" in response.content
     # With TOTP turned on, the patient's session must be verified.
     factories.TOTPDeviceFactory(user=account)
     sign_in(client, account, verified=False)
@@ -87,12 +100,29 @@ def test_tokens_page_for_patients(client, sign_in, api_world):
 def test_issue_token_command(api, api_world):
     out, err = StringIO(), StringIO()
     user = api_world["b"]["clinician"]
-    call_command("issue_token", user.username, "--name", "etl", "--days", "7", stdout=out,
-                 stderr=err)  # fmt: skip
+    # A staff token from the shell: only when the administrator vouches for two factors.
+    with pytest.raises(CommandError, match="--counts-as-two-factor"):
+        call_command("issue_token", user.username, "--audience", "staff", stdout=out,
+                     stderr=err)  # fmt: skip
+    assert not ApiToken.objects.filter(user=user).exclude(name="ci").exists()
+    call_command("issue_token", user.username, "--audience", "staff", "--counts-as-two-factor",
+                 "--name", "etl", "--days", "7", stdout=out, stderr=err)  # fmt: skip
     raw = out.getvalue().strip()
     assert api(raw).get("/api/v1/patients/").status_code == 200
     token = ApiToken.objects.get(user=user, name="etl")
+    assert (token.audience, token.two_factor) == ("staff", True)
     assert dt.timedelta(days=6) < token.expires_at - timezone.now() <= dt.timedelta(days=7)
+    # A patient's account gets no staff token, vouched for or not; a patient token it may.
+    account = api_world["b"]["account"]
+    with pytest.raises(CommandError, match="Only hospital staff"):
+        call_command("issue_token", account.username, "--audience", "staff",
+                     "--counts-as-two-factor", stdout=StringIO(), stderr=StringIO())  # fmt: skip
+    out = StringIO()
+    call_command("issue_token", account.username, "--audience", "patient", stdout=out,
+                 stderr=StringIO())  # fmt: skip
+    raw = out.getvalue().strip()
+    assert api(raw).get("/api/v1/me/registrations/").status_code == 200
+    assert api(raw).get("/api/v1/patients/").status_code == 403
 
 
 def test_x_hospital_is_validated_against_own_memberships(
@@ -100,7 +130,7 @@ def test_x_hospital_is_validated_against_own_memberships(
 ):
     locum = make_staff(hospital_a, Role.CLINICIAN)
     factories.MembershipFactory(user=locum, hospital=hospital_b, role=Role.CLINICIAN)
-    raw = token_issue(user=locum, name="locum")[1]
+    raw = staff_token(locum, "locum")[1]
 
     def mrns(hospital=None):
         response = api(raw, hospital).get("/api/v1/patients/")
@@ -168,9 +198,49 @@ def test_fhir_post_with_a_token_needs_no_csrf(api_world):
 
 
 def test_schema_and_its_ui_need_no_cdn(client, db):
+    """Vendored assets only (tests/security/test_api_docs_load_nothing_from_outside.py also
+    reads what the pages load, and loads them in a browser)."""
     schema = client.get("/api/schema/")
     assert schema.status_code == 200
     for page in ("/api/docs/", "/api/redoc/"):
         body = client.get(page).content.decode()
-        assert "cdn." not in body and "unpkg" not in body
-        assert "/static/drf_spectacular_sidecar/" in body
+        assert "http://" not in body and "https://" not in body, page
+        assert "cdn." not in body and "unpkg" not in body and "fonts.g" not in body
+        assert "<style" not in body and "style=" not in body
+        srcs = re.findall(r"<script\b[^>]*\bsrc=\"([^\"]+)\"[^>]*></script>", body)
+        assert len(srcs) == body.count("<script"), "every script is a file"
+        assert all(src.startswith("/") and not src.startswith("//") for src in srcs)
+    docs = client.get("/api/docs/").content.decode()
+    assert "/static/drf_spectacular_sidecar/swagger-ui-dist/" in docs
+    redoc = client.get("/api/redoc/").content.decode()
+    assert '<script src="/api/redoc/redoc.standalone.js">' in redoc
+    assert b"cdn.redoc.ly" not in client.get("/api/redoc/redoc.standalone.js").content
+
+
+def test_issue_and_revoke_are_ledger_events_and_a_widened_token_is_named(client, sign_in, db):
+    from ledger.services import ledger_anchor_pending
+    from ledger.verification import ledger_verify
+
+    user = factories.UserFactory()
+    sign_in(client, user)
+    response = client.post("/accounts/api-tokens/", {"name": "Phone of Ada", "days": 30})
+    raw = response.context["new_token"]
+    token = ApiToken.objects.get(user=user)
+    issued = Event.objects.get(kind="api_token.issued", subject_id=str(token.pk))
+    assert issued.subject_type == "api.apitoken" and issued.hospital_id is None
+    assert issued.actor_id == user.pk
+    assert issued.attrs == {"user": user.pk, "audience": "patient", "two_factor": False}
+    leaf = bytes(issued.leaf).decode()
+    assert raw not in leaf and token.token_hash not in leaf and "Ada" not in leaf
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
+    # Widened in the database behind the application's back: verify_ledger names it.
+    ApiToken.objects.filter(pk=token.pk).update(audience="staff", two_factor=True)
+    findings = [str(f) for f in ledger_verify().findings]
+    assert any(f"api.apitoken {token.pk}" in f and "differs" in f for f in findings), findings
+    ApiToken.objects.filter(pk=token.pk).update(audience="patient", two_factor=False)
+    assert client.post(f"/accounts/api-tokens/{token.pk}/revoke/").status_code == 302
+    revoked = Event.objects.get(kind="api_token.revoked", subject_id=str(token.pk))
+    assert revoked.actor_id == user.pk
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
