@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
-from django.views.decorators.cache import never_cache
+from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
 from ledger import merkle, selectors
@@ -18,6 +18,7 @@ def _json_error(status: int, message: str) -> JsonResponse:
 
 
 @require_GET
+@cache_control(public=True, max_age=300)  # public: the site's no-store leaves it cacheable
 def public_key_view(request: HttpRequest) -> HttpResponse:
     """The log's verifier key (signed-note vkey format), at a stable URL."""
     return HttpResponse(selectors.public_vkey() + "\n", content_type="text/plain; charset=utf-8")

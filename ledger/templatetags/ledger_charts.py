@@ -1,4 +1,7 @@
-"""Server-rendered SVG of the ledger's anchoring lag (no JavaScript, no CDN)."""
+"""Server-rendered SVG of the ledger's anchoring lag (no JavaScript, no CDN).
+
+Colours are SVG presentation attributes or CSS classes (the legend's are in the admin's
+stylesheet, portal/static/portal/admin.css): the site's CSP refuses style="..." attributes."""
 
 from __future__ import annotations
 
@@ -64,8 +67,8 @@ def lag_chart(buckets: list[dict]) -> SafeString:
         '<polyline points="{p50}" fill="none" stroke="#2a7ab0" stroke-width="1.5" class="p50"/>'
         '<polyline points="{p95}" fill="none" stroke="#c0392b" stroke-width="1.5" '
         'class="p95"/>{dots}</svg>'
-        '<figcaption>{summary} <span style="color:#2a7ab0">— p50</span> '
-        '<span style="color:#c0392b">— p95</span></figcaption></figure>',
+        '<figcaption>{summary} <span class="lag-p50">— p50</span> '
+        '<span class="lag-p95">— p95</span></figcaption></figure>',
         w=W, h=H, summary=summary, pl=PAD_L, pt=PAD_T, bottom=H - PAD_B, right=W - PAD_R,
         tx=PAD_L - 6, ty_top=PAD_T + 8, vmax=f"{top:.2f}", h_label=H - 8,
         first=f"{buckets[0]['start']:%H:%M}", last=f"{buckets[-1]['start']:%H:%M}",

@@ -1,3 +1,4 @@
+from csp.decorators import csp_update
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
@@ -18,12 +19,29 @@ class IdConverter:
 
 register_converter(IdConverter, "id")
 
+# The API docs under the site's CSP (settings.CONTENT_SECURITY_POLICY), with the least each
+# needs beyond it. Swagger UI: its script is a second request (the split view), its stylesheet
+# draws icons from data: URLs.
+swagger_view = csp_update({"img-src": ["data:"]})(docs.ApiDocsView.as_view(url_name="api:schema"))
+# ReDoc (templates/api/redoc.html hands it the nonce for the styles it injects): its icons are
+# data: URLs and its search runs in a worker made from a blob: URL. One stylesheet it injects
+# as the bundle loads, before it knows the nonce (perfect-scrollbar's), is allowed by the hash
+# of its exact text, as is the empty element it starts as. A new bundle changes that text: the
+# browser test (tests/security/test_pages_are_not_cached_and_locked_down.py) then fails.
+REDOC_STYLE_HASHES = [
+    "'sha256-QMIg+bpjm3JdElJ388KYke01izlUW0UoNOeKjpMxdgc='",  # perfect-scrollbar's CSS
+    "'sha256-47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU='",  # the empty string
+]
+redoc_view = csp_update(
+    {"img-src": ["data:"], "worker-src": ["'self'", "blob:"], "style-src": REDOC_STYLE_HASHES}
+)(docs.ApiRedocView.as_view(url_name="api:schema"))
+
 app_name = "api"
 
 urlpatterns = [
     path("schema/", SpectacularAPIView.as_view(), name="schema"),
-    path("docs/", docs.ApiDocsView.as_view(url_name="api:schema"), name="docs"),
-    path("redoc/", docs.ApiRedocView.as_view(url_name="api:schema"), name="redoc"),
+    path("docs/", swagger_view, name="docs"),
+    path("redoc/", redoc_view, name="redoc"),
     path("redoc/redoc.standalone.js", docs.redoc_bundle_view, name="redoc_bundle"),
     # staff
     path("v1/patients/", views.PatientListView.as_view(), name="patients"),

@@ -16,7 +16,7 @@ from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
 from tests import factories
 from tests.conftest import current_code
-from tests.provider.test_browser import ARGS, CHROMIUM
+from tests.provider.test_browser import ARGS, CHROMIUM, watch_csp
 
 
 @pytest.fixture
@@ -72,6 +72,7 @@ def test_patient_grants_sees_verifies_and_revokes(
             unit="/min", effective_at=timezone.now() - dt.timedelta(hours=1),
         )  # fmt: skip
     me, doctor = two_browsers
+    violations = {"patient": watch_csp(me), "clinician": watch_csp(doctor)}
     chart_url = f"{base}/provider/patients/{patient.pk}/"
 
     # The riverside clinician cannot open the chart yet.
@@ -116,3 +117,4 @@ def test_patient_grants_sees_verifies_and_revokes(
     me.get_by_role("button", name="Revoke").click()
     assert "Consent revoked" in me.inner_text("main")
     assert doctor.goto(chart_url).status == 404
+    assert not any(violations.values()), violations  # the site's CSP refused nothing

@@ -1,8 +1,9 @@
 """End to end in a real browser (Playwright driving Debian's chromium, never a download):
 a clinician signs in with TOTP, finds a patient, records a blood pressure and sees it on
-the chart."""
+the chart, and the site's Content-Security-Policy refuses nothing on the way."""
 
 import datetime as dt
+import json
 import os
 import shutil
 
@@ -19,6 +20,31 @@ ARGS = [
     "--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
 ]  # fmt: skip
+
+
+# Reports each CSP violation of every document a page loads as a console line (a line survives
+# the navigation that follows, where a list kept on window would not).
+RECORD_CSP_VIOLATIONS = """
+document.addEventListener("securitypolicyviolation", (e) => {
+  console.error("csp-violation " + JSON.stringify({
+    page: location.pathname, directive: e.violatedDirective, blocked: e.blockedURI,
+    sample: e.sample, source: e.sourceFile, line: e.lineNumber,
+  }));
+});
+"""
+
+
+def watch_csp(page) -> list[dict]:
+    """The CSP violations of every document `page` loads from now on (a live list)."""
+    violations: list[dict] = []
+
+    def on_console(message) -> None:
+        if message.text.startswith("csp-violation "):
+            violations.append(json.loads(message.text.removeprefix("csp-violation ")))
+
+    page.on("console", on_console)
+    page.add_init_script(RECORD_CSP_VIOLATIONS)
+    return violations
 
 
 @pytest.fixture
@@ -57,6 +83,7 @@ def test_clinician_records_a_blood_pressure_and_sees_it(
             birth_date=dt.date(1961, 6, 1),
         )  # fmt: skip
     page = browser_page
+    violations = watch_csp(page)
     page.goto(f"{live_server.url}/accounts/login/")
     page.get_by_label("Username").fill(clinician.username)
     page.get_by_label("Password").fill(factories.PASSWORD)
@@ -82,3 +109,4 @@ def test_clinician_records_a_blood_pressure_and_sees_it(
     assert "Latest: 128 mm[Hg]" in systolic.inner_text()
     assert systolic.locator("svg[role=img]").count() == 1
     assert "Latest: 82 mm[Hg]" in page.locator('figure[data-code="8462-4"]').inner_text()
+    assert not violations, violations
