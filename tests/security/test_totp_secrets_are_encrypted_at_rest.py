@@ -122,8 +122,8 @@ def test_pg_dump_holds_no_totp_secret(staff):
         ],
         capture_output=True, check=True, env=env, timeout=120,
     ).stdout  # fmt: skip
-    assert b"COPY public.accounts_totpdevice" in dump  # the devices' table is in the dump
     assert _found(staff["secrets"], dump) == []
+    assert b"COPY public.accounts_totpdevice" in dump  # the devices' table is in the dump
 
 
 def test_rotate_keys_reencrypts_the_secrets_and_devices_keep_verifying(staff, settings):
