@@ -259,6 +259,7 @@ def _code_for_change(
 
 
 @sensitive_post_parameters("token")
+@never_cache
 @verified_session_required
 @require_POST
 def two_factor_remove_view(request: HttpRequest, device_id: int) -> HttpResponse:
@@ -287,6 +288,7 @@ def two_factor_remove_view(request: HttpRequest, device_id: int) -> HttpResponse
 
 
 @sensitive_post_parameters("token")
+@never_cache
 @verified_session_required
 @require_POST
 def two_factor_off_view(request: HttpRequest) -> HttpResponse:
