@@ -53,8 +53,8 @@ def main() -> int:
     django.setup()
     from django.conf import settings
     from django.contrib.auth import get_user_model
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from portal.accounts.models import TOTPDevice
     from portal.records.models import Patient
     from portal.tenancy.models import Membership
     from portal.tenancy.scoping import unscoped

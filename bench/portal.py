@@ -287,8 +287,9 @@ def main() -> int:
     from django.core.management import call_command
     from django.db import transaction
     from django.utils import timezone
-    from django_otp.plugins.otp_totp.models import TOTPDevice
 
+    from portal.accounts.models import TOTPDevice
+    from portal.accounts.services import totp_device_create
     from portal.ops.progress import Progress
     from portal.records import services
     from portal.records.models import (
@@ -322,7 +323,7 @@ def main() -> int:
         User = get_user_model()
         clinician = User.objects.create(username="bench.clinician")
         membership_ensure(user=clinician, hospital=a, role=Role.CLINICIAN)
-        device = TOTPDevice.objects.create(user=clinician, name="bench", confirmed=True)
+        device = totp_device_create(user=clinician, name="bench", confirmed=True)
         rng = random.Random(7)
         perms = {
             p.codename: p

@@ -12,9 +12,9 @@ import pytest
 from django.conf import settings
 from django.db import connection
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
+from portal.accounts.models import TOTPDevice
 from portal.tenancy.models import Role
 from tests import factories
 
@@ -65,9 +65,13 @@ def make_patient_user(db):
     return make
 
 
-def current_code(user) -> str:
-    device = TOTPDevice.objects.get(user=user, confirmed=True)
-    return f"{totp(device.bin_key):06d}"
+def current_code(user, *, steps_ahead: int = 0) -> str:
+    """The current code of the user's (first) confirmed device; `steps_ahead=1` gives the
+    next time step's, which the device also accepts (tolerance 1) once the current one was
+    used: a code is accepted only once."""
+    device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+    code = totp(device.bin_key, step=device.step, t0=device.t0, drift=steps_ahead)
+    return f"{code:0{device.digits}d}"
 
 
 def login_through_forms(client, user, password=factories.PASSWORD, code: str | None = None):
@@ -93,7 +97,7 @@ def sign_in():
 
         session[IDLE_SECONDS] = user_idle_timeout(user=user).total_seconds()
         if verified:
-            device = TOTPDevice.objects.filter(user=user, confirmed=True).first()
+            device = TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
             if device is not None:
                 session["otp_device_id"] = device.persistent_id
         session.save()

@@ -7,8 +7,8 @@ import datetime as dt
 
 import factory
 from django.contrib.auth import get_user_model
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts.models import TOTPDevice
 from portal.records.models import Patient
 from portal.tenancy.models import Hospital, Membership, Role
 
@@ -48,12 +48,20 @@ class UserFactory(factory.django.DjangoModelFactory):
 
 
 class TOTPDeviceFactory(factory.django.DjangoModelFactory):
+    """A confirmed device with a random secret (or `secret=`), encrypted as the portal does."""
+
     class Meta:
         model = TOTPDevice
 
     user = factory.SubFactory(UserFactory)
     name = "test device"
     confirmed = True
+
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        from portal.accounts.services import totp_device_create
+
+        return totp_device_create(**kwargs)
 
 
 class MembershipFactory(BaseManagerFactory):

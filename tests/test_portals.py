@@ -210,6 +210,11 @@ CROSS_TENANT_CASES = {
     "accounts:totp_setup": "tests/accounts/test_login.py (no tenant data shown)",
     "accounts:logout": "test_log_out_ends_the_session_on_the_server",
     "accounts:switch_hospital": "test_switching_to_a_hospital_without_membership_is_404",
+    **{
+        f"accounts:{name}": "tests/security/test_second_factor_cannot_be_skipped.py::"
+        "test_another_accounts_devices_are_404 (the account's own devices only)"
+        for name in ("two_factor", "two_factor_add", "two_factor_remove", "two_factor_off")
+    },
     "provider:home": "test_provider_list_shows_only_the_active_hospital",
     **{
         f"provider:{name}": "test_access.py::test_other_hospitals_ids_are_404_everywhere"

@@ -32,6 +32,25 @@ def staff_required(view: View) -> View:
     return wrapper
 
 
+def verified_session_required(view: View) -> View:
+    """A signed-in account whose session passed its second factor whenever the account has
+    or needs one (staff, admins, superusers; patients who turned it on). No hospital scope:
+    for the account's own settings (its sign-in devices)."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        from portal.accounts.selectors import user_requires_otp
+
+        user = request.user
+        if not user.is_authenticated:
+            return redirect_to_login(request.get_full_path())
+        if not user.is_verified() and user_requires_otp(user=user):
+            return redirect_to_login(request.get_full_path())
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
 def patient_required(view: View) -> View:
     """A user linked to at least one patient registration; scoped to those hospitals."""
 

@@ -10,12 +10,17 @@ from typing import Any
 from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.http import Http404
 from django.utils import timezone
 from django_otp.middleware import OTPMiddleware as DjangoOTPMiddleware
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal import hotsql
+from portal.accounts.models import TOTPDevice
 from portal.tenancy.models import Membership
+
+# An enrolment (a new device shown but not yet confirmed by a code from it) must be finished
+# within this time; older unconfirmed devices are never confirmed and are cleaned away.
+UNCONFIRMED_DEVICE_TTL = timedelta(minutes=10)
 
 
 def user_is_staff_member(*, user: AbstractBaseUser | AnonymousUser) -> bool:
@@ -24,9 +29,14 @@ def user_is_staff_member(*, user: AbstractBaseUser | AnonymousUser) -> bool:
     return Membership._base_manager.filter(user=user, is_active=True).exists()
 
 
+def user_role_requires_otp(*, user: AbstractBaseUser) -> bool:
+    """Staff, hospital admins and superusers must use TOTP (and always keep a device)."""
+    return bool(user.is_superuser or user.is_staff or user_is_staff_member(user=user))
+
+
 def user_requires_otp(*, user: AbstractBaseUser) -> bool:
     """Staff, hospital admins and superusers must use TOTP; patients may opt in."""
-    if user.is_superuser or user.is_staff or user_is_staff_member(user=user):
+    if user_role_requires_otp(user=user):
         return True
     return TOTPDevice.objects.filter(user=user, confirmed=True).exists()
 
@@ -39,6 +49,49 @@ def user_idle_timeout(*, user: AbstractBaseUser) -> timedelta:
 
 def totp_device_confirmed(*, user: AbstractBaseUser) -> TOTPDevice | None:
     return TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id").first()
+
+
+def totp_devices_for_user(*, user: AbstractBaseUser) -> list[TOTPDevice]:
+    """The account's confirmed devices, oldest first."""
+    return list(TOTPDevice.objects.filter(user=user, confirmed=True).order_by("id"))
+
+
+def access_totp_device(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice:
+    """One of `user`'s own confirmed devices; 404 for anyone else's and for missing ones."""
+    pk = hotsql.row_id(device_id)
+    device = (
+        TOTPDevice.objects.filter(user=user, confirmed=True, pk=pk).first()
+        if pk is not None
+        else None
+    )
+    if device is None:
+        raise Http404("No such device.")
+    return device
+
+
+def totp_device_pending(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice | None:
+    """The unconfirmed device `device_id` of `user` if it is still young enough to confirm."""
+    pk = hotsql.row_id(device_id)
+    if pk is None:
+        return None
+    return TOTPDevice.objects.filter(
+        user=user,
+        pk=pk,
+        confirmed=False,
+        created_at__gt=timezone.now() - UNCONFIRMED_DEVICE_TTL,
+    ).first()
+
+
+def account_hospital_ids(*, user: AbstractBaseUser) -> list[int]:
+    """The hospitals where the account is active staff: an event about its sign-in device
+    goes to each of them, so each hospital's admins can audit their own staff."""
+    return sorted(
+        set(
+            Membership._base_manager.filter(user=user, is_active=True).values_list(
+                "hospital_id", flat=True
+            )
+        )
+    )
 
 
 @dataclass

@@ -15,8 +15,9 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts import services as accounts_services
+from portal.accounts.models import TOTPDevice
 from portal.records import services as records_services
 from portal.records.catalog import MEASURES
 from portal.records.models import (
@@ -100,9 +101,15 @@ def _name(user: AbstractBaseUser, prefix: str, suffix: str) -> None:
 
 def _totp(user: AbstractBaseUser) -> None:
     key = demo_totp_key(user.get_username())
-    TOTPDevice.objects.update_or_create(
-        user=user, name="Demo authenticator", defaults={"key": key.hex(), "confirmed": True}
-    )
+    device = TOTPDevice.objects.filter(user=user, name="Demo authenticator").first()
+    if device is None:
+        accounts_services.totp_device_create(
+            user=user, name="Demo authenticator", confirmed=True, secret=key
+        )
+    elif device.bin_key != key or not device.confirmed:  # re-seeded with another SECRET_KEY
+        device.set_key(key)
+        device.confirmed = True
+        device.save(update_fields=["key_master_id", "encrypted_key", "confirmed"])
 
 
 def staff_logins() -> list[DemoLogin]:

@@ -469,3 +469,64 @@ def blind_index(value: str, *, hospital_id: int, purpose: str) -> str:
     key = _index_key(int(hospital_id), purpose)
     digest = hmac.new(key, normalize_for_index(value).encode(), hashlib.sha256).hexdigest()
     return digest[:32]
+
+
+# --- account secrets (TOTP keys) ----------------------------------------------------------
+#
+# A sign-in secret belongs to an account, not to a hospital, so it is encrypted under a key
+# derived (HKDF-SHA256) from a master key of the ring itself rather than under a hospital's
+# data key. The derived key is used for nothing else (the master key wraps data keys
+# directly; the `info` label keeps the two uses apart). The row names the master key that
+# encrypted it, so `rotate_keys` re-encrypts under the current one and the old master key can
+# then leave the ring. Blobs: b"\x01" (format) + 12-byte nonce + ciphertext||tag; the
+# associated data is the format byte plus `account_secret_aad(...)`, which binds the secret
+# to its model, field, row and account: a blob copied to another row or account fails.
+
+_ACCOUNT_SECRET_INFO = b"portal|account-secret|v1"
+
+
+def account_secret_aad(*, model_label: str, field: str, row: str, user_id: int) -> str:
+    """The associated data that binds an account secret to its model, field, row and user."""
+    return f"account|{model_label}|{field}|{row}|{int(user_id)}"
+
+
+@lru_cache(maxsize=16)
+def _account_secret_key(master: bytes) -> AESGCM:
+    derived = HKDF(
+        algorithm=hashes.SHA256(), length=KEY_BYTES, salt=None, info=_ACCOUNT_SECRET_INFO
+    ).derive(master)
+    return AESGCM(derived)
+
+
+def account_secret_encrypt(
+    plaintext: bytes, *, aad: str, ring: KeyRing | None = None
+) -> tuple[str, bytes]:
+    """Encrypt an account secret under the ring's current master key: (master_key_id, blob)."""
+    ring = ring or KeyRing.from_settings()
+    header = bytes([FORMAT_VERSION])
+    nonce = os.urandom(NONCE_BYTES)
+    aead = _account_secret_key(ring.key(ring.current_id))
+    return ring.current_id, header + nonce + aead.encrypt(
+        nonce, bytes(plaintext), header + aad.encode()
+    )
+
+
+def account_secret_decrypt(
+    blob: bytes, *, master_key_id: str, aad: str, ring: KeyRing | None = None
+) -> bytes:
+    """Decrypt an account secret; ImproperlyConfigured if its master key is not in the ring,
+    DecryptionError if it was altered or belongs to another row or account."""
+    ring = ring or KeyRing.from_settings()
+    blob = bytes(blob)
+    if len(blob) < 1 + NONCE_BYTES + TAG_BYTES or blob[0] != FORMAT_VERSION:
+        raise DecryptionError("Not an encrypted account secret of a known format.")
+    aead = _account_secret_key(ring.key(master_key_id))
+    try:
+        return aead.decrypt(
+            blob[1 : 1 + NONCE_BYTES], blob[1 + NONCE_BYTES :], blob[:1] + aad.encode()
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"An account secret failed authentication under master key {master_key_id!r}: it "
+            "was altered, or belongs to another row or account."
+        ) from None

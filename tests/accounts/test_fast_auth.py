@@ -10,11 +10,10 @@ from django.db import connection
 from django.test import RequestFactory
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.backends import ModelBackend
 from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT, OTPMiddleware
-from portal.accounts.models import Session
+from portal.accounts.models import Session, TOTPDevice
 from portal.accounts.selectors import auth_context_fetch, session_fetch
 from portal.accounts.sessions import SessionStore
 from portal.records.selectors import user_is_patient
@@ -73,8 +72,8 @@ def test_second_factor_is_the_sessions_own_confirmed_device(db):
     theirs = factories.TOTPDeviceFactory(user=other)
     assert _verified(user, mine.persistent_id)
     assert not _verified(user, theirs.persistent_id)  # another user's device
-    assert not _verified(user, "otp_totp.totpdevice/999999")
-    assert not _verified(user, "otp_totp.totpdevice/abc")
+    assert not _verified(user, "accounts.totpdevice/999999")
+    assert not _verified(user, "accounts.totpdevice/abc")
     assert not _verified(user, "otp_static.staticdevice/1")  # a kind this site has not
     assert not _verified(user, "garbage")
     mine.confirmed = False
@@ -91,7 +90,7 @@ def test_signed_in_request_reads_session_and_user_context_in_one_statement(
     assert response.status_code == 200
     sqls = [q["sql"] for q in ctx.captured_queries]
     # The session with its user, device, memberships and registrations.
-    tables = ('"accounts_session"', '"auth_user" ', '"otp_totp_totpdevice"', '"tenancy_membership"')
+    tables = ('"accounts_session"', '"auth_user" ', '"accounts_totpdevice"', '"tenancy_membership"')
     assert all(t in sqls[0] for t in tables)
     assert not any(t in s for s in sqls[1:] for t in tables)  # (auth_user_groups may be)
 

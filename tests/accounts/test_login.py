@@ -5,10 +5,9 @@ from axes.models import AccessAttempt
 from django.contrib.auth.password_validation import validate_password
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from portal.accounts.middleware import AUTH_AT, SEEN_AT
-from portal.accounts.models import Session
+from portal.accounts.models import Session, TOTPDevice
 from tests import factories
 from tests.conftest import current_code, login_through_forms
 

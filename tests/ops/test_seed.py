@@ -3,8 +3,8 @@ from io import StringIO
 import pytest
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
+from portal.accounts.models import TOTPDevice
 from portal.ops.demo import DEMO_PASSWORD
 from portal.records.models import Observation, Patient
 from portal.tenancy.models import Hospital, Membership, Role

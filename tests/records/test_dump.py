@@ -39,6 +39,12 @@ def test_database_dump_holds_no_demo_phi_in_clear():
     for p in patients:
         secrets |= {p.given_name.encode(), p.family_name.encode(), p.mrn.encode(),
                     p.birth_date.isoformat().encode()}  # fmt: skip
+    # Every demo account's TOTP secret (seed_demo prints them; the dump must not hold them).
+    from portal.ops.demo import demo_totp_key, staff_logins
+
+    for login in staff_logins():
+        key = demo_totp_key(login.username)
+        secrets |= {key, key.hex().encode(), login.totp_secret.encode()}
     assert values  # the values exist and read back
     # Strings of 3 bytes could occur by chance inside random ciphertext; 4+ cannot, in practice.
     secrets = {s for s in secrets if len(s) >= 4}

@@ -2,7 +2,8 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django_otp.oath import totp
-from django_otp.plugins.otp_totp.models import TOTPDevice
+
+from portal.accounts.selectors import totp_device_confirmed
 
 
 class Command(BaseCommand):
@@ -15,7 +16,7 @@ class Command(BaseCommand):
         if not settings.DEBUG:
             raise CommandError("totp_code is for the local demo only (DEBUG=true).")
         user = get_user_model()._default_manager.filter(username=options["username"]).first()
-        device = TOTPDevice.objects.filter(user=user, confirmed=True).first() if user else None
+        device = totp_device_confirmed(user=user) if user else None
         if device is None:
             raise CommandError(f"No confirmed TOTP device for {options['username']!r}.")
         code = totp(device.bin_key, step=device.step, t0=device.t0, digits=device.digits)

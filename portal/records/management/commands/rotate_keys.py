@@ -21,9 +21,9 @@ from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import unscoped
 
 HELP = """\
-Re-wrap every hospital data key under the current (first) master key of
-FIELD_ENCRYPTION_KEYS; with --new-data-keys also give every hospital a new data key and
-re-encrypt every encrypted column under it.
+Re-wrap every hospital data key, and re-encrypt every sign-in (TOTP) secret, under the
+current (first) master key of FIELD_ENCRYPTION_KEYS; with --new-data-keys also give every
+hospital a new data key and re-encrypt every encrypted column under it.
 
 Operator flow for a new master key:
   1. Prepend the new key to the ring: FIELD_ENCRYPTION_KEYS="k2:NEW,k1:OLD"
@@ -86,6 +86,7 @@ class Command(BaseCommand):
             if options["new_data_keys"]:
                 self.new_data_keys()
             self.rewrap(ring)
+            self.rewrap_account_secrets(ring)
             if options["new_data_keys"]:
                 if options["settle_seconds"] > 0:
                     self.stdout.write(
@@ -163,6 +164,37 @@ class Command(BaseCommand):
             master_key_id=master_id, wrapped_key=wrapped, rewrapped_at=timezone.now()
         )
         return 1
+
+    def rewrap_account_secrets(self, ring: KeyRing) -> None:
+        """Sign-in (TOTP) secrets belong to accounts, not hospitals: each is encrypted under
+        a key derived from a master key, so it is re-encrypted under the current one."""
+        from portal.accounts import services as accounts_services
+        from portal.accounts.models import TOTPDevice
+
+        pending = list(
+            TOTPDevice.objects.exclude(key_master_id=ring.current_id)
+            .order_by("pk")
+            .values_list("pk", "key_master_id")
+        )
+        done = 0
+        with Progress("Re-encrypting sign-in secrets", len(pending)) as progress:
+            for pk, master_key_id in pending:
+                if master_key_id not in ring:
+                    self.errors.append(
+                        f"TOTP device {pk} is encrypted under master key {master_key_id!r}, "
+                        "which is not in FIELD_ENCRYPTION_KEYS; put that key back in the ring "
+                        "and run again."
+                    )
+                else:
+                    try:
+                        done += accounts_services.totp_device_rewrap(device_id=pk, ring=ring)
+                    except DecryptionError as exc:
+                        self.errors.append(f"TOTP device {pk}: {exc}")
+                progress.advance()
+        self.stdout.write(
+            f"Sign-in secrets: {done} re-encrypted under {ring.current_id!r}, "
+            f"{len(pending) - done} not."
+        )
 
     # -- values ------------------------------------------------------------------------------
 
