@@ -36,6 +36,7 @@ from tests import factories
 from tests.conftest import current_code
 from tests.provider.test_browser import browser_page, watch_csp  # noqa: F401 - a fixture
 
+
 @pytest.fixture
 def site(make_staff, hospital_a, hospital_b):
     """A patient with an account and a chart at St Mary's (a trend of three values, a problem,

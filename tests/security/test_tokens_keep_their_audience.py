@@ -19,9 +19,9 @@ import pytest
 from django.apps import apps
 from django.core.exceptions import ValidationError
 from django.utils import timezone
-from django_otp.plugins.otp_totp.models import TOTPDevice
 
 from ledger.models import Event
+from portal.accounts.models import TOTPDevice
 from portal.api.models import ApiToken
 from portal.api.services import token_issue
 from portal.records import services as records_services
