@@ -73,13 +73,15 @@ class PortalAdminSite(admin.AdminSite):
             if not self.has_permission(request):
                 # An auditor or hospital admin whose session has no second factor yet.
                 return redirect_to_login(request.get_full_path())
-            if _has_nul(request):
-                return self.bad_request(
-                    request, "The request contained a null character, which no field accepts."
-                )
             scope = unscoped() if user.is_superuser else hospital_scope(admin_hospital_ids(request))
             with scope:
-                response = inner(request, *args, **kwargs)
+                if _has_nul(request):
+                    # No field accepts one, and PostgreSQL cannot even compare text with one.
+                    response = self.bad_request(
+                        request, "The request contained a null character, which no field accepts."
+                    )
+                else:
+                    response = inner(request, *args, **kwargs)
                 if isinstance(response, SimpleTemplateResponse) and not response.is_rendered:
                     # Rendered here, not after the view returns: what the template still
                     # queries (the filters' facet counts) must run inside the hospital scope.

@@ -157,7 +157,7 @@ class AccountByUsernameField(forms.ModelChoiceField):
     default_error_messages = {
         "invalid_choice": (
             "There is no account with this username that you can add. Type the exact "
-            "username of your hospital's staff member or patient, or of a new account."
+            "username the person signs in with."
         ),
     }
 
