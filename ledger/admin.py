@@ -18,19 +18,22 @@ import uuid
 from collections.abc import Iterator
 from datetime import datetime, time
 
+from django import forms
 from django.contrib import admin
+from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
 from django.db.models import BooleanField, Case, Q, Value, When
 from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
-from django.utils.dateparse import parse_date
 from django.utils.timezone import get_current_timezone
 
 from ledger.models import AccessEvent, Checkpoint, Entry, Event, VerificationRun
-from portal.admin_site import admin_hospital_ids
+from portal.admin_site import ChoiceListFilter, InputListFilter, admin_hospital_ids
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 
-ReadOnlyAdmin = type("ReadOnlyAdmin", (ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin), {})
+ReadOnlyAdmin = type(
+    "ReadOnlyAdmin", (ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin), {"__module__": __name__}
+)
 
 
 @admin.register(Event)
@@ -64,93 +67,69 @@ PURPOSES = [
 ]
 
 
-class BreakGlassFilter(admin.SimpleListFilter):
+class BreakGlassFilter(ChoiceListFilter):
     title = "break-glass"
     parameter_name = "break_glass"
 
     def lookups(self, request, model_admin):
         return [("yes", "Break-glass"), ("no", "Not break-glass")]
 
-    def queryset(self, request, queryset):
+    def filter(self, queryset, value: str):
         flagged = Q(kind="breakglass.opened") | Q(attrs__break_glass=True)
-        if self.value() == "yes":
-            return queryset.filter(flagged)
-        if self.value() == "no":
-            return queryset.exclude(flagged)
-        return queryset
+        return queryset.filter(flagged) if value == "yes" else queryset.exclude(flagged)
 
 
-class PurposeFilter(admin.SimpleListFilter):
+class PurposeFilter(ChoiceListFilter):
     title = "purpose"
     parameter_name = "purpose"
 
     def lookups(self, request, model_admin):
         return PURPOSES
 
-    def queryset(self, request, queryset):
-        if self.value():
-            return queryset.filter(attrs__purpose=self.value())
-        return queryset
+    def filter(self, queryset, value: str):
+        return queryset.filter(attrs__purpose=value)
 
 
-class InputFilter(admin.ListFilter):
-    """A filter typed in (patient id, dates): a small GET form in the sidebar."""
-
-    template = "admin/ledger/input_filter.html"
-    fields: list[tuple[str, str]] = []  # (parameter, label)
-
-    def __init__(self, request, params, model, model_admin):
-        super().__init__(request, params, model, model_admin)
-        self.values = {}
-        for name, _label in self.fields:
-            if name in params:
-                value = params.pop(name)
-                self.values[name] = value[-1] if isinstance(value, list) else value
-                self.used_parameters[name] = self.values[name]
-        self.others = [
-            (k, v) for k, values in request.GET.lists() for v in values
-            if k not in dict(self.fields)
-        ]  # fmt: skip
-
-    def has_output(self) -> bool:
-        return True
-
-    def expected_parameters(self) -> list[str]:
-        return [name for name, _ in self.fields]
-
-    def choices(self, changelist):
-        # The template reads the form's fields; one "All" entry clears them.
-        yield {
-            "selected": not self.values,
-            "query_string": changelist.get_query_string(remove=self.expected_parameters()),
-            "display": "All",
-            "inputs": [(n, label, self.values.get(n, "")) for n, label in self.fields],
-            "others": self.others,
-        }
+class PatientIdForm(forms.Form):
+    patient = forms.IntegerField(
+        label="Patient id", required=False, min_value=1, max_value=2**63 - 1
+    )
 
 
-class PatientIdFilter(InputFilter):
+class PatientIdFilter(InputListFilter):
     title = "patient id"
-    fields = [("patient", "Patient id")]
+    form_class = PatientIdForm
 
     def queryset(self, request, queryset):
-        value = self.values.get("patient", "")
-        if value.isdigit():
-            # Only charts the admin audits in full: another hospital's patient id finds
-            # nothing, as an unknown one does (no probing which patient a reader opened).
-            return queryset.filter(patient_id=int(value), **_own_charts(request))
-        if value:
-            return queryset.none()
-        return queryset
+        self.own_charts = _own_charts(request)
+        return super().queryset(request, queryset)
+
+    def filter(self, queryset, cleaned_data: dict):
+        # Only charts the admin audits in full: another hospital's patient id finds nothing,
+        # as an unknown one does (no probing which patient a reader opened).
+        return queryset.filter(patient_id=cleaned_data["patient"], **self.own_charts)
 
 
-class DateRangeFilter(InputFilter):
+# The parameter "from" is a Python keyword, hence type().
+DateRangeForm = type(
+    "DateRangeForm",
+    (forms.Form,),
+    {
+        "from": forms.DateField(
+            label="From (YYYY-MM-DD)", required=False, input_formats=["%Y-%m-%d"]
+        ),
+        "to": forms.DateField(label="To, inclusive", required=False, input_formats=["%Y-%m-%d"]),
+    },
+)
+
+
+class DateRangeFilter(InputListFilter):
     title = "date range (recorded)"
-    fields = [("from", "From (YYYY-MM-DD)"), ("to", "To, inclusive")]
+    form_class = DateRangeForm
 
-    def queryset(self, request, queryset):
+    def filter(self, queryset, cleaned_data: dict):
         tz = get_current_timezone()
-        start, end = _date(self.values.get("from")), _date(self.values.get("to"))
+        start, end = cleaned_data.get("from"), cleaned_data.get("to")
         if start:
             queryset = queryset.filter(recorded_at__gte=datetime.combine(start, time.min, tz))
         if end:
@@ -158,14 +137,7 @@ class DateRangeFilter(InputFilter):
         return queryset
 
 
-def _date(value: str | None):
-    try:
-        return parse_date(value or "")
-    except ValueError:
-        return None
-
-
-class KindFilter(admin.SimpleListFilter):
+class KindFilter(ChoiceListFilter):
     title = "kind"
     parameter_name = "kind"
 
@@ -177,8 +149,8 @@ class KindFilter(admin.SimpleListFilter):
             ("breakglass.opened", "Break-glass opened"),
         ]
 
-    def queryset(self, request, queryset):
-        return queryset.filter(kind=self.value()) if self.value() else queryset
+    def filter(self, queryset, value: str):
+        return queryset.filter(kind=value)
 
 
 def _own_charts(request: HttpRequest) -> dict[str, list[int]]:
@@ -373,7 +345,12 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
             from django.http import Http404
 
             raise Http404("No such page.")
-        changelist: ChangeList = self.get_changelist_instance(request)
+        try:
+            changelist: ChangeList = self.get_changelist_instance(request)
+        except IncorrectLookupParameters:
+            return self.admin_site.bad_request(
+                request, "A filter value could not be used, so nothing was exported."
+            )
         return csv_response(changelist.get_queryset(request), "access-events.csv")
 
 

@@ -1,8 +1,12 @@
-"""Users and their sign-in devices in the admin: read-only, and a ledgered device reset.
+"""Users, groups, log-in records and sign-in devices in the admin: read-only, for everyone,
+and a ledgered device reset.
 
 Accounts are made by the portals and `seed_demo`; groups and object permissions are written
-only by the tenancy, records and consent services, so nothing here changes them. A hospital
-admin sees the accounts holding a membership at their hospital.
+only by the tenancy, records and consent services, so nothing here changes them (Django's
+GroupAdmin would let a superuser edit them; permissions themselves have no admin). A
+hospital admin sees the accounts holding a membership at their hospital, and no groups.
+Failed and successful log-ins (django-axes) are audit records: auditors read them, nobody
+deletes them here (a locked-out account is released with `manage.py axes_reset_username`).
 """
 
 from __future__ import annotations
@@ -12,7 +16,8 @@ from django.apps import apps
 from django.contrib import admin, messages
 from django.contrib.admin.utils import unquote
 from django.contrib.auth import get_user_model, logout
-from django.contrib.auth.admin import UserAdmin
+from django.contrib.auth.admin import GroupAdmin, UserAdmin
+from django.contrib.auth.models import Group
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect
 from django.template.response import TemplateResponse
@@ -21,13 +26,21 @@ from django.urls import path
 from portal.accounts import services
 from portal.accounts.models import TOTPDevice
 from portal.admin_site import admin_hospital_ids
-from portal.tenancy.admin import HospitalAdminAccessMixin, ReadOnlyMixin
+from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 from portal.tenancy.models import Membership
 
 User = get_user_model()
 
-if admin.site.is_registered(User):
-    admin.site.unregister(User)
+for model in (User, Group):
+    if admin.site.is_registered(model):
+        admin.site.unregister(model)
+
+
+@admin.register(Group)
+class PortalGroupAdmin(ReadOnlyMixin, AuditorOnlyMixin, GroupAdmin):
+    """The hospital-wide and department groups, kept by the tenancy service: auditors only."""
+
+    list_display = ["name"]
 
 
 @admin.register(User)
@@ -165,3 +178,28 @@ class TOTPDeviceAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin)
             status=400 if form.errors else 200,
         )  # fmt: skip
         return response
+
+
+def _read_only_axes_admins() -> None:
+    """django-axes registers editable admins (a superuser could delete log-in records);
+    the same admins again, read-only and without the bulk clean-up action."""
+    from axes import admin as axes_admin
+    from axes.models import AccessAttempt, AccessFailureLog, AccessLog
+
+    for model, base in (
+        (AccessAttempt, axes_admin.AccessAttemptAdmin),
+        (AccessLog, axes_admin.AccessLogAdmin),
+        (AccessFailureLog, axes_admin.AccessFailureLogAdmin),
+    ):
+        if not admin.site.is_registered(model):
+            continue  # AXES_ENABLE_ADMIN is off
+        admin.site.unregister(model)
+        read_only = type(
+            f"ReadOnly{base.__name__}",
+            (ReadOnlyMixin, AuditorOnlyMixin, base),
+            {"actions": [], "__module__": __name__},
+        )
+        admin.site.register(model, read_only)
+
+
+_read_only_axes_admins()

@@ -1,22 +1,26 @@
-"""Admin for hospitals, departments and memberships, and the mixin every scoped admin uses.
+"""Admin for hospitals, departments and memberships, and the mixins every admin uses.
 
 Every write goes through portal.tenancy.services: a membership added or changed here is a
 `membership.changed` ledger event in the same transaction, and its groups are synced.
+Nobody changes their own membership, superusers included (the service refuses it too), and
+nothing is deleted here: a membership is deactivated, which is ledgered; a deletion would not be.
+A membership is added by typing the account's exact username (never a list of accounts): a
+hospital admin may name only accounts tied to no hospital but theirs.
 """
 
 from __future__ import annotations
 
+from django import forms
 from django.contrib import admin
-from django.contrib.auth import get_user_model
 from django.db.models import Q
 from django.http import Http404, HttpRequest
 
-from portal.admin_site import admin_hospital_ids
-from portal.tenancy import services
+from portal.admin_site import PortalModelAdminMixin, admin_hospital_ids
+from portal.tenancy import selectors, services
 from portal.tenancy.models import Department, Hospital, Membership
 
 
-class HospitalAdminAccessMixin:
+class HospitalAdminAccessMixin(PortalModelAdminMixin):
     """Lets hospital admins into a ModelAdmin and keeps them inside their hospitals.
 
     Superusers keep Django's model permissions. A hospital admin (no model permissions) is
@@ -76,7 +80,7 @@ class HospitalAdminAccessMixin:
         return super().has_delete_permission(request, obj)
 
 
-class ReadOnlyMixin:
+class ReadOnlyMixin(PortalModelAdminMixin):
     """Rows written only by services (ledger, consents, permissions): shown, never changed."""
 
     def has_add_permission(self, request: HttpRequest, *args) -> bool:
@@ -89,15 +93,23 @@ class ReadOnlyMixin:
         return False
 
 
-class AuditorOnlyMixin:
+class AuditorOnlyMixin(PortalModelAdminMixin):
     """Cross-hospital data (the log itself, checkpoints): superusers only; 404 when missing."""
 
     def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
         raise Http404("No such object.")
 
 
+class NoDeleteMixin:
+    """Tenancy rows are never deleted in the admin: a deletion would cascade to memberships
+    without a ledger event or group sync. Deactivate a membership instead."""
+
+    def has_delete_permission(self, request: HttpRequest, obj=None) -> bool:
+        return False
+
+
 @admin.register(Hospital)
-class HospitalAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
+class HospitalAdmin(NoDeleteMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
     hospital_field = "pk"
     list_display = ["name", "slug", "created_at"]
     search_fields = ["name", "slug"]
@@ -115,7 +127,7 @@ class HospitalAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
 
 
 @admin.register(Department)
-class DepartmentAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
+class DepartmentAdmin(NoDeleteMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
     hospital_admin_can_edit = True
     list_display = ["name", "slug", "hospital"]
     list_filter = [("hospital", admin.RelatedOnlyFieldListFilter)]
@@ -136,8 +148,27 @@ class DepartmentAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
         obj.pk = saved.pk
 
 
+class AccountByUsernameField(forms.ModelChoiceField):
+    """The account a new membership is for, typed as its exact username: a text box, never a
+    list, so the form shows no one's accounts; any name the admin may not use (unknown,
+    another hospital's patient or staff, a superuser, their own) gets the same answer."""
+
+    widget = forms.TextInput
+    default_error_messages = {
+        "invalid_choice": (
+            "There is no account with this username that you can add. Type the exact "
+            "username the person signs in with."
+        ),
+    }
+
+    def __init__(self, queryset, **kwargs):
+        kwargs.setdefault("label", "Account (username)")
+        kwargs.setdefault("help_text", "The exact username of the account, as they sign in.")
+        super().__init__(queryset, to_field_name="username", **kwargs)
+
+
 @admin.register(Membership)
-class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
+class MembershipAdmin(NoDeleteMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
     hospital_admin_can_edit = True
     list_display = ["user", "hospital", "role", "department", "is_active", "created_at"]
     list_filter = [
@@ -149,6 +180,13 @@ class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     search_fields = ["user__username"]
     list_select_related = ["user", "hospital", "department__hospital"]
     fields = ["user", "hospital", "role", "department", "is_active"]
+
+    def has_change_permission(self, request: HttpRequest, obj=None) -> bool:
+        # One's own membership is shown, never changed: not by a hospital admin (who could
+        # make themselves a clinician and read charts), not by a superuser either.
+        if obj is not None and obj.user_id == request.user.pk:
+            return False
+        return super().has_change_permission(request, obj)
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         return ["user", "hospital"] if obj is not None else []
@@ -184,6 +222,14 @@ class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
 
         return MembershipForm
 
+    def formfield_for_dbfield(self, db_field, request: HttpRequest, **kwargs):
+        if db_field.name == "user":
+            # Not Django's select (every account) nor its related-object links.
+            return AccountByUsernameField(
+                selectors.membership_candidates(actor=request.user), required=True
+            )
+        return super().formfield_for_dbfield(db_field, request, **kwargs)
+
     def formfield_for_foreignkey(self, db_field, request: HttpRequest, **kwargs):
         if not request.user.is_superuser:
             ids = admin_hospital_ids(request)
@@ -191,13 +237,6 @@ class MembershipAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
                 kwargs["queryset"] = Hospital.objects.filter(pk__in=ids)
             elif db_field.name == "department":
                 kwargs["queryset"] = Department.objects.filter(hospital_id__in=ids)
-            elif db_field.name == "user":
-                # A hospital admin picks among their own staff and accounts with no role
-                # anywhere yet, never another hospital's staff or an auditor.
-                users = get_user_model()._default_manager.filter(is_superuser=False)
-                kwargs["queryset"] = users.exclude(
-                    pk__in=Membership._base_manager.exclude(hospital_id__in=ids).values("user_id")
-                ).order_by("username")
         elif db_field.name == "department":
             kwargs["queryset"] = Department.objects.select_related("hospital")
         return super().formfield_for_foreignkey(db_field, request, **kwargs)

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.db.models import QuerySet
 
 from portal.tenancy.models import Hospital, Membership, Role
 
@@ -41,6 +43,36 @@ def hospital_ids_administered(*, user: AbstractBaseUser | AnonymousUser) -> list
         Membership._base_manager.filter(
             user=user, is_active=True, role=Role.HOSPITAL_ADMIN
         ).values_list("hospital_id", flat=True)
+    )
+
+
+def membership_candidates(*, actor: AbstractBaseUser) -> QuerySet:
+    """The accounts `actor` may give a new membership to in the admin (typed by their exact
+    username; this is never shown as a list).
+
+    Never the actor's own account: nobody gives themselves a role. A superuser may name any
+    other active account. A hospital admin may name only active, non-superuser accounts tied
+    to no hospital but theirs: their own hospitals' staff and patients, and accounts with no
+    membership and no patient registration anywhere yet. Another hospital's staff or
+    patients are refused with the same words as an unknown username, so typing names
+    reveals nothing about other hospitals.
+    """
+    from portal.records.models import Patient
+
+    users = get_user_model()._default_manager.filter(is_active=True).exclude(pk=actor.pk)
+    if actor.is_superuser:
+        return users
+    ids = hospital_ids_administered(user=actor)
+    staff_elsewhere = Membership._base_manager.exclude(hospital_id__in=ids).values("user_id")
+    patient_elsewhere = (
+        Patient._base_manager.exclude(hospital_id__in=ids)
+        .filter(user__isnull=False)
+        .values("user_id")
+    )
+    return (
+        users.filter(is_superuser=False)
+        .exclude(pk__in=staff_elsewhere)
+        .exclude(pk__in=patient_elsewhere)
     )
 
 

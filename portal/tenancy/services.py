@@ -6,6 +6,7 @@ import hashlib
 import json
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest
 
@@ -86,6 +87,13 @@ def _membership_event(
     )  # fmt: skip
 
 
+def _refuse_own_membership(*, actor: AbstractBaseUser | None, user_id: int) -> None:
+    """Nobody gives themselves a role or changes their own, superusers included: a hospital
+    admin who made themselves a clinician would read charts. (No actor: seeding, maintenance.)"""
+    if actor is not None and actor.pk == user_id:
+        raise PermissionDenied("Nobody can add or change their own membership.")
+
+
 @transaction.atomic
 def membership_create(
     *, user: AbstractBaseUser, hospital: Hospital, role: str,
@@ -93,6 +101,7 @@ def membership_create(
     actor: AbstractBaseUser | None,
 ) -> Membership:  # fmt: skip
     """A new membership (the admin's add form): a ledger event, groups in step."""
+    _refuse_own_membership(actor=actor, user_id=user.pk)
     if department is not None and department.hospital_id != hospital.pk:
         raise ValueError("the department belongs to another hospital")
     membership = Membership._base_manager.create(
@@ -113,6 +122,7 @@ def membership_update(
     The row is locked, the change and its `membership.changed` ledger event commit together,
     and the hospital-wide and department groups are brought in step. No change, no event.
     """
+    _refuse_own_membership(actor=actor, user_id=membership.user_id)
     if department is not None and department.hospital_id != membership.hospital_id:
         raise ValueError("the department belongs to another hospital")
     locked = Membership._base_manager.select_for_update().get(pk=membership.pk)

@@ -49,7 +49,11 @@ def test_filters(client, sign_in, world, auditor):
     assert by_patient == set(
         AccessEvent.objects.filter(patient_id=world["patient_b"].pk).values_list("pk", flat=True)
     )
-    assert _ids(client.get(URL, {"patient": "nonsense"})) == set()
+    # Not a patient id: Django's answer to an invalid lookup (back to the whole list, `?e=1`),
+    # which says so in words, rather than a silently empty list.
+    response = client.get(URL, {"patient": "nonsense"})
+    assert response.status_code == 302 and response.url == URL + "?e=1"
+    assert b"could not be used" in client.get(response.url).content
     glass = _ids(client.get(URL, {"break_glass": "yes"}))
     # The break-glass opening itself and the flagged read at Riverside.
     assert {Event.objects.get(pk=pk).hospital_id for pk in glass} == {b.pk}

@@ -76,10 +76,9 @@ def test_foreign_department_and_adding_staff(client, sign_in, world):
     assert member.department_id is None
 
     newcomer = factories.UserFactory()
-    response = client.post(
-        "/admin/tenancy/membership/add/",
-        {"user": newcomer.pk, "hospital": world["a"].pk, "role": Role.NURSE, "is_active": "on"},
-    )
+    # The account is typed as its exact username (the form lists no accounts).
+    form = {"user": newcomer.username, "hospital": world["a"].pk, "role": Role.NURSE}
+    response = client.post("/admin/tenancy/membership/add/", {**form, "is_active": "on"})
     assert response.status_code == 302
     added = Membership._base_manager.get(user=newcomer)
     event = Event.objects.filter(kind="membership.changed").order_by("id").last()
