@@ -28,7 +28,7 @@ from rest_framework.exceptions import AuthenticationFailed
 from consent import selectors as consent_selectors
 from portal.api.authentication import HospitalNotAllowed, bearer_token, membership_for_request
 from portal.fhir import resources, selectors
-from portal.fhir.services import BundleImportError, fhir_bundle_import
+from portal.fhir.services import BundleImportError, bundle_parse, fhir_bundle_import
 from portal.provider.views import access_event
 from portal.records import selectors as records_selectors
 from portal.records.models import Document, Patient
@@ -229,12 +229,13 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
 def root_view(request: HttpRequest) -> HttpResponse:
     """POST a transaction, batch or collection Bundle: imported into the active hospital."""
     try:
-        bundle = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FhirError(400, f"The body is not JSON: {exc}", "structure") from None
+        bundle = bundle_parse(request.body)
+    except BundleImportError as exc:
+        raise FhirError(400, f"The body was refused: {exc}", "structure") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError(400, "POST to the base takes a Bundle.", "structure")
     try:
+        # The caller is the actor: the import writes only into charts they may change.
         report = fhir_bundle_import(hospital=request.hospital, bundle=bundle, actor=request.user)
     except BundleImportError as exc:
         return _outcome(exc.status, exc.errors, "processing" if exc.status == 422 else "structure")
