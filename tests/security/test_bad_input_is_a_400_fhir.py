@@ -10,6 +10,7 @@ files with a message instead of a traceback.
 import copy
 import io
 import json
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -137,6 +138,20 @@ def test_deep_nesting(signed_in, depth):
     deep_object = '{"a": ' * depth + "1" + "}" * depth
     body = json.dumps(_bundle()).replace('"status": "active"}', f'"status": {deep_object}}}', 1)
     _refused(signed_in, body)
+
+
+def test_the_depth_check_itself_is_linear(signed_in):
+    """An unterminated string of a million escaped quotes: refused at once (a string pattern
+    that could fail would be retried at every quote, quadratic: hours for this body)."""
+    started = time.monotonic()
+    _refused(signed_in, '{"resourceType": "Bundle", "entry": ["' + '\\"' * 1_000_000)
+    assert time.monotonic() - started < 20
+
+
+def test_a_million_bad_entries_get_a_short_answer(signed_in):
+    body = '{"resourceType": "Bundle", "type": "batch", "entry": [' + ",".join(["0"] * 1_000_000)
+    outcome = _refused(signed_in, body + "]}")
+    assert len(outcome["issue"]) == 101 and "999900 more" in outcome["issue"][-1]["diagnostics"]
 
 
 def test_request_as_a_string(signed_in):
