@@ -3,7 +3,7 @@
 Staff of the active hospital, signed in with two factors (the provider portal's session);
 every view runs in that hospital's scope. Access is decided by the records selectors, so
 missing and forbidden are the same 404, and another hospital's ids are 404 too. Errors are
-OperationOutcome resources (400, 401, 403, 404, 405, 413, 422), never an HTML page or a
+OperationOutcome resources (400, 401, 403, 404, 405, 413, 415, 422), never an HTML page or a
 stack trace. Reading a chart, a record or a document through FHIR records the same access
 events as the provider portal.
 
