@@ -9,6 +9,18 @@ hospital, every write through portal.records.services, so every row is a ledger 
   are counted as skipped, by type. Resources of a modelled type whose content the portal
   cannot hold (an Observation valued by a CodeableConcept or a string, a category other than
   vital signs and laboratory, a date in the future, ...) are skipped with the reason.
+- Who may write what: an import by a person (the FHIR interface's caller, import_fhir
+  --actor) writes only into charts that person may change, asked of
+  records.selectors.access_patient(codename="change_patient") as every other write is; a
+  chart they may not change is answered exactly as one that does not exist, and a patient
+  they would register but then could not change (a hospital admin's) is refused with the same
+  words. An operator's import (import_fhir without --actor) is the hospital's own data load,
+  like the other management commands: it writes into any chart of the hospital it names.
+- Documents are held to the provider portal's upload rules (records.uploads): a document
+  that breaks them is an error for its entry, and the bundle writes nothing.
+- Bad input is a BundleImportError (400 malformed, 422 unprocessable), never anything else:
+  JSON nested too deep, strings PostgreSQL or the encryption cannot hold, values of the
+  wrong type anywhere.
 - Observation values are kept to the model's precision (3 decimal places, rounded half
   even); the LOINC code and unit are kept as given (imports accept codes outside the
   provider forms' catalog). A panel with components (blood pressure: 8480-6 and 8462-4)
@@ -20,16 +32,20 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import json
+import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+from itertools import accumulate
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
 from django.db import transaction
+from django.http import Http404
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
@@ -48,21 +64,36 @@ from portal.records.models import (
     Patient,
     Procedure,
 )
-from portal.records.selectors import patient_by_mrn, patient_visible_q
+from portal.records.selectors import access_patient, patient_by_mrn
+from portal.records.uploads import document_content_validate
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import hospital_scope
 
 BUNDLE_TYPES = ("transaction", "collection", "batch")
 IMPORTED_TYPES = ("Patient", *resources.RESOURCE_MODELS)
+# Validated before anything is read from them: the imported types and what they refer to.
+VALIDATED_TYPES = (*IMPORTED_TYPES, "Medication")
+# Deeper than any FHIR resource needs (Synthea's bundles: 12); refused before parsing, as
+# deep nesting is what makes json.loads, validation and every walk over it recurse.
+MAX_DEPTH = 100
+SOURCE_ID_MAX = 200  # ImportIdentity.source_id
+# The one answer for a patient the importer may not write into, whether its chart exists or
+# not: it reveals neither an MRN nor a restriction.
+REFUSED = "no chart that you may change matches this patient"
 # Encounters first, so that observations can point at them.
 ORDER = {"Patient": 0, "Encounter": 1}
 
 
 class BundleImportError(ValueError):
-    """The bundle cannot be imported; `errors` lists every problem found. Nothing was written."""
+    """The bundle cannot be imported; `errors` lists the problems found (the first
+    MAX_ERRORS, then how many more: a bundle of a million bad entries gets a short answer).
+    Nothing was written."""
+
+    MAX_ERRORS = 100
 
     def __init__(self, errors: list[str], *, status: int = 422) -> None:
-        self.errors = errors
+        more = len(errors) - self.MAX_ERRORS
+        self.errors = errors[: self.MAX_ERRORS] + ([f"... and {more} more"] if more > 0 else [])
         self.status = status  # as HTTP would say it: 400 malformed, 422 unprocessable
         super().__init__("; ".join(errors[:20]) + (" ..." if len(errors) > 20 else ""))
 
@@ -109,6 +140,7 @@ class _Entry:
     index: int
     full_url: str
     resource: dict[str, Any]
+    encounter_id: int | None = None  # the Encounter row its `encounter` names, once resolved
 
     @property
     def type(self) -> str:
@@ -123,6 +155,69 @@ class _Entry:
         return f"entry {self.index} ({self.type}/{self.source_id})"
 
 
+def bundle_parse(raw: bytes) -> Any:
+    """A Bundle's JSON text as Python values; BundleImportError (400) if it is not JSON,
+    or nested deeper than MAX_DEPTH (checked before json.loads, which would recurse)."""
+    depth = _json_depth(raw)
+    if depth > MAX_DEPTH:
+        raise BundleImportError([_too_deep()], status=400)
+    try:
+        return json.loads(raw, parse_constant=_no_constant)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ...
+        raise BundleImportError([f"the document is not JSON: {exc}"], status=400) from None
+
+
+# A JSON string, or an unterminated one up to the end: every match starts at a quote and
+# always succeeds, so the scan is linear (a pattern that could fail would be tried again at
+# each later quote: quadratic on a body of escaped quotes).
+_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
+_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
+_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
+
+
+def _json_depth(raw: bytes) -> int:
+    """How deep the JSON text's arrays and objects nest (strings skipped), without parsing;
+    linear in the text's length, in C loops."""
+    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
+    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
+
+
+def _no_constant(name: str) -> None:
+    raise ValueError(f"{name} is not a JSON number")
+
+
+def _too_deep() -> str:
+    return f"the document nests more than {MAX_DEPTH} levels deep"
+
+
+def _unholdable(bundle: Any) -> str | None:
+    """Why the parsed document cannot be imported as it stands, else None: nested deeper
+    than MAX_DEPTH (a caller that did not parse with bundle_parse), or a string that no
+    column can hold (a lone surrogate cannot be encoded as UTF-8 for the encryption or
+    PostgreSQL; PostgreSQL's text refuses NUL). Iterative: nothing here recurses."""
+    stack: list[tuple[Any, int]] = [(bundle, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > MAX_DEPTH:
+                return _too_deep()
+            stack.extend((k, depth) for k in value)
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            if depth > MAX_DEPTH:
+                return _too_deep()
+            stack.extend((v, depth + 1) for v in value)
+        elif isinstance(value, str):
+            if "\x00" in value:
+                return "a string holds a NUL character (\\u0000)"
+            if not value.isascii():
+                try:
+                    value.encode("utf-8")
+                except UnicodeEncodeError:
+                    return "a string holds a lone surrogate (such as \\ud800), which is not text"
+    return None
+
+
 def fhir_bundle_import(
     *,
     hospital: Hospital,
@@ -130,12 +225,17 @@ def fhir_bundle_import(
     actor: AbstractBaseUser | None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
-    """Import one Bundle into `hospital`, atomically; raise BundleImportError if it is bad."""
+    """Import one Bundle into `hospital`, atomically; raise BundleImportError if it is bad.
+
+    `actor` is the person importing: the import writes only into charts they may change
+    (see the module's docstring). None is an operator's import (manage.py import_fhir
+    without --actor), which writes into any chart of `hospital`.
+    """
     entries = _entries(bundle)
     report = ImportReport(bundle_type=bundle["type"], entries=len(entries))
     errors: list[str] = []
     for entry in entries:
-        if entry.type in IMPORTED_TYPES:
+        if entry.type in VALIDATED_TYPES:
             try:
                 resources.validate_resource(entry.resource)
             except resources.FhirValidationError as exc:
@@ -154,6 +254,9 @@ def fhir_bundle_import(
 def _entries(bundle: Any) -> list[_Entry]:
     if not isinstance(bundle, dict):
         raise BundleImportError(["the document is not a JSON object"], status=400)
+    problem = _unholdable(bundle)
+    if problem:
+        raise BundleImportError([problem], status=400)
     if bundle.get("resourceType") != "Bundle":
         raise BundleImportError(
             [f"resourceType is {bundle.get('resourceType')!r}, expected 'Bundle'"], status=400
@@ -171,16 +274,28 @@ def _entries(bundle: Any) -> list[_Entry]:
         if not isinstance(resource, dict) or not isinstance(resource.get("resourceType"), str):
             errors.append(f"entry {i} has no resource")
             continue
-        method = (item.get("request") or {}).get("method", "POST")
-        if method not in ("POST", "PUT"):
-            errors.append(f"entry {i}: request method {method} is not supported (POST, PUT)")
+        request = item.get("request")
+        if request is not None and not isinstance(request, dict):
+            errors.append(f"entry {i}: request is not an object (a Bundle.entry.request)")
             continue
-        entries.append(_Entry(index=i, full_url=str(item.get("fullUrl") or ""), resource=resource))
+        method = (request or {}).get("method", "POST")
+        if method not in ("POST", "PUT"):
+            errors.append(f"entry {i}: request method {_shown(method)} is not supported "
+                          "(POST, PUT)")  # fmt: skip
+            continue
+        full_url = item.get("fullUrl")
+        if full_url is not None and not isinstance(full_url, str):
+            errors.append(f"entry {i}: fullUrl is not a string")
+            continue
+        entries.append(_Entry(index=i, full_url=full_url or "", resource=resource))
     seen: dict[tuple[str, str], int] = {}
     for entry in entries:
         key = (entry.type, entry.source_id)
         if entry.type in IMPORTED_TYPES and not entry.source_id:
             errors.append(f"entry {entry.index} ({entry.type}) has neither an id nor a fullUrl")
+        elif entry.type in IMPORTED_TYPES and len(entry.source_id) > SOURCE_ID_MAX:
+            errors.append(f"entry {entry.index} ({entry.type}): its id (or fullUrl) is longer "
+                          f"than {SOURCE_ID_MAX} characters")  # fmt: skip
         elif entry.type in IMPORTED_TYPES and key in seen:
             errors.append(f"{entry.label} repeats entry {seen[key]} (the same resource id)")
         seen.setdefault(key, entry.index)
@@ -214,7 +329,7 @@ class _Importer:
         for identity in known:
             self.known.setdefault((identity.resource_type, identity.source_id), []).append(identity)
         self.patients: dict[str, Patient] = {}  # source key -> patient
-        self.encounters: dict[str, int] = {}  # source key -> Encounter id
+        self.encounters: dict[str, tuple[int, int]] = {}  # source key -> (Encounter, patient)
         self.new_identities: list[ImportIdentity] = []
         self.skipped_sources: set[tuple[str, str]] = set()
 
@@ -226,11 +341,12 @@ class _Importer:
             return None
         value = ref["reference"]
         entry = self.by_url.get(value)
-        if entry is None and "/" in value and not value.startswith("urn:"):
+        segments = value.split("/_history/")[0].rstrip("/").split("/")
+        if entry is None and len(segments) > 1 and not value.startswith("urn:"):
             # A relative or absolute literal reference: its last two segments.
-            rtype, rid = value.split("/_history/")[0].rstrip("/").split("/")[-2:]
+            rtype, rid = segments[-2:]
             entry = self.by_url.get(f"{rtype}/{rid}")
-            if entry is None and rtype == expected:
+            if entry is None and rtype == expected and rid:
                 return (rtype, rid)  # maybe imported earlier: checked by the caller
         if entry is None and value.startswith(f"{expected}?identifier="):
             entry = self._conditional(value, expected)
@@ -244,12 +360,29 @@ class _Importer:
         for entry in self.entries:
             if entry.type != expected:
                 continue
-            for identifier in entry.resource.get("identifier") or []:
+            for identifier in _dicts(entry.resource.get("identifier")):
                 if identifier.get("value") == ident and (
                     not system or identifier.get("system") == system
                 ):
                     return entry
         return None
+
+    def _chart(self, patient_id: int) -> Patient | None:
+        """The chart `patient_id` if this import may write into it, else None: a chart the
+        importer may not change is answered as one that does not exist.
+
+        A person may write where records.selectors.access_patient lets them change the
+        chart, the decision every write asks (hospital admins hold no chart grant, so they
+        write into none). An operator's import (no actor) writes into any chart of its
+        hospital. Either way, never into another hospital's.
+        """
+        if self.actor is None:
+            return Patient.objects.filter(pk=patient_id, hospital=self.hospital).first()
+        try:
+            patient = access_patient(self.actor, patient_id, codename="change_patient")
+        except Http404:
+            return None
+        return patient if patient.hospital_id == self.hospital.pk else None
 
     def _patient_for(self, entry: _Entry) -> Patient:
         ref = entry.resource.get("subject") or entry.resource.get("patient")
@@ -262,32 +395,44 @@ class _Importer:
                     hospital=self.hospital, resource_type="Patient", source_id=key[1]
                 )
             )
-            if identities:
-                patient = Patient.objects.get(pk=identities[0].target_id)
+            patient = self._chart(identities[0].target_id) if identities else None
+            if patient is not None:
                 self.patients[key[1]] = patient
                 return patient
         shown = ref.get("reference") if isinstance(ref, dict) else ref
-        raise ValidationError(f"its patient reference {shown!r} does not resolve to a Patient")
+        raise ValidationError(
+            f"its patient reference {_shown(shown)} does not resolve to a Patient"
+        )
 
-    def _encounter_id(self, entry: _Entry) -> int | None:
+    def _encounter_id(self, entry: _Entry, patient: Patient) -> int | None:
+        """The Encounter row the entry's `encounter` names: one of the same patient's,
+        imported now or earlier. Any other is "broken", however it is missing."""
         ref = entry.resource.get("encounter")
         if not ref:
             return None
+        shown = _shown(ref.get("reference") if isinstance(ref, dict) else ref)
+        broken = ValidationError(f"its encounter reference {shown} is broken")
         key = self._resolve(ref, "Encounter")
         if key is None:
-            raise ValidationError(f"its encounter reference {ref.get('reference')!r} is broken")
+            raise broken
         if key[1] in self.encounters:
-            return self.encounters[key[1]]
-        if key in self.skipped_sources:
+            encounter_id, patient_id = self.encounters[key[1]]
+        elif key in self.skipped_sources:
             return None  # skipped with a reason (reported): the link is dropped with it
-        identities = self.known.get(key) or list(
-            ImportIdentity.objects.filter(
-                hospital=self.hospital, resource_type="Encounter", source_id=key[1]
+        else:
+            identities = self.known.get(key) or list(
+                ImportIdentity.objects.filter(
+                    hospital=self.hospital, resource_type="Encounter", source_id=key[1]
+                )
             )
-        )
-        if not identities:
-            raise ValidationError(f"its encounter reference {ref.get('reference')!r} is broken")
-        return identities[0].target_id
+            if not identities:
+                raise broken
+            encounter_id = identities[0].target_id
+            rows = Encounter.objects.filter(pk=encounter_id).values_list("patient_id", flat=True)
+            patient_id = rows.first()
+        if patient_id != patient.pk:
+            raise broken
+        return encounter_id
 
     # --- the run -----------------------------------------------------------------------------
 
@@ -326,13 +471,16 @@ class _Importer:
         if entry.type == "Patient":
             self._import_patient(entry, known)
             return
+        # Its chart first, imported before or not: one the importer may not change is an
+        # error (as a missing one), even for what is already there.
+        patient = self._patient_for(entry)
         if known:
             if entry.type == "Encounter":
-                self.encounters[entry.source_id] = known[0].target_id
+                self.encounters[entry.source_id] = (known[0].target_id, patient.pk)
             self.report.unchanged[entry.type] += 1
             return
-        patient = self._patient_for(entry)
-        self._encounter_id(entry)  # a broken encounter reference is an error for every type
+        # A broken encounter reference is an error for every type.
+        entry.encounter_id = self._encounter_id(entry, patient)
         rows = MAPPERS[entry.type](self, entry)
         for _part, _model, fields in rows:
             for name in DATE_FIELDS:
@@ -345,37 +493,59 @@ class _Importer:
             )
             self._remember(entry, part, record)
             if model is Encounter:
-                self.encounters[entry.source_id] = record.pk
+                self.encounters[entry.source_id] = (record.pk, patient.pk)
             self.report.created[entry.type] += 1
 
     def _import_patient(self, entry: _Entry, known: list[ImportIdentity] | None) -> None:
+        """The chart the Patient entry is about: imported before, registered here under
+        its MRN (by hand, or from another source), or registered now. Whichever it is, the
+        importer must be able to change it; if not, REFUSED, the same words in every case,
+        so the answer tells nothing of whether the MRN exists or the chart is restricted."""
         if known:
-            patient = Patient.objects.get(pk=known[0].target_id)
+            patient = self._chart(known[0].target_id)
+            if patient is None:
+                raise ValidationError(REFUSED)
             self.report.unchanged["Patient"] += 1
         else:
             fields = _patient_fields(entry.resource, entry.source_id)
-            patient = patient_by_mrn(hospital=self.hospital, mrn=fields["mrn"])
-            if patient is not None:
-                # Already registered here (by hand, or another source): the bundle is about
-                # that chart, if the importer may change it.
-                if (
-                    self.actor is not None
-                    and not Patient.objects.filter(
-                        patient_visible_q(user=self.actor, codename="change_patient"), pk=patient.pk
-                    ).exists()
-                ):
-                    raise ValidationError(
-                        "a patient with this MRN exists and is not yours to change"
-                    )
-                self.report.unchanged["Patient"] += 1
-            else:
-                patient = records_services.patient_register(
+            # The demographics are checked whatever the MRN finds, so that a bad value
+            # answers alike whether or not a chart has this MRN.
+            Patient(hospital=self.hospital, **fields).full_clean(
+                validate_unique=False, validate_constraints=False
+            )
+            existing = patient_by_mrn(hospital=self.hospital, mrn=fields["mrn"])
+            if existing is None:
+                existing = records_services.patient_register(
                     hospital=self.hospital, actor=self.actor, **fields
                 )
-                self.report.created["Patient"] += 1
+                created = True
+            else:
+                created = False
+            # A registration the importer could not then change (a hospital admin's) is
+            # refused too: the whole bundle, registration included, is rolled back.
+            patient = self._chart(existing.pk)
+            if patient is None:
+                raise ValidationError(REFUSED)
+            (self.report.created if created else self.report.unchanged)["Patient"] += 1
             self._remember(entry, "", patient)
         self.patients[entry.source_id] = patient
         self.report.patients.append(patient.pk)
+
+
+def _shown(value: Any) -> str:
+    """A value from the bundle, quoted and cut short, for an error message."""
+    text = repr(value)
+    return text if len(text) <= 80 else text[:77] + "..."
+
+
+def _dict(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _dicts(value: Any) -> list[dict[str, Any]]:
+    """The objects of a list (anything else: none). Every mapper reads through these two,
+    so a value of the wrong type is "absent", never an AttributeError."""
+    return [v for v in value if isinstance(v, dict)] if isinstance(value, list) else []
 
 
 def _messages(exc: ValidationError) -> str:
@@ -399,17 +569,25 @@ def _when(value: Any, what: str) -> datetime:
     """A FHIR dateTime/instant (also a date, a year-month or a year) as an aware datetime."""
     if not isinstance(value, str) or not value:
         raise _Skip(f"no {what}")
-    parsed = parse_datetime(value)
+    not_a_date = ValidationError(f"{what} {_shown(value)} is not a date")
+    try:
+        parsed = parse_datetime(value)
+    except ValueError:  # well formed, but no such moment (a 30th of February)
+        raise not_a_date from None
     if parsed is None:
         parts = value.split("-")
         try:
             day = date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1,
                        int(parts[2]) if len(parts) > 2 else 1)  # fmt: skip
         except (ValueError, IndexError):
-            raise ValidationError(f"{what} {value!r} is not a date") from None
+            raise not_a_date from None
         return datetime.combine(day, time(0), tzinfo=UTC)
     if timezone.is_naive(parsed):
         parsed = parsed.replace(tzinfo=UTC)
+    try:
+        parsed.astimezone(UTC)  # as the database will store it
+    except OverflowError:  # the first or last moments of the calendar, off UTC
+        raise not_a_date from None
     return parsed
 
 
@@ -423,7 +601,8 @@ def _coding(concept: Any, prefer: str = "") -> tuple[str, str]:
     """(code, display) of a CodeableConcept: the coding of the preferred system if any."""
     if not isinstance(concept, dict):
         return "", ""
-    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    codings = [c for c in _dicts(concept.get("coding")) if isinstance(c.get("code"), str)]
+    codings = [c for c in codings if c["code"]]
     chosen = next((c for c in codings if c.get("system") == prefer), codings[0] if codings else {})
     display = chosen.get("display") or concept.get("text") or chosen.get("code", "")
     return str(chosen.get("code", "")), str(display)[:200]
@@ -438,29 +617,33 @@ def _code(concept: Any, prefer: str, what: str, max_length: int) -> tuple[str, s
     return code, display or code
 
 
+def _text(value: Any) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _patient_fields(resource: dict[str, Any], source_id: str) -> dict[str, Any]:
     mrn = ""
-    for identifier in resource.get("identifier") or []:
-        codes = {c.get("code") for c in (identifier.get("type") or {}).get("coding") or []}
-        if "MR" in codes and identifier.get("value"):
-            mrn = str(identifier["value"])
+    for identifier in _dicts(resource.get("identifier")):
+        codes = {c.get("code") for c in _dicts(_dict(identifier.get("type")).get("coding"))}
+        if "MR" in codes and _text(identifier.get("value")):
+            mrn = identifier["value"]
             break
-    mrn = mrn or str(resource.get("id") or source_id)
-    names = resource.get("name") or [{}]
+    mrn = mrn or _text(resource.get("id")) or source_id
+    names = _dicts(resource.get("name")) or [{}]
     name = next((n for n in names if n.get("use") == "official"), names[0])
-    given = " ".join(name.get("given") or []) or (name.get("text") or "").split(" ")[0]
-    family = name.get("family") or ""
+    given = " ".join(g for g in name.get("given") or [] if isinstance(g, str))
+    given = given or _text(name.get("text")).split(" ")[0]
+    family = _text(name.get("family"))
     if not resource.get("birthDate"):
         raise ValidationError("the Patient has no birthDate, which the portal requires")
-    phone = next(
-        (t.get("value") for t in resource.get("telecom") or [] if t.get("system") == "phone"), ""
-    )
-    sex = resource.get("gender") or "unknown"
+    phone = next((_text(t.get("value")) for t in _dicts(resource.get("telecom"))
+                  if t.get("system") == "phone"), "")  # fmt: skip
+    sex = resource.get("gender")
     return {
         "mrn": mrn[:64], "given_name": given[:100], "family_name": family[:100],
         "birth_date": _day(resource["birthDate"]),
         "sex": sex if sex in Patient.Sex.values else Patient.Sex.UNKNOWN,
-        "phone": (phone or "")[:40],
+        "phone": phone[:40],
     }  # fmt: skip
 
 
@@ -475,11 +658,11 @@ def _status_guard(resource: dict[str, Any]) -> None:
 def _encounter(imp: _Importer, entry: _Entry) -> list[Row]:
     r = entry.resource
     _status_guard(r)
-    period = r.get("period") or {}
-    type_code, type_display = _coding((r.get("type") or [None])[0], resources.SNOMED)
-    reasons = [_coding(c)[1] or (c or {}).get("text", "") for c in r.get("reasonCode") or []]
+    period = _dict(r.get("period"))
+    type_code, type_display = _coding((_dicts(r.get("type")) or [None])[0], resources.SNOMED)
+    reasons = [_coding(c)[1] or _text(c.get("text")) for c in _dicts(r.get("reasonCode"))]
     fields = {
-        "class_code": str((r.get("class") or {}).get("code") or "AMB")[:20],
+        "class_code": str(_dict(r.get("class")).get("code") or "AMB")[:20],
         "type_code": type_code[:40], "type_display": type_display,
         "reason": "; ".join(x for x in reasons if x),
         "period_start": _when(period.get("start"), "period.start"),
@@ -492,12 +675,15 @@ QUANTITY = Decimal("0.001")
 
 
 def _quantity(value: Any) -> tuple[Decimal, str]:
+    value = _dict(value)
     try:
         number = Decimal(str(value["value"])).quantize(QUANTITY, rounding=ROUND_HALF_EVEN)
-    except (KeyError, TypeError, InvalidOperation):
+    except (KeyError, TypeError, ValueError, InvalidOperation):
         raise _Skip("valueQuantity without a numeric value") from None
-    unit = value.get("code") if value.get("system") == resources.UCUM else None
-    unit = unit or value.get("unit") or value.get("code") or "1"
+    if not number.is_finite():
+        raise _Skip("valueQuantity without a numeric value")
+    unit = _text(value.get("code")) if value.get("system") == resources.UCUM else ""
+    unit = unit or _text(value.get("unit")) or _text(value.get("code")) or "1"
     if len(unit) > 32:
         raise _Skip("unit longer than 32 characters")
     return number, unit
@@ -508,8 +694,8 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
     _status_guard(r)
     categories = [
         c.get("code")
-        for concept in r.get("category") or []
-        for c in (concept or {}).get("coding") or []
+        for concept in _dicts(r.get("category"))
+        for c in _dicts(concept.get("coding"))
     ]
     category = next((c for c in categories if c in Observation.Category.values), None)
     if category is None:
@@ -517,20 +703,19 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
             f"category {', '.join(str(c) for c in categories) or '(none)'} is not modelled "
             "(vital-signs, laboratory)"
         )
-    period = r.get("effectivePeriod") or {}
+    period = _dict(r.get("effectivePeriod"))
     effective = _when(
         r.get("effectiveDateTime") or r.get("effectiveInstant") or period.get("start")
         or r.get("issued"), "effective time",
     )  # fmt: skip
-    encounter_id = imp._encounter_id(entry)
-    base = {"category": category, "effective_at": effective, "encounter_id": encounter_id}
+    base = {"category": category, "effective_at": effective, "encounter_id": entry.encounter_id}
     rows: list[Row] = []
     if "valueQuantity" in r:
         code, display = _code(r.get("code"), resources.LOINC, "code", 20)
         value, unit = _quantity(r["valueQuantity"])
         rows.append(("", Observation, {**base, "code": code, "display": display,
                                        "value": value, "unit": unit}))  # fmt: skip
-    for component in r.get("component") or []:
+    for component in _dicts(r.get("component")):
         if "valueQuantity" not in component:
             continue
         code, display = _code(component.get("code"), resources.LOINC, "component code", 20)
@@ -550,8 +735,8 @@ def _condition(imp: _Importer, entry: _Entry) -> list[Row]:
         raise _Skip("verificationStatus entered-in-error")
     code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
     clinical, _ = _coding(r.get("clinicalStatus"))
-    onset = r.get("onsetDateTime") or (r.get("onsetPeriod") or {}).get("start")
-    abatement = r.get("abatementDateTime") or (r.get("abatementPeriod") or {}).get("start")
+    onset = r.get("onsetDateTime") or _dict(r.get("onsetPeriod")).get("start")
+    abatement = r.get("abatementDateTime") or _dict(r.get("abatementPeriod")).get("start")
     fields = {
         "code": code, "display": display, "clinical_status": (clinical or "active")[:20],
         "onset_date": _day(onset), "abatement_date": _day(abatement),
@@ -563,13 +748,14 @@ def _dosage_text(dosage: dict[str, Any]) -> str:
     if dosage.get("text"):
         return str(dosage["text"])
     parts = []
-    for dose in dosage.get("doseAndRate") or []:
-        quantity = dose.get("doseQuantity") or {}
+    for dose in _dicts(dosage.get("doseAndRate")):
+        quantity = _dict(dose.get("doseQuantity"))
         if "value" in quantity:
-            parts.append(f"{quantity['value']} {quantity.get('unit', '')}".strip())
-    repeat = (dosage.get("timing") or {}).get("repeat") or {}
+            parts.append(f"{quantity['value']} {_text(quantity.get('unit'))}".strip())
+    repeat = _dict(_dict(dosage.get("timing")).get("repeat"))
     if repeat.get("frequency") and repeat.get("period"):
-        parts.append(f"{repeat['frequency']} per {repeat['period']} {repeat.get('periodUnit', '')}")
+        unit = _text(repeat.get("periodUnit"))
+        parts.append(f"{repeat['frequency']} per {repeat['period']} {unit}")
     if dosage.get("asNeededBoolean"):
         parts.append("as needed")
     return ", ".join(p.strip() for p in parts)
@@ -580,15 +766,15 @@ def _medication_request(imp: _Importer, entry: _Entry) -> list[Row]:
     _status_guard(r)
     concept = r.get("medicationCodeableConcept")
     if concept is None and r.get("medicationReference"):
-        ref = r["medicationReference"].get("reference", "")
-        medication = imp.by_url.get(ref)
+        ref = _dict(r["medicationReference"]).get("reference")
+        medication = imp.by_url.get(ref) if isinstance(ref, str) else None
         if medication is None or medication.type != "Medication":
-            raise ValidationError(f"its medicationReference {ref!r} does not resolve")
+            raise ValidationError(f"its medicationReference {_shown(ref)} does not resolve")
         concept = medication.resource.get("code")
     code, display = _code(concept, resources.RXNORM, "medication", 40)
     fields = {
         "code": code, "display": display,
-        "dosage": "; ".join(t for t in (_dosage_text(d) for d in r.get("dosageInstruction") or [])
+        "dosage": "; ".join(t for t in (_dosage_text(d) for d in _dicts(r.get("dosageInstruction")))
                             if t),
         "request_status": str(r.get("status") or "active")[:20],
         "authored_on": _when(r.get("authoredOn"), "authoredOn"),
@@ -603,9 +789,9 @@ def _allergy(imp: _Importer, entry: _Entry) -> list[Row]:
         raise _Skip("verificationStatus entered-in-error")
     code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
     reactions = [
-        _coding(m)[1] or (m or {}).get("text", "")
-        for reaction in r.get("reaction") or []
-        for m in reaction.get("manifestation") or []
+        _coding(m)[1] or _text(m.get("text"))
+        for reaction in _dicts(r.get("reaction"))
+        for m in _dicts(reaction.get("manifestation"))
     ]
     fields = {
         "code": code, "display": display,
@@ -633,29 +819,36 @@ def _procedure(imp: _Importer, entry: _Entry) -> list[Row]:
     if r.get("status") == "not-done":
         raise _Skip("status not-done")
     code, display = _code(r.get("code"), resources.SNOMED, "code", 40)
-    performed = r.get("performedDateTime") or (r.get("performedPeriod") or {}).get("start")
+    performed = r.get("performedDateTime") or _dict(r.get("performedPeriod")).get("start")
     return [("", Procedure, {"code": code, "display": display,
                              "performed_at": _when(performed, "performed time")})]  # fmt: skip
 
 
 def _document_reference(imp: _Importer, entry: _Entry) -> list[Row]:
+    """One Document per inline attachment, held to the provider portal's upload rules
+    (records.uploads: PDF, PNG, JPEG or UTF-8 text, checked by content; the size limit).
+    An attachment that breaks them is an error for the entry, so the bundle writes nothing:
+    a transaction is all or nothing, the integrator is told which entry and why at once,
+    and no chart silently lacks a letter its sender thinks was filed."""
     r = entry.resource
     if r.get("status") == "entered-in-error":
         raise _Skip("status entered-in-error")
     rows: list[Row] = []
-    for i, content in enumerate(r.get("content") or []):
-        attachment = content.get("attachment") or {}
+    for i, content in enumerate(_dicts(r.get("content"))):
+        attachment = _dict(content.get("attachment"))
         if not attachment.get("data"):
             continue
         try:
-            data = base64.b64decode(attachment["data"], validate=True)
+            data = base64.b64decode(_text(attachment["data"]), validate=True)
         except (binascii.Error, ValueError):
             raise ValidationError("an attachment's data is not base64") from None
+        content_type = document_content_validate(
+            content=data, declared_type=_text(attachment.get("contentType"))
+        )
         _, type_display = _coding(r.get("type"))
         title = attachment.get("title") or r.get("description") or type_display or "Document"
         rows.append((str(i) if i else "", Document, {
-            "title": str(title)[:200],
-            "content_type": str(attachment.get("contentType") or "application/octet-stream")[:100],
+            "title": str(title)[:200], "content_type": content_type,
             "size": len(data), "sha256": hashlib.sha256(data).hexdigest(), "content": data,
         }))  # fmt: skip
     if not rows:

@@ -8,6 +8,8 @@ urlpatterns = [
     path("", views.root_view, name="root"),
     path("metadata", views.metadata_view, name="metadata"),
     path("Patient", views.patient_search_view, name="patient_search"),
+    # Before the reads: FHIR ids never start with "_".
+    path("<str:resource_type>/_search", views.search_post_view, name="search_post"),
     path("Patient/<str:resource_id>", views.patient_read_view, name="patient_read"),
     path(
         "Patient/<str:resource_id>/$everything",

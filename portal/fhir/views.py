@@ -3,9 +3,13 @@
 Staff of the active hospital, signed in with two factors (the provider portal's session);
 every view runs in that hospital's scope. Access is decided by the records selectors, so
 missing and forbidden are the same 404, and another hospital's ids are 404 too. Errors are
-OperationOutcome resources (400, 401, 403, 404, 405, 413, 422), never an HTML page or a
+OperationOutcome resources (400, 401, 403, 404, 405, 413, 415, 422), never an HTML page or a
 stack trace. Reading a chart, a record or a document through FHIR records the same access
 events as the provider portal.
+
+Every search also answers `POST [type]/_search` with its parameters in a form-encoded body
+(FHIR's search by POST), so names, birth dates and MRNs need not be in a URL, where access
+logs and proxies keep them.
 """
 
 from __future__ import annotations
@@ -19,7 +23,7 @@ from typing import Any
 
 from django.core.exceptions import RequestDataTooBig
 from django.db import transaction
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, QueryDict
 from django.middleware.csrf import CsrfViewMiddleware
 from django.urls import reverse
 from django.utils import timezone
@@ -30,7 +34,7 @@ from portal.api.authentication import HospitalNotAllowed, bearer_token, membersh
 from portal.api.models import TokenAudience
 from portal.api.selectors import token_refusal
 from portal.fhir import resources, selectors
-from portal.fhir.services import BundleImportError, fhir_bundle_import
+from portal.fhir.services import BundleImportError, bundle_parse, fhir_bundle_import
 from portal.provider.views import access_event
 from portal.records import selectors as records_selectors
 from portal.records.models import Document, Patient
@@ -40,6 +44,11 @@ logger = logging.getLogger(__name__)
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
 PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
+FORM = "application/x-www-form-urlencoded"
+SEARCH_BY_POST = (
+    "Also POST [type]/_search with the parameters in an application/x-www-form-urlencoded "
+    "body, which keeps them out of URLs and server logs."
+)
 
 
 class FhirError(Exception):
@@ -158,10 +167,11 @@ def _base_url(request: HttpRequest) -> str:
 @fhir_view(staff=False)
 def metadata_view(request: HttpRequest) -> HttpResponse:
     by_patient = [{"name": "patient", "type": "reference"}]
+    interactions = [{"code": "read"}, {"code": "search-type", "documentation": SEARCH_BY_POST}]
     record_types = [
         {
             "type": rtype,
-            "interaction": [{"code": "read"}, {"code": "search-type"}],
+            "interaction": interactions,
             "searchParam": by_patient
             + ([{"name": "code", "type": "token"}] if rtype == "Observation" else []),
         }
@@ -179,6 +189,9 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
         "rest": [
             {
                 "mode": "server",
+                "documentation": "Searches: GET [type]?parameters, or POST [type]/_search "
+                "with the parameters in an application/x-www-form-urlencoded body (search by "
+                "POST keeps names, birth dates and MRNs out of URLs and server logs).",
                 "security": {
                     "description": "A bearer API token of a staff member (Authorization: "
                     "Bearer <token>; X-Hospital: <slug> picks one of their hospitals), or "
@@ -188,7 +201,7 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
                 "resource": [
                     {
                         "type": "Patient",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": interactions,
                         "searchParam": [
                             {"name": "identifier", "type": "token"},
                             {"name": "name", "type": "string"},
@@ -207,17 +220,17 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
                     *record_types,
                     {
                         "type": "AuditEvent",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": interactions,
                         "searchParam": by_patient,
                     },
                     {
                         "type": "Consent",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": interactions,
                         "searchParam": by_patient,
                     },
                     {
                         "type": "Provenance",
-                        "interaction": [{"code": "read"}, {"code": "search-type"}],
+                        "interaction": interactions,
                         "searchParam": [{"name": "target", "type": "reference"}],
                     },
                 ],
@@ -235,12 +248,13 @@ def metadata_view(request: HttpRequest) -> HttpResponse:
 def root_view(request: HttpRequest) -> HttpResponse:
     """POST a transaction, batch or collection Bundle: imported into the active hospital."""
     try:
-        bundle = json.loads(request.body)
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise FhirError(400, f"The body is not JSON: {exc}", "structure") from None
+        bundle = bundle_parse(request.body)
+    except BundleImportError as exc:
+        raise FhirError(400, f"The body was refused: {exc}", "structure") from None
     if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
         raise FhirError(400, "POST to the base takes a Bundle.", "structure")
     try:
+        # The caller is the actor: the import writes only into charts they may change.
         report = fhir_bundle_import(hospital=request.hospital, bundle=bundle, actor=request.user)
     except BundleImportError as exc:
         return _outcome(exc.status, exc.errors, "processing" if exc.status == 422 else "structure")
@@ -260,9 +274,25 @@ def _birthdate(value: str) -> date:
         raise FhirError(400, "birthdate must be a date (YYYY-MM-DD).") from None
 
 
+def _search_params(request: HttpRequest) -> QueryDict:
+    """A search's parameters: the query string (GET [type]?...), and for POST [type]/_search
+    the form-encoded body too (FHIR counts both)."""
+    if request.method != "POST":
+        return request.GET
+    if request.content_type != FORM and request.body:
+        raise FhirError(415, f"POST [type]/_search takes a body of type {FORM}.", "not-supported")
+    params = request.GET.copy()
+    params.update(request.POST)
+    return params
+
+
 @fhir_view()
 def patient_search_view(request: HttpRequest) -> HttpResponse:
-    params = {k: request.GET.get(k, "").strip() for k in PATIENT_PARAMS}
+    return _patient_search(request, _search_params(request))
+
+
+def _patient_search(request: HttpRequest, query: QueryDict) -> HttpResponse:
+    params = {k: (query.get(k) or "").strip() for k in PATIENT_PARAMS}
     if not any(params.values()):
         raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
     found = selectors.fhir_patient_search(
@@ -310,8 +340,8 @@ def patient_everything_view(request: HttpRequest, resource_id: str) -> HttpRespo
 # --- every other type -------------------------------------------------------------------------
 
 
-def _patient_param(request: HttpRequest) -> str:
-    value = request.GET.get("patient") or request.GET.get("subject") or ""
+def _patient_param(request: HttpRequest, params: QueryDict) -> str:
+    value = params.get("patient") or params.get("subject") or ""
     value = value.removeprefix(_base_url(request)).removeprefix("Patient/")
     if not value:
         raise FhirError(400, "Search by patient: ?patient={id}.")
@@ -320,11 +350,23 @@ def _patient_param(request: HttpRequest) -> str:
 
 @fhir_view()
 def search_view(request: HttpRequest, resource_type: str) -> HttpResponse:
+    return _search(request, resource_type, _search_params(request))
+
+
+@fhir_view(methods=("POST",))
+def search_post_view(request: HttpRequest, resource_type: str) -> HttpResponse:
+    """POST [type]/_search, for Patient and every type GET [type]? searches."""
+    if resource_type == "Patient":
+        return _patient_search(request, _search_params(request))
+    return _search(request, resource_type, _search_params(request))
+
+
+def _search(request: HttpRequest, resource_type: str, params: QueryDict) -> HttpResponse:
     if resource_type not in SEARCHABLE:
         raise Http404
     base = _base_url(request)
     if resource_type == "Provenance":
-        target = request.GET.get("target", "").removeprefix(base)
+        target = (params.get("target") or "").removeprefix(base)
         if "/" not in target:
             raise FhirError(400, "Search Provenance by target: ?target={type}/{id}.")
         rtype, rid = target.split("/", 1)
@@ -334,19 +376,19 @@ def search_view(request: HttpRequest, resource_type: str) -> HttpResponse:
         found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
         return fhir_response(resources.bundle(found, base_url=base))
     if resource_type == "AuditEvent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request))
+        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
         found = selectors.fhir_audit_events_for_patient(user=request.user, patient=patient)
         return fhir_response(resources.bundle(found, base_url=base))
     if resource_type == "Consent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request))
+        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
         found = [resources.consent_to_fhir(c)
                  for c in consent_selectors.consents_for_patient(patient=patient)]  # fmt: skip
         return fhir_response(resources.bundle(found, base_url=base))
-    patient = _open_chart(request, _patient_param(request))
+    patient = _open_chart(request, _patient_param(request, params))
     found = selectors.fhir_records_for_patient(
         user=request.user, patient=patient, resource_type=resource_type
     )
-    code = request.GET.get("code", "")
+    code = params.get("code") or ""
     if code:
         code = code.rpartition("|")[2]
         found = [r for r in found if code in {c.get("code") for c in _codings(r)}]

@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date
 
 from django import forms
-from django.conf import settings
 from django.utils import timezone
 
 from portal.records.catalog import DIASTOLIC, MEASURES, SYSTOLIC
 from portal.records.models import Patient
+from portal.records.uploads import document_content_validate, document_size_validate
 
 UNITS = sorted({m.unit for m in MEASURES.values()})
 
@@ -131,44 +131,19 @@ class CareTeamAddForm(forms.Form):
     username = forms.CharField(max_length=150, label="Add a colleague by username")
 
 
-# Uploads: what a hospital's document store accepts, checked by content, not only by name.
-DOCUMENT_TYPES = {
-    "application/pdf": (b"%PDF-",),
-    "image/png": (b"\x89PNG\r\n\x1a\n",),
-    "image/jpeg": (b"\xff\xd8\xff",),
-    "text/plain": (),
-}
-
-
 class DocumentUploadForm(forms.Form):
     title = forms.CharField(max_length=200)
     file = forms.FileField()
 
     def clean_file(self):
+        # The same rule as every other way a document comes in (portal.records.uploads).
         upload = self.cleaned_data["file"]
-        limit = settings.DOCUMENT_MAX_BYTES
-        if upload.size > limit:
-            raise forms.ValidationError(
-                f"The file is {upload.size:,} bytes; the limit is {limit:,} bytes."
-            )
-        declared = (upload.content_type or "").split(";")[0].strip().lower()
-        if declared not in DOCUMENT_TYPES:
-            raise forms.ValidationError("Only PDF, PNG, JPEG and plain-text files are accepted.")
-        head = upload.read(16)
+        document_size_validate(size=upload.size)
+        content = upload.read()
         upload.seek(0)
-        magics = DOCUMENT_TYPES[declared]
-        if magics and not any(head.startswith(m) for m in magics):
-            raise forms.ValidationError(
-                f"The file's content does not match its type ({declared}); it was not saved."
-            )
-        if declared == "text/plain":
-            try:
-                upload.read().decode("utf-8")
-            except UnicodeDecodeError:
-                raise forms.ValidationError("A text file must be UTF-8 text.") from None
-            finally:
-                upload.seek(0)
-        upload.declared_type = declared
+        upload.declared_type = document_content_validate(
+            content=content, declared_type=upload.content_type or ""
+        )
         return upload
 
 

@@ -3,18 +3,28 @@
 Each file is one Bundle (transaction or collection), imported in its own transaction: a bad
 file is reported and writes nothing, the others are still imported. Exit status 1 if any
 file failed. A progress bar is drawn on a terminal; the summary is printed at the end.
+
+With --actor, the import is that person's: it writes only into charts they may change in the
+portal (as POST /fhir/R4/ by them would), and their name is on every record. Without it,
+the import is the operator's, the hospital's own data load: it registers patients and writes
+into any chart of the hospital it names (restricted ones too), never another hospital's, and
+its records and ledger events name no author.
 """
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Any
 
 from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 
-from portal.fhir.services import BundleImportError, ImportReport, fhir_bundle_import
+from portal.fhir.services import (
+    BundleImportError,
+    ImportReport,
+    bundle_parse,
+    fhir_bundle_import,
+)
 from portal.ops.progress import Progress
 from portal.tenancy.models import Hospital
 
@@ -25,7 +35,10 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("--hospital", required=True, help="the hospital's slug")
         parser.add_argument(
-            "--actor", default="", help="username recorded as the author (default: none)"
+            "--actor",
+            default="",
+            help="import as this user: only into charts they may change, with them as the "
+            "author (default: the operator's import, into any chart of the hospital)",
         )
         parser.add_argument("files", nargs="+", type=Path)
 
@@ -42,10 +55,12 @@ class Command(BaseCommand):
         failures: list[str] = []
         for path in options["files"]:
             try:
-                bundles.append((path, json.loads(path.read_text(encoding="utf-8"))))
-            except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
-                failures.append(f"{path}: not a readable JSON file ({exc})")
-        total = sum(len(b.get("entry") or []) if isinstance(b, dict) else 0 for _, b in bundles)
+                bundles.append((path, bundle_parse(path.read_bytes())))
+            except OSError as exc:
+                failures.append(f"{path}: not a readable JSON file ({exc.strerror or exc})")
+            except BundleImportError as exc:
+                failures.append(f"{path}: not a readable JSON file ({'; '.join(exc.errors)})")
+        total = sum(_entry_count(b) for _, b in bundles)
         overall = ImportReport(bundle_type="all files")
         imported = 0
         with Progress("Importing", total, stream=self.stderr._out) as progress:
@@ -66,3 +81,9 @@ class Command(BaseCommand):
             for failure in failures:
                 self.stderr.write(f"FAILED {failure}")
             raise CommandError(f"{len(failures)} file(s) not imported (nothing written for them).")
+
+
+def _entry_count(bundle: Any) -> int:
+    """For the progress bar only: the bundle's entries, if it has a list of them."""
+    entries = bundle.get("entry") if isinstance(bundle, dict) else None
+    return len(entries) if isinstance(entries, list) else 0
