@@ -199,7 +199,7 @@ def test_another_hospital_changes_nothing(client, sign_in, world, make_staff, ho
     before_b = _state(hospital_b)
     clinician_a = world["clinician"]
     # A St Mary's token naming Riverside: refused outright.
-    _, token = token_issue(user=clinician_a, name="integration")
+    _, token = token_issue(user=clinician_a, name="integration", audience="staff", two_factor=True)
     auth = {"Authorization": f"Bearer {token}"}
     bundle = _bundle(_patient(mrn="B-1"), _condition("cond-2", "urn:uuid:pat-1"))
     response = _post(client, bundle, **auth, **{"X-Hospital": hospital_b.slug})
