@@ -15,7 +15,8 @@ from datetime import timedelta
 import pytest
 from django.utils import timezone
 
-from consent.models import BreakGlass, BreakGlassFailure, Consent
+from consent import models as consent_models
+from consent.models import BreakGlass, Consent
 from ledger.models import Event
 from portal.api.services import token_issue
 from portal.tenancy.models import Role
@@ -61,7 +62,7 @@ def test_five_wrong_attempts_lock_break_glass_on_the_portal(client, sign_in, con
     assert client.get(f"/provider/patients/{w['patient'].pk}/").status_code == 404
 
     # Every failure is recorded, with ids and codes only.
-    failures = BreakGlassFailure.objects.filter(user=w["clinician_b"])
+    failures = consent_models.BreakGlassFailure.objects.filter(user=w["clinician_b"])
     assert failures.count() == 5
     events = Event.objects.filter(kind="breakglass.failed", actor=w["clinician_b"])
     assert events.count() == 5
@@ -120,7 +121,7 @@ def test_fifty_wrong_attempts_are_not_fifty_answers(client, sign_in, consent_wor
     sign_in(client, w["clinician_b"])
     codes = [_portal(client, w, {**UNKNOWN_MRN, "mrn": f"SM-{n}"}).status_code for n in range(50)]
     assert codes[:5] == [400] * 5 and set(codes[5:]) == {429}
-    assert BreakGlassFailure.objects.filter(user=w["clinician_b"]).count() == 5
+    assert consent_models.BreakGlassFailure.objects.filter(user=w["clinician_b"]).count() == 5
 
 
 @pytest.mark.parametrize("role", [Role.RECORDS_CLERK, Role.HOSPITAL_ADMIN])
@@ -151,7 +152,7 @@ def test_only_clinicians_and_nurses_break_glass_or_ask_for_access(
         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",
     )  # fmt: skip
     assert api_ask.status_code == 403
-    assert not BreakGlass.objects.exists() and not BreakGlassFailure.objects.exists()
+    assert not BreakGlass.objects.exists() and not consent_models.BreakGlassFailure.objects.exists()
 
 
 def test_a_nurse_may_break_glass(client, sign_in, consent_world, make_staff):

@@ -16,7 +16,8 @@ import pytest
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
-from consent.models import Notification, ProxyGrant, ProxyInvitation
+from consent import models as consent_models
+from consent.models import Notification, ProxyGrant
 from portal.api.services import token_issue
 from portal.tenancy.models import Role
 from tests import factories
@@ -110,10 +111,15 @@ def test_the_api_answers_alike_for_every_username(client, consent_world, people)
 
 def test_only_a_patient_account_is_offered_the_invitation(client, sign_in, consent_world, people):
     w = consent_world
-    invitations = {
-        key: ProxyInvitation.objects.create(
-            grantor=w["account"], username=_name(people, key), relationship="carer"
+    sign_in(client, w["account"])
+    for key in ("clinician", "auditor", "relative"):
+        client.post(
+            "/patient/proxies/",
+            {"proxy_username": _name(people, key), "relationship": "carer", "scope_all": "all"},
         )
+    assert not ProxyGrant.objects.exists()  # nobody sees anything before accepting
+    invitations = {
+        key: consent_models.ProxyInvitation.objects.get(username=_name(people, key))
         for key in ("clinician", "auditor", "relative")
     }
     # Staff and the auditor: nothing offered, and accepting is refused as missing (404).
@@ -151,7 +157,8 @@ def test_a_declined_invitation_looks_unanswered(client, sign_in, consent_world, 
             "/patient/proxies/",
             {"proxy_username": _name(people, key), "relationship": "family", "scope_all": "all"},
         )
-    declined = ProxyInvitation.objects.get(username=people["relative"].username)
+    assert not ProxyGrant.objects.exists()
+    declined = consent_models.ProxyInvitation.objects.get(username=people["relative"].username)
     sign_in(client, people["relative"])
     assert client.post(f"/patient/proxies/{declined.row_uuid}/revoke/").status_code == 302
     declined.refresh_from_db()
