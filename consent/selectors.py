@@ -8,20 +8,38 @@ answering 404 for missing and forbidden alike.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import Q, QuerySet
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
+from django.utils import timezone
 
-from consent.models import AccessRequest, Consent, Notification, ProxyGrant
+from consent.models import (
+    AccessRequest,
+    BreakGlass,
+    BreakGlassFailure,
+    Consent,
+    Notification,
+    ProxyGrant,
+    ProxyInvitation,
+)
 from ledger import verifier
 from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
 from ledger.selectors import receipt_for_event
 from portal.records.models import Patient
-from portal.tenancy.models import Department, Hospital
+from portal.tenancy.models import PRACTITIONER_ROLES, Department, Hospital, Membership
+
+# Break-glass attempts whose details match no patient lock the user out of break-glass as
+# failed log-ins do (django-axes: 5 failures, 15 minutes).
+BREAK_GLASS_FAILURE_LIMIT = 5
+BREAK_GLASS_LOCKOUT = timedelta(minutes=15)
+# A break-glass notice not accepted by the mail server is tried again by the beat sweep once
+# its last try is this old (the task's own retries keep the try time fresh meanwhile).
+NOTICE_RETRY_AFTER = timedelta(minutes=10)
 
 
 def _uuid(value: Any) -> UUID | None:
@@ -57,9 +75,10 @@ def access_consent(user: AbstractBaseUser, consent_id: Any) -> Consent:
 
 
 def access_requests_for_owner(*, user: AbstractBaseUser) -> list[AccessRequest]:
+    """Requests addressed to the account's registrations (the patient's side)."""
     return list(
-        AccessRequest.objects.filter(patient__user=user)
-        .select_related("requester", "requester_hospital", "patient__hospital", "consent")
+        AccessRequest.objects.filter(addressee__user=user)
+        .select_related("requester", "requester_hospital", "addressee__hospital", "consent")
         .order_by("-created_at", "-id")[:100]
     )
 
@@ -67,8 +86,8 @@ def access_requests_for_owner(*, user: AbstractBaseUser) -> list[AccessRequest]:
 def access_access_request(user: AbstractBaseUser, request_id: Any) -> AccessRequest:
     row_uuid = _uuid(request_id)
     request = (
-        AccessRequest.objects.filter(row_uuid=row_uuid, patient__user=user)
-        .select_related("patient", "requester")
+        AccessRequest.objects.filter(row_uuid=row_uuid, addressee__user=user)
+        .select_related("addressee", "requester")
         .first()
         if row_uuid and user.is_authenticated
         else None
@@ -80,6 +99,80 @@ def access_access_request(user: AbstractBaseUser, request_id: Any) -> AccessRequ
 
 def proxy_grants_given(*, user: AbstractBaseUser) -> list[ProxyGrant]:
     return list(ProxyGrant.objects.filter(grantor=user).select_related("proxy"))
+
+
+def proxy_eligible(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+    """May this account be someone's proxy? An active account with a patient registration,
+    no active staff membership and no admin rights (superuser, Django staff): a proxy sees a
+    patient's records in the patient portal, and accounts that work with or audit charts are
+    never offered them this way."""
+    if not user.is_authenticated or not user.is_active or user.is_superuser or user.is_staff:
+        return False
+    if Membership._base_manager.filter(user=user, is_active=True).exists():
+        return False
+    return Patient._base_manager.filter(user=user).exists()
+
+
+def proxy_invitation_addressed_to(*, invitation: ProxyInvitation, user: AbstractBaseUser) -> bool:
+    return (
+        user.is_authenticated
+        and invitation.grantor_id != user.pk
+        and invitation.username == user.get_username()
+        and proxy_eligible(user=user)
+    )
+
+
+def proxy_invitations_given(*, user: AbstractBaseUser) -> list[ProxyInvitation]:
+    """The account's invitations not accepted (an accepted one is a grant now)."""
+    return list(
+        ProxyInvitation.objects.filter(grantor=user).exclude(status=ProxyInvitation.Status.ACCEPTED)
+    )
+
+
+def proxy_invitations_of(*, grants: list[ProxyGrant]) -> dict[int, ProxyInvitation]:
+    """The invitation each of these grants came from, by grant id (one query)."""
+    return {i.grant_id: i for i in ProxyInvitation.objects.filter(grant__in=grants)}
+
+
+def proxy_invitations_received(*, user: AbstractBaseUser) -> list[ProxyInvitation]:
+    """Open invitations to this account's username; none unless it may be a proxy."""
+    if not proxy_eligible(user=user):
+        return []
+    since = timezone.now() - ProxyInvitation.ACCEPT_WITHIN
+    rows = (
+        ProxyInvitation.objects.filter(
+            username=user.get_username(), status=ProxyInvitation.Status.INVITED,
+            created_at__gt=since,
+        )
+        .exclude(grantor=user)
+        .select_related("grantor")
+    )  # fmt: skip
+    return [i for i in rows if i.is_open]
+
+
+def access_proxy_invitation(user: AbstractBaseUser, invitation_id: Any) -> ProxyInvitation:
+    """The account's own invitation, or an open one addressed to it; else 404."""
+    row_uuid = _uuid(invitation_id)
+    invitation = (
+        ProxyInvitation.objects.filter(row_uuid=row_uuid).select_related("grantor").first()
+        if row_uuid and user.is_authenticated
+        else None
+    )
+    if invitation is not None and (
+        invitation.grantor_id == user.pk
+        or (invitation.is_open and proxy_invitation_addressed_to(invitation=invitation, user=user))
+    ):
+        return invitation
+    raise Http404("No such proxy access.")
+
+
+def access_proxy_item(user: AbstractBaseUser, item_id: Any) -> ProxyGrant | ProxyInvitation:
+    """A grant this account gave or holds, or an invitation it made or may answer; else 404
+    (the same for both kinds)."""
+    try:
+        return access_proxy_grant(user, item_id)
+    except Http404:
+        return access_proxy_invitation(user, item_id)
 
 
 def proxy_grants_received(*, user: AbstractBaseUser) -> list[ProxyGrant]:
@@ -241,23 +334,77 @@ def consent_by_uuid(*, consent_id: Any) -> Consent | None:
 
 
 def access_requests_by_user(*, user: AbstractBaseUser) -> list[AccessRequest]:
-    """The requester's own requests; unmatched ones look like any pending one."""
+    """The requester's own requests. Shown through `requester_state` and `patient` (set
+    only once approved), never the addressee: unmatched ones look like any other."""
     return list(
         AccessRequest.objects.filter(requester=user)
-        .select_related("requester_hospital", "patient__hospital")
+        .select_related("requester_hospital")
         .order_by("-created_at", "-id")[:100]
     )
 
 
+def user_is_practitioner(*, user: AbstractBaseUser, hospital_id: int | None = None) -> bool:
+    """A clinician or nurse (at that hospital, if given): who may break glass, ask a patient
+    for access, and be named in a consent as one practitioner."""
+    memberships = Membership._base_manager.filter(
+        user=user, is_active=True, role__in=PRACTITIONER_ROLES
+    )
+    if hospital_id is not None:
+        memberships = memberships.filter(hospital_id=hospital_id)
+    return memberships.exists()
+
+
+def membership_is_practitioner(*, membership: Membership | None) -> bool:
+    """The same rule for the membership a request acts in (pages, menus, API)."""
+    return membership is not None and membership.is_active and membership.role in PRACTITIONER_ROLES
+
+
+def break_glass_lockout_until(
+    *, user: AbstractBaseUser, now: datetime | None = None
+) -> datetime | None:
+    """When this user's break-glass lockout ends, or None if they are not locked out.
+
+    Locked for BREAK_GLASS_LOCKOUT after the BREAK_GLASS_FAILURE_LIMIT-th failure within
+    BREAK_GLASS_LOCKOUT; a break-glass that went through wipes the slate, as a successful
+    log-in does (failures before it do not count). One query."""
+    now = now or timezone.now()
+    later_success = BreakGlass.objects.filter(user=user, started_at__gte=OuterRef("attempted_at"))
+    recent = list(
+        BreakGlassFailure.objects.filter(user=user, attempted_at__gt=now - 2 * BREAK_GLASS_LOCKOUT)
+        .filter(~Exists(later_success))
+        .order_by("-attempted_at", "-id")
+        .values_list("attempted_at", flat=True)[:BREAK_GLASS_FAILURE_LIMIT]
+    )
+    if len(recent) < BREAK_GLASS_FAILURE_LIMIT:
+        return None
+    latest, oldest = recent[0], recent[-1]
+    if latest - oldest > BREAK_GLASS_LOCKOUT or latest + BREAK_GLASS_LOCKOUT <= now:
+        return None
+    return latest + BREAK_GLASS_LOCKOUT
+
+
+def break_glass_notices_unsent(*, now: datetime | None = None, limit: int = 500) -> list[int]:
+    """Break-glass rows whose e-mail notices the mail server has not accepted yet, last
+    tried long enough ago that no retry of the task is still under way."""
+    now = now or timezone.now()
+    return list(
+        BreakGlass.objects.filter(
+            mailed_at__isnull=True, started_at__lte=now - timedelta(minutes=1)
+        )
+        .filter(Q(mail_tried_at__isnull=True) | Q(mail_tried_at__lte=now - NOTICE_RETRY_AFTER))
+        .order_by("id")
+        .values_list("pk", flat=True)[:limit]
+    )
+
+
 def consent_grantee_choices() -> dict[str, QuerySet]:
-    """What a patient may name as grantee: hospitals, departments, practitioners."""
+    """What a patient may name as grantee: hospitals, departments, practitioners (clinicians
+    and nurses: user_is_practitioner)."""
     from django.contrib.auth import get_user_model
 
-    from portal.tenancy.models import CLINICAL_ROLES, Membership
-
-    clinician_ids = Membership._base_manager.filter(is_active=True, role__in=CLINICAL_ROLES).values(
-        "user_id"
-    )
+    clinician_ids = Membership._base_manager.filter(
+        is_active=True, role__in=PRACTITIONER_ROLES
+    ).values("user_id")
     return {
         "hospitals": Hospital.objects.order_by("name"),
         "departments": Department.objects.select_related("hospital").order_by(

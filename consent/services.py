@@ -9,6 +9,7 @@ commit. Only ids and codes reach the ledger.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 from django.conf import settings
@@ -18,7 +19,22 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from consent.models import AccessRequest, BreakGlass, Consent, Notification, ProxyGrant, Purpose
+from consent.models import (
+    AccessRequest,
+    BreakGlass,
+    BreakGlassFailure,
+    Consent,
+    Notification,
+    ProxyGrant,
+    ProxyInvitation,
+    Purpose,
+)
+from consent.selectors import (
+    BREAK_GLASS_FAILURE_LIMIT,
+    break_glass_lockout_until,
+    proxy_invitation_addressed_to,
+    user_is_practitioner,
+)
 from ledger.services import event_record
 from portal.records.categories import CATEGORY_CODES, category_codename
 from portal.records.grants import (
@@ -28,12 +44,14 @@ from portal.records.grants import (
     note_grant_write,
 )
 from portal.records.models import ClinicalNote, Patient
-from portal.records.selectors import patient_by_mrn
-from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membership, Role
+from portal.records.selectors import chart_access_for, patient_by_mrn
+from portal.tenancy.models import Department, Hospital, Membership, Role
 from portal.tenancy.selectors import department_group, hospital_clinical_group
 
 BREAK_GLASS_DEFAULT = timedelta(hours=4)
 REASON_MIN_LENGTH = 10
+# One answer for an unknown MRN and for a known MRN with another birth date.
+NO_MATCH = "No patient matches these details. Check the MRN and birth date."
 
 
 def _codenames(*, scope_all: bool, categories: Iterable[str]) -> list[str]:
@@ -53,15 +71,6 @@ def _validate_period(start: datetime, end: datetime | None) -> None:
         raise ValidationError({"period_end": "The end must be after the start."})
     if end is not None and end <= timezone.now():
         raise ValidationError({"period_end": "The end is already in the past."})
-
-
-def _is_clinician(user: AbstractBaseUser, *, hospital_id: int | None = None) -> bool:
-    memberships = Membership._base_manager.filter(
-        user=user, is_active=True, role__in=CLINICAL_ROLES
-    )
-    if hospital_id is not None:
-        memberships = memberships.filter(hospital_id=hospital_id)
-    return memberships.exists()
 
 
 def notification_send(
@@ -107,8 +116,10 @@ def consent_grant(
     }
     if grantee_kind not in target or target[grantee_kind] is None:
         raise ValidationError({"grantee": "Choose who may see the records."})
-    if grantee_kind == kinds.PRACTITIONER and not _is_clinician(grantee_user):
-        raise ValidationError({"grantee": "That person is not a practitioner at any hospital."})
+    if grantee_kind == kinds.PRACTITIONER and not user_is_practitioner(user=grantee_user):
+        raise ValidationError(
+            {"grantee": "That person is not a clinician or nurse at any hospital."}
+        )
     notes = list(restricted_notes)
     if notes and grantee_kind != kinds.PRACTITIONER:
         raise ValidationError(
@@ -228,36 +239,30 @@ def access_request_create(
 ) -> AccessRequest:
     """A clinician asks for access, naming the patient by details the patient gave them.
 
-    Whether the details matched is not revealed to the clinician: every request looks the
-    same until the patient answers, so nobody can probe who is registered where.
+    Whether the details matched is not revealed to the requesting side: every request is a
+    new row with a new id, written by the same statements (the lookup, one row, one event
+    naming no patient), and looks the same until the patient approves; so nobody can probe
+    who is registered where, by the answer, the ids, the ledger or the time it takes. The
+    patient finds a request addressed to them on their dashboard (no notice is written here:
+    it would be one more statement for a match only).
     """
-    if not _is_clinician(requester, hospital_id=requester_hospital.pk):
-        raise ValidationError("Only clinical staff can ask for access.")
+    if not user_is_practitioner(user=requester, hospital_id=requester_hospital.pk):
+        raise ValidationError("Only clinicians and nurses can ask for access.")
     if purpose not in Purpose.values:
         raise ValidationError({"purpose": "Choose a purpose from the list."})
     patient = patient_by_mrn(hospital=patient_hospital, mrn=mrn)
     if patient is not None and (patient.user_id is None or patient.birth_date != birth_date):
         patient = None
-    if patient is not None:
-        existing = AccessRequest.objects.filter(
-            requester=requester, patient=patient, status=AccessRequest.Status.PENDING
-        ).first()
-        if existing is not None:
-            return existing
     request = AccessRequest.objects.create(
-        requester=requester, requester_hospital=requester_hospital, patient=patient,
+        requester=requester, requester_hospital=requester_hospital, addressee=patient,
         purpose=purpose,
     )  # fmt: skip
+    # The requester may fetch this event's receipt: it names no patient, and the digest of
+    # the row leaves the addressee out (consent.apps), so it is the same for a match or none.
     event_record(
         kind="accessrequest.created", hospital=requester_hospital, subject=request,
-        actor=requester, patient=patient, attrs={"purpose": purpose},
+        actor=requester, attrs={"purpose": purpose},
     )  # fmt: skip
-    if patient is not None:
-        notification_send(
-            user=patient.user, kind="access_request",
-            text=f"{_staff_name(requester)} at {requester_hospital.name} asks to see your "
-            f"records at {patient.hospital.name}. Answer under Access requests.",
-        )  # fmt: skip
     return request
 
 
@@ -272,39 +277,152 @@ def access_request_decide(
     period_end: datetime | None = None,
 ) -> AccessRequest:
     """The patient approves (a consent to the requester, with the scope and period they
-    choose) or denies. A request is answered once: a replayed answer changes nothing."""
+    choose) or denies. A request is answered once: a replayed answer changes nothing.
+
+    The same clinician may have asked more than once (each asking is a new request, so that
+    asking again reveals nothing): one answer answers every request of theirs still waiting.
+    Only an approval reaches the requesting side; a denial is recorded under the chart's
+    hospital and the requester keeps seeing "waiting", then "expired", as for details that
+    matched nobody.
+    """
     request = AccessRequest.objects.select_for_update().get(pk=request.pk)
-    if request.patient is None or request.patient.user_id != actor.pk:
+    addressee = request.addressee
+    if addressee is None or addressee.user_id != actor.pk:
         raise ValidationError("This request is not addressed to you.")
     if request.status != AccessRequest.Status.PENDING:
         raise ValidationError("This request has already been answered.")
     if request.state == "expired":
         raise ValidationError("This request has expired; the clinician can ask again.")
-    request.decided_at = timezone.now()
+    others = [
+        other
+        for other in AccessRequest.objects.select_for_update()
+        .filter(
+            requester_id=request.requester_id, addressee=addressee,
+            status=AccessRequest.Status.PENDING,
+        )
+        .exclude(pk=request.pk)
+        .order_by("id")
+        if other.state == AccessRequest.Status.PENDING
+    ]  # fmt: skip
     if approve:
         consent_grant(
-            patient=request.patient, actor=actor,
+            patient=addressee, actor=actor,
             grantee_kind=Consent.GranteeKind.PRACTITIONER, grantee_user=request.requester,
             scope_all=scope_all, categories=categories, purpose=request.purpose,
             period_end=period_end, access_request=request,
         )  # fmt: skip
-        request.status = AccessRequest.Status.APPROVED
-    else:
-        request.status = AccessRequest.Status.DENIED
-    request.save(update_fields=["status", "decided_at"])
-    event_record(
-        kind=f"accessrequest.{request.status}", hospital=request.requester_hospital_id,
-        subject=request, actor=actor, patient=request.patient_id,
-    )  # fmt: skip
-    notification_send(
-        user=request.requester, kind="access_request",
-        text=f"Your access request of {request.created_at:%d %b %Y %H:%M} was "
-        f"{request.get_status_display().lower()}.",
-    )  # fmt: skip
+    status = AccessRequest.Status.APPROVED if approve else AccessRequest.Status.DENIED
+    now = timezone.now()
+    for row in (request, *others):
+        row.status = status
+        row.decided_at = now
+        fields = ["status", "decided_at"]
+        if approve:
+            row.patient = addressee  # attested from now on: the chart the approval opened
+            fields.append("patient")
+        row.save(update_fields=fields)
+        event_record(
+            kind=f"accessrequest.{status}",
+            hospital=row.requester_hospital_id if approve else addressee.hospital_id,
+            subject=row, actor=actor, patient=addressee.pk,
+        )  # fmt: skip
+    if approve:
+        notification_send(
+            user=request.requester, kind="access_request",
+            text=f"Your access request of {timezone.localtime(request.created_at):%d %b %Y %H:%M} "
+            "was approved: the chart is under Shared with me.",
+        )  # fmt: skip
     return request
 
 
 # -- Break-glass -------------------------------------------------------------------------
+
+
+class BreakGlassLocked(Exception):
+    """Too many emergency-access attempts of this user matched no patient: locked until
+    `until` (as log-in failures lock an account), whatever the details of the next one."""
+
+    def __init__(self, until: datetime) -> None:
+        self.until = until
+        super().__init__(self.message)
+
+    @property
+    def message(self) -> str:
+        return (
+            f"Emergency access is locked for your account after {BREAK_GLASS_FAILURE_LIMIT} "
+            "attempts whose details matched no patient. Try again after "
+            f"{timezone.localtime(self.until):%H:%M}, or ask a colleague to open the chart."
+        )
+
+
+@dataclass(frozen=True)
+class BreakGlassOutcome:
+    patient: Patient
+    glass: BreakGlass | None  # None: the user could open this chart already
+
+
+def break_glass_attempt(
+    *,
+    user: AbstractBaseUser,
+    user_hospital: Hospital,
+    patient_hospital: Hospital,
+    mrn: str,
+    birth_date: date,
+    reason: str,
+    duration: timedelta = BREAK_GLASS_DEFAULT,
+) -> BreakGlassOutcome:
+    """Emergency access by the details the clinician has (hospital, MRN, birth date): what
+    every interface calls, so each one gets the same checks in the same order.
+
+    Clinicians and nurses only; a reason; then the per-user lockout (BreakGlassLocked), and
+    only then the lookup. Details that match no patient get one answer whether the MRN is
+    unknown or the birth date wrong, and are recorded (a BreakGlassFailure row and a
+    `breakglass.failed` event, ids only) in their own transaction, which must outlast the
+    refusal: call this outside any transaction of your own.
+    """
+    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk):
+        raise ValidationError("Emergency access is for clinicians and nurses.")
+    reason = _break_glass_reason(reason)
+    until = break_glass_lockout_until(user=user)
+    if until is not None:
+        raise BreakGlassLocked(until)
+    patient = patient_by_mrn(hospital=patient_hospital, mrn=mrn)
+    if patient is None or patient.birth_date != birth_date:
+        _break_glass_failure_record(
+            user=user, user_hospital=user_hospital, hospital=patient_hospital
+        )
+        raise ValidationError(NO_MATCH)
+    access = chart_access_for(user=user, patient=patient)
+    if access is not None and not access.break_glass:
+        return BreakGlassOutcome(patient=patient, glass=None)
+    glass = break_glass_open(
+        user=user, user_hospital=user_hospital, patient=patient, reason=reason,
+        duration=duration,
+    )  # fmt: skip
+    return BreakGlassOutcome(patient=patient, glass=glass)
+
+
+def _break_glass_reason(reason: str) -> str:
+    reason = " ".join(reason.split())
+    if len(reason) < REASON_MIN_LENGTH:
+        raise ValidationError({"reason": "Give the clinical reason (at least 10 characters)."})
+    return reason
+
+
+@transaction.atomic
+def _break_glass_failure_record(
+    *, user: AbstractBaseUser, user_hospital: Hospital, hospital: Hospital
+) -> BreakGlassFailure:
+    failure = BreakGlassFailure.objects.create(
+        user=user, user_hospital=user_hospital, hospital=hospital, attempted_at=timezone.now()
+    )
+    # Under the user's hospital (its admins answer for their staff); the row shows to the
+    # named hospital's admins too. Never the typed MRN or birth date.
+    event_record(
+        kind="breakglass.failed", hospital=user_hospital, subject=failure, actor=user,
+        attrs={"hospital_named": hospital.pk},
+    )  # fmt: skip
+    return failure
 
 
 @transaction.atomic
@@ -317,12 +435,13 @@ def break_glass_open(
     duration: timedelta = BREAK_GLASS_DEFAULT,
 ) -> BreakGlass:
     """Emergency access to a chart without consent: limited in time, flagged on every
-    read, anchored in the ledger, and reported to the patient and the chart's hospital."""
-    reason = " ".join(reason.split())
-    if len(reason) < REASON_MIN_LENGTH:
-        raise ValidationError({"reason": "Give the clinical reason (at least 10 characters)."})
-    if not _is_clinician(user, hospital_id=user_hospital.pk):
-        raise ValidationError("Only clinical staff can use emergency access.")
+    read, anchored in the ledger, and reported to the patient and the chart's hospital.
+
+    Takes a patient already identified: interfaces go through break_glass_attempt, which
+    identifies them from the details given and applies the lockout."""
+    reason = _break_glass_reason(reason)
+    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk):
+        raise ValidationError("Emergency access is for clinicians and nurses.")
     now = timezone.now()
     glass = BreakGlass.objects.create(
         user=user, user_hospital=user_hospital, patient=patient, hospital_id=patient.hospital_id,
@@ -354,6 +473,8 @@ def break_glass_open(
         )  # fmt: skip
     from consent.tasks import break_glass_notify
 
+    # The id only; if this message is lost, the beat sweep (consent.notices_sweep) finds the
+    # notice unsent and enqueues it again.
     transaction.on_commit(lambda: break_glass_notify.delay(glass.pk))
     return glass
 
@@ -369,48 +490,106 @@ def _staff_name(user: AbstractBaseUser) -> str:
     return user.get_full_name() or user.get_username()
 
 
-def break_glass_mail(*, glass_id: int) -> int:
-    """E-mail the patient and the chart's hospital admins about one break-glass (after
-    commit, from a worker). The mails say who, where and when, never clinical content."""
-    from django.core.mail import send_mail
+class NoticeNotSent(Exception):
+    """The mail server accepted none of a notice's messages (the task retries)."""
 
-    # Claim the mailing first: a redelivered message finds it claimed and sends nothing.
-    if not BreakGlass.objects.filter(pk=glass_id, mailed_at__isnull=True).update(
-        mailed_at=timezone.now()
-    ):
-        return 0
-    glass = BreakGlass.objects.select_related(
-        "user", "user_hospital", "hospital", "patient__user"
-    ).get(pk=glass_id)
+
+def break_glass_mail(*, glass_id: int) -> int:
+    """E-mail the patient and the chart's hospital admins about one break-glass (from a
+    worker, after commit). The mails say who, where and when, never clinical content.
+
+    Each notice is marked sent only once the mail server accepted it, so a failure loses
+    nothing: the exception goes up (after what did go out is marked) and the task retries
+    with back-off; the beat sweep re-enqueues whatever is still unsent after that. Idempotent
+    per glass id: a marked notice is never sent again, and while one worker is sending, the
+    row is locked and another delivery of the same id leaves it alone.
+    """
+    from django.core.mail import get_connection
+
+    sent = 0
+    failure: Exception | None = None
+    with transaction.atomic():
+        glass = (
+            BreakGlass.objects.select_for_update(skip_locked=True, of=("self",))
+            .select_related("user", "user_hospital", "hospital", "patient__user")
+            .filter(pk=glass_id, mailed_at__isnull=True)
+            .first()
+        )
+        if glass is None:
+            return 0  # all sent already, or another worker is sending it now
+        glass.mail_tried_at = timezone.now()
+        connection = get_connection(timeout=getattr(settings, "EMAIL_TIMEOUT", None) or 30)
+        for field, message in (
+            ("patient_mailed_at", _patient_notice),
+            ("admins_mailed_at", _admins_notice),
+        ):
+            if getattr(glass, field) is not None:
+                continue
+            mail = message(glass, connection)
+            if mail is not None:
+                try:
+                    accepted = mail.send()
+                except Exception as exc:  # whatever the backend raised: keep what went out
+                    failure = exc
+                    break
+                if not accepted:
+                    failure = NoticeNotSent(f"break-glass {glass.pk}: {field} not accepted")
+                    break
+                sent += accepted
+            setattr(glass, field, timezone.now())  # or nobody to tell
+        if glass.patient_mailed_at is not None and glass.admins_mailed_at is not None:
+            glass.mailed_at = timezone.now()
+        glass.save(
+            update_fields=["mail_tried_at", "patient_mailed_at", "admins_mailed_at", "mailed_at"]
+        )
+    if failure is not None:
+        raise failure
+    return sent
+
+
+def _notice_facts(glass: BreakGlass) -> tuple[str, str]:
     who = f"{_staff_name(glass.user)} ({glass.user_hospital.name})"
     when = f"{timezone.localtime(glass.started_at):%d %b %Y %H:%M %Z}"
-    sent = 0
+    return who, when
+
+
+def _patient_notice(glass: BreakGlass, connection):
+    from django.core.mail import EmailMessage
+
     patient_user = glass.patient.user
-    if patient_user is not None and patient_user.email:
-        sent += send_mail(
-            "Emergency access to your records",
-            f"{who} used emergency (break-glass) access to your records at "
-            f"{glass.hospital.name} on {when}. The access ends at "
-            f"{timezone.localtime(glass.expires_at):%H:%M %Z}. Sign in to your patient "
-            "portal to see who accessed your records and to verify it.",
-            settings.DEFAULT_FROM_EMAIL, [patient_user.email],
-        )  # fmt: skip
+    if patient_user is None or not patient_user.email:
+        return None
+    who, when = _notice_facts(glass)
+    return EmailMessage(
+        "Emergency access to your records",
+        f"{who} used emergency (break-glass) access to your records at "
+        f"{glass.hospital.name} on {when}. The access ends at "
+        f"{timezone.localtime(glass.expires_at):%H:%M %Z}. Sign in to your patient "
+        "portal to see who accessed your records and to verify it.",
+        settings.DEFAULT_FROM_EMAIL, [patient_user.email], connection=connection,
+    )  # fmt: skip
+
+
+def _admins_notice(glass: BreakGlass, connection):
+    from django.core.mail import EmailMessage
+
     admins = [a.email for a in _hospital_admins(glass.hospital_id) if a.email]
-    if admins:
-        sent += send_mail(
-            f"Break-glass access at {glass.hospital.name}",
-            f"{who} used emergency access to a chart of {glass.hospital.name} on {when}. "
-            f"Review break-glass {glass.row_uuid} in the admin.",
-            settings.DEFAULT_FROM_EMAIL, admins,
-        )  # fmt: skip
-    return sent
+    if not admins:
+        return None
+    who, when = _notice_facts(glass)
+    return EmailMessage(
+        f"Break-glass access at {glass.hospital.name}",
+        f"{who} used emergency access to a chart of {glass.hospital.name} on {when}. "
+        f"Review break-glass {glass.row_uuid} in the admin.",
+        settings.DEFAULT_FROM_EMAIL, admins, connection=connection,
+    )  # fmt: skip
 
 
 # -- Proxies -----------------------------------------------------------------------------
 
 
 @transaction.atomic
-def proxy_grant(
+def proxy_invite(
     *,
     grantor: AbstractBaseUser,
     proxy_username: str,
@@ -418,41 +597,143 @@ def proxy_grant(
     scope_all: bool = True,
     categories: Iterable[str] = (),
     period_end: datetime | None = None,
-) -> ProxyGrant:
-    """A patient lets another account holder view their records in the patient portal."""
+) -> ProxyInvitation:
+    """A patient invites another account holder (a parent, a carer), by username, to view
+    their records in the patient portal.
+
+    No account is looked up here: the answer, the row, its events and what the patient sees
+    afterwards are the same whether or not the username exists, or belongs to an account that
+    may be a proxy. The account with that username sees the invitation only if it may be one
+    (consent.selectors.proxy_eligible), and its acceptance (proxy_accept) creates the grant.
+    """
     registrations = list(Patient._base_manager.filter(user=grantor))
     if not registrations:
         raise ValidationError("Only a patient can give proxy access.")
-    proxy = (
-        get_user_model()
-        ._default_manager.filter(username=proxy_username.strip(), is_active=True)
-        .first()
-    )
-    if proxy is None or proxy.pk == grantor.pk:
-        raise ValidationError({"proxy_username": "No other account has that username."})
+    username = proxy_username.strip()
+    if not username:
+        raise ValidationError({"proxy_username": "Give the username of the person to invite."})
+    if username == grantor.get_username():
+        raise ValidationError({"proxy_username": "That is your own username."})
     if relationship not in ProxyGrant.Relationship.values:
         raise ValidationError({"relationship": "Choose a relationship from the list."})
     _validate_period(timezone.now(), period_end)
-    codenames = _codenames(scope_all=scope_all, categories=categories)
-    grant = ProxyGrant.objects.create(
-        grantor=grantor, proxy=proxy, relationship=relationship, scope_all=scope_all,
+    _codenames(scope_all=scope_all, categories=categories)
+    # Only what the patient already knows decides these: their own open invitations (a
+    # declined one looks open to them) and the people who accepted.
+    waiting = [
+        i
+        for i in ProxyInvitation.objects.filter(grantor=grantor, username=username)
+        if i.grantor_state == ProxyInvitation.Status.INVITED
+    ]
+    if waiting:
+        raise ValidationError(
+            {"proxy_username": "You have already invited this username. Withdraw that "
+             "invitation first to send a new one."}
+        )  # fmt: skip
+    if ProxyGrant.objects.filter(
+        grantor=grantor, proxy__username=username, status=ProxyGrant.Status.ACTIVE
+    ).exists():
+        raise ValidationError(
+            {"proxy_username": "This person can see your records already. End that access "
+             "first to change it."}
+        )  # fmt: skip
+    invitation = ProxyInvitation.objects.create(
+        grantor=grantor, username=username, relationship=relationship, scope_all=scope_all,
         categories=[] if scope_all else sorted(set(categories)), period_end=period_end,
     )  # fmt: skip
     for patient in registrations:
+        event_record(
+            kind="proxy.invited", hospital=patient.hospital_id, subject=invitation,
+            actor=grantor, patient=patient, attrs={"relationship": relationship},
+        )  # fmt: skip
+    return invitation
+
+
+@transaction.atomic
+def proxy_accept(*, invitation: ProxyInvitation, actor: AbstractBaseUser) -> ProxyGrant:
+    """The invited account accepts: from now on it sees the grantor's records (the scope
+    and period the grantor chose) in the patient portal."""
+    invitation = ProxyInvitation.objects.select_for_update().get(pk=invitation.pk)
+    if not proxy_invitation_addressed_to(invitation=invitation, user=actor):
+        raise ValidationError("This invitation is not addressed to you.")
+    if not invitation.is_open:
+        raise ValidationError("This invitation can no longer be accepted.")
+    registrations = list(Patient._base_manager.filter(user_id=invitation.grantor_id))
+    if not registrations:
+        raise ValidationError("This invitation can no longer be accepted.")
+    codenames = _codenames(scope_all=invitation.scope_all, categories=invitation.categories)
+    grant = ProxyGrant.objects.create(
+        grantor_id=invitation.grantor_id, proxy=actor, relationship=invitation.relationship,
+        scope_all=invitation.scope_all, categories=invitation.categories,
+        period_end=invitation.period_end,
+    )  # fmt: skip
+    invitation.status = ProxyInvitation.Status.ACCEPTED
+    invitation.ended_at = timezone.now()
+    invitation.ended_by = actor
+    invitation.grant = grant
+    invitation.save(update_fields=["status", "ended_at", "ended_by", "grant"])
+    for patient in registrations:
         chart_grant(
-            patient=patient, codenames=codenames, user=proxy, source=grant.source,
-            expires_at=period_end,
+            patient=patient, codenames=codenames, user=actor, source=grant.source,
+            expires_at=grant.period_end,
         )  # fmt: skip
         event_record(
-            kind="proxy.granted", hospital=patient.hospital_id, subject=grant, actor=grantor,
-            patient=patient, attrs={"proxy": proxy.pk, "relationship": relationship},
+            kind="proxy.accepted", hospital=patient.hospital_id, subject=invitation,
+            actor=actor, patient=patient, attrs={"grant": grant.pk},
+        )  # fmt: skip
+        event_record(
+            kind="proxy.granted", hospital=patient.hospital_id, subject=grant, actor=actor,
+            patient=patient, attrs={"proxy": actor.pk, "relationship": grant.relationship},
         )  # fmt: skip
     notification_send(
-        user=proxy, kind="proxy",
-        text=f"{_staff_name(grantor)} gave you access to their records "
+        user=invitation.grantor, kind="proxy",
+        text=f"{_staff_name(actor)} accepted your invitation and can now see your records "
         f"({', '.join(grant.scope_labels)}).",
     )  # fmt: skip
     return grant
+
+
+@transaction.atomic
+def proxy_invitation_end(*, invitation: ProxyInvitation, actor: AbstractBaseUser) -> None:
+    """The patient withdraws an invitation, or the invited account declines it.
+
+    A declined invitation still looks unanswered to the patient (and can be withdrawn like
+    one, leaving the same row behind), so declining never tells them the account exists; the
+    decline's event names no patient, so the patient cannot fetch it."""
+    invitation = ProxyInvitation.objects.select_for_update().get(pk=invitation.pk)
+    now = timezone.now()
+    if actor.pk == invitation.grantor_id:
+        if invitation.status not in (
+            ProxyInvitation.Status.INVITED, ProxyInvitation.Status.DECLINED
+        ):  # fmt: skip
+            raise ValidationError("This invitation has already ended.")
+        invitation.status = ProxyInvitation.Status.WITHDRAWN
+        invitation.ended_at, invitation.ended_by = now, actor
+        invitation.save(update_fields=["status", "ended_at", "ended_by"])
+        for patient in Patient._base_manager.filter(user_id=invitation.grantor_id):
+            event_record(
+                kind="proxy.withdrawn", hospital=patient.hospital_id, subject=invitation,
+                actor=actor, patient=patient,
+            )  # fmt: skip
+        return
+    if not proxy_invitation_addressed_to(invitation=invitation, user=actor):
+        raise ValidationError("This invitation is not yours to end.")
+    if not invitation.is_open:
+        raise ValidationError("This invitation can no longer be answered.")
+    invitation.status = ProxyInvitation.Status.DECLINED
+    invitation.ended_at, invitation.ended_by = now, actor
+    invitation.save(update_fields=["status", "ended_at", "ended_by"])
+    event_record(
+        kind="proxy.declined", hospital=None, subject=invitation, actor=actor, patient=None
+    )
+
+
+def proxy_end(*, item: ProxyGrant | ProxyInvitation, actor: AbstractBaseUser) -> None:
+    """End a grant (revoke, or step down) or an invitation (withdraw, or decline)."""
+    if isinstance(item, ProxyInvitation):
+        proxy_invitation_end(invitation=item, actor=actor)
+    else:
+        proxy_revoke(grant=item, actor=actor)
 
 
 @transaction.atomic

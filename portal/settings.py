@@ -355,6 +355,8 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     },
     # Bookkeeping only: an ended consent or proxy grant already grants nothing.
     "consent-expire": {"task": "consent.expire_due", "schedule": 60.0},
+    # Break-glass e-mail notices the mail server has not accepted yet.
+    "consent-notices": {"task": "consent.notices_sweep", "schedule": 60.0},
 }
 
 # --- E-mail (break-glass notices). EMAIL_URL, e.g. smtp+tls://user:pass@host:587; the demo

@@ -249,6 +249,7 @@ CROSS_TENANT_CASES = {
             "requests",
             "request_decide",
             "proxies",
+            "proxy_accept",
             "proxy_revoke",
             "proxy_records",
             "export_json",
@@ -301,7 +302,7 @@ CROSS_TENANT_CASES = {
     },
     **{
         f"api:{name}": "tests/api/test_patient.py::test_proxies_grant_list_revoke"
-        for name in ("my_proxies", "my_proxy_revoke")
+        for name in ("my_proxies", "my_proxy_accept", "my_proxy_revoke")
     },
     **{
         f"api_tokens:{name}": "tests/api/test_tokens.py::"

@@ -217,23 +217,29 @@ class AccessRequestSerializer(serializers.Serializer):
     id = serializers.UUIDField()
     requester_hospital = serializers.CharField()
     purpose = serializers.CharField()
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="pending, approved or expired (a request the patient did not approve, or "
+        "whose details matched nobody, stays pending until it expires after 14 days)."
+    )
     created_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField(allow_null=True)
+    decided_at = serializers.DateTimeField(allow_null=True, help_text="Once approved.")
     patient = serializers.IntegerField(
         allow_null=True, help_text="The chart, once the patient approved."
     )
 
 
 def access_request_data(r) -> dict[str, Any]:
+    """The requester's view: approved, else pending then expired, whether the details
+    matched nobody or the patient denied (AccessRequest.requester_state)."""
+    approved = r.requester_state == "approved"
     return {
         "id": str(r.row_uuid),
         "requester_hospital": r.requester_hospital.slug,
         "purpose": r.purpose,
-        "status": r.state,
+        "status": r.requester_state,
         "created_at": r.created_at.isoformat(),
-        "decided_at": r.decided_at.isoformat() if r.decided_at else None,
-        "patient": r.patient_id if r.status == "approved" else None,
+        "decided_at": r.decided_at.isoformat() if approved and r.decided_at else None,
+        "patient": r.patient_id if approved else None,
     }
 
 
@@ -263,8 +269,8 @@ def owner_access_request_data(r) -> dict[str, Any]:
     who = r.requester
     return {
         "id": str(r.row_uuid),
-        "registration": r.patient_id,
-        "hospital": r.patient.hospital.slug,
+        "registration": r.addressee_id,
+        "hospital": r.addressee.hospital.slug,
         "requester": who.get_full_name() or who.get_username(),
         "requester_hospital": r.requester_hospital.name,
         "purpose": r.purpose,
@@ -344,14 +350,20 @@ AccessLogPageSerializer = _page("AccessLogPage", AccessLogEntrySerializer)
 
 
 class ProxyGrantSerializer(serializers.Serializer):
+    """A proxy grant, or an invitation to become one (the same shape)."""
+
     id = serializers.UUIDField()
     grantor = serializers.CharField()
-    proxy = serializers.CharField()
+    proxy = serializers.CharField(help_text="The proxy's username (as invited, until accepted).")
     relationship = serializers.CharField()
     scope_all = serializers.BooleanField()
     categories = serializers.ListField(child=serializers.CharField())
     period_end = serializers.DateTimeField(allow_null=True)
-    status = serializers.CharField()
+    status = serializers.CharField(
+        help_text="A grant: active, revoked or expired. An invitation: invited (waiting for "
+        "that account to accept; whether it exists is never shown), expired (not accepted "
+        "within 14 days) or withdrawn."
+    )
     created_at = serializers.DateTimeField()
 
 
@@ -366,6 +378,20 @@ def proxy_grant_data(g) -> dict[str, Any]:
         "period_end": g.period_end.isoformat() if g.period_end else None,
         "status": g.state,
         "created_at": g.created_at.isoformat(),
+    }
+
+
+def proxy_invitation_data(i, *, status: str) -> dict[str, Any]:
+    return {
+        "id": str(i.row_uuid),
+        "grantor": i.grantor.get_username(),
+        "proxy": i.username,
+        "relationship": i.relationship,
+        "scope_all": i.scope_all,
+        "categories": list(i.categories or []),
+        "period_end": i.period_end.isoformat() if i.period_end else None,
+        "status": status,
+        "created_at": i.created_at.isoformat(),
     }
 
 

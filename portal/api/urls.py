@@ -87,6 +87,11 @@ urlpatterns = [
     ),
     path("v1/me/proxies/", views.MyProxiesView.as_view(), name="my_proxies"),
     path(
+        "v1/me/proxies/<uuid:grant_id>/accept/",
+        views.MyProxyAcceptView.as_view(),
+        name="my_proxy_accept",
+    ),
+    path(
         "v1/me/proxies/<uuid:grant_id>/revoke/",
         views.MyProxyRevokeView.as_view(),
         name="my_proxy_revoke",

@@ -11,6 +11,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404
+from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import exceptions, serializers
@@ -19,7 +20,7 @@ from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
-from consent.models import Purpose
+from consent.models import ProxyInvitation, Purpose
 from portal.api import serializers as out
 from portal.api.authentication import HOSPITAL_HEADER
 from portal.api.base import (
@@ -77,6 +78,7 @@ def doc(
         "after two factors, the others patient tokens), a session without two factors, or "
         "an X-Hospital you are not a member of.",
         404: "Missing, not yours to see, or another hospital's (never told apart).",
+        429: "Too many attempts: locked for a while (Retry-After says how long).",
     }
     codes = set(errors) | {400}
     responses = {status: response, **{c: OpenApiResponse(ERR, messages[c]) for c in codes}}
@@ -360,6 +362,13 @@ class SharedView(ApiView):
         )  # fmt: skip
 
 
+def _practitioners_only(request: Request) -> None:
+    """Break-glass and access requests are for clinicians and nurses (403 otherwise, as for
+    an account of the wrong kind)."""
+    if not consent_selectors.membership_is_practitioner(membership=request.membership):
+        raise exceptions.PermissionDenied("This endpoint is for clinicians and nurses.")
+
+
 AccessRequestIn = form_serializer(
     "AccessRequestIn", provider_forms.AccessRequestForm,
     hospital=serializers.CharField(help_text="Slug of the hospital where the patient is "
@@ -390,6 +399,7 @@ class AccessRequestListView(ApiView):
         "with a portal account (no probing); the patient's answer appears in the list.",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
+        _practitioners_only(request)
         data = form_validate(provider_forms.AccessRequestForm, _hospital_pk(request.data))
         data = data.cleaned_data
         try:
@@ -415,34 +425,34 @@ class BreakGlassView(ApiView):
     @doc(
         summary="Emergency (break-glass) access to a chart, for 4 hours", tag="staff",
         request=BreakGlassIn, response=out.BreakGlassResultSerializer, status=201,
-        errors=(401, 403),
-        description="Every read is flagged, and the patient and the hospital are told. "
-        "Answers 200 with break_glass false if you already have access.",
+        errors=(401, 403, 429),
+        description="For clinicians and nurses. Every read is flagged, and the patient and "
+        "the hospital are told. Answers 200 with break_glass false if you already have "
+        "access. Details that match no patient are recorded; after 5 of them in 15 minutes "
+        "break-glass is locked for you for 15 minutes (429).",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
+        _practitioners_only(request)
         data = form_validate(provider_forms.BreakGlassForm, _hospital_pk(request.data))
         data = data.cleaned_data
-        patient = selectors.patient_by_mrn(hospital=data["hospital"], mrn=data["mrn"])
-        if patient is None or patient.birth_date != data["birth_date"]:
-            raise exceptions.ValidationError(
-                {"non_field_errors": ["No patient matches these details. Check the MRN and "
-                                      "birth date."]}
-            )  # fmt: skip
-        access = selectors.chart_access_for(user=request.user, patient=patient)
-        if access is not None and not access.break_glass:
-            result = {"patient": patient.pk, "break_glass": False, "expires_at": None,
-                      "message": "You already have access to this chart."}  # fmt: skip
-            return Response(result, status=200)
         try:
-            glass = consent_services.break_glass_open(
-                user=request.user, user_hospital=request.hospital, patient=patient,
-                reason=data["reason"],
+            outcome = consent_services.break_glass_attempt(
+                user=request.user, user_hospital=request.hospital,
+                patient_hospital=data["hospital"], mrn=data["mrn"],
+                birth_date=data["birth_date"], reason=data["reason"],
             )  # fmt: skip
+        except consent_services.BreakGlassLocked as exc:
+            wait = max(1, int((exc.until - timezone.now()).total_seconds()) + 1)
+            raise exceptions.Throttled(wait=wait, detail=exc.message) from None
         except DjangoValidationError as exc:
             raise _validation(exc) from None
+        if outcome.glass is None:
+            result = {"patient": outcome.patient.pk, "break_glass": False, "expires_at": None,
+                      "message": "You already have access to this chart."}  # fmt: skip
+            return Response(result, status=200)
         result = {
-            "patient": patient.pk, "break_glass": True,
-            "expires_at": glass.expires_at.isoformat(),
+            "patient": outcome.patient.pk, "break_glass": True,
+            "expires_at": outcome.glass.expires_at.isoformat(),
             "message": "Emergency access granted for 4 hours. Every read is flagged and the "
             "patient and the hospital are told.",
         }  # fmt: skip
@@ -645,61 +655,108 @@ class MyProxiesView(ApiView):
     audience = "account"
 
     @doc(
-        summary="Proxy access I gave (direction=given) or hold for someone else (received)",
+        summary="Proxy access I gave or invited (direction=given), hold for someone else "
+        "(received), or am invited to (invited)",
         tag="patient", response=out.ProxyGrantPageSerializer, errors=(401, 403),
         parameters=(
-            OpenApiParameter("direction", OpenApiTypes.STR, enum=["given", "received"]),
+            OpenApiParameter(
+                "direction", OpenApiTypes.STR, enum=["given", "received", "invited"]
+            ),
             CURSOR_PARAM,
         ),
     )  # fmt: skip
     def get(self, request: Request) -> Response:
         direction = request.query_params.get("direction", "given")
-        if direction not in ("given", "received"):
-            raise exceptions.ValidationError({"direction": ["Use given or received."]})
+        if direction not in ("given", "received", "invited"):
+            raise exceptions.ValidationError({"direction": ["Use given, received or invited."]})
         if direction == "given":
             grants = consent_selectors.proxy_grants_given(user=request.user)
             for grant in grants:
                 grant.grantor = request.user
-        else:
+            invitations = consent_selectors.proxy_invitations_given(user=request.user)
+            for invitation in invitations:
+                invitation.grantor = request.user
+            rows = [(g.created_at, out.proxy_grant_data(g)) for g in grants]
+            rows += [
+                (i.created_at, out.proxy_invitation_data(i, status=i.grantor_state))
+                for i in invitations
+            ]
+            items = [data for _, data in sorted(rows, key=lambda r: r[0], reverse=True)]
+        elif direction == "received":
             grants = consent_selectors.proxy_grants_received(user=request.user)
             for grant in grants:
                 grant.proxy = request.user
-        rows, next_cursor, prev_cursor = list_page(request, grants)
-        return page_response(
-            request, [out.proxy_grant_data(g) for g in rows],
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
+            items = [out.proxy_grant_data(g) for g in grants]
+        else:
+            items = [
+                out.proxy_invitation_data(i, status="invited")
+                for i in consent_selectors.proxy_invitations_received(user=request.user)
+            ]
+        rows, next_cursor, prev_cursor = list_page(request, items)
+        return page_response(request, rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
     @doc(
-        summary="Let another account holder see my records", tag="patient", request=ProxyIn,
-        response=out.ProxyGrantSerializer, status=201, errors=(401, 403),
+        summary="Invite another account holder to see my records", tag="patient",
+        request=ProxyIn, response=out.ProxyGrantSerializer, status=201, errors=(401, 403),
+        description="Creates an invitation to that username, whether or not an account by "
+        "that name exists or may be a proxy (the answer is the same): it shows as invited "
+        "until the account accepts it, if it exists and belongs to a patient who is nobody's "
+        "staff, and expires after 14 days otherwise.",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
         data = form_validate(patient_forms.ProxyForm, _scope_all(request.data)).cleaned_data
         try:
-            grant = consent_services.proxy_grant(
+            invitation = consent_services.proxy_invite(
                 grantor=request.user, proxy_username=data["proxy_username"],
                 relationship=data["relationship"], scope_all=data["scope_all"],
                 categories=data["categories"], period_end=data["period_end_at"],
             )  # fmt: skip
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        return Response(out.proxy_grant_data(grant), status=201)
+        return Response(
+            out.proxy_invitation_data(invitation, status=invitation.grantor_state), status=201
+        )
+
+
+class MyProxyAcceptView(ApiView):
+    audience = "account"
+
+    @doc(
+        summary="Accept an invitation to be someone's proxy", tag="patient", request=None,
+        response=out.ProxyGrantSerializer, errors=(401, 403, 404),
+        parameters=(_uuid_param("grant_id"),),
+    )  # fmt: skip
+    def post(self, request: Request, grant_id) -> Response:
+        invitation = consent_selectors.access_proxy_invitation(request.user, grant_id)
+        try:
+            grant = consent_services.proxy_accept(invitation=invitation, actor=request.user)
+        except DjangoValidationError as exc:
+            raise _validation(exc) from None
+        grant = consent_selectors.access_proxy_grant(request.user, grant.row_uuid)
+        return Response(out.proxy_grant_data(grant))
 
 
 class MyProxyRevokeView(ApiView):
     audience = "account"
 
     @doc(
-        summary="End a proxy grant (the patient, or the proxy stepping down)", tag="patient",
+        summary="End a proxy grant or invitation (the patient revokes or withdraws it; the "
+        "proxy steps down or declines)", tag="patient",
         request=None, response=out.ProxyGrantSerializer, errors=(401, 403, 404),
         parameters=(_uuid_param("grant_id"),),
     )  # fmt: skip
     def post(self, request: Request, grant_id) -> Response:
-        grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+        item = consent_selectors.access_proxy_item(request.user, grant_id)
         try:
-            grant = consent_services.proxy_revoke(grant=grant, actor=request.user)
+            consent_services.proxy_end(item=item, actor=request.user)
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        grant = consent_selectors.access_proxy_grant(request.user, grant.row_uuid)
+        if isinstance(item, ProxyInvitation):
+            item.refresh_from_db()
+            # The patient sees what they may know; the invited account, its own answer.
+            mine = item.grantor_id == request.user.pk
+            return Response(
+                out.proxy_invitation_data(item, status=item.grantor_state if mine else item.status)
+            )
+        grant = consent_selectors.access_proxy_grant(request.user, item.row_uuid)
         return Response(out.proxy_grant_data(grant))

@@ -253,7 +253,7 @@ def _sharing(hospitals: list[Hospital], patients: int) -> None:
     if patients >= 2:
         asked = patient_by_mrn(hospital=riverside, mrn="RI100002")
         requester = get_user_model()._default_manager.get(username="stmary.clinician")
-        if asked is not None and not AccessRequest.objects.filter(patient=asked).exists():
+        if asked is not None and not AccessRequest.objects.filter(addressee=asked).exists():
             consent_services.access_request_create(
                 requester=requester, requester_hospital=st_mary, patient_hospital=riverside,
                 mrn=asked.mrn, birth_date=asked.birth_date,

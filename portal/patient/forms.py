@@ -66,6 +66,7 @@ class ConsentForm(ScopeFields):
     )  # fmt: skip
     grantee_user = forms.ModelChoiceField(
         queryset=None, required=False, label="Practitioner",
+        help_text="A clinician or nurse at any hospital.",
         error_messages={"invalid_choice": "That practitioner does not exist."},
     )  # fmt: skip
     restricted_notes = forms.ModelMultipleChoiceField(
@@ -138,6 +139,9 @@ class DecisionForm(ScopeFields):
 
 
 class ProxyForm(ScopeFields):
-    proxy_username = forms.CharField(label="Their username", max_length=150)
+    proxy_username = forms.CharField(
+        label="Their username", max_length=150,
+        help_text="They must have a patient account here, and accept your invitation.",
+    )  # fmt: skip
     relationship = forms.ChoiceField(choices=ProxyGrant.Relationship.choices)
     field_order = ["proxy_username", "relationship", "scope_all", "categories", "period_end"]

@@ -15,6 +15,7 @@ urlpatterns = [
     path("requests/", views.requests_view, name="requests"),
     path("requests/<str:request_id>/", views.request_decide_view, name="request_decide"),
     path("proxies/", views.proxies_view, name="proxies"),
+    path("proxies/<str:grant_id>/accept/", views.proxy_accept_view, name="proxy_accept"),
     path("proxies/<str:grant_id>/revoke/", views.proxy_revoke_view, name="proxy_revoke"),
     path("proxies/<str:grant_id>/records/", views.proxy_records_view, name="proxy_records"),
     path("export.json", views.export_json_view, name="export_json"),

@@ -54,6 +54,7 @@ def home_view(request: HttpRequest) -> HttpResponse:
             "recent_access": consent_selectors.access_log_for_owner(
                 user=request.user, patients=registrations, limit=5
             ),
+            "invitations": consent_selectors.proxy_invitations_received(user=request.user),
         },
     )
 
@@ -197,7 +198,8 @@ def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
 
 
 def _signed_in(view):
-    """Proxy pages: any signed-in account (a carer need not be a patient)."""
+    """Proxy pages: any signed-in account (what each account is shown there is decided by
+    the selectors: a proxy is a patient account, see consent.selectors.proxy_eligible)."""
 
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
         if not request.user.is_authenticated:
@@ -220,7 +222,7 @@ def proxies_view(request: HttpRequest) -> HttpResponse:
         if form.is_valid():
             data = form.cleaned_data
             try:
-                consent_services.proxy_grant(
+                consent_services.proxy_invite(
                     grantor=request.user, proxy_username=data["proxy_username"],
                     relationship=data["relationship"], scope_all=data["scope_all"],
                     categories=data["categories"], period_end=data["period_end_at"],
@@ -228,14 +230,28 @@ def proxies_view(request: HttpRequest) -> HttpResponse:
             except ValidationError as exc:
                 _add_errors(form, exc)
             else:
-                messages.success(request, "Proxy access given.")
+                # The same words whether or not that username is anyone's (no probing).
+                messages.success(
+                    request,
+                    "Invitation sent. If that person has a patient account here, they can "
+                    "accept it under Proxy access; it shows as waiting until then, and "
+                    "lapses after 14 days.",
+                )
                 return redirect("patient:proxies")
     given = consent_selectors.proxy_grants_given(user=request.user)
-    _attach_history(given, user=request.user)
+    invited = consent_selectors.proxy_invitations_given(user=request.user)
+    # A grant's receipts start with the invitation it came from (invited, accepted).
+    origins = consent_selectors.proxy_invitations_of(grants=given)
+    _attach_history([*given, *invited, *origins.values()], user=request.user)
+    for grant in given:
+        if grant.pk in origins:
+            grant.history = origins[grant.pk].history + grant.history
     context = {
         "form": form,
         "given": given,
+        "invited": invited,
         "received": consent_selectors.proxy_grants_received(user=request.user),
+        "invitations": consent_selectors.proxy_invitations_received(user=request.user),
     }
     return render(
         request, "patient/proxies.html", context, status=400 if form and form.errors else 200
@@ -244,14 +260,29 @@ def proxies_view(request: HttpRequest) -> HttpResponse:
 
 @_signed_in
 @require_POST
-def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
-    grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+def proxy_accept_view(request: HttpRequest, grant_id: str) -> HttpResponse:
+    invitation = consent_selectors.access_proxy_invitation(request.user, grant_id)
     try:
-        consent_services.proxy_revoke(grant=grant, actor=request.user)
+        consent_services.proxy_accept(invitation=invitation, actor=request.user)
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "Proxy access ended.")
+        messages.success(request, "Accepted: their records are under Proxy access.")
+    return redirect("patient:proxies")
+
+
+@_signed_in
+@require_POST
+def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
+    """Ends a grant or an invitation: the patient revokes or withdraws, the proxy steps down
+    or declines."""
+    item = consent_selectors.access_proxy_item(request.user, grant_id)
+    try:
+        consent_services.proxy_end(item=item, actor=request.user)
+    except ValidationError as exc:
+        messages.error(request, " ".join(exc.messages))
+    else:
+        messages.success(request, "Done.")
     return redirect("patient:proxies")
 
 

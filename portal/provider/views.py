@@ -9,7 +9,7 @@ from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
-from django.core.exceptions import ValidationError
+from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
@@ -82,7 +82,12 @@ def home_view(request: HttpRequest) -> HttpResponse:
         after=_cursor(request.GET.get("after")),
     )
     notifications = consent_selectors.notifications_for(user=request.user, limit=5)
-    context = {"page": page, "form": form, "q": query, "notifications": notifications}
+    context = {
+        "page": page, "form": form, "q": query, "notifications": notifications,
+        "practitioner": consent_selectors.membership_is_practitioner(
+            membership=request.membership
+        ),
+    }  # fmt: skip
     return render(request, "provider/home.html", context)
 
 
@@ -391,14 +396,24 @@ def shared_view(request: HttpRequest) -> HttpResponse:
         user=request.user, exclude_hospital=request.hospital
     )
     requests = consent_selectors.access_requests_by_user(user=request.user)
+    practitioner = consent_selectors.membership_is_practitioner(membership=request.membership)
     return render(
-        request, "provider/shared.html", {"patients": patients, "access_requests": requests}
-    )
+        request, "provider/shared.html",
+        {"patients": patients, "access_requests": requests, "practitioner": practitioner},
+    )  # fmt: skip
+
+
+def _practitioners_only(request: HttpRequest) -> None:
+    """Break-glass and access requests are for clinicians and nurses: a page that is not
+    for this role is refused as other staff pages refuse non-staff (403)."""
+    if not consent_selectors.membership_is_practitioner(membership=request.membership):
+        raise PermissionDenied("This page is for clinicians and nurses.")
 
 
 @staff_required
 @require_http_methods(["GET", "POST"])
 def access_request_new_view(request: HttpRequest) -> HttpResponse:
+    _practitioners_only(request)
     form = forms.AccessRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -415,7 +430,8 @@ def access_request_new_view(request: HttpRequest) -> HttpResponse:
             messages.success(
                 request,
                 "Request sent. If the details match a patient with a portal account, they "
-                "will be asked; their answer appears here.",
+                "will be asked. If they agree, their chart appears here; otherwise the "
+                "request expires after 14 days.",
             )
             return redirect("provider:shared")
     return _form_page(request, form, "Ask a patient for access", status_if_errors=True)
@@ -424,30 +440,33 @@ def access_request_new_view(request: HttpRequest) -> HttpResponse:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def break_glass_view(request: HttpRequest) -> HttpResponse:
+    _practitioners_only(request)
     form = forms.BreakGlassForm(request.POST or None)
+    status = None
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
-        patient = selectors.patient_by_mrn(hospital=data["hospital"], mrn=data["mrn"])
-        if patient is None or patient.birth_date != data["birth_date"]:
-            form.add_error(None, "No patient matches these details. Check the MRN and birth date.")
-        elif (access := selectors.chart_access_for(user=request.user, patient=patient)) and (
-            not access.break_glass
-        ):
-            messages.info(request, "You already have access to this chart.")
-            return redirect("provider:chart", patient_id=patient.pk)
+        try:
+            outcome = consent_services.break_glass_attempt(
+                user=request.user, user_hospital=request.hospital,
+                patient_hospital=data["hospital"], mrn=data["mrn"],
+                birth_date=data["birth_date"], reason=data["reason"],
+            )  # fmt: skip
+        except consent_services.BreakGlassLocked as exc:
+            form.add_error(None, exc.message)
+            status = 429
+        except ValidationError as exc:
+            _add_errors(form, exc)
         else:
-            try:
-                consent_services.break_glass_open(
-                    user=request.user, user_hospital=request.hospital, patient=patient,
-                    reason=data["reason"],
-                )  # fmt: skip
-            except ValidationError as exc:
-                _add_errors(form, exc)
+            if outcome.glass is None:
+                messages.info(request, "You already have access to this chart.")
             else:
                 messages.warning(
                     request,
                     "Emergency access granted for 4 hours. Every read is flagged and the "
                     "patient and the hospital are told.",
                 )
-                return redirect("provider:chart", patient_id=patient.pk)
-    return _form_page(request, form, "Emergency (break-glass) access", status_if_errors=True)
+            return redirect("provider:chart", patient_id=outcome.patient.pk)
+    response = _form_page(request, form, "Emergency (break-glass) access", status_if_errors=True)
+    if status is not None:
+        response.status_code = status
+    return response

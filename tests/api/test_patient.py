@@ -113,24 +113,45 @@ def test_access_requests_list_and_decide(api, api_world):
     assert AccessRequest.objects.get(row_uuid=second["id"]).status == "denied"
 
 
+def _patient_account(hospital):
+    user = factories.UserFactory()
+    with unscoped():
+        factories.PatientFactory(hospital=hospital, user=user)
+    return user
+
+
 def test_proxies_grant_list_revoke(api, api_world):
     a, b = api_world["a"], api_world["b"]
-    carer = factories.UserFactory()
+    carer = _patient_account(b["hospital"])
     from portal.api.services import token_issue
 
     carer_token = token_issue(user=carer, name="carer", audience="patient", two_factor=False)[1]
     client = api(a["patient_token"])
-    bad = client.post("/api/v1/me/proxies/", {"proxy_username": "nobody-here",
+    own = client.post("/api/v1/me/proxies/", {"proxy_username": a["account"].username,
                       "relationship": "carer"})  # fmt: skip
-    assert bad.status_code == 400 and "proxy_username" in bad.json()["detail"]
+    assert own.status_code == 400 and "proxy_username" in own.json()["detail"]
     created = client.post("/api/v1/me/proxies/", {"proxy_username": carer.username,
                           "relationship": "carer", "scope_all": False,
                           "categories": ["vitals"]})  # fmt: skip
     assert created.status_code == 201, created.content
-    grant = created.json()
+    invitation = created.json()
+    assert invitation["status"] == "invited" and invitation["proxy"] == carer.username
+    assert [g["id"] for g in _results(client.get("/api/v1/me/proxies/"))] == [invitation["id"]]
+    assert _results(api(carer_token).get("/api/v1/me/proxies/", {"direction": "received"})) == []
+    invited = _results(api(carer_token).get("/api/v1/me/proxies/", {"direction": "invited"}))
+    assert [i["id"] for i in invited] == [invitation["id"]]
+    # Only the invited account can accept: another patient, staff, the patient themself: 404.
+    accept = f"/api/v1/me/proxies/{invitation['id']}/accept/"
+    for token in (b["patient_token"], b["staff_token"], a["staff_token"]):
+        assert api(token).post(accept).status_code == 404
+    assert client.post(accept).status_code == 400  # their own invitation: not theirs to accept
+    accepted = api(carer_token).post(accept)
+    assert accepted.status_code == 200 and accepted.json()["status"] == "active"
+    grant = accepted.json()
     assert [g["id"] for g in _results(client.get("/api/v1/me/proxies/"))] == [grant["id"]]
     received = _results(api(carer_token).get("/api/v1/me/proxies/", {"direction": "received"}))
     assert [g["id"] for g in received] == [grant["id"]]
+    assert api(carer_token).post(accept).status_code == 404  # answered
     with unscoped():
         assert selectors.proxy_access_for(user=carer, patient=a["patient"]) is not None
     # A stranger cannot end it; the patient can.
@@ -141,9 +162,15 @@ def test_proxies_grant_list_revoke(api, api_world):
     assert ended.status_code == 200 and ended.json()["status"] == "revoked"
     assert ProxyGrant.objects.get(row_uuid=grant["id"]).status == "revoked"
     assert client.post(url).status_code == 400
-    # A carer without registrations cannot give proxy access.
-    refused = api(carer_token).post("/api/v1/me/proxies/", {"proxy_username": a["account"].username,
-                                    "relationship": "family"})  # fmt: skip
+    # An invitation is withdrawn through the same endpoint.
+    again = client.post("/api/v1/me/proxies/", {"proxy_username": "nobody-here",
+                        "relationship": "carer"}).json()  # fmt: skip
+    withdrawn = client.post(f"/api/v1/me/proxies/{again['id']}/revoke/")
+    assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
+    # An account without registrations cannot give proxy access.
+    nobody_token = token_issue(user=factories.UserFactory(), name="x")[1]
+    refused = api(nobody_token).post("/api/v1/me/proxies/", {
+        "proxy_username": a["account"].username, "relationship": "family"})  # fmt: skip
     assert refused.status_code == 400
 
 
@@ -167,10 +194,21 @@ def test_patient_lists_run_constant_queries(api, api_world, make_staff):
                 grantee_hospital=b["hospital"],
             )  # fmt: skip
             api(a["staff_token"]).get(f"/api/v1/patients/{a['patient'].pk}/")
-            consent_services.proxy_grant(
-                grantor=a["account"], proxy_username=factories.UserFactory().username,
-                relationship="carer",
-            )  # fmt: skip
+            _proxies()
+
+    def _proxies():
+        invitation = consent_services.proxy_invite(
+            grantor=a["account"], proxy_username=factories.UserFactory().username,
+            relationship="carer",
+        )  # fmt: skip
+        carer = _patient_account(b["hospital"])
+        consent_services.proxy_accept(
+            invitation=consent_services.proxy_invite(
+                grantor=a["account"], proxy_username=carer.username, relationship="carer"
+            ),
+            actor=carer,
+        )
+        return invitation
 
     add_rows()
     few = counts()
@@ -181,8 +219,5 @@ def test_patient_lists_run_constant_queries(api, api_world, make_staff):
                 grantee_hospital=b["hospital"],
             )  # fmt: skip
             api(a["staff_token"]).get(f"/api/v1/patients/{a['patient'].pk}/")
-            consent_services.proxy_grant(
-                grantor=a["account"], proxy_username=factories.UserFactory().username,
-                relationship="carer",
-            )  # fmt: skip
+            _proxies()
     assert counts() == few

@@ -252,7 +252,7 @@ def test_shared_access_request_and_break_glass(api, api_world):
     assert asked.status_code == unknown.status_code == 202
     assert set(asked.json()) == set(unknown.json())
     assert asked.json()["patient"] is None and asked.json()["status"] == "pending"
-    assert AccessRequest.objects.get(row_uuid=asked.json()["id"]).patient_id == a["patient"].pk
+    assert AccessRequest.objects.get(row_uuid=asked.json()["id"]).addressee_id == a["patient"].pk
     listed = client.get("/api/v1/access-requests/").json()["results"]
     assert {r["id"] for r in listed} == {asked.json()["id"], unknown.json()["id"]}
     assert api(a["staff_token"]).get("/api/v1/access-requests/").json()["results"] == []

@@ -10,7 +10,14 @@ from django.utils import timezone
 
 from consent import selectors as consent_selectors
 from consent import services
-from consent.models import AccessRequest, BreakGlass, Consent, Notification, ProxyGrant
+from consent.models import (
+    AccessRequest,
+    BreakGlass,
+    Consent,
+    Notification,
+    ProxyGrant,
+    ProxyInvitation,
+)
 from ledger.keys import log_signer
 from ledger.models import Event
 from ledger.selectors import receipt_for_event
@@ -20,6 +27,7 @@ from portal.records import selectors
 from portal.records.models import PatientUserObjectPermission
 from portal.tenancy.models import Role
 from portal.tenancy.services import department_ensure, membership_ensure
+from tests import factories
 
 pytestmark = pytest.mark.django_db
 
@@ -217,8 +225,11 @@ def test_access_request_approve_once(consent_world):
         requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
         mrn="SM-100", birth_date=dt.date(1970, 2, 3),
     )  # fmt: skip
-    assert request.patient == w["patient"]
-    assert Notification.objects.filter(user=w["account"], kind="access_request").exists()
+    # Addressed to the patient (their dashboard lists it); the chart is named only on approval.
+    assert request.addressee == w["patient"] and request.patient is None
+    assert [r.pk for r in consent_selectors.access_requests_for_owner(user=w["account"])] == [
+        request.pk
+    ]
     with pytest.raises(ValidationError, match="not addressed to you"):
         services.access_request_decide(request=request, actor=w["other_account"], approve=True)
     services.access_request_decide(
@@ -229,7 +240,8 @@ def test_access_request_approve_once(consent_world):
         services.access_request_decide(request=request, actor=w["account"], approve=False)
     assert Consent.objects.filter(access_request=request).count() == 1
     request.refresh_from_db()
-    assert request.status == "approved"
+    assert request.status == "approved" and request.patient == w["patient"]
+    assert Notification.objects.filter(user=w["clinician_b"], kind="access_request").exists()
 
 
 def test_access_request_with_wrong_details_reveals_nothing(consent_world):
@@ -238,25 +250,49 @@ def test_access_request_with_wrong_details_reveals_nothing(consent_world):
         requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
         mrn="SM-100", birth_date=dt.date(1999, 9, 9),
     )  # fmt: skip
-    assert request.patient is None and request.status == "pending"
-    assert not Notification.objects.filter(user=w["account"]).exists()
+    assert request.addressee is None and request.status == "pending"
+    assert consent_selectors.access_requests_for_owner(user=w["account"]) == []
     denied = services.access_request_create(
         requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
         mrn="SM-100", birth_date=dt.date(1970, 2, 3),
     )  # fmt: skip
     services.access_request_decide(request=denied, actor=w["account"], approve=False)
     assert _sees(w["clinician_b"], w["patient"]) is None
+    # The requester is not told of the denial: it reads as a request still waiting.
+    denied.refresh_from_db()
+    assert denied.status == "denied" and denied.requester_state == "pending"
+    assert not Notification.objects.filter(user=w["clinician_b"]).exists()
 
 
-def test_proxy_sees_within_grant_and_never_in_the_provider_portal(consent_world, make_staff):
+def test_asking_twice_makes_two_requests_answered_at_once(consent_world):
     w = consent_world
-    carer = make_staff(w["a"], Role.CLINICIAN)  # a carer who is also staff somewhere
-    PatientUserObjectPermission.objects.filter(user=carer).delete()
-    carer.groups.clear()  # not in the clinical group: only the proxy grant could show it
-    grant = services.proxy_grant(
+    details = {
+        "requester": w["clinician_b"], "requester_hospital": w["b"], "patient_hospital": w["a"],
+        "mrn": "SM-100", "birth_date": dt.date(1970, 2, 3),
+    }  # fmt: skip
+    first = services.access_request_create(**details)
+    second = services.access_request_create(**details)
+    assert first.row_uuid != second.row_uuid
+    second = services.access_request_decide(request=second, actor=w["account"], approve=True)
+    first.refresh_from_db()
+    assert first.status == second.status == "approved" and first.patient == w["patient"]
+    assert Consent.objects.filter(grantee_user=w["clinician_b"]).count() == 1
+
+
+def test_proxy_sees_within_grant_and_never_in_the_provider_portal(consent_world, make_patient_user):
+    w = consent_world
+    carer, _ = make_patient_user(w["b"])  # a carer with a patient account of their own
+    invitation = services.proxy_invite(
         grantor=w["account"], proxy_username=carer.username, relationship="carer",
         scope_all=False, categories=["vitals"],
     )  # fmt: skip
+    with pytest.raises(Http404):  # nothing before they accept
+        selectors.access_patient_as_owner(carer, w["patient"].pk)
+    grant = services.proxy_accept(invitation=invitation, actor=carer)
+    # Later staff somewhere: the grant still opens no provider chart.
+    factories.MembershipFactory(user=carer, hospital=w["a"], role=Role.CLINICIAN)
+    PatientUserObjectPermission.objects.filter(user=carer, source="").delete()
+    carer.groups.clear()  # not in the clinical group: only the proxy grant could show it
     patient = selectors.access_patient_as_owner(carer, w["patient"].pk)
     assert patient.chart_access.proxy and patient.chart_access.categories == {"vitals"}
     view = selectors.records_by_category(user=carer, patients=[patient], category="vitals")
@@ -274,12 +310,17 @@ def test_proxy_sees_within_grant_and_never_in_the_provider_portal(consent_world,
 
 def test_proxy_bad_input(consent_world):
     w = consent_world
-    for username in ("nobody-by-this-name", w["account"].username):
-        with pytest.raises(ValidationError, match="No other account"):
-            services.proxy_grant(
-                grantor=w["account"], proxy_username=username, relationship="carer"
-            )
-    assert not ProxyGrant.objects.exists()
+    with pytest.raises(ValidationError, match="your own username"):
+        services.proxy_invite(
+            grantor=w["account"], proxy_username=w["account"].username, relationship="carer"
+        )
+    with pytest.raises(ValidationError, match="relationship"):
+        services.proxy_invite(grantor=w["account"], proxy_username="someone", relationship="boss")
+    with pytest.raises(ValidationError, match="Only a patient"):
+        services.proxy_invite(
+            grantor=w["clinician_a"], proxy_username="someone", relationship="carer"
+        )
+    assert not ProxyGrant.objects.exists() and not ProxyInvitation.objects.exists()
 
 
 def test_every_change_is_a_verifiable_ledger_event(consent_world):
@@ -295,8 +336,10 @@ def test_every_change_is_a_verifiable_ledger_event(consent_world):
         user=w["clinician_b"], user_hospital=w["b"], patient=w["patient"],
         reason="Cardiac arrest on arrival",
     )  # fmt: skip
-    services.proxy_grant(grantor=w["account"], proxy_username=w["other_account"].username,
-                         relationship="family")  # fmt: skip
+    invitation = services.proxy_invite(
+        grantor=w["account"], proxy_username=w["other_account"].username, relationship="family"
+    )
+    services.proxy_accept(invitation=invitation, actor=w["other_account"])
     ledger_anchor_pending()
     key = load_verifier_key(log_signer().vkey())
     kinds = set()
@@ -304,7 +347,7 @@ def test_every_change_is_a_verifiable_ledger_event(consent_world):
         kinds.add(event.kind)
         verify_receipt(receipt_for_event(event=event), key)
     assert {"consent.granted", "consent.revoked", "accessrequest.denied", "breakglass.opened",
-            "proxy.granted"} <= kinds  # fmt: skip
+            "proxy.invited", "proxy.accepted", "proxy.granted"} <= kinds  # fmt: skip
     assert AccessRequest.objects.count() == 1
 
 

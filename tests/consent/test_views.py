@@ -10,7 +10,7 @@ from django.test.utils import CaptureQueriesContext
 from django.urls import reverse
 
 from consent import services
-from consent.models import AccessRequest, BreakGlass, Consent, ProxyGrant
+from consent.models import AccessRequest, BreakGlass, Consent, ProxyGrant, ProxyInvitation
 from ledger.models import Event
 from ledger.services import ledger_anchor_pending
 
@@ -110,7 +110,7 @@ def test_access_request_flow(client, sign_in, consent_world):
         client.post("/provider/access-requests/new/", {**form, "hospital": 99999}).status_code
         == 400
     )
-    request = AccessRequest.objects.get(patient=w["patient"])
+    request = AccessRequest.objects.get(addressee=w["patient"])
 
     sign_in(client, w["other_account"])  # another patient cannot answer it
     assert client.get(f"/patient/requests/{request.row_uuid}/").status_code == 404
@@ -202,12 +202,18 @@ def test_proxy_pages(client, sign_in, consent_world):
          "scope_all": "some", "categories": ["vitals"]},
     )  # fmt: skip
     assert response.status_code == 302
-    bad = client.post("/patient/proxies/", {"proxy_username": "ghost", "relationship": "family",
-                                            "scope_all": "all"})  # fmt: skip
-    assert bad.status_code == 400 and b"No other account" in bad.content
-    grant = ProxyGrant.objects.get()
+    own = {"proxy_username": w["account"].username, "relationship": "family", "scope_all": "all"}
+    bad = client.post("/patient/proxies/", own)
+    assert bad.status_code == 400 and b"your own username" in bad.content
+    invitation = ProxyInvitation.objects.get()
+    assert not ProxyGrant.objects.exists()  # nothing until they accept
     sign_in(client, w["other_account"])
-    assert b"Jones" in client.get("/patient/proxies/").content or grant.grantor_id
+    assert b"invites you" in client.get("/patient/").content
+    assert b"invites you" in client.get("/patient/proxies/").content
+    accepted = client.post(f"/patient/proxies/{invitation.row_uuid}/accept/")
+    assert accepted.status_code == 302
+    grant = ProxyGrant.objects.get()
+    assert grant.proxy == w["other_account"]
     page = client.get(f"/patient/proxies/{grant.row_uuid}/records/?category=vitals")
     assert page.status_code == 200 and b"Heart rate" in page.content
     labs = client.get(f"/patient/proxies/{grant.row_uuid}/records/?category=labs").content
@@ -233,17 +239,23 @@ def test_export_json_and_print(client, sign_in, consent_world):
     assert page.status_code == 200 and b"Hemoglobin A1c" in page.content
 
 
-def test_other_patients_ids_are_404(client, sign_in, consent_world):
+def test_other_patients_ids_are_404(client, sign_in, consent_world, make_patient_user):
     """Every patient-portal URL that takes an id answers 404 for another patient's."""
     w = consent_world
+    proxy, _ = make_patient_user(w["b"])
     consent = services.consent_grant(
         patient=w["other"], actor=w["other_account"], grantee_kind="hospital",
         grantee_hospital=w["b"],
     )  # fmt: skip
-    grant = services.proxy_grant(
-        grantor=w["other_account"], proxy_username=w["clinician_b"].username,
-        relationship="carer",
-    )  # fmt: skip
+    invitation = services.proxy_invite(
+        grantor=w["other_account"], proxy_username=w["account"].username, relationship="carer"
+    )
+    grant = services.proxy_accept(
+        invitation=services.proxy_invite(
+            grantor=w["other_account"], proxy_username=proxy.username, relationship="carer"
+        ),
+        actor=proxy,
+    )
     request = services.access_request_create(
         requester=w["clinician_b"], requester_hospital=w["b"], patient_hospital=w["a"],
         mrn="SM-200", birth_date=dt.date(1960, 1, 1),
@@ -258,12 +270,19 @@ def test_other_patients_ids_are_404(client, sign_in, consent_world):
         reverse("patient:request_decide", args=[request.row_uuid]),
         reverse("patient:proxy_revoke", args=[grant.row_uuid]),
         reverse("patient:proxy_records", args=[grant.row_uuid]),
+        reverse("patient:proxy_accept", args=[grant.row_uuid]),
         reverse("patient:event_verify", args=["not-a-uuid"]),
     ):
-        method = client.post if "revoke" in url else client.get
+        method = client.post if "revoke" in url or "accept" in url else client.get
         assert method(url).status_code == 404, url
     consent.refresh_from_db()
     assert consent.status == "active"
+    # An invitation to this account is its to answer; another account's is 404 to it.
+    sign_in(client, proxy)
+    for url in (reverse("patient:proxy_accept", args=[invitation.row_uuid]),
+                reverse("patient:proxy_revoke", args=[invitation.row_uuid])):  # fmt: skip
+        assert client.post(url).status_code == 404, url
+    sign_in(client, w["account"])
     pages = [reverse(f"patient:{n}") for n in ("records", "access_log", "consents", "requests",
                                                 "proxies", "export_print")]  # fmt: skip
     for url in pages:
@@ -321,9 +340,10 @@ def test_every_consent_change_has_a_receipt_the_verifier_accepts(client, sign_in
         mrn="SM-100", birth_date=dt.date(1970, 2, 3),
     )  # fmt: skip
     services.access_request_decide(request=request, actor=w["account"], approve=False)
-    services.proxy_grant(
+    invitation = services.proxy_invite(
         grantor=w["account"], proxy_username=w["other_account"].username, relationship="family"
     )
+    services.proxy_accept(invitation=invitation, actor=w["other_account"])
     ledger_anchor_pending()
     sign_in(client, w["account"])
     key = load_verifier_key(log_signer().vkey())
@@ -337,5 +357,9 @@ def test_every_consent_change_has_a_receipt_the_verifier_accepts(client, sign_in
             assert receipt.status_code == 200, link
             verify_receipt(json.loads(receipt.content), key)
             seen.add(receipt.json()["entry"]["kind"])
-    assert {"consent.granted", "consent.revoked", "accessrequest.created",
-            "accessrequest.denied", "proxy.granted"} <= seen  # fmt: skip
+    # A request's creation is the requester's event (naming no patient: they may fetch it,
+    # and it must not tell a match from none); the patient's receipts start at their answer.
+    assert {"consent.granted", "consent.revoked", "accessrequest.denied", "proxy.invited",
+            "proxy.accepted", "proxy.granted"} <= seen  # fmt: skip
+    created = Event.objects.get(kind="accessrequest.created", subject_id=str(request.row_uuid))
+    assert created.patient_id is None and created.actor_id == w["clinician_b"].pk
