@@ -140,10 +140,12 @@ def test_proxies_grant_list_revoke(api, api_world):
     assert _results(api(carer_token).get("/api/v1/me/proxies/", {"direction": "received"})) == []
     invited = _results(api(carer_token).get("/api/v1/me/proxies/", {"direction": "invited"}))
     assert [i["id"] for i in invited] == [invitation["id"]]
-    # Only the invited account can accept: another patient, staff, the patient themself: 404.
+    # Only the invited account can accept: another patient 404, a staff token 403 (it acts
+    # as staff only), the patient themself 400.
     accept = f"/api/v1/me/proxies/{invitation['id']}/accept/"
-    for token in (b["patient_token"], b["staff_token"], a["staff_token"]):
-        assert api(token).post(accept).status_code == 404
+    assert api(b["patient_token"]).post(accept).status_code == 404
+    for token in (b["staff_token"], a["staff_token"]):
+        assert api(token).post(accept).status_code == 403
     assert client.post(accept).status_code == 400  # their own invitation: not theirs to accept
     accepted = api(carer_token).post(accept)
     assert accepted.status_code == 200 and accepted.json()["status"] == "active"
@@ -168,7 +170,9 @@ def test_proxies_grant_list_revoke(api, api_world):
     withdrawn = client.post(f"/api/v1/me/proxies/{again['id']}/revoke/")
     assert withdrawn.status_code == 200 and withdrawn.json()["status"] == "withdrawn"
     # An account without registrations cannot give proxy access.
-    nobody_token = token_issue(user=factories.UserFactory(), name="x")[1]
+    nobody_token = token_issue(
+        user=factories.UserFactory(), name="x", audience="patient", two_factor=False
+    )[1]
     refused = api(nobody_token).post("/api/v1/me/proxies/", {
         "proxy_username": a["account"].username, "relationship": "family"})  # fmt: skip
     assert refused.status_code == 400

@@ -66,7 +66,7 @@ def test_asking_again_gives_a_new_id_whether_or_not_the_details_match(
     client, sign_in, consent_world
 ):
     w = consent_world
-    token = token_issue(user=w["clinician_b"], name="probe")[1]
+    token = token_issue(user=w["clinician_b"], name="probe", audience="staff", two_factor=True)[1]
     post, _ = _bearer(client, token)
     answers = {}
     for name, details in (("match", MATCH), ("none", NO_MATCH), ("birth", WRONG_BIRTH_DATE)):
@@ -92,7 +92,7 @@ def test_the_requesting_side_sees_the_same_until_the_patient_approves(
     client, sign_in, consent_world
 ):
     w = consent_world
-    token = token_issue(user=w["clinician_b"], name="probe")[1]
+    token = token_issue(user=w["clinician_b"], name="probe", audience="staff", two_factor=True)[1]
     post, get = _bearer(client, token)
     matched = post("/api/v1/access-requests/", MATCH).json()
     unmatched = post("/api/v1/access-requests/", NO_MATCH).json()

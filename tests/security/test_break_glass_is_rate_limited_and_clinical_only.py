@@ -96,7 +96,7 @@ def test_five_wrong_attempts_lock_break_glass_on_the_portal(client, sign_in, con
 
 def test_the_lockout_holds_on_every_interface(client, sign_in, consent_world):
     w = consent_world
-    token = token_issue(user=w["clinician_b"], name="probe")[1]
+    token = token_issue(user=w["clinician_b"], name="probe", audience="staff", two_factor=True)[1]
     sign_in(client, w["clinician_b"])
     for details in (UNKNOWN_MRN, WRONG_BIRTH, UNKNOWN_MRN):
         assert _portal(client, w, details).status_code == 400
@@ -112,7 +112,7 @@ def test_the_lockout_holds_on_every_interface(client, sign_in, consent_world):
     # Another clinician is not locked out by someone else's failures.
     nurse = factories.UserFactory()
     factories.MembershipFactory(user=nurse, hospital=w["b"], role=Role.NURSE)
-    nurse_token = token_issue(user=nurse, name="nurse")[1]
+    nurse_token = token_issue(user=nurse, name="nurse", audience="staff", two_factor=True)[1]
     assert _api(client, nurse_token, RIGHT).status_code == 201
 
 
@@ -144,7 +144,7 @@ def test_only_clinicians_and_nurses_break_glass_or_ask_for_access(
         {"hospital": w["a"].pk, "mrn": "SM-100", "birth_date": "1970-02-03", "purpose": "TREAT"},
     )
     assert asked.status_code == 403
-    token = token_issue(user=staff, name="probe")[1]
+    token = token_issue(user=staff, name="probe", audience="staff", two_factor=True)[1]
     assert _api(client, token, RIGHT).status_code == 403
     api_ask = client.post(
         "/api/v1/access-requests/",
@@ -177,7 +177,7 @@ def test_a_records_clerk_cannot_be_named_practitioner(client, sign_in, consent_w
     }  # fmt: skip
     refused = client.post("/patient/consents/new/", {**body, "grantee_user": clerk.pk})
     assert refused.status_code == 400 and not Consent.objects.exists()
-    token = token_issue(user=w["account"], name="me")[1]
+    token = token_issue(user=w["account"], name="me", audience="patient", two_factor=True)[1]
     api = client.post(
         "/api/v1/me/consents/", {**body, "scope_all": True, "grantee_user": clerk.pk},
         content_type="application/json", HTTP_AUTHORIZATION=f"Bearer {token}",

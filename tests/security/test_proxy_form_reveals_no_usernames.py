@@ -90,7 +90,7 @@ def test_the_portal_form_answers_alike_for_every_username(client, sign_in, conse
 
 def test_the_api_answers_alike_for_every_username(client, consent_world, people):
     w = consent_world
-    token = token_issue(user=w["account"], name="me")[1]
+    token = token_issue(user=w["account"], name="me", audience="patient", two_factor=True)[1]
     auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
     bodies = {}
     for key in KEYS:
@@ -130,7 +130,7 @@ def test_only_a_patient_account_is_offered_the_invitation(client, sign_in, conse
         assert b"invites you" not in page.content
         url = f"/patient/proxies/{invitation.row_uuid}/accept/"
         assert client.post(url).status_code == 404, key
-        token = token_issue(user=user, name="x")[1]
+        token = token_issue(user=user, name="x", audience="patient", two_factor=True)[1]
         auth = {"HTTP_AUTHORIZATION": f"Bearer {token}"}
         api_url = f"/api/v1/me/proxies/{invitation.row_uuid}/accept/"
         assert client.post(api_url, **auth).status_code == 404, key
@@ -173,6 +173,6 @@ def test_a_declined_invitation_looks_unanswered(client, sign_in, consent_world, 
         for k in ("nobody", "relative")
     ]
     assert rows[0] == rows[1] and "Waiting for them to accept" in rows[0]
-    token = token_issue(user=w["account"], name="me")[1]
+    token = token_issue(user=w["account"], name="me", audience="patient", two_factor=True)[1]
     listed = client.get("/api/v1/me/proxies/", HTTP_AUTHORIZATION=f"Bearer {token}").json()
     assert {r["status"] for r in listed["results"]} == {"invited"}
