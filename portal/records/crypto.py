@@ -456,16 +456,45 @@ def normalize_for_index(value: str) -> str:
 
 def _index_key(hospital_id: int, purpose: str) -> bytes:
     _version, dek_v1 = data_key(hospital_id=hospital_id, version=1)
+    return _derive_index_key(dek_v1, purpose)
+
+
+# By the DEK's own bytes, so never stale (a rolled-back key's bytes are never looked up
+# again): each new record's search tokens would otherwise cost an HKDF derivation apiece.
+@lru_cache(maxsize=256)
+def _derive_index_key(dek_v1: bytes, purpose: str) -> bytes:
     return HKDF(
         algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()
     ).derive(dek_v1)
 
 
-def blind_index(value: str, *, hospital_id: int, purpose: str) -> str:
+def blind_index(value: str, *, hospital_id: int, purpose: str, normalize: bool = True) -> str:
     """Keyed, per-hospital, per-purpose search token for an exact (normalized) match.
 
     32 hex characters (128 bits of HMAC-SHA256). Equal values at one hospital give equal
-    tokens; the same value at two hospitals, or for two purposes, gives unrelated tokens."""
+    tokens; the same value at two hospitals, or for two purposes, gives unrelated tokens.
+    `normalize=False` for case-sensitive identifiers (codes), which must not be folded."""
     key = _index_key(int(hospital_id), purpose)
-    digest = hmac.new(key, normalize_for_index(value).encode(), hashlib.sha256).hexdigest()
+    text = normalize_for_index(value) if normalize else value
+    digest = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
     return digest[:32]
+
+
+# --- padding ------------------------------------------------------------------------------
+
+
+def pad(data: bytes, block: int) -> bytes:
+    """ISO/IEC 7816-4 padding (0x80, then zeros) to a multiple of `block` bytes.
+
+    AES-GCM hides a value but not its length: a field of a few short values (an allergy's
+    criticality: "low", "high", "unable-to-assess") would be read off its ciphertext's
+    length. Padded, every value up to the block's size gives a blob of the same length."""
+    return data + b"\x80" + b"\x00" * (-(len(data) + 1) % block)
+
+
+def unpad(data: bytes) -> bytes:
+    """The value `pad` padded (DecryptionError if it is not padded so)."""
+    stripped = data.rstrip(b"\x00")
+    if not stripped.endswith(b"\x80"):
+        raise DecryptionError("A padded value has no padding (it was not written padded).")
+    return stripped[:-1]
