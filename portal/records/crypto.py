@@ -202,6 +202,7 @@ def clear_key_cache() -> None:
         _dek_cache.clear()
         _pending.clear()
         _current_cache.clear()
+        _ciphers.clear()
 
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
@@ -425,16 +426,32 @@ def _aead(dek: bytes) -> AESGCM:
     return aead
 
 
+# (hospital_id, version) -> the cipher of a committed DEK (one in _dek_cache, which never
+# changes): decrypt's fast path, without data_key's lookups. A chart decrypts about a hundred
+# values (its codes, displays, units, statuses and measured values).
+_ciphers: dict[tuple[int, int], AESGCM] = {}
+
+
 def decrypt(blob: bytes, *, hospital_id: int, aad: str) -> bytes:
     """Decrypt a blob from `encrypt`; DecryptionError on tampering or the wrong binding."""
     if not isinstance(blob, bytes):  # memoryview from some drivers; bytes are used as they are
         blob = bytes(blob)
-    version = blob_version(blob)
-    _version, dek = data_key(hospital_id=hospital_id, version=version)
-    nonce = blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES]
+    aead = None
+    if len(blob) >= MIN_BLOB_BYTES and blob[0] == FORMAT_VERSION:
+        version = int.from_bytes(blob[1:HEADER_BYTES], "big")
+        aead = _ciphers.get((hospital_id, version))
+    if aead is None:
+        version = blob_version(blob)
+        _version, dek = data_key(hospital_id=hospital_id, version=version)
+        aead = _aead(dek)
+        key = (int(hospital_id), version)
+        if _dek_cache.get(key) == dek:  # committed: its cipher is safe to keep
+            _ciphers[key] = aead
     try:
-        return _aead(dek).decrypt(
-            nonce, blob[HEADER_BYTES + NONCE_BYTES :], blob[:HEADER_BYTES] + aad.encode()
+        return aead.decrypt(
+            blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
+            blob[HEADER_BYTES + NONCE_BYTES :],
+            blob[:HEADER_BYTES] + aad.encode(),
         )
     except InvalidTag:
         raise DecryptionError(

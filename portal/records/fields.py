@@ -72,8 +72,16 @@ class Ciphertext(bytes):
         return f"<Ciphertext {len(self)} bytes>"
 
 
+# instance.__dict__ key of the (hospital_id, row_uuid) that the ciphertexts an instance was
+# created with are bound to (post_init). Not a field's attname: no model has such a field.
+_LOADED_CONTEXT = "_encrypted_fields_context"
+
+
 class _Slot:
-    """Per-instance state of one encrypted field, kept in instance.__dict__[attname]."""
+    """Per-instance state of one encrypted field, kept in instance.__dict__[attname].
+
+    A row loaded from the database keeps each blob as the bare Ciphertext there until the
+    field is first used (a slot per field and row was a third of the cost of loading one)."""
 
     __slots__ = ("ciphertext", "context", "dirty", "has_plaintext", "plaintext")
 
@@ -117,11 +125,14 @@ class _EncryptedDescriptor:
     def __set__(self, instance: models.Model, value: Any) -> None:
         attname = self.field.attname
         if isinstance(value, Ciphertext):
-            # Model.__init__ from the database (or rotate_keys): stored as it is.
-            instance.__dict__[attname] = _Slot(ciphertext=value)
+            data = instance.__dict__
+            if _LOADED_CONTEXT in data:  # after __init__: bound to nothing known yet
+                data[attname] = _Slot(ciphertext=value)
+            else:  # Model.__init__ from the database: a slot is made on first use
+                data[attname] = value
             return
         old = instance.__dict__.get(attname)
-        if old is not None and old.has_plaintext and not old.dirty:
+        if isinstance(old, _Slot) and old.has_plaintext and not old.dirty:
             try:
                 same = type(old.plaintext) is type(value) and old.plaintext == value
             except Exception:  # a value that cannot be compared counts as a change
@@ -141,11 +152,8 @@ def _capture_context(sender: type[models.Model], instance: models.Model, **kwarg
     row_uuid = data.get(ROW_UUID_FIELD)
     if hospital_id is None or row_uuid is None:
         return  # deferred: fall back to the instance's values when needed
-    context = (int(hospital_id), str(row_uuid))
-    for field in encrypted_fields(sender):
-        slot = data.get(field.attname)
-        if isinstance(slot, _Slot) and slot.ciphertext is not None and slot.context is None:
-            slot.context = context
+    # The blobs __init__ stored bare take it when their slot is made (EncryptedField.slot).
+    data[_LOADED_CONTEXT] = (int(hospital_id), str(row_uuid))
 
 
 def _check_model(sender: type[models.Model], **kwargs: Any) -> None:
@@ -305,8 +313,11 @@ class EncryptedField(models.BinaryField):
 
     def slot(self, instance: models.Model) -> _Slot:
         """The field's state on an instance; a deferred field fetches only its ciphertext."""
-        slot = instance.__dict__.get(self.attname)
-        if slot is None:
+        data = instance.__dict__
+        slot = data.get(self.attname)
+        if type(slot) is Ciphertext:  # loaded, not used yet
+            slot = data[self.attname] = _Slot(ciphertext=slot, context=data.get(_LOADED_CONTEXT))
+        elif slot is None:
             blob = (
                 type(instance)
                 ._base_manager.db_manager(instance._state.db)

@@ -4,8 +4,8 @@ statuses, allergy criticalities and document digests, which were clear text in t
 Each column is converted in place of its name, so that every value is encrypted under its
 final field name (the associated data binds a value to its hospital, model, field and row):
 the clear column is renamed `<name>_clear`, the encrypted column added under `<name>`, every
-row's value encrypted in batches (one UPDATE per batch; nothing is printed), then the clear
-column is dropped. Observations also get `code_index`, the keyed token of their code that the
+row's value encrypted in batches of BATCH rows (nothing is printed), then the clear column is
+dropped. Observations also get `code_index`, the keyed token of their code that the
 trend charts partition by. The ledger digests each record's decrypted values, which are the
 values the clear columns held: every record digests the same before and after.
 
@@ -17,7 +17,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from django.db import migrations, models
-from django.db.models.functions import Cast
 
 import portal.records.fields
 from portal.records.fields import BlindIndexField
@@ -93,20 +92,20 @@ FIELDS: dict[str, dict[str, tuple[Callable[..., models.Field], Callable[..., mod
 }
 
 
-def _write(manager, values: dict[int, dict[str, object]], fields: list[models.Field]) -> None:
-    """One UPDATE for a batch: each column set by a CASE on the primary key (values that are
-    encrypted blobs or tokens, bound as parameters)."""
-    changes = {}
-    for field in fields:
-        out = models.BinaryField() if isinstance(field, portal.records.fields.EncryptedField) else (
-            models.CharField(max_length=field.max_length)
-        )  # fmt: skip
-        whens = [
-            models.When(pk=pk, then=models.Value(row[field.attname], output_field=out))
-            for pk, row in values.items()
-        ]
-        changes[field.attname] = Cast(models.Case(*whens, output_field=out), output_field=out)
-    manager.filter(pk__in=list(values)).update(**changes)
+def _write(connection, model, values: dict[int, dict[str, object]], fields: list) -> None:
+    """The batch's new values, one prepared UPDATE per row (executemany: a pipeline on
+    PostgreSQL, one compiled statement on SQLite): a CASE per column over the batch's keys
+    took the database quadratic time."""
+    qn = connection.ops.quote_name
+    sets = ", ".join(f"{qn(f.column)} = %s" for f in fields)
+    table, key = qn(model._meta.db_table), qn(model._meta.pk.column)
+    sql = f"UPDATE {table} SET {sets} WHERE {key} = %s"  # noqa: S608 - names from the models
+    params = [
+        [bytes(v) if isinstance(v, bytes) else v for v in (row[f.attname] for f in fields)] + [pk]
+        for pk, row in values.items()
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, params)
 
 
 def _convert(apps, schema_editor, *, forward: bool) -> None:
@@ -148,7 +147,7 @@ def _convert(apps, schema_editor, *, forward: bool) -> None:
                         for new, old in zip(encrypted, clear, strict=True)
                     }
                 values[obj.pk] = row
-            _write(manager, values, written)
+            _write(schema_editor.connection, model, values, written)
             last = batch[-1].pk
 
 
