@@ -120,6 +120,9 @@ class _EncryptedDescriptor:
     def __get__(self, instance: models.Model | None, owner: type | None = None) -> Any:
         if instance is None:
             return self
+        slot = instance.__dict__.get(self.field.attname)
+        if type(slot) is _Slot and slot.has_plaintext:  # read before: no call needed
+            return slot.plaintext
         return self.field.plaintext(instance, self.field.slot(instance))
 
     def __set__(self, instance: models.Model, value: Any) -> None:
