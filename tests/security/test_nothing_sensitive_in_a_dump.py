@@ -170,7 +170,8 @@ def test_the_pages_still_show_every_value(written):
     chart = client.get(f"/provider/patients/{patient.pk}/").content.decode()
     for record_type in ("condition", "medicationrequest", "allergyintolerance"):
         assert FORMS[record_type]["display"] in chart
-    assert "high" in chart  # the allergy's criticality
+    allergy = FORMS["allergyintolerance"]["display"]
+    assert f'{allergy}</a> <span class="muted">high</span>' in chart  # with its criticality
     with unscoped():
         encounter = Encounter.objects.get(patient=patient)
     page = client.get(f"/provider/records/encounter/{encounter.pk}/").content.decode()
