@@ -13,6 +13,7 @@ from typing import Any
 from rest_framework import serializers
 
 from portal.records.categories import CHART_CATEGORIES
+from portal.records.fields import BlindIndexField
 from portal.records.selectors import RECORD_TYPES, TIMELINE_DATE
 
 RECORD_TYPE_CHOICES = sorted(RECORD_TYPES)
@@ -102,8 +103,8 @@ def record_data(record, *, content: bool = False) -> dict[str, Any]:
     name = record._meta.model_name
     data: dict[str, Any] = {}
     for f in record._meta.concrete_fields:
-        if f.name in COMMON_FIELDS or f.name == "content":
-            continue
+        if f.name in COMMON_FIELDS or f.name == "content" or isinstance(f, BlindIndexField):
+            continue  # a search token (code_index) is the database's, not the record's
         data[f.attname] = _plain(getattr(record, f.attname))
     if content and name == "document":
         data["content_base64"] = base64.b64encode(bytes(record.content)).decode("ascii")

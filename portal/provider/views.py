@@ -22,6 +22,7 @@ from ledger.services import event_record, event_recorded
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import selectors, services
+from portal.records.fields import BlindIndexField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
 
 
@@ -242,7 +243,7 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     return [
         (f.verbose_name, getattr(record, f.name))
         for f in record._meta.concrete_fields
-        if f.name not in skip
+        if f.name not in skip and not isinstance(f, BlindIndexField)  # search tokens
     ]
 
 

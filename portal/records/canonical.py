@@ -20,6 +20,11 @@ from ledger.subjects import SubjectUnreadable
 from portal.records.crypto import DecryptionError
 
 SKIPPED = {"id", "created_at"}
+# Search tokens added after rows were first ledgered: digesting them would change every
+# earlier row's digest. Each is derived from a digested value instead, and checked against
+# it: a stored row whose token was altered cannot be read back (verify_ledger names it).
+# (At creation the token is computed by the INSERT, after the event's digest.)
+CHECKED_TOKENS: dict[str, tuple[str, ...]] = {"records.observation": ("code_index",)}
 
 
 def _value(field: models.Field, value: Any) -> Any:
@@ -41,11 +46,21 @@ def _value(field: models.Field, value: Any) -> Any:
 
 
 def canonical(obj: models.Model) -> dict[str, Any]:
+    tokens = CHECKED_TOKENS.get(obj._meta.label_lower, ())
     try:
-        return {
+        content = {
             field.attname: _value(field, getattr(obj, field.attname))
             for field in obj._meta.concrete_fields
-            if field.name not in SKIPPED
+            if field.name not in SKIPPED and field.name not in tokens
         }
+        if obj.pk is not None:
+            for name in tokens:
+                field = obj._meta.get_field(name)
+                if getattr(obj, field.attname) != field.token(obj):
+                    raise SubjectUnreadable(
+                        f"{obj._meta.label} {obj.pk}: its {name} does not match the value it is "
+                        "derived from (altered behind the application's back)"
+                    )
+        return content
     except DecryptionError as exc:  # MissingDataKey included
         raise SubjectUnreadable(str(exc)) from exc

@@ -20,6 +20,11 @@ How values move
   blind indexes (crypto.blind_index). `QuerySet.update()` / `bulk_update()` with plaintext
   are refused too, since they have no row to bind the value to; use save().
 - `dumpdata` writes the ciphertext (base64); loading such fixtures is not supported.
+- `default=` is the model's, as plaintext (encrypted on save like any value); the database
+  schema never gets a default for an encrypted column (it would be plaintext in the DDL).
+- `pad_to=N` pads the plaintext to a multiple of N bytes before encryption (crypto.pad), so
+  the blob's length does not tell short values apart (a criticality, a code). It is part of
+  the field's format: changing it makes the existing blobs unreadable.
 """
 
 from __future__ import annotations
@@ -67,8 +72,16 @@ class Ciphertext(bytes):
         return f"<Ciphertext {len(self)} bytes>"
 
 
+# instance.__dict__ key of the (hospital_id, row_uuid) that the ciphertexts an instance was
+# created with are bound to (post_init). Not a field's attname: no model has such a field.
+_LOADED_CONTEXT = "_encrypted_fields_context"
+
+
 class _Slot:
-    """Per-instance state of one encrypted field, kept in instance.__dict__[attname]."""
+    """Per-instance state of one encrypted field, kept in instance.__dict__[attname].
+
+    A row loaded from the database keeps each blob as the bare Ciphertext there until the
+    field is first used (a slot per field and row was a third of the cost of loading one)."""
 
     __slots__ = ("ciphertext", "context", "dirty", "has_plaintext", "plaintext")
 
@@ -107,16 +120,22 @@ class _EncryptedDescriptor:
     def __get__(self, instance: models.Model | None, owner: type | None = None) -> Any:
         if instance is None:
             return self
+        slot = instance.__dict__.get(self.field.attname)
+        if type(slot) is _Slot and slot.has_plaintext:  # read before: no call needed
+            return slot.plaintext
         return self.field.plaintext(instance, self.field.slot(instance))
 
     def __set__(self, instance: models.Model, value: Any) -> None:
         attname = self.field.attname
         if isinstance(value, Ciphertext):
-            # Model.__init__ from the database (or rotate_keys): stored as it is.
-            instance.__dict__[attname] = _Slot(ciphertext=value)
+            data = instance.__dict__
+            if _LOADED_CONTEXT in data:  # after __init__: bound to nothing known yet
+                data[attname] = _Slot(ciphertext=value)
+            else:  # Model.__init__ from the database: a slot is made on first use
+                data[attname] = value
             return
         old = instance.__dict__.get(attname)
-        if old is not None and old.has_plaintext and not old.dirty:
+        if isinstance(old, _Slot) and old.has_plaintext and not old.dirty:
             try:
                 same = type(old.plaintext) is type(value) and old.plaintext == value
             except Exception:  # a value that cannot be compared counts as a change
@@ -136,11 +155,8 @@ def _capture_context(sender: type[models.Model], instance: models.Model, **kwarg
     row_uuid = data.get(ROW_UUID_FIELD)
     if hospital_id is None or row_uuid is None:
         return  # deferred: fall back to the instance's values when needed
-    context = (int(hospital_id), str(row_uuid))
-    for field in encrypted_fields(sender):
-        slot = data.get(field.attname)
-        if isinstance(slot, _Slot) and slot.ciphertext is not None and slot.context is None:
-            slot.context = context
+    # The blobs __init__ stored bare take it when their slot is made (EncryptedField.slot).
+    data[_LOADED_CONTEXT] = (int(hospital_id), str(row_uuid))
 
 
 def _check_model(sender: type[models.Model], **kwargs: Any) -> None:
@@ -183,12 +199,16 @@ class EncryptedField(models.BinaryField):
 
     descriptor_class = _EncryptedDescriptor
     empty_values = [None, "", b""]
+    # The schema editor fills a new or altered NOT NULL column with the field's "effective
+    # default" (b"" for a blank BinaryField): an encrypted column has none (see has_default).
+    empty_strings_allowed = False
     # Forms use these; the database column is always BinaryField's (bytea / BLOB).
     form_class: type[forms.Field] | None = forms.CharField
 
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, pad_to: int | None = None, **kwargs: Any) -> None:
         # Unlike BinaryField, encrypted text and values are edited in forms and the admin.
         kwargs.setdefault("editable", True)
+        self.pad_to = pad_to
         super().__init__(*args, **kwargs)
 
     # -- checks and migrations -------------------------------------------------------------
@@ -211,18 +231,31 @@ class EncryptedField(models.BinaryField):
                     "An encrypted field cannot be a primary key.", obj=self, id="records.E102"
                 )
             )
+        if self.pad_to is not None and not (isinstance(self.pad_to, int) and self.pad_to > 0):
+            errors.append(
+                checks.Error("pad_to must be a positive integer.", obj=self, id="records.E105")
+            )
         return errors
 
     def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
         # Field's, not BinaryField's: the default here is editable=True, so Field's rule
         # (mention editable only when False) keeps makemigrations stable.
-        return models.Field.deconstruct(self)
+        name, path, args, kwargs = models.Field.deconstruct(self)
+        if self.pad_to is not None:
+            kwargs["pad_to"] = self.pad_to
+        return name, path, args, kwargs
 
     # -- database ----------------------------------------------------------------------------
 
+    def has_default(self) -> bool:
+        """False for the database: the schema editor turns a default into the column's
+        DEFAULT (and into the value of existing rows), which would be plaintext, unbound to
+        any row. The model still applies `default` (get_default), encrypted on save."""
+        return False
+
     def get_default(self) -> Any:
-        if self.has_default():
-            return self._get_default()
+        if self.default is not models.NOT_PROVIDED:
+            return self.default() if callable(self.default) else self.default
         return None if self.null else self.empty_plaintext()
 
     def empty_plaintext(self) -> Any:
@@ -231,6 +264,10 @@ class EncryptedField(models.BinaryField):
     def from_db_value(self, value: Any, expression: Any, connection: Any) -> Ciphertext | None:
         if value is None:
             return None
+        if isinstance(value, str):
+            # Text written into the column behind the application's back (SQLite keeps what
+            # it is given): no blob, so it fails to decrypt like any altered value.
+            value = value.encode("utf-8")
         return Ciphertext(bytes(value))
 
     def get_lookup(self, lookup_name: str):
@@ -270,16 +307,20 @@ class EncryptedField(models.BinaryField):
         if value is None:
             return None
         hospital_id, _row = context
+        data = self.to_bytes(value)
+        if self.pad_to:
+            data = crypto.pad(data, self.pad_to)
         # Not stored back on the instance: if this save's transaction rolls back, the next
         # save must encrypt again rather than reuse a blob that may name a rolled-back key.
-        return Ciphertext(
-            crypto.encrypt(self.to_bytes(value), hospital_id=hospital_id, aad=self.aad(*context))
-        )
+        return Ciphertext(crypto.encrypt(data, hospital_id=hospital_id, aad=self.aad(*context)))
 
     def slot(self, instance: models.Model) -> _Slot:
         """The field's state on an instance; a deferred field fetches only its ciphertext."""
-        slot = instance.__dict__.get(self.attname)
-        if slot is None:
+        data = instance.__dict__
+        slot = data.get(self.attname)
+        if type(slot) is Ciphertext:  # loaded, not used yet
+            slot = data[self.attname] = _Slot(ciphertext=slot, context=data.get(_LOADED_CONTEXT))
+        elif slot is None:
             blob = (
                 type(instance)
                 ._base_manager.db_manager(instance._state.db)
@@ -316,9 +357,10 @@ class EncryptedField(models.BinaryField):
         if slot.ciphertext is None:
             return None
         hospital_id, row = slot.context or _context(instance)
-        return self.from_bytes(
-            crypto.decrypt(slot.ciphertext, hospital_id=hospital_id, aad=self.aad(hospital_id, row))
+        data = crypto.decrypt(
+            slot.ciphertext, hospital_id=hospital_id, aad=self.aad(hospital_id, row)
         )
+        return self.from_bytes(crypto.unpad(data) if self.pad_to else data)
 
     def value_to_string(self, obj: models.Model) -> str:
         # Serializers (dumpdata) get the ciphertext, never the plaintext.
@@ -339,7 +381,12 @@ class EncryptedField(models.BinaryField):
     def formfield(self, **kwargs: Any) -> forms.Field | None:
         if self.form_class is None:
             return None
-        return models.Field.formfield(self, **{"form_class": self.form_class, **kwargs})
+        defaults: dict[str, Any] = {"form_class": self.form_class}
+        if self.default is not models.NOT_PROVIDED:  # what Field.formfield does with a default
+            defaults["initial"] = self.default
+            if callable(self.default):
+                defaults["show_hidden_initial"] = True
+        return models.Field.formfield(self, **{**defaults, **kwargs})
 
 
 class EncryptedTextField(EncryptedField):
@@ -546,11 +593,26 @@ class BlindIndexField(models.CharField):
     Computed in pre_save, so save(), create() and bulk_create() all keep it in step with its
     source; exact, normalized matches are then an indexed equality lookup, without the
     plaintext ever reaching the database.
+
+    `scope` names another field of the row whose value is bound into the token (e.g.
+    "patient_id"): equal values of two patients then give unrelated tokens, so a dump does
+    not show which patients share a value, and the token serves lookups within one patient.
+    `normalize=False` keeps case and spacing (codes are case-sensitive identifiers).
     """
 
-    def __init__(self, *args: Any, source: str = "", purpose: str = "", **kwargs: Any) -> None:
+    def __init__(
+        self,
+        *args: Any,
+        source: str = "",
+        purpose: str = "",
+        scope: str = "",
+        normalize: bool = True,
+        **kwargs: Any,
+    ) -> None:
         self.source = source
         self.purpose = purpose or source
+        self.scope = scope
+        self.normalize = normalize
         kwargs.setdefault("max_length", 32)
         kwargs.setdefault("editable", False)
         kwargs.setdefault("db_index", True)
@@ -561,22 +623,33 @@ class BlindIndexField(models.CharField):
         name, path, args, kwargs = super().deconstruct()
         kwargs["source"] = self.source
         kwargs["purpose"] = self.purpose
+        if self.scope:
+            kwargs["scope"] = self.scope
+        if not self.normalize:
+            kwargs["normalize"] = False
         for key, value in (("max_length", 32), ("editable", False), ("db_index", True),
                            ("default", "")):  # fmt: skip
             if kwargs.get(key) == value:
                 kwargs.pop(key)
         return name, path, args, kwargs
 
-    def pre_save(self, model_instance: models.Model, add: bool) -> str:
-        from portal.records.crypto import blind_index
-
+    def token(self, model_instance: models.Model) -> str:
+        """The token the row's source value gives (no side effect: canonical.py checks
+        stored tokens with it)."""
         value = getattr(model_instance, self.source)
-        token = (
-            ""
-            if value in (None, "")
-            else blind_index(
-                str(value), hospital_id=model_instance.hospital_id, purpose=self.purpose
-            )
+        if value in (None, ""):
+            return ""
+        text = str(value)
+        if self.scope:
+            text = f"{getattr(model_instance, self.scope)}|{text}"
+        return crypto.blind_index(
+            text,
+            hospital_id=model_instance.hospital_id,
+            purpose=self.purpose,
+            normalize=self.normalize,
         )
+
+    def pre_save(self, model_instance: models.Model, add: bool) -> str:
+        token = self.token(model_instance)
         setattr(model_instance, self.attname, token)
         return token

@@ -181,10 +181,22 @@ class ClinicalRecord(models.Model):
         return f"{type(self).__name__} {self.pk} of patient {self.patient_id}"
 
 
+# What a record says is encrypted (codes, displays, units, statuses that tell a course or a
+# severity, free text, values), each value bound to its hospital, model, field and row; only
+# what the database must compare stays in clear (record status and version, observation
+# category, dates and times, medication request status, document type and size). Codes are
+# as telling as their displays (a SNOMED code for HIV is a diagnosis): none is in clear.
+# Short coded values are padded (pad_to) so that a blob's length does not name its value.
+CODE_PAD = 48  # codes up to 40 characters: one length for all of them
+TEXT_PAD = 32  # displays and units: lengths in steps of 32 bytes
+STATUS_PAD = 32  # statuses and classes ("unable-to-assess" is 16 bytes, + 1 of padding)
+
+
 class Encounter(ClinicalRecord):
-    class_code = models.CharField(max_length=20, default="AMB")  # v3 ActCode: AMB, IMP, EMER
-    type_code = models.CharField(max_length=40, blank=True, default="")
-    type_display = models.CharField(max_length=200, blank=True, default="")
+    # v3 ActCode: AMB, IMP, EMER, VR (an emergency or an admission is health information).
+    class_code = EncryptedCharField(max_length=20, default="AMB", pad_to=STATUS_PAD)
+    type_code = EncryptedCharField(max_length=40, blank=True, pad_to=CODE_PAD)
+    type_display = EncryptedCharField(max_length=200, blank=True, pad_to=TEXT_PAD)
     reason = EncryptedTextField(blank=True, null=True)
     period_start = models.DateTimeField()
     period_end = models.DateTimeField(null=True, blank=True)
@@ -200,53 +212,69 @@ class Observation(ClinicalRecord):
         VITAL_SIGNS = "vital-signs", "Vital signs"
         LABORATORY = "laboratory", "Laboratory"
 
+    # In clear: consents and proxies that cover vital signs or labs only filter on it.
     category = models.CharField(max_length=20, choices=Category.choices)
-    code = models.CharField("LOINC code", max_length=20)
-    display = models.CharField(max_length=200)
+    code = EncryptedCharField("LOINC code", max_length=20, pad_to=CODE_PAD)
+    # The trend charts keep each code's newest values in SQL (a window partitioned by code):
+    # they partition by this keyed token of the code, bound to the patient, so a dump shows
+    # neither the code nor which patients share one.
+    code_index = BlindIndexField(
+        source="code", purpose="observation_code", scope="patient_id", normalize=False
+    )
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     value = EncryptedDecimalField(max_digits=12, decimal_places=3)
-    unit = models.CharField(max_length=32)
+    unit = EncryptedCharField(max_length=32, pad_to=TEXT_PAD)
     effective_at = models.DateTimeField()
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
 
     class Meta:
-        indexes = [models.Index(fields=["patient", "code", "effective_at"])]
+        indexes = [
+            models.Index(
+                fields=["patient", "code_index", "effective_at"],
+                name="records_obs_patient_code_idx",
+            )
+        ]
 
 
 class Condition(ClinicalRecord):
-    code = models.CharField(max_length=40)  # SNOMED CT
-    display = models.CharField(max_length=200)
-    clinical_status = models.CharField(max_length=20, default="active")
+    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)  # SNOMED CT
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
+    # active, recurrence, relapse, inactive, remission, resolved: a relapse or a remission
+    # tells the course of the illness.
+    clinical_status = EncryptedCharField(max_length=20, default="active", pad_to=STATUS_PAD)
     onset_date = models.DateField(null=True, blank=True)
     abatement_date = models.DateField(null=True, blank=True)
 
 
 class MedicationRequest(ClinicalRecord):
-    code = models.CharField(max_length=40)  # RxNorm
-    display = models.CharField(max_length=200)
+    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)  # RxNorm
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     dosage = EncryptedTextField(blank=True, null=True)
+    # In clear: a workflow state (active, on-hold, completed, stopped) that says nothing
+    # without the drug.
     request_status = models.CharField(max_length=20, default="active")
     authored_on = models.DateTimeField()
 
 
 class AllergyIntolerance(ClinicalRecord):
-    code = models.CharField(max_length=40)
-    display = models.CharField(max_length=200)
-    criticality = models.CharField(max_length=20, default="unable-to-assess")
+    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
+    criticality = EncryptedCharField(max_length=20, default="unable-to-assess", pad_to=STATUS_PAD)
     reaction = EncryptedTextField(blank=True, null=True)
     recorded_date = models.DateTimeField()
 
 
 class Immunization(ClinicalRecord):
-    vaccine_code = models.CharField(max_length=20)  # CVX
-    display = models.CharField(max_length=200)
+    vaccine_code = EncryptedCharField(max_length=20, pad_to=CODE_PAD)  # CVX
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     occurrence = models.DateTimeField()
 
 
 class Procedure(ClinicalRecord):
-    code = models.CharField(max_length=40)
-    display = models.CharField(max_length=200)
+    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)
+    display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     performed_at = models.DateTimeField()
 
 
@@ -271,7 +299,9 @@ class Document(ClinicalRecord):
     title = EncryptedCharField(max_length=200)
     content_type = models.CharField(max_length=100)
     size = models.PositiveIntegerField()
-    sha256 = models.CharField(max_length=64)
+    # The content's digest in clear would confirm a guessed document and link copies of one
+    # document across charts.
+    sha256 = EncryptedCharField(max_length=64)
     content = EncryptedBinaryField()
 
 

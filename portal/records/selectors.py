@@ -785,25 +785,28 @@ def chart_for(*, user: AbstractBaseUser, patient: Patient, timeline_limit: int =
                 user=user, patient=patient, model=model, limit=None,
                 per_code=TREND_POINTS + 1 if many else None,
             )  # fmt: skip
+            # Grouped by the code's token (clear, one per code on a chart), so that each
+            # series decrypts its code, display and unit once, not once per value.
             counts: dict[str, int] = {}
             for obs in rows:
-                counts[obs.code] = counts.get(obs.code, 0) + 1
+                counts[obs.code_index] = counts.get(obs.code_index, 0) + 1
             # rows come oldest first: each code's first rows beyond TREND_POINTS go
             excess = {code: n - TREND_POINTS for code, n in counts.items() if n > TREND_POINTS}
             cut = set(excess)
             kept = []
+            by_token: dict[str, dict[str, Any]] = {}
             for obs in rows:
-                if excess.get(obs.code):
-                    excess[obs.code] -= 1
+                if excess.get(obs.code_index):
+                    excess[obs.code_index] -= 1
                     continue
                 kept.append(obs)
-                s = chart.series.get(obs.code)
+                s = by_token.get(obs.code_index)
                 if s is None:
-                    s = chart.series[obs.code] = {
+                    s = by_token[obs.code_index] = chart.series[obs.code] = {
                         "display": obs.display,
                         "unit": obs.unit,
                         "points": [],
-                        "truncated": obs.code in cut,
+                        "truncated": obs.code_index in cut,
                     }
                 s["points"].append((obs.effective_at, obs.value))
             recent = kept[-timeline_limit:]
@@ -883,9 +886,10 @@ def _chart_records_sql(
     date = col(TIMELINE_DATE[model._meta.model_name])
     select = columns
     if per_code:
-        # Each code's rows numbered newest first, to keep the newest `per_code` of each below.
+        # Each code's rows numbered newest first, to keep the newest `per_code` of each below
+        # (by the code's keyed token: the code itself is encrypted).
         select = (
-            f"ROW_NUMBER() OVER (PARTITION BY r.{col('code')} "
+            f"ROW_NUMBER() OVER (PARTITION BY r.{col('code_index')} "
             f"ORDER BY r.{date} DESC, r.{col('id')} DESC) AS newest, {columns}"
         )
     sql = (
@@ -956,9 +960,16 @@ def records_by_category(
         qs = qs.filter(restricted=False) if access.proxy else qs.filter(_visible_notes_q(user))
     view.records = list(qs.order_by(f"-{view.date_field}", "-id")[:limit])
     if model is Observation:
+        # The code decrypted once per (hospital, token), as on the chart; the same code at
+        # two hospitals is one series, as before.
+        codes: dict[tuple[int, str], str] = {}
         for obs in reversed(view.records):
-            s = view.series.setdefault(
-                obs.code, {"display": obs.display, "unit": obs.unit, "points": []}
-            )
+            key = (obs.hospital_id, obs.code_index)
+            code = codes.get(key)
+            if code is None:
+                code = codes[key] = obs.code
+            s = view.series.get(code)
+            if s is None:
+                s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}
             s["points"].append((obs.effective_at, obs.value))
     return view

@@ -142,11 +142,31 @@ def test_log_truncated(anchored_log):
 def test_subject_row_edited_behind_the_applications_back(anchored_log):
     _, observations = anchored_log
     target = observations[2]
-    tamper("UPDATE records_observation SET unit = 'kg' WHERE id = %s", (target.pk,))
+    tamper("UPDATE records_observation SET category = 'laboratory' WHERE id = %s", (target.pk,))
     findings = _findings()
     assert findings == [
         f"subject records.observation {target.row_uuid}: row differs from its last anchored digest "
         "(edited behind the application's back)"
+    ]
+
+
+@pytest.mark.parametrize(
+    "sql",
+    [
+        # Clear text written into an encrypted column (the unit was clear text once).
+        "UPDATE records_observation SET unit = 'kg' WHERE id = %s",
+        # The code's search token (not digested: derived from the code, and checked).
+        "UPDATE records_observation SET code_index = 'a' WHERE id = %s",
+        "UPDATE records_observation SET code_index = '' WHERE id = %s",
+    ],
+)
+def test_encrypted_column_or_its_token_edited_is_named(anchored_log, sql):
+    _, observations = anchored_log
+    target = observations[2]
+    tamper(sql, (target.pk,))
+    assert _findings() == [
+        f"subject records.observation {target.row_uuid}: row cannot be read back "
+        "(an encrypted value was altered, moved or its key is missing)"
     ]
 
 
@@ -191,7 +211,10 @@ def test_all_findings_are_reported_not_just_the_first(anchored_log):
     _, observations = anchored_log
     q = connection.ops.quote_name("index")
     tamper(f"UPDATE ledger_entry SET leaf = %s WHERE {q} = 2", (b"x",))
-    tamper("UPDATE records_observation SET unit = 'kg' WHERE id = %s", (observations[5].pk,))
+    tamper(
+        "UPDATE records_observation SET category = 'laboratory' WHERE id = %s",
+        (observations[5].pk,),
+    )
     code, out = _run()
     assert code == 1
     assert "entry 2:" in out and f"records.observation {observations[5].row_uuid}" in out

@@ -168,3 +168,59 @@ def test_keys_under_a_missing_master_key_are_errors_not_crashes(samples, old_rin
 def test_bad_batch_size():
     with pytest.raises(CommandError, match="batch-size"):
         call_command("rotate_keys", "--batch-size", "0")
+
+
+def test_new_data_keys_cover_the_records_clinical_columns(hospital_a, old_ring):
+    """Codes, displays, units, statuses, criticalities and encounter types (records 0003)
+    are re-encrypted like every other encrypted column, padding and search tokens intact."""
+    from django.utils import timezone
+
+    from portal.records import services
+    from portal.records.models import AllergyIntolerance, Condition, Encounter, Observation
+
+    now = timezone.now()
+    patient = services.patient_register(
+        hospital=hospital_a, mrn="ROT-1", given_name="Rita", family_name="Otate",
+        birth_date=dt.date(1960, 2, 2),
+    )  # fmt: skip
+    rows = [
+        services.observation_create(
+            actor=None, patient=patient, code="2339-0", display="Glucose", value=Decimal(99),
+            unit="mg/dL", effective_at=now,
+        ),
+        services.record_create(
+            actor=None, patient=patient, model=Condition, code="86406008", display="HIV",
+            clinical_status="remission",
+        ),
+        services.record_create(
+            actor=None, patient=patient, model=AllergyIntolerance, code="91936005",
+            display="Penicillin", criticality="high", recorded_date=now,
+        ),
+        services.record_create(
+            actor=None, patient=patient, model=Encounter, class_code="EMER", type_code="T1",
+            type_display="Emergency visit", period_start=now,
+        ),
+    ]  # fmt: skip
+    columns = {
+        Observation: ["code", "display", "unit"],
+        Condition: ["code", "display", "clinical_status"],
+        AllergyIntolerance: ["code", "display", "criticality"],
+        Encounter: ["class_code", "type_code", "type_display"],
+    }
+    for model, names in columns.items():
+        assert set(names) <= {f.name for f in encrypted_fields(model)}
+    before = {(type(r), r.pk): {n: getattr(r, n) for n in columns[type(r)]} for r in rows}
+    token = rows[0].code_index
+
+    with override_settings(FIELD_ENCRYPTION_KEYS=f"k2:{NEW_KEY},{old_ring}"):
+        output = rotate("--new-data-keys", "--settle-seconds", "0")
+    for label in ("Observation", "Condition", "AllergyIntolerance", "Encounter"):
+        assert f"records.{label}: re-encrypted" in output
+    with override_settings(FIELD_ENCRYPTION_KEYS=f"k2:{NEW_KEY}"):
+        crypto.clear_key_cache()
+        for (model, pk), values in before.items():
+            row = model._base_manager.get(pk=pk)
+            for name, value in values.items():
+                assert crypto.blob_version(raw_column(model, name, pk)) == 2
+                assert getattr(row, name) == value
+        assert Observation._base_manager.get(pk=rows[0].pk).code_index == token
