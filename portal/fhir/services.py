@@ -50,7 +50,7 @@ from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from portal.fhir import resources
-from portal.fhir.models import ImportIdentity
+from portal.fhir.models import ImportIdentity, import_source_token
 from portal.records import services as records_services
 from portal.records.models import (
     AllergyIntolerance,
@@ -76,7 +76,7 @@ VALIDATED_TYPES = (*IMPORTED_TYPES, "Medication")
 # Deeper than any FHIR resource needs (Synthea's bundles: 12); refused before parsing, as
 # deep nesting is what makes json.loads, validation and every walk over it recurse.
 MAX_DEPTH = 100
-SOURCE_ID_MAX = 200  # ImportIdentity.source_id
+SOURCE_ID_MAX = 200  # a sane bound for a source id (it is stored as a token)
 # The one answer for a patient the importer may not write into, whether its chart exists or
 # not: it reveals neither an MRN nor a restriction.
 REFUSED = "no chart that you may change matches this patient"
@@ -321,17 +321,21 @@ class _Importer:
                 self.by_url[entry.full_url] = entry
             if entry.resource.get("id"):
                 self.by_url[f"{entry.type}/{entry.resource['id']}"] = entry
-        known = ImportIdentity.objects.filter(
-            hospital=hospital,
-            source_id__in={e.source_id for e in entries if e.type in IMPORTED_TYPES},
-        )
+        # Source ids are stored as keyed tokens (fhir.models): each is looked up by its token.
+        sources = {self._token(e.source_id): e.source_id for e in entries
+                   if e.type in IMPORTED_TYPES}  # fmt: skip
+        known = ImportIdentity.objects.filter(hospital=hospital, source_token__in=sources)
         self.known: dict[tuple[str, str], list[ImportIdentity]] = {}
         for identity in known:
-            self.known.setdefault((identity.resource_type, identity.source_id), []).append(identity)
+            key = (identity.resource_type, sources[identity.source_token])
+            self.known.setdefault(key, []).append(identity)
         self.patients: dict[str, Patient] = {}  # source key -> patient
         self.encounters: dict[str, tuple[int, int]] = {}  # source key -> (Encounter, patient)
         self.new_identities: list[ImportIdentity] = []
         self.skipped_sources: set[tuple[str, str]] = set()
+
+    def _token(self, value: str, *, purpose: str = "source") -> str:
+        return import_source_token(hospital_id=self.hospital.pk, value=value, purpose=purpose)
 
     # --- references ----------------------------------------------------------------------
 
@@ -392,7 +396,9 @@ class _Importer:
                 return self.patients[key[1]]
             identities = self.known.get(key) or list(
                 ImportIdentity.objects.filter(
-                    hospital=self.hospital, resource_type="Patient", source_id=key[1]
+                    hospital=self.hospital,
+                    resource_type="Patient",
+                    source_token=self._token(key[1]),
                 )
             )
             patient = self._chart(identities[0].target_id) if identities else None
@@ -422,7 +428,9 @@ class _Importer:
         else:
             identities = self.known.get(key) or list(
                 ImportIdentity.objects.filter(
-                    hospital=self.hospital, resource_type="Encounter", source_id=key[1]
+                    hospital=self.hospital,
+                    resource_type="Encounter",
+                    source_token=self._token(key[1]),
                 )
             )
             if not identities:
@@ -459,8 +467,8 @@ class _Importer:
             ImportIdentity(
                 hospital=self.hospital,
                 resource_type=entry.type,
-                source_id=entry.source_id,
-                part=part,
+                source_token=self._token(entry.source_id),
+                part_token=self._token(part, purpose="part"),
                 target_model=record._meta.label_lower,
                 target_id=record.pk,
             )

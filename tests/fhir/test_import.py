@@ -5,6 +5,7 @@ import json
 import time
 from datetime import datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 
 import pytest
 from django.utils.dateparse import parse_datetime
@@ -12,7 +13,7 @@ from fhir.resources.R4B.bundle import Bundle
 
 from ledger.models import Event
 from portal.fhir import selectors
-from portal.fhir.models import ImportIdentity
+from portal.fhir.models import ImportIdentity, import_source_token
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.records import selectors as records_selectors
 from portal.records.models import RECORD_MODELS, Observation, Patient
@@ -40,16 +41,17 @@ def _q(value) -> Decimal:
     return Decimal(str(value)).quantize(Decimal("0.001"), rounding=ROUND_HALF_EVEN)
 
 
-def _check_round_trip(source: dict, exported: dict, identities: dict) -> int:
+def _check_round_trip(source: dict, exported: dict, identities: dict, hospital) -> int:
     """Every imported resource of the source is in `exported` with the same codes, values
-    and dates. Returns how many were checked."""
+    and dates. Returns how many were checked. `identities` are keyed by the stored tokens."""
+    token = partial(import_source_token, hospital_id=hospital.pk)
     by_id = {(e["resource"]["resourceType"], e["resource"]["id"]): e["resource"]
              for e in exported["entry"]}  # fmt: skip
     checked = 0
     for entry in source["entry"]:
         src = entry["resource"]
         rtype = src["resourceType"]
-        for part, target_id in identities.get((rtype, src["id"]), []):
+        for part, target_id in identities.get((rtype, token(value=src["id"])), []):
             prefix = "doc-" if rtype == "DocumentReference" else ""
             out = by_id.get((rtype, f"{prefix}{target_id}"))
             assert out is not None, f"{rtype}/{src['id']} ({part}) missing from $everything"
@@ -62,8 +64,9 @@ def _check_round_trip(source: dict, exported: dict, identities: dict) -> int:
                 item = src
                 if part:
                     item = next(
-                        c for c in src["component"] if c["code"]["coding"][0]["code"] == part
-                    )
+                        c for c in src["component"]
+                        if token(value=c["code"]["coding"][0]["code"], purpose="part") == part
+                    )  # fmt: skip
                 assert out["code"]["coding"][0]["code"] == item["code"]["coding"][0]["code"]
                 assert _q(out["valueQuantity"]["value"]) == _q(item["valueQuantity"]["value"])
                 assert out["valueQuantity"]["code"] == item["valueQuantity"]["code"]
@@ -115,14 +118,14 @@ def test_every_synthea_bundle_imports_and_round_trips(hospital_a, clinician_a):
         identities: dict = {}
         with unscoped():
             for i in ImportIdentity.objects.filter(hospital=hospital_a):
-                identities.setdefault((i.resource_type, i.source_id), []).append(
-                    (i.part, i.target_id)
+                identities.setdefault((i.resource_type, i.source_token), []).append(
+                    (i.part_token, i.target_id)
                 )
         with hospital_scope(hospital_a):
             patient = records_selectors.access_patient(clinician_a, report.patients[0])
             exported = selectors.fhir_patient_everything(user=clinician_a, patient=patient)
         Bundle.model_validate(exported)
-        checked = _check_round_trip(source, exported, identities)
+        checked = _check_round_trip(source, exported, identities, hospital_a)
         assert checked == sum(report.created.values()), path.name
         total_checked += checked
     assert total_checked > 100
@@ -143,7 +146,7 @@ def test_reimport_creates_no_duplicates(hospital_a, clinician_a):
     again = fhir_bundle_import(hospital=hospital_a, bundle=source, actor=clinician_a)
     assert _rows() == before
     assert not again.created
-    imported = {(i.resource_type, i.source_id) for i in ImportIdentity._base_manager.all()}
+    imported = {(i.resource_type, i.source_token) for i in ImportIdentity._base_manager.all()}
     assert sum(again.unchanged.values()) == len(imported)
     assert again.skipped == first.skipped and again.skipped_reasons == first.skipped_reasons
     assert again.patients == first.patients

@@ -16,7 +16,7 @@ import pytest
 
 from ledger.models import Event
 from portal.api.services import token_issue
-from portal.fhir.models import ImportIdentity
+from portal.fhir.models import ImportIdentity, import_source_token
 from portal.records import services
 from portal.records.models import RECORD_MODELS, Condition, Patient
 from portal.tenancy.models import Role
@@ -184,7 +184,9 @@ def test_an_existing_mrn_is_not_revealed(client, sign_in, world):
     response = _post(client, _bundle(_patient(mrn="A-100"), _condition("c-9", "urn:uuid:pat-1")))
     assert response.status_code == 200, response.content
     with unscoped():
-        identity = ImportIdentity._base_manager.get(source_id="c-9")
+        identity = ImportIdentity._base_manager.get(
+            source_token=import_source_token(hospital_id=world["open"].hospital_id, value="c-9")
+        )
         assert Condition.objects.get(pk=identity.target_id).patient_id == world["open"].pk
 
 

@@ -69,13 +69,18 @@ IMPORTED = {
 }
 
 
+# Senders' resource ids are often their own identifiers (an MRN, an accession number): the
+# importer keeps them only as keyed tokens (fhir.models.import_source_token).
+SOURCE_IDS = {"patient": "ZQPAT-338177", "condition": "ZQACC-552190"}
+
+
 def _bundle(patient_mrn: str) -> dict:
-    subject = {"reference": "urn:uuid:pat-1"}
+    subject = {"reference": f"urn:uuid:{SOURCE_IDS['patient']}"}
     return {
         "resourceType": "Bundle",
         "type": "transaction",
         "entry": [
-            _entry("Patient", "pat-1", {
+            _entry("Patient", SOURCE_IDS["patient"], {
                 "identifier": [{"type": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v2-0203", "code": "MR"}]}, "value": patient_mrn}],  # noqa: E501
                 "name": [{"use": "official", "family": "Imported", "given": ["Iris"]}],
                 "gender": "female", "birthDate": "1984-02-03",
@@ -86,7 +91,7 @@ def _bundle(patient_mrn: str) -> dict:
                 "type": [_coding(SNOMED, *IMPORTED["encounter"])],
                 "period": {"start": "2023-03-01T08:00:00Z", "end": "2023-03-09T08:00:00Z"},
             }),
-            _entry("Condition", "cond-1", {
+            _entry("Condition", SOURCE_IDS["condition"], {
                 "code": _coding(SNOMED, *IMPORTED["condition"]), "subject": subject,
                 "clinicalStatus": _coding("http://terminology.hl7.org/CodeSystem/condition-clinical", "relapse", "Relapse"),  # noqa: E501
                 "onsetDateTime": "2015-01-01T00:00:00Z",
@@ -148,6 +153,8 @@ def test_a_dump_holds_no_clinical_text_code_or_criticality_in_clear(written):
     # Codes are as telling as displays.
     codes = [d["code"] for d in FORMS.values() if "code" in d] + [v[0] for v in IMPORTED.values()]
     assert [c for c in codes if c in dump] == []
+    # So are the senders' own ids of what was imported.
+    assert [i for i in SOURCE_IDS.values() if i in dump] == []
 
     # Short coded values, as whole cells of their tables.
     clear = {
