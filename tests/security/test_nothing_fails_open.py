@@ -1,8 +1,8 @@
 """No default grants anything: a reader handed a chart that the access check did not open
 for its user refuses it.
 
-The attack: the records selectors and the access event took `getattr(patient,
-"chart_access", None) or FULL_ACCESS`, so any view that fetched a patient some other way
+The attack: the records selectors and the access event fell back to the whole chart when a
+patient carried no access decision, so any view that fetched a patient some other way
 (by id, by MRN, from another user's request) and handed it to them served the whole chart,
 restricted notes of the care team aside. Here such careless views are mounted and called
 over HTTP: each must answer 404, as for any chart the caller may not see.
