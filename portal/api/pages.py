@@ -10,14 +10,13 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 
-from portal.accounts.selectors import user_requires_otp
+from portal.accounts.decorators import verified_session_required
 from portal.api import selectors, services
 from portal.api.models import TokenAudience
 
@@ -48,22 +47,8 @@ class TokenForm(forms.Form):
         return self.cleaned_data.get("audience") or self.audiences[0]
 
 
-def _two_factor(view):
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        user = request.user
-        if not user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if user_requires_otp(user=user) and not user.is_verified():
-            return redirect_to_login(request.get_full_path())
-        return view(request, *args, **kwargs)
-
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
-    return wrapper
-
-
 @never_cache
-@_two_factor
+@verified_session_required
 @require_http_methods(["GET", "POST"])
 def tokens_view(request: HttpRequest) -> HttpResponse:
     audiences = selectors.token_audiences_for_user(user=request.user)
@@ -96,7 +81,7 @@ def tokens_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
-@_two_factor
+@verified_session_required
 @require_POST
 def token_revoke_view(request: HttpRequest, token_id: int) -> HttpResponse:
     token = selectors.access_token(request.user, token_id)
