@@ -8,7 +8,10 @@ def test_hospital_admin_restricts_a_patient_of_their_hospital_only(
     client, sign_in, make_staff, hospital_a, hospital_b
 ):
     admin_a = make_staff(hospital_a, Role.HOSPITAL_ADMIN)
-    ours = factories.PatientFactory(hospital=hospital_a, mrn="OURS-12345")
+    # A name no admin page holds otherwise (a generated one such as "Le" is in page text).
+    ours = factories.PatientFactory(
+        hospital=hospital_a, mrn="OURS-12345", family_name="Quillfeather"
+    )
     theirs = factories.PatientFactory(hospital=hospital_b, mrn="THEIRS-999")
     sign_in(client, admin_a)
     listing = client.get("/admin/records/patient/").content.decode()
