@@ -3,11 +3,9 @@
 - The body is at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (413): DRF reads the stream itself,
   so Django's own limit, which guards `request.body`, never applies to it.
 - The body is UTF-8 (RFC 8259 8.1); invalid bytes, an encoded surrogate among them, are 400.
-- Nesting deeper than `max_depth` is refused before parsing: the json module recurses once per
-  level and 100,000 levels end in RecursionError.
-- No string, keys included, may hold a NUL (PostgreSQL text cannot store it) or a lone UTF-16
-  surrogate ("\\ud800" is valid JSON, but such a string cannot be encoded, encrypted or
-  stored).
+- Nesting deeper than `max_depth` is refused before parsing, and no string, keys included,
+  may hold a NUL or a lone UTF-16 surrogate: the limits of portal.jsontext, which FHIR
+  bundles share.
 
 Query strings are checked alike (`query_params_check`): Django decodes them with
 replacement characters, so a NUL, a surrogate or a U+FFFD there is bad input too.
@@ -17,10 +15,7 @@ from __future__ import annotations
 
 import codecs
 import io
-import json
 import re
-from itertools import accumulate
-from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import RequestDataTooBig
@@ -28,38 +23,13 @@ from django.http import QueryDict
 from rest_framework import exceptions
 from rest_framework.parsers import JSONParser
 
-# A JSON string, escapes included (possessive: no backtracking over a long string).
-_STRING = re.compile(r'"(?:[^"\\]++|\\.)*+"', re.DOTALL)
-_BRACKET = re.compile(r"[\[\]{}]")
-_STEP = {"[": 1, "{": 1, "]": -1, "}": -1}
-_NUL_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")
+from portal.jsontext import json_depth, json_problem
+
 _BAD_QUERY_TEXT = re.compile("[\x00\ud800-\udfff\ufffd]")
 
 BAD_TEXT_MESSAGE = (
     "Text may not contain the NUL character or an unpaired surrogate (such as \\ud800)."
 )
-
-
-def json_depth_exceeds(text: str, limit: int) -> bool:
-    """Whether any array or object in the JSON `text` lies deeper than `limit` levels.
-
-    Brackets inside strings do not count; for text that is not JSON the answer only needs
-    to be safe (the parser refuses such text anyway)."""
-    brackets = _BRACKET.findall(_STRING.sub("", text))
-    return bool(brackets) and max(accumulate(map(_STEP.__getitem__, brackets))) > limit
-
-
-def json_text_is_clean(data: Any) -> bool:
-    """Whether no string of parsed JSON `data`, keys included, holds a NUL or a lone
-    surrogate. Serialized again, in C (the depth is already bounded): a lone surrogate does
-    not encode to UTF-8, and a NUL comes out as an escape whose backslash is not itself
-    escaped (the text backslash-u-0-0-0-0 comes out as \\\\u0000, which is fine)."""
-    text = json.dumps(data, ensure_ascii=False)
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return False
-    return not _NUL_ESCAPE.search(text)
 
 
 class PortalJSONParser(JSONParser):
@@ -80,15 +50,15 @@ class PortalJSONParser(JSONParser):
         if limit is not None and len(body) > limit:
             raise RequestDataTooBig("The request body is too large.")
         try:
-            text = body.decode("utf-8")
+            body.decode("utf-8")
         except UnicodeDecodeError:
             raise exceptions.ParseError("The body is not valid UTF-8.") from None
-        if json_depth_exceeds(text, self.max_depth):
+        if json_depth(body) > self.max_depth:
             raise exceptions.ParseError(
                 f"The JSON body is nested too deeply (at most {self.max_depth} levels)."
             )
         data = super().parse(io.BytesIO(body), media_type, {**context, "encoding": "utf-8"})
-        if not json_text_is_clean(data):
+        if json_problem(data, max_depth=self.max_depth) is not None:
             raise exceptions.ParseError(BAD_TEXT_MESSAGE)
         return data
 

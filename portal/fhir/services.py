@@ -33,13 +33,11 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
-from itertools import accumulate
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -51,6 +49,7 @@ from django.utils.dateparse import parse_datetime
 
 from portal.fhir import resources
 from portal.fhir.models import ImportIdentity, import_source_token
+from portal.jsontext import json_depth, json_problem
 from portal.records import services as records_services
 from portal.records.models import (
     AllergyIntolerance,
@@ -158,64 +157,17 @@ class _Entry:
 def bundle_parse(raw: bytes) -> Any:
     """A Bundle's JSON text as Python values; BundleImportError (400) if it is not JSON,
     or nested deeper than MAX_DEPTH (checked before json.loads, which would recurse)."""
-    depth = _json_depth(raw)
-    if depth > MAX_DEPTH:
-        raise BundleImportError([_too_deep()], status=400)
+    if json_depth(raw) > MAX_DEPTH:
+        raise BundleImportError([f"the document nests more than {MAX_DEPTH} levels deep"],
+                                status=400)  # fmt: skip
     try:
         return json.loads(raw, parse_constant=_no_constant)
     except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError, ...
         raise BundleImportError([f"the document is not JSON: {exc}"], status=400) from None
 
 
-# A JSON string, or an unterminated one up to the end: every match starts at a quote and
-# always succeeds, so the scan is linear (a pattern that could fail would be tried again at
-# each later quote: quadratic on a body of escaped quotes).
-_JSON_STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*(?:"|\\?\Z)', re.DOTALL)
-_NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
-_DEPTH_STEP = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
-
-
-def _json_depth(raw: bytes) -> int:
-    """How deep the JSON text's arrays and objects nest (strings skipped), without parsing;
-    linear in the text's length, in C loops."""
-    brackets = _JSON_STRING.sub(b"", raw).translate(None, _NOT_BRACKETS)
-    return max(accumulate(map(_DEPTH_STEP.__getitem__, brackets)), default=0)
-
-
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not a JSON number")
-
-
-def _too_deep() -> str:
-    return f"the document nests more than {MAX_DEPTH} levels deep"
-
-
-def _unholdable(bundle: Any) -> str | None:
-    """Why the parsed document cannot be imported as it stands, else None: nested deeper
-    than MAX_DEPTH (a caller that did not parse with bundle_parse), or a string that no
-    column can hold (a lone surrogate cannot be encoded as UTF-8 for the encryption or
-    PostgreSQL; PostgreSQL's text refuses NUL). Iterative: nothing here recurses."""
-    stack: list[tuple[Any, int]] = [(bundle, 1)]
-    while stack:
-        value, depth = stack.pop()
-        if isinstance(value, dict):
-            if depth > MAX_DEPTH:
-                return _too_deep()
-            stack.extend((k, depth) for k in value)
-            stack.extend((v, depth + 1) for v in value.values())
-        elif isinstance(value, list):
-            if depth > MAX_DEPTH:
-                return _too_deep()
-            stack.extend((v, depth + 1) for v in value)
-        elif isinstance(value, str):
-            if "\x00" in value:
-                return "a string holds a NUL character (\\u0000)"
-            if not value.isascii():
-                try:
-                    value.encode("utf-8")
-                except UnicodeEncodeError:
-                    return "a string holds a lone surrogate (such as \\ud800), which is not text"
-    return None
 
 
 def fhir_bundle_import(
@@ -254,7 +206,8 @@ def fhir_bundle_import(
 def _entries(bundle: Any) -> list[_Entry]:
     if not isinstance(bundle, dict):
         raise BundleImportError(["the document is not a JSON object"], status=400)
-    problem = _unholdable(bundle)
+    # Also for a caller that did not parse with bundle_parse: depth, NUL, lone surrogates.
+    problem = json_problem(bundle, max_depth=MAX_DEPTH)
     if problem:
         raise BundleImportError([problem], status=400)
     if bundle.get("resourceType") != "Bundle":

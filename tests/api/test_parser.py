@@ -8,7 +8,16 @@ import pytest
 from django.core.exceptions import RequestDataTooBig
 from rest_framework.exceptions import ParseError
 
-from portal.api.parsers import PortalJSONParser, json_depth_exceeds, json_text_is_clean
+from portal.api.parsers import PortalJSONParser
+from portal.jsontext import json_depth, json_problem
+
+
+def json_depth_exceeds(text: str, limit: int) -> bool:
+    return json_depth(text.encode()) > limit
+
+
+def json_text_is_clean(data) -> bool:
+    return json_problem(data, max_depth=PortalJSONParser.max_depth) is None
 
 
 def _parse(body: bytes | str, encoding: str = "utf-8"):

@@ -10,6 +10,7 @@ X-Hospital header are checked too. Each attempt is counted against the rows it c
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 import pytest
 
@@ -94,6 +95,18 @@ BAD_TEXT = {
     "NUL in a name": _json(_quoted({**PATIENT, "given_name": "Ada\\u0000"})),
     "NUL in a key": _json(_quoted({**PATIENT, "x\\u0000": "1"})),
 }
+
+
+def test_the_depth_check_itself_is_linear(client, tokens):
+    """An unterminated string of 100,000 escaped quotes: refused at once. The parser's first
+    depth check used a string pattern that could fail, retried at every later quote, so
+    quadratic: about 70 s for this body on the CI machine, hours for a 2.5 MB one."""
+    before = _rows()
+    started = time.monotonic()
+    body = '{"given_name": "' + '\\"' * 100_000
+    response = _post(client, tokens["staff"], "/api/v1/patients/", body)
+    assert time.monotonic() - started < 10
+    _assert_refused(response, before)
 
 
 @pytest.mark.parametrize("case", BAD_TEXT)
