@@ -30,7 +30,8 @@ def user_is_staff_member(*, user: AbstractBaseUser | AnonymousUser) -> bool:
 
 
 def user_role_requires_otp(*, user: AbstractBaseUser) -> bool:
-    """Staff, hospital admins and superusers must use TOTP (and always keep a device)."""
+    """Staff, hospital admins and superusers: they must use TOTP (and always keep a device),
+    and have the staff idle time-out."""
     return bool(user.is_superuser or user.is_staff or user_is_staff_member(user=user))
 
 
@@ -42,7 +43,7 @@ def user_requires_otp(*, user: AbstractBaseUser) -> bool:
 
 
 def user_idle_timeout(*, user: AbstractBaseUser) -> timedelta:
-    if user.is_superuser or user.is_staff or user_is_staff_member(user=user):
+    if user_role_requires_otp(user=user):
         return settings.SESSION_IDLE_TIMEOUT_STAFF
     return settings.SESSION_IDLE_TIMEOUT_PATIENT
 
