@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
+from consent.models import ProxyGrant
 from ledger import selectors as ledger_selectors
 from portal.accounts.decorators import patient_required
 from portal.patient import forms
@@ -282,7 +283,8 @@ def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     except ValidationError as exc:
         messages.error(request, " ".join(exc.messages))
     else:
-        messages.success(request, "Done.")
+        ended = "Proxy access ended." if isinstance(item, ProxyGrant) else "Invitation ended."
+        messages.success(request, ended)
     return redirect("patient:proxies")
 
 
