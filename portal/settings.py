@@ -112,30 +112,15 @@ TEMPLATES = [
         "BACKEND": "django.template.backends.django.DjangoTemplates",
         "DIRS": [BASE_DIR / "templates"],
         "APP_DIRS": True,
+        # No "loaders": Django then wraps its file and app loaders in the cached loader, so
+        # each template is read and compiled once per process (the chart, the most opened
+        # page, is rendered from its compiled nodes).
         "OPTIONS": {
             "context_processors": [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.tenancy.context_processors.active_hospital",
-            ],
-        },
-    },
-    {
-        # The hot pages (portal/jinja2.py): render(..., using="jinja2").
-        "NAME": "jinja2",
-        "BACKEND": "django.template.backends.jinja2.Jinja2",
-        "DIRS": [BASE_DIR / "templates" / "jinja2"],
-        "APP_DIRS": False,
-        "OPTIONS": {
-            "environment": "portal.jinja2.environment",
-            "keep_trailing_newline": True,  # as Django's engine: the file's text as it is
-            "context_processors": [
-                "django.template.context_processors.request",
-                "django.contrib.auth.context_processors.auth",
-                "django.contrib.messages.context_processors.messages",
-                "portal.tenancy.context_processors.active_hospital",
-                "portal.jinja2.csrf",  # the CSRF token, made faster (portal/jinja2.py)
             ],
         },
     },

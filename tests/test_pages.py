@@ -45,3 +45,12 @@ def test_unknown_url_is_a_plain_404(client, db):
 def test_healthz(client, db):
     response = client.get("/healthz")
     assert response.status_code == 200 and response.content == b"ok\n"
+
+
+def test_pages_are_rendered_by_one_engine_that_compiles_each_template_once():
+    from django.template import engines
+    from django.template.loaders.cached import Loader as CachedLoader
+
+    assert [engine.name for engine in engines.all()] == ["django"]
+    (loader,) = engines["django"].engine.template_loaders
+    assert isinstance(loader, CachedLoader)

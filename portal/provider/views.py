@@ -132,7 +132,6 @@ def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
                 "access": patient.chart_access,
                 "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
             },
-            using="jinja2",  # templates/jinja2/: see portal/jinja2.py
         )
     return response
 
