@@ -29,8 +29,8 @@ env -u DATABASE_URL -u CELERY_BROKER_URL "$PY" -m pytest "$@"
 
 ensure_services
 if [ "$SERVICES_UP" = "1" ]; then
-  echo "== pytest on PostgreSQL + Redis"
-  DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}" \
+  echo "== pytest on PostgreSQL + Redis (Django's connection pool on, as in production)"
+  DB_POOL=true DATABASE_URL="${TEST_DATABASE_URL:-postgres://postgres@127.0.0.1:5432/portal}" \
   CELERY_BROKER_URL="${TEST_BROKER_URL:-redis://127.0.0.1:6379/15}" \
     "$PY" -m pytest "$@"
 else

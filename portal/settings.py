@@ -173,22 +173,42 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
     )
     LOCAL_DIR.mkdir(parents=True, exist_ok=True)
 else:
-    DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    _options = DATABASES["default"].setdefault("OPTIONS", {})
+    # Django's psycopg connection pool, one per process: DB_POOL=true (the default), a
+    # number (the pool's largest size), or false for Django's persistent connections
+    # (CONN_MAX_AGE) instead. Django requires CONN_MAX_AGE=0 with the pool: a request takes
+    # a connection from the pool and gives it back at its end. With CONN_HEALTH_CHECKS the
+    # pool checks a connection before handing it out, so a session the database dropped
+    # (a failover, pg_terminate_backend) is replaced, not served as an error.
+    _pool = env.str("DB_POOL", default="true").strip().lower()
+    if _pool in ("", "0", "false", "no", "off"):
+        DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
+    else:
+        DATABASES["default"]["CONN_MAX_AGE"] = 0
+        _options["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
+            "max_size": int(_pool) if _pool.isdigit() else env.int("DB_POOL_MAX_SIZE", default=4),
+            # Seconds a request waits for a free connection before it fails.
+            "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
+        }
     DATABASES["default"]["CONN_HEALTH_CHECKS"] = True
-    # Django's cursors bind parameters on the client, so this changes nothing for them; the
-    # few hot statements sent through ledger.services.server_bound_cursor() (the outbox
-    # INSERT, alone or with the record it describes) are kept prepared per connection.
-    # Set DB_PREPARE_THRESHOLD= (empty) behind a pooler that cannot carry prepared
-    # statements (PgBouncer in transaction mode before 1.21).
-    _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="1")
-    DATABASES["default"].setdefault("OPTIONS", {})["prepare_threshold"] = (
-        int(_prepare_threshold) if _prepare_threshold else None
+    # Django binds parameters on the client by default. DB_SERVER_SIDE_BINDING=true sends
+    # them separately (Django's OPTIONS["server_side_binding"]); then psycopg prepares a
+    # statement on a connection once it has run DB_PREPARE_THRESHOLD times there. The
+    # threshold is empty (never prepare: Django's default) unless set; keep it empty, or
+    # binding off, behind PgBouncer in transaction mode before 1.21 (docs/deployment.md).
+    if env.bool("DB_SERVER_SIDE_BINDING", default=False):
+        _options["server_side_binding"] = True
+    _prepare_threshold = env.str("DB_PREPARE_THRESHOLD", default="")
+    _options["prepare_threshold"] = int(_prepare_threshold) if _prepare_threshold else None
+    # Named cursors (QuerySet.iterator()) live in one session's transaction: off behind a
+    # transaction-mode pooler.
+    DATABASES["default"]["DISABLE_SERVER_SIDE_CURSORS"] = env.bool(
+        "DB_DISABLE_SERVER_SIDE_CURSORS", default=False
     )
     # Names the process kind in pg_stat_activity (web, worker, ...): for operators, and for
     # the fault tests, which terminate the worker's sessions and nobody else's.
-    DATABASES["default"]["OPTIONS"]["application_name"] = env.str(
-        "DB_APPLICATION_NAME", default="hospital-portal"
-    )
+    _options["application_name"] = env.str("DB_APPLICATION_NAME", default="hospital-portal")
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 # --- Accounts and sessions -----------------------------------------------------------------
