@@ -180,14 +180,16 @@ else:
     # a connection from the pool and gives it back at its end. With CONN_HEALTH_CHECKS the
     # pool checks a connection before handing it out, so a session the database dropped
     # (a failover, pg_terminate_backend) is replaced, not served as an error.
-    _pool = env.str("DB_POOL", default="true").strip().lower()
-    if _pool in ("", "0", "false", "no", "off"):
+    _db_pool = env.str("DB_POOL", default="true").strip().lower()
+    if _db_pool in ("", "0", "false", "no", "off"):
         DATABASES["default"]["CONN_MAX_AGE"] = env.int("CONN_MAX_AGE", default=60)
     else:
         DATABASES["default"]["CONN_MAX_AGE"] = 0
         _options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=1),
-            "max_size": int(_pool) if _pool.isdigit() else env.int("DB_POOL_MAX_SIZE", default=4),
+            "max_size": int(_db_pool)
+            if _db_pool.isdigit()
+            else env.int("DB_POOL_MAX_SIZE", default=4),
             # Seconds a request waits for a free connection before it fails.
             "timeout": env.float("DB_POOL_TIMEOUT", default=10.0),
         }
