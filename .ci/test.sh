@@ -21,6 +21,12 @@ echo "== ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .
 
+echo "== mypy (services, selectors, the ledger's core; config in pyproject.toml)"
+env -u DATABASE_URL "$PY" -m mypy
+
+echo "== import-linter (layers and independence; contracts in .importlinter)"
+"$(dirname "$PY")/lint-imports"
+
 echo "== makemigrations --check"
 DJANGO_SETTINGS_MODULE=tests.settings "$PY" manage.py makemigrations --check --dry-run
 

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
@@ -52,7 +52,7 @@ def _uuid(value: Any) -> UUID | None:
 # -- Patient side ------------------------------------------------------------------------
 
 
-def consents_for_owner(*, user: AbstractBaseUser) -> list[Consent]:
+def consents_for_owner(*, user: User) -> list[Consent]:
     """Every consent the account ever gave, newest first (history included)."""
     return list(
         Consent.objects.filter(patient__user=user)
@@ -64,7 +64,7 @@ def consents_for_owner(*, user: AbstractBaseUser) -> list[Consent]:
     )
 
 
-def access_consent(user: AbstractBaseUser, consent_id: Any) -> Consent:
+def access_consent(user: User, consent_id: Any) -> Consent:
     row_uuid = _uuid(consent_id)
     consent = (
         Consent.objects.filter(row_uuid=row_uuid, patient__user=user).first() if row_uuid else None
@@ -74,7 +74,7 @@ def access_consent(user: AbstractBaseUser, consent_id: Any) -> Consent:
     return consent
 
 
-def access_requests_for_owner(*, user: AbstractBaseUser) -> list[AccessRequest]:
+def access_requests_for_owner(*, user: User) -> list[AccessRequest]:
     """Requests addressed to the account's registrations (the patient's side)."""
     return list(
         AccessRequest.objects.filter(addressee__user=user)
@@ -83,7 +83,7 @@ def access_requests_for_owner(*, user: AbstractBaseUser) -> list[AccessRequest]:
     )
 
 
-def access_access_request(user: AbstractBaseUser, request_id: Any) -> AccessRequest:
+def access_access_request(user: User, request_id: Any) -> AccessRequest:
     row_uuid = _uuid(request_id)
     request = (
         AccessRequest.objects.filter(row_uuid=row_uuid, addressee__user=user)
@@ -97,11 +97,11 @@ def access_access_request(user: AbstractBaseUser, request_id: Any) -> AccessRequ
     return request
 
 
-def proxy_grants_given(*, user: AbstractBaseUser) -> list[ProxyGrant]:
+def proxy_grants_given(*, user: User) -> list[ProxyGrant]:
     return list(ProxyGrant.objects.filter(grantor=user).select_related("proxy"))
 
 
-def proxy_eligible(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+def proxy_eligible(*, user: User | AnonymousUser) -> bool:
     """May this account be someone's proxy? An active account with a patient registration,
     no active staff membership and no admin rights (superuser, Django staff): a proxy sees a
     patient's records in the patient portal, and accounts that work with or audit charts are
@@ -113,7 +113,7 @@ def proxy_eligible(*, user: AbstractBaseUser | AnonymousUser) -> bool:
     return Patient._base_manager.filter(user=user).exists()
 
 
-def proxy_invitation_addressed_to(*, invitation: ProxyInvitation, user: AbstractBaseUser) -> bool:
+def proxy_invitation_addressed_to(*, invitation: ProxyInvitation, user: User) -> bool:
     return (
         user.is_authenticated
         and invitation.grantor_id != user.pk
@@ -122,7 +122,7 @@ def proxy_invitation_addressed_to(*, invitation: ProxyInvitation, user: Abstract
     )
 
 
-def proxy_invitations_given(*, user: AbstractBaseUser) -> list[ProxyInvitation]:
+def proxy_invitations_given(*, user: User) -> list[ProxyInvitation]:
     """The account's invitations not accepted (an accepted one is a grant now)."""
     return list(
         ProxyInvitation.objects.filter(grantor=user).exclude(status=ProxyInvitation.Status.ACCEPTED)
@@ -131,10 +131,11 @@ def proxy_invitations_given(*, user: AbstractBaseUser) -> list[ProxyInvitation]:
 
 def proxy_invitations_of(*, grants: list[ProxyGrant]) -> dict[int, ProxyInvitation]:
     """The invitation each of these grants came from, by grant id (one query)."""
-    return {i.grant_id: i for i in ProxyInvitation.objects.filter(grant__in=grants)}
+    invitations = ProxyInvitation.objects.filter(grant__in=grants)
+    return {i.grant_id: i for i in invitations if i.grant_id is not None}
 
 
-def proxy_invitations_received(*, user: AbstractBaseUser) -> list[ProxyInvitation]:
+def proxy_invitations_received(*, user: User) -> list[ProxyInvitation]:
     """Open invitations to this account's username; none unless it may be a proxy."""
     if not proxy_eligible(user=user):
         return []
@@ -150,7 +151,7 @@ def proxy_invitations_received(*, user: AbstractBaseUser) -> list[ProxyInvitatio
     return [i for i in rows if i.is_open]
 
 
-def access_proxy_invitation(user: AbstractBaseUser, invitation_id: Any) -> ProxyInvitation:
+def access_proxy_invitation(user: User, invitation_id: Any) -> ProxyInvitation:
     """The account's own invitation, or an open one addressed to it; else 404."""
     row_uuid = _uuid(invitation_id)
     invitation = (
@@ -166,7 +167,7 @@ def access_proxy_invitation(user: AbstractBaseUser, invitation_id: Any) -> Proxy
     raise Http404("No such proxy access.")
 
 
-def access_proxy_item(user: AbstractBaseUser, item_id: Any) -> ProxyGrant | ProxyInvitation:
+def access_proxy_item(user: User, item_id: Any) -> ProxyGrant | ProxyInvitation:
     """A grant this account gave or holds, or an invitation it made or may answer; else 404
     (the same for both kinds)."""
     try:
@@ -175,7 +176,7 @@ def access_proxy_item(user: AbstractBaseUser, item_id: Any) -> ProxyGrant | Prox
         return access_proxy_invitation(user, item_id)
 
 
-def proxy_grants_received(*, user: AbstractBaseUser) -> list[ProxyGrant]:
+def proxy_grants_received(*, user: User) -> list[ProxyGrant]:
     """Grants to this account that are in force now (an ended one shows nothing)."""
     return [
         g
@@ -186,7 +187,7 @@ def proxy_grants_received(*, user: AbstractBaseUser) -> list[ProxyGrant]:
     ]
 
 
-def access_proxy_grant(user: AbstractBaseUser, grant_id: Any) -> ProxyGrant:
+def access_proxy_grant(user: User, grant_id: Any) -> ProxyGrant:
     row_uuid = _uuid(grant_id)
     grant = (
         ProxyGrant.objects.filter(Q(grantor=user) | Q(proxy=user), row_uuid=row_uuid).first()
@@ -198,7 +199,7 @@ def access_proxy_grant(user: AbstractBaseUser, grant_id: Any) -> ProxyGrant:
     return grant
 
 
-def registrations_via_proxy(*, user: AbstractBaseUser, grant: ProxyGrant) -> list[Patient]:
+def registrations_via_proxy(*, user: User, grant: ProxyGrant) -> list[Patient]:
     """The grantor's registrations a live proxy grant lets this account see."""
     if grant.proxy_id != user.pk or grant.state != ProxyGrant.Status.ACTIVE:
         return []
@@ -209,7 +210,7 @@ def registrations_via_proxy(*, user: AbstractBaseUser, grant: ProxyGrant) -> lis
     )
 
 
-def notifications_for(*, user: AbstractBaseUser, limit: int = 10) -> list[Notification]:
+def notifications_for(*, user: User, limit: int = 10) -> list[Notification]:
     return list(Notification.objects.filter(user=user)[:limit])
 
 
@@ -228,7 +229,7 @@ PURPOSE_LABELS = {"TREAT": "Treatment", "ETREAT": "Emergency treatment"}
 
 
 def access_log_for_owner(
-    *, user: AbstractBaseUser, patients: list[Patient], limit: int = 200
+    *, user: User, patients: list[Patient], limit: int = 200
 ) -> list[AccessEntry]:
     """Who opened my records: staff reads and break-glass, from the ledger's events, for the
     account's own registrations only; one query whatever the number of rows."""
@@ -259,8 +260,8 @@ def access_log_for_owner(
         entries.append(
             AccessEntry(
                 event=event,
-                hospital=reader_hospital.name,
-                chart_hospital=charts[event.patient_id].name,
+                hospital=reader_hospital.name if reader_hospital is not None else "",
+                chart_hospital=charts[event.patient_id].name if event.patient_id in charts else "",
                 actor=(actor.get_full_name() or actor.get_username()) if actor else "system",
                 purpose=label,
                 break_glass=flagged,
@@ -333,7 +334,7 @@ def consent_by_uuid(*, consent_id: Any) -> Consent | None:
 # -- Staff side --------------------------------------------------------------------------
 
 
-def access_requests_by_user(*, user: AbstractBaseUser) -> list[AccessRequest]:
+def access_requests_by_user(*, user: User) -> list[AccessRequest]:
     """The requester's own requests. Shown through `requester_state` and `patient` (set
     only once approved), never the addressee: unmatched ones look like any other."""
     return list(
@@ -343,7 +344,7 @@ def access_requests_by_user(*, user: AbstractBaseUser) -> list[AccessRequest]:
     )
 
 
-def user_is_practitioner(*, user: AbstractBaseUser, hospital_id: int | None = None) -> bool:
+def user_is_practitioner(*, user: User, hospital_id: int | None = None) -> bool:
     """A clinician or nurse (at that hospital, if given): who may break glass, ask a patient
     for access, and be named in a consent as one practitioner."""
     memberships = Membership._base_manager.filter(
@@ -359,9 +360,7 @@ def membership_is_practitioner(*, membership: Membership | None) -> bool:
     return membership is not None and membership.is_active and membership.role in PRACTITIONER_ROLES
 
 
-def break_glass_lockout_until(
-    *, user: AbstractBaseUser, now: datetime | None = None
-) -> datetime | None:
+def break_glass_lockout_until(*, user: User, now: datetime | None = None) -> datetime | None:
     """When this user's break-glass lockout ends, or None if they are not locked out.
 
     Locked for BREAK_GLASS_LOCKOUT after the BREAK_GLASS_FAILURE_LIMIT-th failure within
@@ -416,5 +415,5 @@ def consent_grantee_choices() -> dict[str, QuerySet]:
     }
 
 
-def notifications_unread(*, user: AbstractBaseUser) -> QuerySet:
+def notifications_unread(*, user: User) -> QuerySet:
     return Notification.objects.filter(user=user, read_at__isnull=True)

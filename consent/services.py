@@ -11,10 +11,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -73,9 +74,7 @@ def _validate_period(start: datetime, end: datetime | None) -> None:
         raise ValidationError({"period_end": "The end is already in the past."})
 
 
-def notification_send(
-    *, user: AbstractBaseUser, kind: str, text: str, flagged: bool = False
-) -> Notification:
+def notification_send(*, user: User, kind: str, text: str, flagged: bool = False) -> Notification:
     return Notification.objects.create(user=user, kind=kind, text=text[:300], flagged=flagged)
 
 
@@ -86,11 +85,11 @@ def notification_send(
 def consent_grant(
     *,
     patient: Patient,
-    actor: AbstractBaseUser,
+    actor: User,
     grantee_kind: str,
     grantee_hospital: Hospital | None = None,
     grantee_department: Department | None = None,
-    grantee_user: AbstractBaseUser | None = None,
+    grantee_user: User | None = None,
     scope_all: bool = True,
     categories: Iterable[str] = (),
     restricted_notes: Iterable[ClinicalNote] = (),
@@ -109,14 +108,16 @@ def consent_grant(
     if purpose not in Purpose.values:
         raise ValidationError({"purpose": "Choose a purpose from the list."})
     kinds = Consent.GranteeKind
-    target = {
+    target: dict[str, object] = {
         kinds.HOSPITAL: grantee_hospital,
         kinds.DEPARTMENT: grantee_department,
         kinds.PRACTITIONER: grantee_user,
     }
     if grantee_kind not in target or target[grantee_kind] is None:
         raise ValidationError({"grantee": "Choose who may see the records."})
-    if grantee_kind == kinds.PRACTITIONER and not user_is_practitioner(user=grantee_user):
+    if grantee_kind == kinds.PRACTITIONER and not (
+        grantee_user is not None and user_is_practitioner(user=grantee_user)
+    ):
         raise ValidationError(
             {"grantee": "That person is not a clinician or nurse at any hospital."}
         )
@@ -142,18 +143,18 @@ def consent_grant(
         through.objects.bulk_create(
             [through(consent_id=consent.pk, clinicalnote_id=note.pk) for note in notes]
         )
-    window = {
+    window: dict[str, Any] = {
         "source": consent.source,
         "starts_at": period_start if period_start > timezone.now() else None,
         "expires_at": period_end,
     }
-    if grantee_kind == kinds.HOSPITAL:
+    if grantee_kind == kinds.HOSPITAL and grantee_hospital is not None:
         group = hospital_clinical_group(hospital_id=grantee_hospital.pk)
         chart_grant(patient=patient, codenames=codenames, group=group, **window)
-    elif grantee_kind == kinds.DEPARTMENT:
+    elif grantee_kind == kinds.DEPARTMENT and grantee_department is not None:
         group = department_group(department_id=grantee_department.pk)
         chart_grant(patient=patient, codenames=codenames, group=group, **window)
-    else:
+    elif grantee_user is not None:  # a practitioner (the target check above)
         chart_grant(patient=patient, codenames=codenames, user=grantee_user, **window)
         for note in notes:
             note_grant_write(note=note, user=grantee_user, **window)
@@ -170,7 +171,7 @@ def consent_grant(
 
 
 @transaction.atomic
-def consent_revoke(*, consent: Consent, actor: AbstractBaseUser) -> Consent:
+def consent_revoke(*, consent: Consent, actor: User) -> Consent:
     """The patient withdraws a consent: its permissions go in the same transaction, so the
     very next request of the grantee is refused."""
     consent = Consent.objects.select_for_update().get(pk=consent.pk)
@@ -220,7 +221,7 @@ def _consent_expire(pk: int, now: datetime) -> int:
     consent = Consent.objects.select_for_update().get(pk=pk)
     if consent.status != Consent.Status.ACTIVE:
         return 0
-    _consent_end(consent, status=Consent.Status.EXPIRED, at=consent.period_end, actor=None)
+    _consent_end(consent, status=Consent.Status.EXPIRED, at=consent.period_end or now, actor=None)
     return 1
 
 
@@ -230,7 +231,7 @@ def _consent_expire(pk: int, now: datetime) -> int:
 @transaction.atomic
 def access_request_create(
     *,
-    requester: AbstractBaseUser,
+    requester: User,
     requester_hospital: Hospital,
     patient_hospital: Hospital,
     mrn: str,
@@ -270,7 +271,7 @@ def access_request_create(
 def access_request_decide(
     *,
     request: AccessRequest,
-    actor: AbstractBaseUser,
+    actor: User,
     approve: bool,
     scope_all: bool = True,
     categories: Iterable[str] = (),
@@ -363,7 +364,7 @@ class BreakGlassOutcome:
 
 def break_glass_attempt(
     *,
-    user: AbstractBaseUser,
+    user: User,
     user_hospital: Hospital,
     patient_hospital: Hospital,
     mrn: str,
@@ -411,7 +412,7 @@ def _break_glass_reason(reason: str) -> str:
 
 @transaction.atomic
 def _break_glass_failure_record(
-    *, user: AbstractBaseUser, user_hospital: Hospital, hospital: Hospital
+    *, user: User, user_hospital: Hospital, hospital: Hospital
 ) -> BreakGlassFailure:
     failure = BreakGlassFailure.objects.create(
         user=user, user_hospital=user_hospital, hospital=hospital, attempted_at=timezone.now()
@@ -428,7 +429,7 @@ def _break_glass_failure_record(
 @transaction.atomic
 def break_glass_open(
     *,
-    user: AbstractBaseUser,
+    user: User,
     user_hospital: Hospital,
     patient: Patient,
     reason: str,
@@ -479,14 +480,14 @@ def break_glass_open(
     return glass
 
 
-def _hospital_admins(hospital_id: int) -> list[AbstractBaseUser]:
+def _hospital_admins(hospital_id: int) -> list[User]:
     ids = Membership._base_manager.filter(
         hospital_id=hospital_id, role=Role.HOSPITAL_ADMIN, is_active=True
     ).values("user_id")
     return list(get_user_model()._default_manager.filter(pk__in=ids, is_active=True))
 
 
-def _staff_name(user: AbstractBaseUser) -> str:
+def _staff_name(user: User) -> str:
     return user.get_full_name() or user.get_username()
 
 
@@ -591,7 +592,7 @@ def _admins_notice(glass: BreakGlass, connection):
 @transaction.atomic
 def proxy_invite(
     *,
-    grantor: AbstractBaseUser,
+    grantor: User,
     proxy_username: str,
     relationship: str,
     scope_all: bool = True,
@@ -650,7 +651,7 @@ def proxy_invite(
 
 
 @transaction.atomic
-def proxy_accept(*, invitation: ProxyInvitation, actor: AbstractBaseUser) -> ProxyGrant:
+def proxy_accept(*, invitation: ProxyInvitation, actor: User) -> ProxyGrant:
     """The invited account accepts: from now on it sees the grantor's records (the scope
     and period the grantor chose) in the patient portal."""
     invitation = ProxyInvitation.objects.select_for_update().get(pk=invitation.pk)
@@ -694,7 +695,7 @@ def proxy_accept(*, invitation: ProxyInvitation, actor: AbstractBaseUser) -> Pro
 
 
 @transaction.atomic
-def proxy_invitation_end(*, invitation: ProxyInvitation, actor: AbstractBaseUser) -> None:
+def proxy_invitation_end(*, invitation: ProxyInvitation, actor: User) -> None:
     """The patient withdraws an invitation, or the invited account declines it.
 
     A declined invitation still looks unanswered to the patient (and can be withdrawn like
@@ -728,7 +729,7 @@ def proxy_invitation_end(*, invitation: ProxyInvitation, actor: AbstractBaseUser
     )
 
 
-def proxy_end(*, item: ProxyGrant | ProxyInvitation, actor: AbstractBaseUser) -> None:
+def proxy_end(*, item: ProxyGrant | ProxyInvitation, actor: User) -> None:
     """End a grant (revoke, or step down) or an invitation (withdraw, or decline)."""
     if isinstance(item, ProxyInvitation):
         proxy_invitation_end(invitation=item, actor=actor)
@@ -737,7 +738,7 @@ def proxy_end(*, item: ProxyGrant | ProxyInvitation, actor: AbstractBaseUser) ->
 
 
 @transaction.atomic
-def proxy_revoke(*, grant: ProxyGrant, actor: AbstractBaseUser) -> ProxyGrant:
+def proxy_revoke(*, grant: ProxyGrant, actor: User) -> ProxyGrant:
     """The patient (or the proxy, stepping down) ends a proxy grant."""
     grant = ProxyGrant.objects.select_for_update().get(pk=grant.pk)
     if actor.pk not in (grant.grantor_id, grant.proxy_id):
@@ -768,5 +769,5 @@ def _proxy_expire(pk: int, now: datetime) -> int:
     grant = ProxyGrant.objects.select_for_update().get(pk=pk)
     if grant.status != ProxyGrant.Status.ACTIVE:
         return 0
-    _proxy_end(grant, status=ProxyGrant.Status.EXPIRED, at=grant.period_end, actor=None)
+    _proxy_end(grant, status=ProxyGrant.Status.EXPIRED, at=grant.period_end or now, actor=None)
     return 1

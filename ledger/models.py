@@ -9,6 +9,7 @@ update or delete them, and on PostgreSQL triggers refuse UPDATE, DELETE and TRUN
 from __future__ import annotations
 
 import uuid
+from typing import ClassVar
 
 from django.conf import settings
 from django.db import models
@@ -190,7 +191,7 @@ class AccessEventManager(models.Manager):
 class AccessEvent(Event):
     """The outbox events that say who opened what (for the admin's audit list)."""
 
-    objects = AccessEventManager()
+    objects: ClassVar[AccessEventManager] = AccessEventManager()
 
     class Meta:
         proxy = True

@@ -244,7 +244,7 @@ def verify_log(report: Report, progress=None) -> None:
         f"SELECT {idx}, leaf, leaf_hash, chain_hash FROM {_table(Entry)} ORDER BY {idx}"  # noqa: S608
     ):
         n = len(rows)
-        indexes, leaves, stored_leaf_hashes, stored_chains = zip(*rows, strict=True)
+        indexes, leaves, stored_leaf_rows, stored_chain_rows = zip(*rows, strict=True)
         if indexes[0] != expected or indexes[-1] - indexes[0] != n - 1:
             # Sorted indexes are contiguous from `expected` exactly when both hold.
             for index in indexes:
@@ -266,14 +266,14 @@ def verify_log(report: Report, progress=None) -> None:
         else:
             expected += n
         leaf_hashes = [sha(b"\x00" + leaf).digest() for leaf in leaves]
-        stored_leaf_hashes = [bytes(h) for h in stored_leaf_hashes]
+        stored_leaf_hashes = [bytes(h) for h in stored_leaf_rows]
         if leaf_hashes != stored_leaf_hashes:
             for index, lh, stored in zip(indexes, leaf_hashes, stored_leaf_hashes, strict=True):
                 if lh != stored:
                     findings.append(
                         Finding("entry", str(index), "leaf bytes do not match the stored leaf hash")
                     )
-        stored_chains = [bytes(h) for h in stored_chains]
+        stored_chains = [bytes(h) for h in stored_chain_rows]
         # Each link continues from the *stored* previous value, so one bad entry is named
         # once, not with all after it.
         previous = [prev_chain, *stored_chains[:-1]]

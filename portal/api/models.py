@@ -25,6 +25,9 @@ class ApiToken(models.Model):
     the owner recognise a token in the list.
     """
 
+    # Not a column: why a listed token is refused (api.selectors.tokens_for_user sets it).
+    refusal: str | None = None
+
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
     )

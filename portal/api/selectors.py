@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import Http404
 from django.utils import timezone
 
@@ -57,7 +57,7 @@ def token_refusal(*, token: ApiToken, audience: str) -> str | None:
     return None
 
 
-def token_audiences_for_user(*, user: AbstractBaseUser) -> list[str]:
+def token_audiences_for_user(*, user: User) -> list[str]:
     """Whom a new token of this account may act as: staff for a member of a hospital,
     patient for anyone else and for a member who is also a patient somewhere (they choose)."""
     if not user_is_staff_member(user=user):
@@ -67,7 +67,7 @@ def token_audiences_for_user(*, user: AbstractBaseUser) -> list[str]:
     return [TokenAudience.STAFF]
 
 
-def tokens_for_user(*, user: AbstractBaseUser) -> list[ApiToken]:
+def tokens_for_user(*, user: User) -> list[ApiToken]:
     """The account's newest 100 tokens; each carries `refusal`, why it is refused even where
     its own audience is asked (a staff token from before two factors were recorded)."""
     tokens = list(ApiToken.objects.filter(user=user).order_by("-created_at", "-id")[:100])
@@ -76,7 +76,7 @@ def tokens_for_user(*, user: AbstractBaseUser) -> list[ApiToken]:
     return tokens
 
 
-def access_token(user: AbstractBaseUser, token_id: Any) -> ApiToken:
+def access_token(user: User, token_id: Any) -> ApiToken:
     """One of the account's own tokens, or 404."""
     try:
         pk = int(token_id)

@@ -7,7 +7,7 @@ import secrets
 from datetime import timedelta
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,7 +32,7 @@ def token_canonical(token: ApiToken) -> dict[str, Any]:
     }  # fmt: skip
 
 
-def _token_event(*, kind: str, token: ApiToken, actor: AbstractBaseUser | None) -> None:
+def _token_event(*, kind: str, token: ApiToken, actor: User | None) -> None:
     # An account's own credential: it belongs to no hospital.
     event_record(
         kind=kind, hospital=None, subject=token, actor=actor,
@@ -42,8 +42,8 @@ def _token_event(*, kind: str, token: ApiToken, actor: AbstractBaseUser | None) 
 
 @transaction.atomic
 def token_issue(
-    *, user: AbstractBaseUser, name: str, audience: str, two_factor: bool,
-    days: int = DEFAULT_DAYS, actor: AbstractBaseUser | None = None,
+    *, user: User, name: str, audience: str, two_factor: bool,
+    days: int = DEFAULT_DAYS, actor: User | None = None,
 ) -> tuple[ApiToken, str]:  # fmt: skip
     """A new token for `user` acting as `audience`; returns the row and the token itself
     (shown once).
@@ -84,7 +84,7 @@ def token_issue(
 
 
 @transaction.atomic
-def token_revoke(*, token: ApiToken, actor: AbstractBaseUser) -> ApiToken:
+def token_revoke(*, token: ApiToken, actor: User) -> ApiToken:
     if token.user_id != actor.pk and not actor.is_superuser:
         raise ValidationError("This token is not yours.")
     token = ApiToken.objects.select_for_update().get(pk=token.pk)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser, Group
+from django.contrib.auth.models import AnonymousUser, Group, User
 from django.db.models import QuerySet
 
 from portal.tenancy.models import Hospital, Membership, Role
 
 
-def membership_list_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Membership]:
+def membership_list_for_user(*, user: User | AnonymousUser) -> list[Membership]:
     """The user's active memberships, with their hospitals, in one query.
 
     This is how a request's hospital scope is found in the first place, so it reads through
@@ -35,7 +35,7 @@ def membership_for_hospital(
     return None
 
 
-def hospital_ids_administered(*, user: AbstractBaseUser | AnonymousUser) -> list[int]:
+def hospital_ids_administered(*, user: User | AnonymousUser) -> list[int]:
     """Hospitals whose Django admin this (non-superuser) user may use."""
     if not user.is_authenticated:
         return []
@@ -46,7 +46,7 @@ def hospital_ids_administered(*, user: AbstractBaseUser | AnonymousUser) -> list
     )
 
 
-def membership_candidates(*, actor: AbstractBaseUser) -> QuerySet:
+def membership_candidates(*, actor: User) -> QuerySet:
     """The accounts `actor` may give a new membership to in the admin (typed by their exact
     username; this is never shown as a list).
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest
@@ -17,14 +17,16 @@ from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membersh
 
 def active_hospital_switch(*, request: HttpRequest, hospital_id: int) -> Hospital:
     """Make one of the user's own hospitals the active one; any other id is a 404."""
+    # request.memberships, .membership and .hospital: set by ActiveHospitalMiddleware.
     membership = selectors.membership_for_hospital(
-        memberships=request.memberships, hospital_id=hospital_id
+        memberships=request.memberships,  # type: ignore[attr-defined]
+        hospital_id=hospital_id,
     )
     if membership is None:
         raise Http404("No such hospital.")
     request.session[SESSION_KEY] = membership.hospital_id
-    request.membership = membership
-    request.hospital = membership.hospital
+    request.membership = membership  # type: ignore[attr-defined]
+    request.hospital = membership.hospital  # type: ignore[attr-defined]
     return membership.hospital
 
 
@@ -35,8 +37,8 @@ def hospital_ensure(*, slug: str, name: str) -> Hospital:
 
 @transaction.atomic
 def membership_ensure(
-    *, user: AbstractBaseUser, hospital: Hospital, role: str, department: Department | None = None,
-    actor: AbstractBaseUser | None = None,
+    *, user: User, hospital: Hospital, role: str, department: Department | None = None,
+    actor: User | None = None,
 ) -> Membership:  # fmt: skip
     """An active membership with this role (seeding, maintenance): created or updated through
     membership_create / membership_update, so every change is a ledger event."""
@@ -60,9 +62,7 @@ def _membership_state(membership: Membership) -> dict:
     }
 
 
-def _membership_event(
-    *, membership: Membership, actor: AbstractBaseUser | None, before: dict | None
-) -> None:
+def _membership_event(*, membership: Membership, actor: User | None, before: dict | None) -> None:
     """`membership.changed`: ids and codes only (the old and new role, department, active)."""
     from ledger.services import event_record
 
@@ -87,7 +87,7 @@ def _membership_event(
     )  # fmt: skip
 
 
-def _refuse_own_membership(*, actor: AbstractBaseUser | None, user_id: int) -> None:
+def _refuse_own_membership(*, actor: User | None, user_id: int) -> None:
     """Nobody gives themselves a role or changes their own, superusers included: a hospital
     admin who made themselves a clinician would read charts. (No actor: seeding, maintenance.)"""
     if actor is not None and actor.pk == user_id:
@@ -96,9 +96,9 @@ def _refuse_own_membership(*, actor: AbstractBaseUser | None, user_id: int) -> N
 
 @transaction.atomic
 def membership_create(
-    *, user: AbstractBaseUser, hospital: Hospital, role: str,
+    *, user: User, hospital: Hospital, role: str,
     department: Department | None = None, is_active: bool = True,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> Membership:  # fmt: skip
     """A new membership (the admin's add form): a ledger event, groups in step."""
     _refuse_own_membership(actor=actor, user_id=user.pk)
@@ -115,7 +115,7 @@ def membership_create(
 @transaction.atomic
 def membership_update(
     *, membership: Membership, role: str, department: Department | None, is_active: bool,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> Membership:  # fmt: skip
     """Change a membership's role, department or active flag.
 
@@ -162,7 +162,7 @@ def membership_sync_groups(*, membership: Membership) -> None:
         ]
     ).exclude(name=own if clinical else None)
     membership.user.groups.remove(*stale)
-    if clinical and own:
+    if clinical and own and membership.department_id is not None:
         membership.user.groups.add(
             selectors.department_group(department_id=membership.department_id)
         )
