@@ -64,10 +64,10 @@ KNOWN_INTERNAL_IMPORTS = frozenset(
 
 # Underscore names the frameworks document as public (Django's model API: Model._meta,
 # Model._default_manager and _base_manager, instance._state.adding/.db) or the standard
-# library's named tuples.
+# library's named tuples and os._exit.
 PUBLIC_UNDERSCORE_NAMES = frozenset(
     {"_meta", "_default_manager", "_base_manager", "_state", "_replace", "_asdict", "_fields",
-     "_make"}
+     "_make", "_exit"}
 )  # fmt: skip
 # Names a connection wrapper may be given by the code (none: settings_dict is read, not set).
 CONNECTION_NAMES = frozenset({"connection", "conn", "db_connection"})
