@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import pytest
 import requests
@@ -26,11 +27,18 @@ def _postgres_only() -> None:
         pytest.skip("PostgreSQL's sessions and binding; this runs in the PostgreSQL pass")
 
 
-def test_postgresql_pass_runs_with_the_connection_pool_when_configured(db):
+def _env_on(name: str, default: str) -> bool:
+    return os.environ.get(name, default).strip().lower() not in ("", "0", "false", "no", "off")
+
+
+def test_postgresql_connections_are_configured_as_the_environment_says(db):
+    """Django's pool unless DB_POOL=false; parameters bound on the server with
+    DB_SERVER_SIDE_BINDING=true (the run below checks it is really on there)."""
     _postgres_only()
-    pool = settings.DATABASES["default"]["OPTIONS"].get("pool")
-    wanted = os.environ.get("DB_POOL", "true").strip().lower() not in ("", "0", "false", "no")
-    assert bool(pool) == wanted
+    options = settings.DATABASES["default"]["OPTIONS"]
+    pool = options.get("pool")
+    assert bool(pool) == _env_on("DB_POOL", "true")
+    assert bool(options.get("server_side_binding")) == _env_on("DB_SERVER_SIDE_BINDING", "")
     if pool:
         # Django's rule for its pool: no persistent connections beside it.
         assert settings.DATABASES["default"]["CONN_MAX_AGE"] == 0
@@ -87,6 +95,8 @@ def test_the_next_requests_after_the_database_drops_the_sessions_are_served(
 # The behaviour tests of the key requests: the chart, the patient list, creating records,
 # the REST API and FHIR.
 KEY_REQUEST_TESTS = [
+    f"{Path(__file__).relative_to(ROOT)}::"
+    "test_postgresql_connections_are_configured_as_the_environment_says",
     "tests/provider/test_access.py",
     "tests/provider/test_forms.py",
     "tests/provider/test_queries.py",
@@ -101,10 +111,11 @@ def test_key_requests_work_with_parameters_bound_on_the_server(db):
     their first run on a connection (DB_PREPARE_THRESHOLD=1), and the pool on: in a pytest
     process of their own, on a test database of their own."""
     _postgres_only()
+    url = urlsplit(os.environ["DATABASE_URL"])
     env = {
         **os.environ,
         # Its own database: pytest-django makes test_<name>_binding beside this run's.
-        "DATABASE_URL": os.environ["DATABASE_URL"].rstrip("/") + "_binding",
+        "DATABASE_URL": urlunsplit(url._replace(path=url.path.rstrip("/") + "_binding")),
         "DB_POOL": "true",
         "DB_SERVER_SIDE_BINDING": "true",
         "DB_PREPARE_THRESHOLD": "1",
