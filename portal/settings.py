@@ -91,10 +91,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Django's, loading the user's per-request context in one statement (accounts.backends).
-    "portal.accounts.middleware.AuthenticationMiddleware",
-    # django-otp's, reading the session's TOTP device with a prepared statement.
-    "portal.accounts.middleware.OTPMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # django-otp's: request.user.is_verified() (accounts.gates asks it).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.accounts.middleware.SessionTimeoutMiddleware",
     "portal.tenancy.middleware.ActiveHospitalMiddleware",
@@ -210,8 +209,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses locked-out (username, IP) pairs before any password check.
     "axes.backends.AxesStandaloneBackend",
-    # Django's ModelBackend, reading the signed-in user with a prepared statement.
-    "portal.accounts.backends.ModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
     # Object permissions (has_perm(perm, obj)) as the access module decides them;
     # guardian's own backend ignores the grants' time windows and sources (see the module).
     "portal.records.backends.ChartPermissionBackend",
@@ -250,8 +248,7 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Hospital Portal")
 SESSION_IDLE_TIMEOUT_STAFF = timedelta(minutes=15)
 SESSION_IDLE_TIMEOUT_PATIENT = timedelta(minutes=30)
 SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
-# Django's database sessions; the per-request read is a prepared statement.
-SESSION_ENGINE = "portal.accounts.sessions"
+# Django's database sessions (SESSION_ENGINE: with the cache below).
 SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -373,7 +370,7 @@ if env.str("EMAIL_FILE_PATH", default=""):  # filemail:// (django-environ drops 
     EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
-# --- Cache (the ledger's enqueue debounce; shared through Redis when Redis is the broker) --
+# --- Cache (sessions, the ledger's enqueue debounce; shared through Redis when it is the broker)
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
@@ -385,6 +382,14 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+# Django's database sessions, read through the cache when the cache is shared (Redis): a
+# signed-in request then reads its session without a query, and log-out or a rotated key
+# deletes the cached copy for every process. A per-process cache could not be told.
+SESSION_ENGINE = (
+    "django.contrib.sessions.backends.cached_db"
+    if CACHES["default"]["BACKEND"].endswith("RedisCache")
+    else "django.contrib.sessions.backends.db"
+)
 
 # --- Ledger --------------------------------------------------------------------------------
 # The log's name in its checkpoints (defaults to the signing key's name).
