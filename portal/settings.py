@@ -134,7 +134,6 @@ TEMPLATES = [
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
                 "portal.tenancy.context_processors.active_hospital",
-                "portal.jinja2.csrf",  # the CSRF token, made faster (portal/jinja2.py)
             ],
         },
     },

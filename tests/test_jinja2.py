@@ -125,7 +125,7 @@ def test_static_urls_are_djangos():
 def test_the_charts_csrf_token_is_accepted_by_djangos_middleware(
     make_staff, hospital_a, hospital_b, sign_in
 ):
-    """The Jinja2 pages make their CSRF token themselves (portal.jinja2.csrf_token): a form
+    """The Jinja2 pages' CSRF token (the backend's csrf_input, Django's get_token): a form
     on the chart posts back through Django's CsrfViewMiddleware, checks enforced."""
     from django.test import Client
 
@@ -146,27 +146,3 @@ def test_the_charts_csrf_token_is_accepted_by_djangos_middleware(
     assert client.post("/accounts/logout/", {"csrfmiddlewaretoken": "x" * 64}).status_code == 403
     response = client.post("/accounts/logout/", {"csrfmiddlewaretoken": tokens[0]})
     assert response.status_code == 302  # accepted: signed out
-
-
-def test_csrf_masks_are_uniform_over_djangos_alphabet():
-    from django.middleware.csrf import CSRF_ALLOWED_CHARS
-
-    from portal.jinja2 import _random_chars
-
-    drawn = _random_chars(62_000)
-    assert len(drawn) == 62_000 and set(drawn) <= set(CSRF_ALLOWED_CHARS)
-    counts = [drawn.count(c) for c in CSRF_ALLOWED_CHARS]
-    assert min(counts) > 800 and max(counts) < 1200  # 1,000 each expected, sd about 31
-
-
-def test_a_request_without_a_csrf_cookie_gets_djangos_token(rf):
-    from django.middleware.csrf import _does_token_match
-
-    from portal.jinja2 import csrf_token
-
-    request = rf.get("/")
-    token = csrf_token(request)  # Django's get_token: makes the secret and asks for the cookie
-    assert request.META["CSRF_COOKIE_NEEDS_UPDATE"] is True
-    assert _does_token_match(token, request.META["CSRF_COOKIE"])
-    again = csrf_token(request)  # now from the secret, made here
-    assert again != token and _does_token_match(again, request.META["CSRF_COOKIE"])
