@@ -19,6 +19,7 @@ from django.contrib.auth.base_user import AbstractBaseUser
 from django.http import HttpRequest
 
 from portal.accounts.selectors import user_requires_otp, user_role_requires_otp
+from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.selectors import (
     hospital_ids_administered_for_request,
     membership_list_for_request,
@@ -85,8 +86,6 @@ def entry_refusal(
         if membership is None:
             return Refusal.NOT_FOR_YOU
     elif audience == Audience.PATIENT:
-        from portal.records.selectors import patient_registrations_for_user
-
         registrations = patient_registrations_for_user(user=user)
         if not registrations:
             return Refusal.NOT_FOR_YOU
