@@ -247,7 +247,11 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Hospital Portal")
 SESSION_IDLE_TIMEOUT_STAFF = timedelta(minutes=15)
 SESSION_IDLE_TIMEOUT_PATIENT = timedelta(minutes=30)
 SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
-# Django's database sessions (SESSION_ENGINE: with the cache below).
+# Django's database sessions: one primary-key read per signed-in request. Not cached_db: with
+# the cache in Redis, a Redis outage would make every signed-in request a 500 (its load
+# writes the cache back unguarded) and a log-out whose cache delete failed could leave the
+# session alive in the cache; the portal otherwise keeps working while Redis is down.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True
@@ -369,7 +373,7 @@ if env.str("EMAIL_FILE_PATH", default=""):  # filemail:// (django-environ drops 
     EMAIL_FILE_PATH = env.str("EMAIL_FILE_PATH")
 DEFAULT_FROM_EMAIL = env.str("DEFAULT_FROM_EMAIL", default="portal@localhost")
 
-# --- Cache (sessions, the ledger's enqueue debounce; shared through Redis when it is the broker)
+# --- Cache (the ledger's enqueue debounce; shared through Redis when Redis is the broker) --
 if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     CACHES = {
         "default": {
@@ -381,14 +385,6 @@ if CELERY_BROKER_URL.startswith(("redis://", "rediss://")):
     }
 else:
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
-# Django's database sessions, read through the cache when the cache is shared (Redis): a
-# signed-in request then reads its session without a query, and log-out or a rotated key
-# deletes the cached copy for every process. A per-process cache could not be told.
-SESSION_ENGINE = (
-    "django.contrib.sessions.backends.cached_db"
-    if CACHES["default"]["BACKEND"].endswith("RedisCache")
-    else "django.contrib.sessions.backends.db"
-)
 
 # --- Ledger --------------------------------------------------------------------------------
 # The log's name in its checkpoints (defaults to the signing key's name).
