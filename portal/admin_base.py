@@ -71,9 +71,9 @@ class PortalModelAdminMixin:
 
 class MissingIsNotFoundMixin:
     """A row id that names no row of this admin's queryset (missing, or outside the admin's
-    hospitals) is a 404 for the change, delete and history pages alike: Django's default
-    is a redirect with a message that the row does not exist, which tells the two apart
-    from the outside no better, but the house rule is one answer, a 404."""
+    hospitals) is a 404 on the change, delete and history pages alike, through the public
+    `ModelAdmin.get_object` (Django's default answer is a redirect to the admin index with
+    a "does not exist" message)."""
 
     def get_object(self, request: HttpRequest, object_id: str, from_field: str | None = None):
         obj = super().get_object(request, object_id, from_field)
