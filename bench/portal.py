@@ -139,14 +139,14 @@ def report(kind: str, r: dict, results: dict[str, float]) -> None:
 
 
 def signed_in_session_data(user, device, hospital_id: int) -> dict:
-    """A session as the log-in views write it: the user through the portal's backend,
+    """A session as the log-in views write it: the user through Django's ModelBackend,
     its TOTP device verified, an hour of idle time, the active hospital."""
     from portal.accounts.middleware import AUTH_AT, IDLE_SECONDS, SEEN_AT
 
     now = time.time()
     return {
         "_auth_user_id": str(user.pk),
-        "_auth_user_backend": "portal.accounts.backends.ModelBackend",
+        "_auth_user_backend": "django.contrib.auth.backends.ModelBackend",
         "_auth_user_hash": user.get_session_auth_hash(),
         "otp_device_id": device.persistent_id,
         AUTH_AT: now,

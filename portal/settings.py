@@ -91,10 +91,9 @@ MIDDLEWARE = [
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
-    # Django's, loading the user's per-request context in one statement (accounts.backends).
-    "portal.accounts.middleware.AuthenticationMiddleware",
-    # django-otp's, reading the session's TOTP device with a prepared statement.
-    "portal.accounts.middleware.OTPMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # django-otp's: request.user.is_verified() (accounts.gates asks it).
+    "django_otp.middleware.OTPMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.accounts.middleware.SessionTimeoutMiddleware",
     "portal.tenancy.middleware.ActiveHospitalMiddleware",
@@ -217,8 +216,7 @@ DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 AUTHENTICATION_BACKENDS = [
     # django-axes first: it refuses locked-out (username, IP) pairs before any password check.
     "axes.backends.AxesStandaloneBackend",
-    # Django's ModelBackend, reading the signed-in user with a prepared statement.
-    "portal.accounts.backends.ModelBackend",
+    "django.contrib.auth.backends.ModelBackend",
     # Object permissions (has_perm(perm, obj)) as the access module decides them;
     # guardian's own backend ignores the grants' time windows and sources (see the module).
     "portal.records.backends.ChartPermissionBackend",
@@ -257,8 +255,11 @@ OTP_TOTP_ISSUER = env.str("OTP_TOTP_ISSUER", default="Hospital Portal")
 SESSION_IDLE_TIMEOUT_STAFF = timedelta(minutes=15)
 SESSION_IDLE_TIMEOUT_PATIENT = timedelta(minutes=30)
 SESSION_ABSOLUTE_TIMEOUT = timedelta(hours=12)
-# Django's database sessions; the per-request read is a prepared statement.
-SESSION_ENGINE = "portal.accounts.sessions"
+# Django's database sessions: one primary-key read per signed-in request. Not cached_db: with
+# the cache in Redis, a Redis outage would make every signed-in request a 500 (its load
+# writes the cache back unguarded) and a log-out whose cache delete failed could leave the
+# session alive in the cache; the portal otherwise keeps working while Redis is down.
+SESSION_ENGINE = "django.contrib.sessions.backends.db"
 SESSION_COOKIE_AGE = int(SESSION_ABSOLUTE_TIMEOUT.total_seconds())
 SESSION_EXPIRE_AT_BROWSER_CLOSE = True
 SESSION_COOKIE_HTTPONLY = True

@@ -88,7 +88,7 @@ def sign_in():
     without spending a TOTP code, which may be used only once per 30 s window."""
 
     def do(client, user, *, verified: bool = True):
-        client.force_login(user, backend="portal.accounts.backends.ModelBackend")
+        client.force_login(user, backend="django.contrib.auth.backends.ModelBackend")
         session = client.session
         now = time.time()
         session[AUTH_AT] = now

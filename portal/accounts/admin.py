@@ -25,7 +25,7 @@ from django.urls import path
 
 from portal.accounts import services
 from portal.accounts.models import TOTPDevice
-from portal.admin_site import admin_hospital_ids
+from portal.admin_base import admin_hospital_ids
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 from portal.tenancy.models import Membership
 

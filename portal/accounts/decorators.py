@@ -1,4 +1,5 @@
-"""Portal entry checks. Each one also activates the hospital scope the view may read in."""
+"""Portal entry checks: each asks the one gate (accounts.gates.entry_refusal) and activates
+the hospital scope the view may read in."""
 
 from __future__ import annotations
 
@@ -9,25 +10,65 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 
+from portal.accounts.gates import Audience, Refusal, entry_refusal
 from portal.tenancy.scoping import hospital_scope
 
 View = Callable[..., HttpResponse]
 
+REFUSED = {
+    Audience.STAFF: "This page is for hospital staff.",
+    Audience.PATIENT: "This page is for patients.",
+}
+
+
+def _entry(request: HttpRequest, audience: Audience) -> HttpResponse | None:
+    """None if the gate lets the request in; else the log-in page or a 403."""
+    refusal = entry_refusal(request, audience)
+    if refusal == Refusal.SIGN_IN:
+        return redirect_to_login(request.get_full_path())
+    if refusal is not None:
+        raise PermissionDenied(REFUSED.get(audience, "This page is not for this account."))
+    return None
+
 
 def staff_required(view: View) -> View:
-    """Staff of the active hospital, signed in with two factors."""
+    """Staff of the active hospital, signed in with two factors; in that hospital's scope."""
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if request.membership is None:
-            raise PermissionDenied("This page is for hospital staff.")
-        if not request.user.is_verified():
-            # A patient session that later gained a staff role: staff pages need 2FA.
-            return redirect_to_login(request.get_full_path())
+        refused = _entry(request, Audience.STAFF)
+        if refused is not None:
+            return refused
         with hospital_scope(request.hospital):
             return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def patient_required(view: View) -> View:
+    """A user linked to at least one patient registration; scoped to those hospitals."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        refused = _entry(request, Audience.PATIENT)
+        if refused is not None:
+            return refused
+        with hospital_scope([r.hospital_id for r in request.patient_registrations]):
+            return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def account_required(view: View) -> View:
+    """Any signed-in account acting for itself (proxy pages: what each account is shown
+    there is decided by the selectors). No hospital scope."""
+
+    @wraps(view)
+    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
+        refused = _entry(request, Audience.ACCOUNT)
+        if refused is not None:
+            return refused
+        return view(request, *args, **kwargs)
 
     return wrapper
 
@@ -39,32 +80,9 @@ def verified_session_required(view: View) -> View:
 
     @wraps(view)
     def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        from portal.accounts.selectors import user_requires_otp
-
-        user = request.user
-        if not user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        if not user.is_verified() and user_requires_otp(user=user):
-            return redirect_to_login(request.get_full_path())
+        refused = _entry(request, Audience.DEVICES)
+        if refused is not None:
+            return refused
         return view(request, *args, **kwargs)
-
-    return wrapper
-
-
-def patient_required(view: View) -> View:
-    """A user linked to at least one patient registration; scoped to those hospitals."""
-
-    @wraps(view)
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        from portal.records.selectors import patient_registrations_for_user
-
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        registrations = patient_registrations_for_user(user=request.user)
-        if not registrations:
-            raise PermissionDenied("This page is for patients.")
-        request.patient_registrations = registrations
-        with hospital_scope([r.hospital_id for r in registrations]):
-            return view(request, *args, **kwargs)
 
     return wrapper

@@ -18,7 +18,7 @@ from portal.accounts import selectors, services
 from portal.accounts.decorators import verified_session_required
 from portal.accounts.forms import LoginForm, NewDeviceForm, SwitchHospitalForm, TokenForm
 from portal.tenancy import services as tenancy_services
-from portal.tenancy.selectors import hospital_ids_administered
+from portal.tenancy.selectors import hospital_ids_administered_for_request
 
 
 def _next_url(request: HttpRequest) -> str:
@@ -332,7 +332,7 @@ def home_view(request: HttpRequest) -> HttpResponse:
         return redirect("provider:home")
     if patient_registrations_for_user(user=user):
         return redirect("patient:home")
-    if user.is_superuser or hospital_ids_administered(user=user):
+    if user.is_superuser or hospital_ids_administered_for_request(request=request):
         return redirect("admin:index")
     raise PermissionDenied("Your account has no access to any portal yet.")
 

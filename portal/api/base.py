@@ -20,6 +20,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
+from portal.accounts.gates import Audience, entry_refusal
 from portal.api.authentication import (
     BearerTokenAuthentication,
     HospitalHeaderInvalid,
@@ -30,7 +31,6 @@ from portal.api.authentication import (
 from portal.api.models import ApiToken, TokenAudience
 from portal.api.parsers import PortalJSONParser, query_params_check
 from portal.api.selectors import token_refusal
-from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.scoping import hospital_scope
 
 logger = logging.getLogger(__name__)
@@ -102,19 +102,23 @@ def _token(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
-def _refuse_token(request: Request, audience: str) -> None:
-    """A token acts only as whom it was issued for (selectors.token_refusal says why not)."""
+def _token_checked(request: Request, audience: str) -> bool:
+    """Whether the request came with a token, which then acts only as whom it was issued for
+    (selectors.token_refusal says why not: the refusal is the answer's message)."""
     token = _token(request)
-    reason = token_refusal(token=token, audience=audience) if token is not None else None
+    if token is None:
+        return False
+    reason = token_refusal(token=token, audience=audience)
     if reason:
         raise exceptions.PermissionDenied(reason)
+    return True
 
 
 class StaffAccess(permissions.BasePermission):
     """Staff with an active membership: by a staff token issued after two factors, or by a
-    session verified with two factors (as `staff_required`). Resolves the hospital the
-    request acts in; the membership is looked up at each use, so a token of someone whose
-    membership ended reaches nothing."""
+    session verified with two factors; the gate is the portal's (accounts.gates). Resolves
+    the hospital the request acts in; the membership is looked up at each use, so a token of
+    someone whose membership ended reaches nothing."""
 
     message = "This endpoint is for hospital staff signed in with two factors."
 
@@ -122,15 +126,16 @@ class StaffAccess(permissions.BasePermission):
         user = request.user
         if not user.is_authenticated:
             return False
-        _refuse_token(request, TokenAudience.STAFF)
-        if _token(request) is None and not getattr(user, "is_verified", lambda: False)():
-            return False
+        token_checked = _token_checked(request, TokenAudience.STAFF)
         # DRF's Request reads attributes it lacks from Django's request (the middleware's
         # session default) and keeps the ones set here for the view.
         membership = membership_for_request(
             request, user=user, session_default=getattr(request, "membership", None)
         )
-        if membership is None:
+        refusal = entry_refusal(
+            request, Audience.STAFF, membership=membership, token_checked=token_checked
+        )
+        if refusal is not None:
             return False
         request.membership = membership
         request.hospital = membership.hospital
@@ -138,18 +143,18 @@ class StaffAccess(permissions.BasePermission):
 
 
 class PatientAccess(permissions.BasePermission):
-    """An account with at least one patient registration (as `patient_required`); by
-    session or by a patient token."""
+    """An account with at least one patient registration (the portal's gate,
+    accounts.gates); by session or by a patient token. The registrations are left on
+    `request.patient_registrations`."""
 
     message = "This endpoint is for patients."
 
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
-        _refuse_token(request, TokenAudience.PATIENT)
-        registrations = patient_registrations_for_user(user=request.user)
-        request.patient_registrations = registrations
-        return bool(registrations)
+        token_checked = _token_checked(request, TokenAudience.PATIENT)
+        refusal = entry_refusal(request, Audience.PATIENT, token_checked=token_checked)
+        return refusal is None
 
 
 class AccountAccess(permissions.BasePermission):
@@ -159,8 +164,8 @@ class AccountAccess(permissions.BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
-        _refuse_token(request, TokenAudience.PATIENT)
-        return True
+        token_checked = _token_checked(request, TokenAudience.PATIENT)
+        return entry_refusal(request, Audience.ACCOUNT, token_checked=token_checked) is None
 
 
 class ApiView(APIView):

@@ -7,7 +7,6 @@ from __future__ import annotations
 import json
 
 from django.contrib import messages
-from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import ValidationError
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -18,7 +17,7 @@ from consent import selectors as consent_selectors
 from consent import services as consent_services
 from consent.models import ProxyGrant
 from ledger import selectors as ledger_selectors
-from portal.accounts.decorators import patient_required
+from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
 from portal.records import selectors
 from portal.records.categories import CHART_CATEGORIES
@@ -198,21 +197,7 @@ def request_decide_view(request: HttpRequest, request_id: str) -> HttpResponse:
     )
 
 
-def _signed_in(view):
-    """Proxy pages: any signed-in account (what each account is shown there is decided by
-    the selectors: a proxy is a patient account, see consent.selectors.proxy_eligible)."""
-
-    def wrapper(request: HttpRequest, *args, **kwargs) -> HttpResponse:
-        if not request.user.is_authenticated:
-            return redirect_to_login(request.get_full_path())
-        return view(request, *args, **kwargs)
-
-    wrapper.__name__ = view.__name__
-    wrapper.__doc__ = view.__doc__
-    return wrapper
-
-
-@_signed_in
+@account_required
 @require_http_methods(["GET", "POST"])
 def proxies_view(request: HttpRequest) -> HttpResponse:
     is_patient = bool(selectors.patient_registrations_for_user(user=request.user))
@@ -259,7 +244,7 @@ def proxies_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-@_signed_in
+@account_required
 @require_POST
 def proxy_accept_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     invitation = consent_selectors.access_proxy_invitation(request.user, grant_id)
@@ -272,7 +257,7 @@ def proxy_accept_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     return redirect("patient:proxies")
 
 
-@_signed_in
+@account_required
 @require_POST
 def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     """Ends a grant or an invitation: the patient revokes or withdraws, the proxy steps down
@@ -288,7 +273,7 @@ def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     return redirect("patient:proxies")
 
 
-@_signed_in
+@account_required
 def proxy_records_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     grant = consent_selectors.access_proxy_grant(request.user, grant_id)
     patients = [

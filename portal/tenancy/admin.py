@@ -13,14 +13,14 @@ from __future__ import annotations
 from django import forms
 from django.contrib import admin
 from django.db.models import Q
-from django.http import Http404, HttpRequest
+from django.http import HttpRequest
 
-from portal.admin_site import PortalModelAdminMixin, admin_hospital_ids
+from portal.admin_base import MissingIsNotFoundMixin, PortalModelAdminMixin, admin_hospital_ids
 from portal.tenancy import selectors, services
 from portal.tenancy.models import Department, Hospital, Membership
 
 
-class HospitalAdminAccessMixin(PortalModelAdminMixin):
+class HospitalAdminAccessMixin(MissingIsNotFoundMixin, PortalModelAdminMixin):
     """Lets hospital admins into a ModelAdmin and keeps them inside their hospitals.
 
     Superusers keep Django's model permissions. A hospital admin (no model permissions) is
@@ -54,9 +54,6 @@ class HospitalAdminAccessMixin(PortalModelAdminMixin):
         if self.hospital_field is None:
             return Q(pk__in=[])
         return Q(**{f"{self.hospital_field}__in": ids})
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404("No such object.")
 
     def has_module_permission(self, request: HttpRequest) -> bool:
         return self._hospital_admin(request) or super().has_module_permission(request)
@@ -93,11 +90,8 @@ class ReadOnlyMixin(PortalModelAdminMixin):
         return False
 
 
-class AuditorOnlyMixin(PortalModelAdminMixin):
+class AuditorOnlyMixin(MissingIsNotFoundMixin, PortalModelAdminMixin):
     """Cross-hospital data (the log itself, checkpoints): superusers only; 404 when missing."""
-
-    def _get_obj_does_not_exist_redirect(self, request, opts, object_id):
-        raise Http404("No such object.")
 
 
 class NoDeleteMixin:

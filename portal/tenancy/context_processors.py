@@ -15,12 +15,8 @@ def active_hospital(request: HttpRequest) -> dict:
 
 
 def _is_patient(request: HttpRequest) -> bool:
-    from portal.accounts.middleware import request_auth_context
     from portal.records.selectors import user_is_patient
 
     if getattr(request, "patient_registrations", None):
         return True
-    context = request_auth_context(request, request.user)  # read with the user
-    if context is not None:
-        return context.is_patient
     return user_is_patient(user=request.user)

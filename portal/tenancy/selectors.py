@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.db.models import QuerySet
+from django.http import HttpRequest
 
 from portal.tenancy.models import Hospital, Membership, Role
 
@@ -14,8 +15,7 @@ def membership_list_for_user(*, user: User | AnonymousUser) -> list[Membership]:
 
     This is how a request's hospital scope is found in the first place, so it reads through
     the unscoped base manager, filtered by the user: it can only ever return the user's own.
-    Signed-in pages read them with the user (accounts.selectors.auth_context_fetch), in the
-    same order; this is for everything else (API tokens, services).
+    ActiveHospitalMiddleware reads them once per request (`request.memberships`).
     """
     if not user.is_authenticated:
         return []
@@ -24,6 +24,17 @@ def membership_list_for_user(*, user: User | AnonymousUser) -> list[Membership]:
         .select_related("hospital")
         .order_by("hospital__name", "hospital_id")
     )
+
+
+def membership_list_for_request(*, request: HttpRequest) -> list[Membership]:
+    """The signed-in user's active memberships: `request.memberships`, which
+    ActiveHospitalMiddleware reads once per request; read (and kept there) for a request
+    that did not pass through it."""
+    memberships = getattr(request, "memberships", None)
+    if memberships is None:
+        memberships = membership_list_for_user(user=request.user)
+        request.memberships = memberships
+    return memberships
 
 
 def membership_for_hospital(
@@ -43,6 +54,16 @@ def hospital_ids_administered(*, user: User | AnonymousUser) -> list[int]:
         Membership._base_manager.filter(
             user=user, is_active=True, role=Role.HOSPITAL_ADMIN
         ).values_list("hospital_id", flat=True)
+    )
+
+
+def hospital_ids_administered_for_request(*, request: HttpRequest) -> list[int]:
+    """`hospital_ids_administered` for the request's user, from the request's memberships
+    (no query of its own once the middleware has read them)."""
+    return sorted(
+        m.hospital_id
+        for m in membership_list_for_request(request=request)
+        if m.role == Role.HOSPITAL_ADMIN
     )
 
 
