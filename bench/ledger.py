@@ -73,7 +73,7 @@ def main() -> int:
     from ledger import services, verifier
     from ledger.keys import log_verifier
     from ledger.models import Entry, Event
-    from ledger.selectors import receipt_for_event
+    from ledger.proofs import receipt_for_event
     from ledger.subjects import digest_of
     from ledger.tasks import anchor
     from ledger.verification import ledger_verify
