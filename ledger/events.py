@@ -127,6 +127,8 @@ def event_record(
     if not _KIND.match(kind):
         raise LedgerInputError(f"event kind {kind!r} is not a valid code")
     if isinstance(subject, models.Model):
+        if subject_is_new and subjects.key_field(subject._meta.label_lower) == "pk":
+            raise TypeError("a new subject is named by a key set before its INSERT, not its pk")
         subject_type, subject_id = subjects.subject_type(subject), subjects.subject_id(subject)
         if digest is None:
             digest = subjects.digest_of(subject)

@@ -206,6 +206,8 @@ class _Created(threading.local):
 
     def __init__(self) -> None:
         self.keys: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        # Never cached while here; clear_key_cache forgets the DEKs above, not this.
+        self.uncommitted: set[tuple[int, int]] = set()
 
 
 _created = _Created()
@@ -222,7 +224,7 @@ def clear_key_cache() -> None:
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
     with _cache_lock:
-        if (hospital_id, version) not in _created.keys:
+        if (hospital_id, version) not in _created.uncommitted:
             _dek_cache[(hospital_id, version)] = dek
 
 
@@ -239,7 +241,7 @@ def _created_dek(key: tuple[int, int], wrapped: Any = None) -> bytes | None:
     if entry is None:
         return None
     if wrapped is not None and bytes(wrapped) != entry[1]:
-        _created.keys.pop(key, None)  # rolled back: the row is another process's
+        _created_forget(key)  # rolled back: the row is another process's
         return None
     return entry[0]
 
@@ -247,18 +249,25 @@ def _created_dek(key: tuple[int, int], wrapped: Any = None) -> bytes | None:
 def _created_forget_above(hospital_id: int, version: int) -> None:
     """The current row read back has `version` (0: none): this thread's uncommitted keys of
     that hospital above it were rolled back (versions only grow)."""
-    for key in [k for k in _created.keys if k[0] == hospital_id and k[1] > version]:
-        _created.keys.pop(key, None)
+    for key in [k for k in _created.uncommitted if k[0] == hospital_id and k[1] > version]:
+        _created_forget(key)
+
+
+def _created_forget(key: tuple[int, int]) -> None:
+    _created.keys.pop(key, None)
+    _created.uncommitted.discard(key)
 
 
 def _remember_created(hospital_id: int, version: int, dek: bytes, wrapped: bytes) -> None:
     """Cache a DEK this thread just created, once its row is committed."""
     key = (hospital_id, version)
     _created.keys[key] = (dek, bytes(wrapped))
+    _created.uncommitted.add(key)
 
     def committed() -> None:
-        if _created.keys.get(key, (None,))[0] is dek:
-            _created.keys.pop(key, None)
+        entry = _created.keys.get(key)
+        if entry is None or entry[0] is dek:
+            _created_forget(key)
         with _cache_lock:
             _dek_cache[key] = dek
 
@@ -270,7 +279,7 @@ def _remember_created(hospital_id: int, version: int, dek: bytes, wrapped: bytes
 
 def _uncommitted_hospitals() -> set[int]:
     # A current version read while its own creation is uncommitted must not be remembered.
-    return {hospital_id for hospital_id, _version in _created.keys}
+    return {hospital_id for hospital_id, _version in _created.uncommitted}
 
 
 def _unwrap_row(row) -> bytes:
@@ -350,7 +359,15 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
 
     The first call for a hospital creates its version 1. The current version is looked up in
     the database on every call (one indexed query), so a rotation in another process takes
-    effect at once; DEKs of known versions come from the process cache."""
+    effect at once; DEKs of known versions come from the process cache. A DEK this thread
+    created and has not committed yet is checked against its row first."""
+    return _data_key(hospital_id, version, trust_created=False)
+
+
+def _data_key(hospital_id: int, version: int | None, *, trust_created: bool) -> tuple[int, bytes]:
+    """data_key; `trust_created`: a DEK of a known version that this thread created is
+    used without reading its row back (decrypt: AES-GCM tells a wrong key, and decrypt then
+    reads the row; a blind index could not tell)."""
     from portal.records.keys_models import HospitalKey
 
     hospital_id = int(hospital_id)
@@ -360,7 +377,9 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
             version = known[0]
     if version is not None:
         version = int(version)
-        cached = _dek_cache.get((hospital_id, version)) or _created_dek((hospital_id, version))
+        cached = _dek_cache.get((hospital_id, version))
+        if cached is None and trust_created:
+            cached = _created_dek((hospital_id, version))
         if cached is not None:
             return version, cached
         row = HospitalKey.objects.filter(hospital_id=hospital_id, version=version).first()
@@ -459,7 +478,7 @@ def decrypt(blob: bytes, *, hospital_id: int, aad: str) -> bytes:
         aead = _ciphers.get((hospital_id, version))
     if aead is None:
         version = blob_version(blob)
-        _version, dek = data_key(hospital_id=hospital_id, version=version)
+        _version, dek = _data_key(hospital_id, version, trust_created=True)
         aead = _aead(dek)
         key = (int(hospital_id), version)
         if _dek_cache.get(key) == dek:  # committed: its cipher is safe to keep
@@ -489,7 +508,7 @@ def _created_dek_replaced(key: tuple[int, int]) -> bytes | None:
     row = HospitalKey.objects.filter(hospital_id=key[0], version=key[1]).first()
     if row is not None and bytes(row.wrapped_key) == entry[1]:
         return None  # still this thread's key: the value itself is wrong
-    _created.keys.pop(key, None)
+    _created_forget(key)
     if row is None:
         return None
     dek = _unwrap_row(row)
