@@ -34,6 +34,9 @@ ENQUEUE_DEBOUNCE = 0.25
 TASK_IDLE_TAIL = 0.5
 TASK_POLL = 0.02
 TASK_MAX_SECONDS = 30.0
+# After a failed publish (the broker is down), publishers wait this long before trying again;
+# meanwhile the beat sweeper enqueues what is pending once the broker is back.
+ENQUEUE_FAILED_PAUSE = 5.0
 _last_enqueue = float("-inf")
 
 
@@ -54,18 +57,19 @@ def anchor_enqueue() -> None:
     global _last_enqueue
     from ledger.tasks import anchor
 
-    now = time.monotonic()
-    if now - _last_enqueue < ENQUEUE_DEBOUNCE:
+    if time.monotonic() - _last_enqueue < ENQUEUE_DEBOUNCE:
         return
-    # Debounced whether or not the publish works: with the broker down, the callbacks of
-    # one large transaction must not each wait for a connection to fail.
-    _last_enqueue = now
     try:
         anchor.apply_async(retry=False)
     except Exception as exc:  # broker down: the sweeper will catch up
+        # Not again for a while: the callbacks of one large transaction, and the next
+        # writes, must not each wait for a connection to fail.
+        _last_enqueue = time.monotonic() + ENQUEUE_FAILED_PAUSE
         logger.warning(
             "ledger: could not enqueue anchoring (%s); sweeper will retry", type(exc).__name__
         )
+    else:
+        _last_enqueue = time.monotonic()
 
 
 def pending_exists() -> bool:
