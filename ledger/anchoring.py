@@ -13,7 +13,7 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger import merkle, note
@@ -151,42 +151,47 @@ def _hash_batch(
 
 def _anchor_batch(batch_size: int, after_id: int) -> tuple[int, int]:
     """Anchor up to `batch_size` pending events with id > `after_id`, in id order, in one
-    transaction; returns how many and the highest id taken."""
+    transaction; returns how many and the highest id taken.
+
+    Statements through Django's cursor, the same on every database: one claims and reads
+    the batch, `executemany` appends the entries and the new nodes (psycopg sends them in a
+    pipeline), then the checkpoint and the head. The ORM's bulk_create spent most of a
+    batch building and binding one huge INSERT (measured: several times slower)."""
     with transaction.atomic():
         head = _lock_head()
-        rows = list(
-            Event.objects.filter(status=Event.PENDING, id__gt=after_id)
-            .order_by("id")
-            .values_list("id", "leaf")[:batch_size]
-        )
-        if not rows:
-            return 0, after_id
-        size = head.size
-        leaves = [bytes(leaf) for _, leaf in rows]
-        leaf_hashes, chains, acc, nodes = _hash_batch(size, bytes(head.chain_hash), leaves)
         now = timezone.now()
-        Entry.objects.bulk_create(
-            [
-                Entry(
-                    index=size + offset,
-                    event_id=event_pk,
-                    leaf=leaves[offset],
-                    leaf_hash=leaf_hashes[offset],
-                    chain_hash=chains[offset],
+        stamp = connection.ops.adapt_datetimefield_value(now)  # as the ORM would bind it
+        qn = connection.ops.quote_name
+        event_t, entry_t, node_t = (qn(m._meta.db_table) for m in (Event, Entry, Node))
+        with connection.cursor() as cursor:
+            # Claim and read the batch in one statement. Safe because the head lock is held:
+            # no other appender can be claiming the same rows, and a rollback un-claims them.
+            cursor.execute(
+                f"UPDATE {event_t} SET status = %s, anchored_at = %s WHERE id IN ("  # noqa: S608
+                f" SELECT id FROM {event_t} WHERE status = %s AND id > %s ORDER BY id LIMIT %s"
+                ") RETURNING id, leaf",
+                [Event.ANCHORED, stamp, Event.PENDING, after_id, batch_size],
+            )
+            rows = sorted(cursor.fetchall())  # RETURNING has no order; the log is by id
+            if not rows:
+                return 0, after_id
+            size = head.size
+            leaves = [bytes(leaf) for _, leaf in rows]
+            leaf_hashes, chains, acc, nodes = _hash_batch(size, bytes(head.chain_hash), leaves)
+            cursor.executemany(
+                f"INSERT INTO {entry_t} ({qn('index')}, event_id, leaf, leaf_hash, chain_hash, "  # noqa: S608
+                "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+                [
+                    (size + offset, event_pk, leaves[offset], leaf_hashes[offset],
+                     chains[offset], stamp)
+                    for offset, (event_pk, _) in enumerate(rows)
+                ],
+            )  # fmt: skip
+            if nodes:
+                cursor.executemany(
+                    f"INSERT INTO {node_t} (level, {qn('index')}, hash) VALUES (%s, %s, %s)",  # noqa: S608
+                    nodes,
                 )
-                for offset, (event_pk, _) in enumerate(rows)
-            ],
-            batch_size=batch_size,
-        )
-        Node.objects.bulk_create(
-            [Node(level=level, index=index, hash=h) for level, index, h in nodes],
-            batch_size=batch_size,
-        )
-        # Re-delivered messages are harmless: these rows are no longer pending afterwards,
-        # and the head lock means no other worker took them meanwhile.
-        Event.objects.filter(id__in=[event_pk for event_pk, _ in rows]).update(
-            status=Event.ANCHORED, anchored_at=now
-        )
         checkpoint_cut(size=acc.size, root=acc.root(), now=now)
         head.size = acc.size
         head.chain_hash = chains[-1]
