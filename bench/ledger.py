@@ -70,10 +70,10 @@ def main() -> int:
     from django.db import connection, connections, transaction
     from django.utils import timezone
 
-    from ledger import services, verifier
+    from ledger import events, verifier
     from ledger.keys import log_verifier
     from ledger.models import Entry, Event
-    from ledger.selectors import receipt_for_event
+    from ledger.proofs import receipt_for_event
     from ledger.subjects import digest_of
     from ledger.tasks import anchor
     from ledger.verification import ledger_verify
@@ -109,7 +109,7 @@ def main() -> int:
             for i in range(n):
                 p = patients[i % len(patients)]
                 eid = uuid.uuid4()
-                leaf = services.canonical_leaf(
+                leaf = events.canonical_leaf(
                     event_id=eid, kind="chart.read", hospital_id=p.hospital_id,
                     subject_type="records.patient", subject_id=str(p.pk), patient_id=p.pk,
                     actor_id=None, recorded_at=now, digest=digests[p.pk], attrs={},
@@ -189,7 +189,7 @@ def main() -> int:
                     for _ in range(per_tx):
                         p = rnd.choice(patients)
                         ids.append(
-                            services.event_record(
+                            events.event_record(
                                 kind="chart.read", hospital=p.hospital_id, subject=p,
                                 actor=None, digest=digests[p.pk], patient=p,
                             ).pk

@@ -29,7 +29,7 @@ from consent.models import (
 from ledger import verifier
 from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
-from ledger.selectors import receipt_for_event
+from ledger.proofs import receipt_for_event
 from portal.records.models import Patient
 from portal.tenancy.models import PRACTITIONER_ROLES, Department, Hospital, Membership
 

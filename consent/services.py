@@ -36,7 +36,7 @@ from consent.selectors import (
     proxy_invitation_addressed_to,
     user_is_practitioner,
 )
-from ledger.services import event_record
+from ledger.events import event_record
 from portal.records.categories import CATEGORY_CODES, category_codename
 from portal.records.grants import (
     chart_grant,

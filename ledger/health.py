@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
-from ledger import runs, selectors, services
+from ledger import anchoring, proofs, runs
 from ledger.models import VerificationRun
 
 
@@ -45,7 +45,7 @@ def run_summary(run: VerificationRun | None) -> dict | None:
 
 def health_view(request: HttpRequest, admin_site) -> HttpResponse:
     _auditor(request)
-    checkpoint = selectors.checkpoint_latest()
+    checkpoint = proofs.checkpoint_latest()
     latest = runs.verification_run_latest()
     in_flight = runs.verification_run_in_flight()
     last_finished = latest if latest is not None and latest.finished else (
@@ -57,7 +57,7 @@ def health_view(request: HttpRequest, admin_site) -> HttpResponse:
         "title": "Ledger health",
         "checkpoint": checkpoint,
         "root_hex": bytes(checkpoint.root_hash).hex() if checkpoint else "",
-        "pending": services.pending_count(),
+        "pending": anchoring.pending_count(),
         "buckets": runs.anchoring_lag_buckets(hours=hours),
         "hours": hours,
         "run": in_flight,

@@ -21,7 +21,6 @@ from django.utils import timezone
 
 from ledger.models import Event, VerificationRun
 from ledger.verification import ledger_verify
-from portal.tenancy.scoping import unscoped
 
 logger = logging.getLogger(__name__)
 
@@ -133,8 +132,8 @@ def verification_run_execute(*, run_id: int) -> VerificationRun | None:
         return None
     progress = _ProgressWriter(run.pk)
     try:
-        with unscoped():
-            report = ledger_verify(progress_factory=progress)
+        # Subjects are read through their models' base managers: no tenant scope applies.
+        report = ledger_verify(progress_factory=progress)
     except Exception as exc:
         logger.exception("verification run %s failed", run.pk)
         run.status = VerificationRun.Status.ERROR

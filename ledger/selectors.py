@@ -1,147 +1,56 @@
-"""Reads of the ledger: checkpoints, proofs and receipts, and who may see which event."""
+"""Who may see which ledger event (a receipt names its event; its leaf names the patient).
+
+The ledger knows its own rule (auditors see everything, an actor sees their own events); what
+only the portal knows (which hospitals a user administers, which patients a user is) is
+handed to it by the portal's apps at start-up, through `event_readers_register`.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Callable
 from uuid import UUID
 
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db import connection
 from django.http import Http404
 
-from ledger import merkle, verifier
-from ledger.keys import log_signer
-from ledger.models import Checkpoint, Entry, Event, Node
+from ledger.models import Event
+
+User = AbstractBaseUser | AnonymousUser
+# May this (signed-in) user see this event? Only ever widens what the ledger's own rule allows.
+EventReader = Callable[[AbstractBaseUser, Event], bool]
+
+_readers: list[EventReader] = []
 
 
-def merkle_nodes_fetch(ids: list[merkle.NodeId]) -> dict[merkle.NodeId, bytes]:
-    """One raw query for any mix of levels: level-0 hashes live on Entry, higher on Node.
-
-    Raw SQL because building ~20 ORed Q objects per proof cost more than the query itself.
-    """
-    leaves = [index for level, index in ids if level == 0]
-    inner = [(level, index) for level, index in ids if level > 0]
-    if not ids:
-        return {}
-    qn = connection.ops.quote_name
-    entry_t, node_t, idx = qn(Entry._meta.db_table), qn(Node._meta.db_table), qn("index")
-    # Only table and column names from the models are interpolated; values are parameters.
-    parts: list[str] = []
-    params: list[Any] = []
-    if connection.vendor == "postgresql":
-        # Arrays keep the statement text constant; the unnest join probes the unique
-        # (level, index) index once per wanted node.
-        if leaves:
-            parts.append(f"SELECT 0, {idx}, leaf_hash FROM {entry_t} WHERE {idx} = ANY(%s)")  # noqa: S608
-            params.append(leaves)
-        if inner:
-            parts.append(
-                f"SELECT n.level, n.{idx}, n.hash FROM unnest(%s::smallint[], %s::bigint[]) "  # noqa: S608
-                f"AS w(level, position) JOIN {node_t} n "
-                f"ON n.level = w.level AND n.{idx} = w.position"
-            )
-            params += [[level for level, _ in inner], [index for _, index in inner]]
-    else:
-        if leaves:
-            marks = ", ".join(["%s"] * len(leaves))
-            parts.append(f"SELECT 0, {idx}, leaf_hash FROM {entry_t} WHERE {idx} IN ({marks})")  # noqa: S608
-            params += leaves
-        if inner:
-            ors = " OR ".join([f"(level = %s AND {idx} = %s)"] * len(inner))
-            parts.append(f"SELECT level, {idx}, hash FROM {node_t} WHERE {ors}")  # noqa: S608
-            params += [value for node in inner for value in node]
-    with connection.cursor() as cursor:
-        cursor.execute(" UNION ALL ".join(parts), params)
-        return {(level, index): bytes(h) for level, index, h in cursor.fetchall()}
+def event_readers_register(reader: EventReader) -> None:
+    """Register a rule that lets more users see an event (from an AppConfig.ready())."""
+    if reader not in _readers:
+        _readers.append(reader)
 
 
-def checkpoint_latest() -> Checkpoint | None:
-    return Checkpoint.objects.order_by("-size").first()
+def user_is_verified(user: User) -> bool:
+    """Signed in with a second factor (django-otp's OTPMiddleware sets `is_verified`)."""
+    return bool(getattr(user, "is_verified", lambda: False)())
 
 
-def checkpoint_by_size(*, size: int) -> Checkpoint:
-    checkpoint = Checkpoint.objects.filter(size=size).first()
-    if checkpoint is None:
-        raise Http404("No checkpoint of that size.")
-    return checkpoint
-
-
-def public_vkey() -> str:
-    return log_signer().vkey()
-
-
-def access_event(user: AbstractBaseUser | AnonymousUser, event_id: UUID | str) -> Event:
+def access_event(user: User, event_id: UUID | str) -> Event:
     """Fetch an event the user may see, or 404 (missing and forbidden look the same).
 
-    Auditors (superusers, signed in with two factors) see every event; hospital admins the
-    events of their hospitals (a read belongs to the chart's hospital, so its admins get
-    every read of their patients; the reader's hospital admins do not: a receipt carries the
-    leaf, which names the other hospital's patient); staff the events they caused; patients
-    the events about their own registrations.
+    Auditors (superusers, signed in with two factors) see every event; the actor their own;
+    anyone else what a registered reader rule allows (the portal's: hospital admins the
+    events of the hospitals they administer, patients the events about their own
+    registrations).
     """
-    from portal.records.selectors import patient_registrations_for_user
-    from portal.tenancy.selectors import hospital_ids_administered
-
     try:
         event = Event.objects.filter(event_id=UUID(str(event_id))).first()
     except ValueError:
         event = None
     if event is None or not user.is_authenticated:
         raise Http404("No such event.")
-    verified = getattr(user, "is_verified", lambda: False)()
-    if user.is_superuser and verified:
-        return event
-    if verified and event.hospital_id in hospital_ids_administered(user=user):
+    if user.is_superuser and user_is_verified(user):
         return event
     if event.actor_id is not None and event.actor_id == user.pk:
         return event
-    if event.patient_id is not None and event.patient_id in {
-        p.pk for p in patient_registrations_for_user(user=user)
-    }:
+    if any(reader(user, event) for reader in _readers):
         return event
     raise Http404("No such event.")
-
-
-def inclusion_proof_for(*, index: int, size: int) -> list[bytes]:
-    return merkle.inclusion_proof(index, size, merkle_nodes_fetch)
-
-
-def consistency_proof_for(*, old_size: int, new_size: int) -> list[bytes]:
-    return merkle.consistency_proof(old_size, new_size, merkle_nodes_fetch)
-
-
-def receipt_for_event(*, event: Event) -> dict[str, Any] | None:
-    """The receipt of an anchored event against the latest checkpoint (None if pending)."""
-    # The entry and the latest checkpoint in one query: no row if either is missing.
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT e.{qn('index')}, e.leaf, c.size, c.note "  # noqa: S608
-            f"FROM {qn(Entry._meta.db_table)} e, (SELECT size, note FROM "
-            f"{qn(Checkpoint._meta.db_table)} ORDER BY size DESC LIMIT 1) c "
-            "WHERE e.event_id = %s",
-            [event.pk],
-        )
-        row = cursor.fetchone()
-    if row is None:
-        return None
-    index, leaf, size, checkpoint_note = row
-    if size <= index:
-        return None
-    proof = inclusion_proof_for(index=index, size=size)
-    return verifier.receipt_from_parts(
-        index,
-        bytes(leaf),
-        proof,
-        checkpoint_note,
-        extra={"event_id": str(event.event_id), "kind": event.kind},
-    )
-
-
-def consistency_document(*, old_size: int, new_size: int) -> dict[str, Any]:
-    if old_size > new_size:
-        raise Http404("The old checkpoint must not be larger than the new one.")
-    old = checkpoint_by_size(size=old_size)
-    new = checkpoint_by_size(size=new_size)
-    proof = consistency_proof_for(old_size=old_size, new_size=new_size)
-    return verifier.consistency_from_parts(old.note, new.note, proof)

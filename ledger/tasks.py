@@ -4,7 +4,7 @@ source of truth, so a lost, repeated or late message changes nothing but timing.
 from celery import shared_task
 from django.db import DatabaseError
 
-from ledger import services
+from ledger import anchoring
 
 
 @shared_task(
@@ -18,9 +18,9 @@ from ledger import services
     ignore_result=True,
 )
 def anchor() -> int:
-    anchored = services.ledger_anchor_and_linger()
-    if services.pending_exists():  # the time cap was reached with work left: hand it on
-        services.anchor_enqueue()
+    anchored = anchoring.ledger_anchor_and_linger()
+    if anchoring.pending_exists():  # the time cap was reached with work left: hand it on
+        anchoring.anchor_enqueue()
     return anchored
 
 
@@ -28,7 +28,7 @@ def anchor() -> int:
 def sweep() -> None:
     """Beat: re-enqueue anchoring whenever anything is still pending (Redis was down, a
     worker was killed, a message was lost)."""
-    if services.pending_count():
+    if anchoring.pending_count():
         anchor.apply_async()
 
 

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
-from ledger import merkle, selectors
+from ledger import merkle, proofs, selectors
 
 
 def _json_error(status: int, message: str) -> JsonResponse:
@@ -21,13 +21,13 @@ def _json_error(status: int, message: str) -> JsonResponse:
 @cache_control(public=True, max_age=300)  # public: the site's no-store leaves it cacheable
 def public_key_view(request: HttpRequest) -> HttpResponse:
     """The log's verifier key (signed-note vkey format), at a stable URL."""
-    return HttpResponse(selectors.public_vkey() + "\n", content_type="text/plain; charset=utf-8")
+    return HttpResponse(proofs.public_vkey() + "\n", content_type="text/plain; charset=utf-8")
 
 
 @require_GET
 @never_cache
 def checkpoint_latest_view(request: HttpRequest) -> HttpResponse:
-    checkpoint = selectors.checkpoint_latest()
+    checkpoint = proofs.checkpoint_latest()
     if checkpoint is None:
         return HttpResponse("The log is empty.\n", status=404, content_type="text/plain")
     return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
@@ -42,7 +42,7 @@ def receipt_view(request: HttpRequest, event_id: str) -> HttpResponse:
         event = selectors.access_event(request.user, event_id)
     except Http404:
         return _json_error(404, "No such event.")
-    receipt = selectors.receipt_for_event(event=event)
+    receipt = proofs.receipt_for_event(event=event)
     if receipt is None:
         return _json_error(409, "This event is not anchored yet; try again in a few seconds.")
     response = HttpResponse(
@@ -64,7 +64,7 @@ def consistency_view(request: HttpRequest) -> HttpResponse:
     except ValueError:
         return _json_error(400, "Give the sizes of two checkpoints as ?old=M&new=N.")
     try:
-        document = selectors.consistency_document(old_size=old_size, new_size=new_size)
+        document = proofs.consistency_document(old_size=old_size, new_size=new_size)
     except Http404 as exc:
         return _json_error(404, str(exc))
     except (ValueError, merkle.MissingNodeError):

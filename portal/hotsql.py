@@ -5,8 +5,7 @@ about 4 ms), against 0.1 to 0.3 ms for the database to run it. The session, the 
 second factor, the memberships, the chart's patient and its grants were therefore most of
 a chart's time, and the bare view with a signed-in session ran at a seventh of the
 anonymous one. These statements are built once from the models' own metadata (table and
-column names, never user input) and run through `server_bound_cursor()`, so on PostgreSQL
-each is also planned once per connection.
+column names, never user input).
 
 Rows become model instances as the ORM makes them: the same backend and field converters
 (encrypted fields stay ciphertext until read, as with the ORM) and `Model.from_db`. The
@@ -24,8 +23,6 @@ from typing import Any
 from django.conf import settings
 from django.db import DEFAULT_DB_ALIAS, connections, models
 from django.db.backends.base.base import BaseDatabaseWrapper
-
-from ledger.services import server_bound_cursor
 
 
 @dataclass(frozen=True)
@@ -175,8 +172,7 @@ def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         # check and error translation kept (the latter only when something failed): Django's
         # cursor wrapper and a new cursor cost about 40 us a statement on top of psycopg's
         # own (measured), and a chart runs four of these. While queries are logged, and
-        # while an execute wrapper is installed (ledger.services.event_recorded's, which
-        # reads its INSERT's result before any statement runs), the Django cursor below.
+        # while an execute wrapper is installed, the Django cursor below.
         conn.ensure_connection()
         conn.validate_no_broken_transaction()
         cursor = _hot_cursor(conn)
@@ -186,7 +182,7 @@ def rows(sql: str, params: Sequence[Any]) -> list[tuple]:
         except Exception:
             with conn.wrap_database_errors:
                 raise
-    with server_bound_cursor(conn) as cursor:
+    with conn.cursor() as cursor:
         cursor.execute(sql, params)
         return cursor.fetchall()
 

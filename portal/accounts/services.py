@@ -197,7 +197,7 @@ def _device_event(
     audit their own staff), or one that belongs to no hospital. Ids and codes only: the
     digest covers the account, its confirmed devices' ids after the change and the attrs,
     never a secret."""
-    from ledger.services import event_record
+    from ledger.events import event_record
 
     devices = sorted(
         TOTPDevice.objects.filter(user=user, confirmed=True).values_list("pk", flat=True)

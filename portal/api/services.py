@@ -12,7 +12,7 @@ from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
 
-from ledger.services import event_record
+from ledger.events import event_record
 from portal.accounts.selectors import user_is_staff_member
 from portal.api.models import ApiToken, TokenAudience
 from portal.api.selectors import TOKEN_PREFIX, token_hash

@@ -8,7 +8,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404
 from django.utils import timezone
@@ -36,8 +35,7 @@ from portal.api.base import (
 )
 from portal.patient import forms as patient_forms
 from portal.provider import forms as provider_forms
-from portal.provider.views import access_event
-from portal.records import selectors, services
+from portal.records import audit, selectors, services
 from portal.records.categories import CHART_CATEGORIES
 from portal.records.models import ClinicalNote, Document, RecordStatus
 from portal.tenancy.models import Hospital
@@ -164,10 +162,16 @@ class PatientListView(ApiView):
 
 def _open_chart(request: Request, patient_id: Any):
     """The chart, opened as the provider portal opens it: a chart.read access event."""
-    with transaction.atomic():
-        patient = selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
+    patient = selectors.access_patient(request.user, patient_id)
+    _read_recorded(request, patient=patient)
     return patient
+
+
+def _read_recorded(request: Request, *, patient: Any, record: Any = None) -> None:
+    audit.chart_read_record(
+        reader=request.user, patient=patient, record=record,
+        acting_hospital_id=request.membership.hospital_id, role=request.membership.role,
+    )  # fmt: skip
 
 
 class PatientDetailView(ApiView):
@@ -298,10 +302,8 @@ class RecordDetailView(ApiView):
         parameters=(_type_param(sorted(selectors.RECORD_TYPES)), RECORD_ID),
     )  # fmt: skip
     def get(self, request: Request, record_type: str, record_id: int) -> Response:
-        with transaction.atomic():
-            record = selectors.access_record(request.user, record_type, record_id)
-            kind = "document.read" if isinstance(record, Document) else "record.read"
-            access_event(request, kind=kind, patient=record.patient, record=record)
+        record = selectors.access_record(request.user, record_type, record_id)
+        _read_recorded(request, patient=record.patient, record=record)
         return Response(out.record_data(record, content=True))
 
 

@@ -11,7 +11,8 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.http import Http404
 
 from ledger.models import Event
-from ledger.selectors import access_event, receipt_for_event
+from ledger.proofs import receipt_for_event
+from ledger.selectors import access_event
 from portal.fhir import resources
 from portal.records import selectors as records_selectors
 from portal.records.crypto import blind_index

@@ -35,7 +35,7 @@ from portal.api.models import TokenAudience
 from portal.api.selectors import token_refusal
 from portal.fhir import resources, selectors
 from portal.fhir.services import BundleImportError, bundle_parse, fhir_bundle_import
-from portal.provider.views import access_event
+from portal.records import audit
 from portal.records import selectors as records_selectors
 from portal.records.models import Document, Patient
 from portal.tenancy.scoping import hospital_scope
@@ -309,11 +309,18 @@ def _patient_search(request: HttpRequest, query: QueryDict) -> HttpResponse:
     )
 
 
+def _read_recorded(request: HttpRequest, *, patient: Patient, record: Any = None) -> None:
+    audit.chart_read_record(
+        reader=request.user, patient=patient, record=record,
+        acting_hospital_id=request.membership.hospital_id, role=request.membership.role,
+    )  # fmt: skip
+
+
 def _open_chart(request: HttpRequest, patient_id: Any) -> Patient:
     """The chart, opened as the provider portal opens it: a chart.read access event."""
     with transaction.atomic():
         patient = records_selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
+        _read_recorded(request, patient=patient)
     return patient
 
 
@@ -330,7 +337,7 @@ def patient_everything_view(request: HttpRequest, resource_id: str) -> HttpRespo
             user=request.user, patient=patient, model=Document
         )
         for document in documents:  # their contents are in the bundle
-            access_event(request, kind="document.read", patient=patient, record=document)
+            _read_recorded(request, patient=patient, record=document)
     bundle = selectors.fhir_patient_everything(
         user=request.user, patient=patient, base_url=_base_url(request)
     )
@@ -428,8 +435,7 @@ def read_view(request: HttpRequest, resource_type: str, resource_id: str) -> Htt
         record = selectors.fhir_record_access(
             user=request.user, resource_type=resource_type, resource_id=resource_id
         )
-        kind = "document.read" if isinstance(record, Document) else "record.read"
-        access_event(request, kind=kind, patient=record.patient, record=record)
+        _read_recorded(request, patient=record.patient, record=record)
     return fhir_response(resources.to_fhir(record))
 
 

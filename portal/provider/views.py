@@ -5,7 +5,6 @@ opened is an access event in the ledger."""
 from __future__ import annotations
 
 import hashlib
-from typing import Any
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
@@ -18,57 +17,20 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
-from ledger.services import event_record, event_recorded
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
-from portal.records import selectors, services
+from portal.records import audit, selectors, services
 from portal.records.fields import BlindIndexField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
 
 
-def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=None) -> None:
-    """Record who opened what, from which hospital, for what purpose (ids and codes only).
-
-    The event belongs to the chart's hospital (its admins audit every read of their
-    patients) and names the hospital the reader acted in as `actor_hospital` (the reader's
-    admins see their own staff's reads); the two differ for consent, break-glass and locum
-    reads.
-
-    The purpose and the break-glass flag come from the grants that opened the chart
-    (access_patient/access_record), so an emergency read is flagged wherever it is shown.
-    """
-    event_record(**_access_event_fields(request, kind=kind, patient=patient, record=record))
-
-
-def access_recorded(request: HttpRequest, *, kind: str, patient: Patient, record=None):
-    """access_event around the rendering of what was opened: the event is committed while
-    the page renders, and the block's end waits for it (ledger.services.event_recorded), so
-    no page leaves the server before its read is recorded."""
-    return event_recorded(
-        **_access_event_fields(request, kind=kind, patient=patient, record=record)
-    )
-
-
-def _access_event_fields(
-    request: HttpRequest, *, kind: str, patient: Patient, record=None
-) -> dict[str, Any]:
-    access = selectors.chart_access_of(user=request.user, patient=patient)
-    return {
-        "kind": kind,
-        "hospital": patient.hospital_id,  # the chart's: loaded with it, no query
-        "actor_hospital": request.hospital,  # the membership the reader acted in
-        "subject": record if record is not None else patient,
-        "actor": request.user,
-        "patient": patient,
-        "attrs": {
-            "purpose": access.purpose,
-            "break_glass": access.break_glass,
-            "via": "breakglass" if access.break_glass else "consent" if access.shared else "staff",
-            "role": request.membership.role,
-            "record_type": record._meta.model_name if record is not None else None,
-            "record": record.pk if record is not None else None,
-        },
-    }
+def _read_recorded(request: HttpRequest, *, patient: Patient, record=None) -> None:
+    """The read of a chart, record or document by the signed-in staff member, recorded
+    (portal.records.audit.chart_read_record) before anything of it is answered."""
+    audit.chart_read_record(
+        reader=request.user, patient=patient, record=record,
+        acting_hospital_id=request.membership.hospital_id, role=request.membership.role,
+    )  # fmt: skip
 
 
 @staff_required
@@ -118,22 +80,21 @@ def patient_new_view(request: HttpRequest) -> HttpResponse:
 
 @staff_required
 def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    # No transaction around the read: it changes nothing, and its event commits on its own
-    # while the page renders; the response leaves only once the event is committed.
+    # No transaction around the read: it changes nothing, and its event is committed (one
+    # INSERT, autocommitted) before the page is built.
     patient = selectors.access_patient(request.user, patient_id)
+    _read_recorded(request, patient=patient)
     chart = selectors.chart_for(user=request.user, patient=patient)
-    with access_recorded(request, kind="chart.read", patient=patient):
-        response = render(
-            request,
-            "provider/chart.html",
-            {
-                "patient": patient,
-                "chart": chart,
-                "access": patient.chart_access,
-                "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
-            },
-        )
-    return response
+    return render(
+        request,
+        "provider/chart.html",
+        {
+            "patient": patient,
+            "chart": chart,
+            "access": patient.chart_access,
+            "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
+        },
+    )
 
 
 def _form_page(request, form, title, *, patient=None, status_if_errors=False, **extra):
@@ -216,13 +177,12 @@ def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
     record = selectors.access_record(request.user, record_type, record_id)  # as chart_view
     history = _history(record)
-    with access_recorded(request, kind="record.read", patient=record.patient, record=record):
-        response = render(
-            request, "provider/record.html",
-            {"record": record, "patient": record.patient, "record_type": record_type,
-             "history": history, "fields": _display_fields(record)},
-        )  # fmt: skip
-    return response
+    _read_recorded(request, patient=record.patient, record=record)
+    return render(
+        request, "provider/record.html",
+        {"record": record, "patient": record.patient, "record_type": record_type,
+         "history": history, "fields": _display_fields(record)},
+    )  # fmt: skip
 
 
 def _history(record: ClinicalRecord) -> list[ClinicalRecord]:
@@ -381,7 +341,7 @@ def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse:
     with transaction.atomic():
         document = selectors.access_record(request.user, "document", record_id)
-        access_event(request, kind="document.read", patient=document.patient, record=document)
+        _read_recorded(request, patient=document.patient, record=document)
     response = HttpResponse(bytes(document.content), content_type=document.content_type)
     response["Content-Disposition"] = f'attachment; filename="document-{document.pk}"'
     response["X-Content-Type-Options"] = "nosniff"

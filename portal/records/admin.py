@@ -12,7 +12,7 @@ from __future__ import annotations
 from django.contrib import admin, messages
 from django.http import HttpRequest
 
-from portal.records import services
+from portal.records import audit, services
 from portal.records.models import (
     ClinicalNoteUserObjectPermission,
     Patient,
@@ -59,10 +59,10 @@ class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
             auditor = request.user.is_superuser
             # A hospital admin only gets their own hospitals' patients here: they act in
             # that hospital's admin membership. An auditor acts in no hospital.
-            services.patient_admin_read(
-                patient=patient, actor=request.user,
+            audit.chart_read_record(
+                reader=request.user, patient=patient, administration=True,
                 role="auditor" if auditor else "hospital_admin",
-                actor_hospital_id=None if auditor else patient.hospital_id,
+                acting_hospital_id=None if auditor else patient.hospital_id,
             )  # fmt: skip
         return super().change_view(request, object_id, form_url, extra_context)
 

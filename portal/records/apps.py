@@ -10,6 +10,8 @@ class RecordsConfig(AppConfig):
         from django.db.models.signals import post_migrate
 
         from ledger import subjects
+        from ledger.selectors import event_readers_register
+        from portal.records.audit import event_readable_by
         from portal.records.canonical import canonical
         from portal.records.models import RECORD_MODELS, Patient
         from portal.records.selectors import permission_ids_forget
@@ -20,3 +22,5 @@ class RecordsConfig(AppConfig):
         for model in (Patient, *RECORD_MODELS):
             # Rows are named by their row_uuid in the ledger: known before the INSERT.
             subjects.register(model, canonical, key="row_uuid")
+        # Who may see a ledger event beyond the ledger's own rule (receipts, AuditEvent).
+        event_readers_register(event_readable_by)

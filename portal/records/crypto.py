@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
 import os
@@ -44,7 +45,7 @@ from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
-from django.db import IntegrityError, connection, transaction
+from django.db import IntegrityError, transaction
 
 FORMAT_VERSION = 1
 NONCE_BYTES = 12
@@ -192,30 +193,40 @@ def unwrap_data_key(
 # must never be cached, or a later key created under the same (hospital, version) would be
 # shadowed. So keys created by this process are cached only once their transaction commits.
 _dek_cache: dict[tuple[int, int], bytes] = {}
-_uncommitted: set[tuple[int, int]] = set()
 _cache_lock = threading.Lock()
+
+
+class _Created(threading.local):
+    """DEKs this thread created whose transaction has not committed yet: (hospital_id,
+    version) -> (DEK, its wrapped bytes). Usable by this thread's connection only (no other
+    connection sees the row), and only while the row it reads back is still this one: a
+    creation rolled back (with its transaction or a savepoint) leaves no row, a row of a
+    lower version, or another process's row with other wrapped bytes. An entry moves to the
+    process cache when its transaction commits (transaction.on_commit)."""
+
+    def __init__(self) -> None:
+        self.keys: dict[tuple[int, int], tuple[bytes, bytes]] = {}
+        # Never cached while here; clear_key_cache forgets the DEKs above, not this.
+        self.uncommitted: set[tuple[int, int]] = set()
+
+
+_created = _Created()
 
 
 def clear_key_cache() -> None:
     """Forget every cached DEK (tests; rotate_keys after creating new versions)."""
     with _cache_lock:
         _dek_cache.clear()
-        _pending.clear()
+        _created.keys.clear()
         _current_cache.clear()
         _ciphers.clear()
 
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
     with _cache_lock:
-        if (hospital_id, version) not in _uncommitted:
+        if (hospital_id, version) not in _created.uncommitted:
             _dek_cache[(hospital_id, version)] = dek
 
-
-# DEKs created by the still-open transaction, usable by that transaction only: an entry is
-# valid while its on-commit callback is still queued on the connection (Django drops the
-# callback when the transaction or savepoint that created the key rolls back, and runs it
-# on commit, which moves the DEK to the process cache).
-_pending: dict[tuple[int, int], tuple[bytes, Any]] = {}
 
 # hospital_id -> (current version, monotonic time read). Re-read after CURRENT_TTL seconds,
 # so a rotation in another process is picked up within that time without a query per value.
@@ -223,43 +234,52 @@ CURRENT_TTL = 30.0
 _current_cache: dict[int, tuple[int, float]] = {}
 
 
-def _pending_dek(key: tuple[int, int]) -> bytes | None:
-    entry = _pending.get(key)
+def _created_dek(key: tuple[int, int], wrapped: Any = None) -> bytes | None:
+    """The uncommitted DEK this thread created for `key`, if any. With `wrapped` (the row
+    just read back), only if that row is the one this thread created."""
+    entry = _created.keys.get(key)
     if entry is None:
         return None
-    dek, callback = entry
-    queued = getattr(connection, "run_on_commit", [])
-    if any(item[1] is callback for item in queued):
-        return dek
-    with _cache_lock:
-        if _pending.get(key) is entry:
-            del _pending[key]
-    return None
+    if wrapped is not None and bytes(wrapped) != entry[1]:
+        _created_forget(key)  # rolled back: the row is another process's
+        return None
+    return entry[0]
 
 
-def _remember_created(hospital_id: int, version: int, dek: bytes) -> None:
-    """Cache a DEK this process just created, once its row is committed."""
+def _created_forget_above(hospital_id: int, version: int) -> None:
+    """The current row read back has `version` (0: none): this thread's uncommitted keys of
+    that hospital above it were rolled back (versions only grow)."""
+    for key in [k for k in _created.uncommitted if k[0] == hospital_id and k[1] > version]:
+        _created_forget(key)
+
+
+def _created_forget(key: tuple[int, int]) -> None:
+    _created.keys.pop(key, None)
+    _created.uncommitted.discard(key)
+
+
+def _remember_created(hospital_id: int, version: int, dek: bytes, wrapped: bytes) -> None:
+    """Cache a DEK this thread just created, once its row is committed."""
     key = (hospital_id, version)
-    with _cache_lock:
-        _uncommitted.add(key)
+    _created.keys[key] = (dek, bytes(wrapped))
+    _created.uncommitted.add(key)
 
     def committed() -> None:
+        entry = _created.keys.get(key)
+        if entry is None or entry[0] is dek:
+            _created_forget(key)
         with _cache_lock:
-            _uncommitted.discard(key)
-            _pending.pop(key, None)
             _dek_cache[key] = dek
 
     # Outside an atomic block the savepoint that created the row was the whole transaction,
-    # so on_commit runs at once; inside one it runs only if the outer transaction commits.
-    if connection.in_atomic_block:
-        with _cache_lock:
-            _pending[key] = (dek, committed)
+    # so on_commit runs at once; inside one it runs only if the outer transaction commits
+    # (Django drops it if the transaction or savepoint rolls back).
     transaction.on_commit(committed)
 
 
 def _uncommitted_hospitals() -> set[int]:
     # A current version read while its own creation is uncommitted must not be remembered.
-    return {hospital_id for hospital_id, _version in _uncommitted}
+    return {hospital_id for hospital_id, _version in _created.uncommitted}
 
 
 def _unwrap_row(row) -> bytes:
@@ -291,7 +311,7 @@ def _create_first_key(hospital_id: int):
         # Another process created it first (unique (hospital, version) and one current key
         # per hospital); its row is committed, or the unique check would not have failed.
         return HospitalKey.objects.get(hospital_id=hospital_id, version=1), None
-    _remember_created(hospital_id, 1, dek)
+    _remember_created(hospital_id, 1, dek, wrapped)
     return row, dek
 
 
@@ -329,7 +349,7 @@ def create_data_key_version(hospital_id: int) -> int:
             wrapped_key=wrapped,
             is_current=True,
         )
-    _remember_created(hospital_id, version, dek)
+    _remember_created(hospital_id, version, dek, wrapped)
     _current_cache.pop(hospital_id, None)
     return version
 
@@ -339,7 +359,15 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
 
     The first call for a hospital creates its version 1. The current version is looked up in
     the database on every call (one indexed query), so a rotation in another process takes
-    effect at once; DEKs of known versions come from the process cache."""
+    effect at once; DEKs of known versions come from the process cache. A DEK this thread
+    created and has not committed yet is checked against its row first."""
+    return _data_key(hospital_id, version, trust_created=False)
+
+
+def _data_key(hospital_id: int, version: int | None, *, trust_created: bool) -> tuple[int, bytes]:
+    """data_key; `trust_created`: a DEK of a known version that this thread created is
+    used without reading its row back (decrypt: AES-GCM tells a wrong key, and decrypt then
+    reads the row; a blind index could not tell)."""
     from portal.records.keys_models import HospitalKey
 
     hospital_id = int(hospital_id)
@@ -349,26 +377,34 @@ def data_key(*, hospital_id: int, version: int | None = None) -> tuple[int, byte
             version = known[0]
     if version is not None:
         version = int(version)
-        cached = _dek_cache.get((hospital_id, version)) or _pending_dek((hospital_id, version))
+        cached = _dek_cache.get((hospital_id, version))
+        if cached is None and trust_created:
+            cached = _created_dek((hospital_id, version))
         if cached is not None:
             return version, cached
         row = HospitalKey.objects.filter(hospital_id=hospital_id, version=version).first()
         if row is None:
             if version != 1 or HospitalKey.objects.filter(hospital_id=hospital_id).exists():
                 raise MissingDataKey(f"Hospital {hospital_id} has no data key version {version}.")
+            _created_forget_above(hospital_id, 0)
             row, dek = _create_first_key(hospital_id)
             if dek is not None:
                 return 1, dek
+        cached = _created_dek((hospital_id, row.version), row.wrapped_key)
+        if cached is not None:
+            return row.version, cached
     else:
         row = HospitalKey.objects.filter(hospital_id=hospital_id, is_current=True).first()
         if row is None:
+            _created_forget_above(hospital_id, 0)
             row, dek = _create_first_key(hospital_id)
             if dek is not None:
                 return 1, dek
+        _created_forget_above(hospital_id, row.version)
         if hospital_id not in _uncommitted_hospitals():
             _current_cache[hospital_id] = (row.version, time.monotonic())
-        cached = _dek_cache.get((hospital_id, row.version)) or _pending_dek(
-            (hospital_id, row.version)
+        cached = _dek_cache.get((hospital_id, row.version)) or _created_dek(
+            (hospital_id, row.version), row.wrapped_key
         )
         if cached is not None:
             return row.version, cached
@@ -442,23 +478,50 @@ def decrypt(blob: bytes, *, hospital_id: int, aad: str) -> bytes:
         aead = _ciphers.get((hospital_id, version))
     if aead is None:
         version = blob_version(blob)
-        _version, dek = data_key(hospital_id=hospital_id, version=version)
+        _version, dek = _data_key(hospital_id, version, trust_created=True)
         aead = _aead(dek)
         key = (int(hospital_id), version)
         if _dek_cache.get(key) == dek:  # committed: its cipher is safe to keep
             _ciphers[key] = aead
     try:
-        return aead.decrypt(
-            blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
-            blob[HEADER_BYTES + NONCE_BYTES :],
-            blob[:HEADER_BYTES] + aad.encode(),
-        )
+        return _open(aead, blob, aad)
     except InvalidTag:
+        retry = _created_dek_replaced((int(hospital_id), version))
+        if retry is not None:
+            with contextlib.suppress(InvalidTag):
+                return _open(_aead(retry), blob, aad)
         raise DecryptionError(
             f"Encrypted value failed authentication under hospital {hospital_id}'s data key "
             f"version {version}: it was altered, or belongs to another hospital, model, field "
             "or row."
         ) from None
+
+
+def _created_dek_replaced(key: tuple[int, int]) -> bytes | None:
+    """After a failed decryption under a key this thread created: if that creation was
+    rolled back and another process's row now holds the version, that row's DEK."""
+    from portal.records.keys_models import HospitalKey
+
+    entry = _created.keys.get(key)
+    if entry is None:
+        return None
+    row = HospitalKey.objects.filter(hospital_id=key[0], version=key[1]).first()
+    if row is not None and bytes(row.wrapped_key) == entry[1]:
+        return None  # still this thread's key: the value itself is wrong
+    _created_forget(key)
+    if row is None:
+        return None
+    dek = _unwrap_row(row)
+    _remember(key[0], key[1], dek)
+    return dek
+
+
+def _open(aead: AESGCM, blob: bytes, aad: str) -> bytes:
+    return aead.decrypt(
+        blob[HEADER_BYTES : HEADER_BYTES + NONCE_BYTES],
+        blob[HEADER_BYTES + NONCE_BYTES :],
+        blob[:HEADER_BYTES] + aad.encode(),
+    )
 
 
 # --- blind indexes ------------------------------------------------------------------------

@@ -6,6 +6,7 @@ written only here (registration, care team, restriction) and, later, by the cons
 
 from __future__ import annotations
 
+from contextlib import nullcontext
 from datetime import date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
@@ -13,16 +14,10 @@ from typing import Any, TypeVar
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser
 from django.core.exceptions import ValidationError
-from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
+from django.db import transaction
 from django.utils import timezone
 
-from ledger.services import (
-    anchor_after_write,
-    event_build,
-    event_insert_statement,
-    event_record,
-    server_bound_cursor,
-)
+from ledger.events import event_record
 from portal.records.grants import (
     chart_grant,
     chart_group_grants_remove,
@@ -152,9 +147,12 @@ def record_create(
 ) -> R:
     """Create any clinical record for a patient, validated, with its ledger event.
 
-    The record and its outbox event are written atomically: in the caller's transaction if
-    there is one, else (on PostgreSQL) as ONE statement, which is atomic by itself and saves
-    the transaction's extra round trips on the most frequent write of the portal.
+    The record and its outbox event are written together by the ledger's one writer
+    (`event_record(subject_is_new=True)`): one statement on PostgreSQL, atomic by itself, so
+    the most frequent write of the portal pays no transaction's extra round trips; with the
+    grant of a restricted note, in one transaction with it. The event names the record by
+    its row_uuid, which exists before the INSERT, and its digest covers neither the
+    surrogate key nor the creation time.
     """
     record = model(hospital_id=patient.hospital_id, patient=patient, recorded_by=actor, **fields)
     for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
@@ -166,78 +164,14 @@ def record_create(
         validate_constraints=False,
     )
     needs_grant = isinstance(record, ClinicalNote) and record.restricted and actor is not None
-    event_kwargs = {
-        "kind": f"{_label(model)}.created", "hospital": patient.hospital_id, "subject": record,
-        "actor": actor, "patient": patient.pk,
-    }  # fmt: skip
-    if connection.vendor == "postgresql" and not needs_grant:
-        _insert_with_event(record, event_build(**event_kwargs))
-        anchor_after_write()
-        return record
-    with transaction.atomic():
-        record.save()
+    with transaction.atomic() if needs_grant else nullcontext():
+        event_record(
+            kind=f"{_label(model)}.created", hospital=patient.hospital_id, subject=record,
+            actor=actor, patient=patient.pk, subject_is_new=True,
+        )  # fmt: skip
         if needs_grant:
             note_grant_write(note=record, user=actor)
-        event_record(**event_kwargs)
     return record
-
-
-def _insert_with_event(record: ClinicalRecord, event: Any) -> None:
-    """INSERT the record and its outbox event in one statement (PostgreSQL).
-
-    Possible because the event names the record by its row_uuid, which exists before the
-    INSERT, and its digest covers neither the surrogate key nor the creation time.
-
-    The statement's text is built once per model and its values are prepared as the ORM's
-    insert prepares them (`pre_save`: timestamps, encryption, blind indexes; then
-    `get_db_prep_save`). It is sent with server-side parameters, so PostgreSQL can keep it
-    prepared per connection (`prepare_threshold` in settings): planning this two-INSERT
-    statement cost the database about as much as running it, and compiling the record's
-    INSERT in the ORM about as much again in Python.
-    """
-    # The connection itself, not the `connection` proxy, which looks it up again on every
-    # attribute read: field preparation reads it a few dozen times per record.
-    conn = connections[DEFAULT_DB_ALIAS]
-    event_sql, event_params = event_insert_statement(event)
-    sql, fields = _insert_with_event_sql(type(record), event_sql)
-    params = [f.get_db_prep_save(f.pre_save(record, True), conn) for f in fields]
-    if any(hasattr(value, "resolve_expression") for value in params):
-        raise TypeError("record_create takes values, not database expressions")
-    params += event_params
-    with server_bound_cursor(conn) as cursor:
-        cursor.execute(sql, params)
-        record.pk, event.pk = cursor.fetchone()
-    record._state.adding = False
-    record._state.db = conn.alias
-    event._state.adding = False
-    event._state.db = conn.alias
-
-
-_INSERT_WITH_EVENT_SQL: dict[tuple[type, str], tuple[str, list[Any]]] = {}
-
-
-def _insert_with_event_sql(model: type[ClinicalRecord], event_sql: str) -> tuple[str, list[Any]]:
-    cached = _INSERT_WITH_EVENT_SQL.get((model, event_sql))
-    if cached is None:
-        fields = [f for f in model._meta.local_concrete_fields if not f.primary_key]
-        for f in fields:
-            # What the ORM's insert would do differently from a plain `%s` per value.
-            custom = getattr(f, "get_placeholder", None)
-            placeholder = custom(None, None, connection) if custom else "%s"
-            if placeholder != "%s" or f.generated or f.has_db_default():
-                raise TypeError(f"{model.__name__}.{f.name} needs the ORM's INSERT")
-        qn = connection.ops.quote_name
-        table, pk = qn(model._meta.db_table), qn(model._meta.pk.column)
-        record_sql = (
-            f"INSERT INTO {table} ({', '.join(qn(f.column) for f in fields)}) "  # noqa: S608
-            f"VALUES ({', '.join(['%s'] * len(fields))}) RETURNING {pk}"
-        )
-        sql = (
-            f"WITH rec AS ({record_sql}), ev AS ({event_sql}) "  # noqa: S608 - model names
-            "SELECT (SELECT id FROM rec), (SELECT id FROM ev)"
-        )
-        cached = _INSERT_WITH_EVENT_SQL[model, event_sql] = (sql, fields)
-    return cached
 
 
 @transaction.atomic
@@ -317,18 +251,4 @@ def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBas
     event_record(
         kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
         patient=note.patient_id, attrs={"grantee": user.pk},
-    )  # fmt: skip
-
-
-@transaction.atomic
-def patient_admin_read(
-    *, patient: Patient, actor: AbstractBaseUser, role: str, actor_hospital_id: int | None
-) -> None:
-    """An auditor or hospital admin opened a patient's demographics in the admin: an access
-    event like any chart read (purpose: health system administration). `actor_hospital_id`
-    is the hospital whose admin membership they acted in (None for an auditor)."""
-    event_record(
-        kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=actor,
-        patient=patient, actor_hospital=actor_hospital_id,
-        attrs={"purpose": "HSYSADMIN", "break_glass": False, "via": "admin", "role": role},
     )  # fmt: skip

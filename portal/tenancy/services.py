@@ -64,7 +64,7 @@ def _membership_state(membership: Membership) -> dict:
 
 def _membership_event(*, membership: Membership, actor: User | None, before: dict | None) -> None:
     """`membership.changed`: ids and codes only (the old and new role, department, active)."""
-    from ledger.services import event_record
+    from ledger.events import event_record
 
     state = _membership_state(membership)
     digest = hashlib.sha256(

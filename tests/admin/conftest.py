@@ -10,7 +10,7 @@ from django.db import transaction
 
 from consent import services as consent_services
 from consent.models import Consent
-from ledger.services import event_record
+from ledger.events import event_record
 from portal.records import services as records_services
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped

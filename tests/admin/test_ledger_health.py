@@ -8,14 +8,14 @@ import datetime as dt
 import pytest
 from django.utils import timezone
 
-from ledger import services
+from ledger import anchoring
 from ledger.models import Event, VerificationRun
 from ledger.runs import anchoring_lag_buckets, verification_run_execute, verification_run_start
 from tests.conftest import wait_until
 
 
 def test_health_page_for_auditors(client, sign_in, world, auditor):
-    pending = services.pending_count()
+    pending = anchoring.pending_count()
     assert pending > 0
     sign_in(client, auditor)
     page = client.get("/admin/ledger/health/")
@@ -23,7 +23,7 @@ def test_health_page_for_auditors(client, sign_in, world, auditor):
     html = page.content.decode()
     assert 'id="pending">' + str(pending) in html
     assert "No checkpoint yet." in html and "No verification has finished yet." in html
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     html = client.get("/admin/ledger/health/").content.decode()
     assert 'id="pending">0' in html
     assert f'id="checkpoint-size">{Event.objects.count()}' in html
@@ -31,7 +31,7 @@ def test_health_page_for_auditors(client, sign_in, world, auditor):
 
 
 def test_lag_buckets(world):
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     now = timezone.now()
     events = list(Event.objects.order_by("id"))
     for i, event in enumerate(events):
@@ -46,7 +46,7 @@ def test_lag_buckets(world):
 
 
 def test_verify_run_in_process_is_idempotent(world, auditor, django_capture_on_commit_callbacks):
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         run = verification_run_start(actor=auditor)
         assert verification_run_start(actor=auditor) == run  # one at a time
@@ -76,7 +76,7 @@ def test_verify_now_runs_on_a_real_worker(client, sign_in, start_worker, hospita
                 hospital=hospital_a, mrn=f"W-{i}", given_name="Ada", family_name="Lovelace",
                 birth_date=dt.date(1980, 1, 2),
             )  # fmt: skip
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     worker = start_worker()
     sign_in(client, auditor)
     response = client.post("/admin/ledger/health/verify/")

@@ -218,7 +218,7 @@ def test_schema_and_its_ui_need_no_cdn(client, db):
 
 
 def test_issue_and_revoke_are_ledger_events_and_a_widened_token_is_named(client, sign_in, db):
-    from ledger.services import ledger_anchor_pending
+    from ledger.anchoring import ledger_anchor_pending
     from ledger.verification import ledger_verify
 
     user = factories.UserFactory()

@@ -18,10 +18,10 @@ from consent.models import (
     ProxyGrant,
     ProxyInvitation,
 )
+from ledger.anchoring import ledger_anchor_pending
 from ledger.keys import log_signer
 from ledger.models import Event
-from ledger.selectors import receipt_for_event
-from ledger.services import ledger_anchor_pending
+from ledger.proofs import receipt_for_event
 from ledger.verifier import load_verifier_key, verify_receipt
 from portal.records import selectors
 from portal.records.models import PatientUserObjectPermission

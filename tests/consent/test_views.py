@@ -11,8 +11,8 @@ from django.urls import reverse
 
 from consent import services
 from consent.models import AccessRequest, BreakGlass, Consent, ProxyGrant, ProxyInvitation
+from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
-from ledger.services import ledger_anchor_pending
 
 pytestmark = pytest.mark.django_db
 

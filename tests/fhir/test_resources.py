@@ -11,8 +11,8 @@ from fhir.resources.R4B.observation import Observation
 from fhir.resources.R4B.patient import Patient
 from fhir.resources.R4B.provenance import Provenance
 
+from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
-from ledger.services import ledger_anchor_pending
 from portal.fhir import resources, selectors
 from portal.records import services
 from portal.records.selectors import access_patient

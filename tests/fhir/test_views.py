@@ -7,8 +7,8 @@ from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 
+from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
-from ledger.services import ledger_anchor_pending
 from portal.fhir import resources
 from portal.records.models import Patient
 from portal.tenancy.models import Role

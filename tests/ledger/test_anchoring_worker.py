@@ -7,7 +7,7 @@ import time
 import pytest
 from django.db import transaction
 
-from ledger import services
+from ledger import anchoring, events
 from ledger.models import Entry, Event
 from tests.conftest import wait_until
 
@@ -16,7 +16,7 @@ pytestmark = pytest.mark.worker
 
 def _record(patient) -> None:
     with transaction.atomic():
-        services.event_record(
+        events.event_record(
             kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=None,
             patient=patient,
         )  # fmt: skip
@@ -28,7 +28,7 @@ def test_writes_within_the_debounce_ride_on_the_lingering_task(start_worker, hos
     patient = factories.PatientFactory(hospital=hospital_a)
     Event.objects.all().delete()
     worker = start_worker()
-    services._last_enqueue = float("-inf")
+    anchoring._last_enqueue = float("-inf")
     _record(patient)  # enqueues
     _record(patient)  # within 0.25 s: no new message
     wait_until(lambda: Entry.objects.count() == 2, timeout=60, message=worker.output)
@@ -36,7 +36,7 @@ def test_writes_within_the_debounce_ride_on_the_lingering_task(start_worker, hos
     assert log.count("ledger.anchor[") >= 1
     received = log.count("Task ledger.anchor[")
     # Once the task has gone idle and the debounce has passed, the next write enqueues again.
-    time.sleep(services.TASK_IDLE_TAIL + services.ENQUEUE_DEBOUNCE + 0.5)
+    time.sleep(anchoring.TASK_IDLE_TAIL + anchoring.ENQUEUE_DEBOUNCE + 0.5)
     _record(patient)
     wait_until(lambda: Entry.objects.count() == 3, timeout=60, message=worker.output)
     wait_until(

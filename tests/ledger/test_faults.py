@@ -15,7 +15,7 @@ import redis
 from django.conf import settings
 from django.db import connection, transaction
 
-from ledger import services
+from ledger import anchoring, events
 from ledger.models import Entry, Event
 from ledger.subjects import digest_of
 from ledger.tasks import anchor
@@ -52,7 +52,7 @@ def record_events(patient, n: int, per_transaction: int = 500) -> None:
     for start in range(0, n, per_transaction):
         with transaction.atomic():
             for _ in range(min(per_transaction, n - start)):
-                services.event_record(
+                events.event_record(
                     kind="chart.read", hospital=patient.hospital_id, subject=patient,
                     actor=None, digest=digest, patient=patient,
                 )  # fmt: skip
@@ -103,7 +103,7 @@ def test_worker_sigkilled_mid_batch(patient, start_worker):
     assert pending() > 0, "the worker finished before it could be killed"
     anchored_before = Entry.objects.count()
     # The killed batch rolled back as a whole: the log holds only complete batches.
-    assert anchored_before % services.BATCH_SIZE == 0 or anchored_before == total - pending()
+    assert anchored_before % anchoring.BATCH_SIZE == 0 or anchored_before == total - pending()
     survivor = start_worker(name="survivor")
     beat = start_worker(name="beat", beat=True, extra_env={"LEDGER_SWEEP_SECONDS": "1"})
     wait_drained([survivor, beat])

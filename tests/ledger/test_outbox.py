@@ -1,10 +1,9 @@
 import hashlib
 
-import psycopg
 import pytest
-from django.db import DatabaseError, connection, transaction
+from django.db import DEFAULT_DB_ALIAS, DatabaseError, connection, connections, transaction
 
-from ledger import merkle, note, services, verifier
+from ledger import anchoring, events, merkle, note, tasks, verifier
 from ledger.keys import log_verifier
 from ledger.models import AppendOnlyError, Checkpoint, Entry, Event, LogHead, Node
 from portal.records.models import Observation
@@ -14,7 +13,7 @@ def test_event_is_written_in_the_callers_transaction(record_observations, hospit
     patient, _ = record_observations(2)
     before = Event.objects.count()
     with pytest.raises(RuntimeError), transaction.atomic():
-        services.event_record(
+        events.event_record(
             kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
         )
         raise RuntimeError("the change fails")
@@ -43,8 +42,8 @@ def test_events_hold_ids_and_digests_only(record_observations):
 def test_free_text_never_reaches_the_ledger(record_observations, hospital_a, attrs):
     patient, _ = record_observations(0)
     count = Event.objects.count()
-    with pytest.raises(services.LedgerInputError):
-        services.event_record(
+    with pytest.raises(events.LedgerInputError):
+        events.event_record(
             kind="chart.read", hospital=hospital_a, subject=patient, actor=None, attrs=attrs
         )
     assert Event.objects.count() == count
@@ -53,8 +52,8 @@ def test_free_text_never_reaches_the_ledger(record_observations, hospital_a, att
 def test_anchoring_appends_each_event_once_and_cuts_a_signed_checkpoint(record_observations):
     record_observations(5)
     total = Event.objects.count()
-    assert services.ledger_anchor_pending() == total
-    assert services.ledger_anchor_pending() == 0  # idempotent: nothing is appended twice
+    assert anchoring.ledger_anchor_pending() == total
+    assert anchoring.ledger_anchor_pending() == 0  # idempotent: nothing is appended twice
     assert Entry.objects.count() == total
     assert not Event.objects.filter(status=Event.PENDING).exists()
     assert list(Entry.objects.order_by("index").values_list("index", flat=True)) == list(
@@ -77,7 +76,7 @@ def test_anchoring_appends_each_event_once_and_cuts_a_signed_checkpoint(record_o
 def test_batches_continue_the_same_tree(record_observations):
     record_observations(9)
     total = Event.objects.count()
-    services.ledger_anchor_pending(batch_size=4)
+    anchoring.ledger_anchor_pending(batch_size=4)
     assert Checkpoint.objects.count() == -(-total // 4)
     leaves = [merkle.leaf_hash(bytes(e.leaf)) for e in Entry.objects.order_by("index")]
     for cp in Checkpoint.objects.all():
@@ -88,7 +87,7 @@ def test_batches_continue_the_same_tree(record_observations):
 
 def test_orm_refuses_to_change_the_log(record_observations):
     record_observations(2)
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     entry = Entry.objects.first()
     entry.leaf = b"forged"
     with pytest.raises(AppendOnlyError):
@@ -118,7 +117,7 @@ def test_postgres_triggers_refuse_update_and_delete(record_observations, sql):
     if connection.vendor != "postgresql":
         pytest.skip("database triggers are PostgreSQL's; this runs in the PostgreSQL pass")
     record_observations(3)
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     with (
         pytest.raises(DatabaseError, match="append-only"),
         transaction.atomic(),
@@ -136,7 +135,7 @@ def test_postgres_triggers_refuse_truncate(record_observations, table):
     if connection.vendor != "postgresql":
         pytest.skip("database triggers are PostgreSQL's; this runs in the PostgreSQL pass")
     record_observations(3)
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     with pytest.raises(DatabaseError, match="append-only"), connection.cursor() as cursor:
         cursor.execute(f"TRUNCATE {table} CASCADE")
     assert Entry.objects.count() == Event.objects.count()
@@ -144,8 +143,8 @@ def test_postgres_triggers_refuse_truncate(record_observations, table):
 
 def test_receipt_verifies_with_the_standalone_verifier(record_observations):
     _, observations = record_observations(6)
-    services.ledger_anchor_pending()
-    from ledger.selectors import receipt_for_event
+    anchoring.ledger_anchor_pending()
+    from ledger.proofs import receipt_for_event
 
     event = Event.objects.get(
         subject_type="records.observation", subject_id=str(observations[3].row_uuid)
@@ -158,8 +157,8 @@ def test_receipt_verifies_with_the_standalone_verifier(record_observations):
 
 def test_proofs_take_a_handful_of_queries(record_observations, django_assert_max_num_queries):
     record_observations(300)
-    services.ledger_anchor_pending(batch_size=64)
-    from ledger.selectors import consistency_document, receipt_for_event
+    anchoring.ledger_anchor_pending(batch_size=64)
+    from ledger.proofs import consistency_document, receipt_for_event
 
     event = Event.objects.order_by("id")[137]
     with django_assert_max_num_queries(4):
@@ -180,77 +179,44 @@ def test_live_subject_digest_matches_the_anchored_one(record_observations):
     assert digest_of(obs) == event.digest
 
 
-# --- event_recorded: the event commits while the block runs -----------------------------
-
-
-def _pipelined() -> None:
-    if connection.vendor != "postgresql":
-        pytest.skip("pipeline mode is PostgreSQL's; this runs in the PostgreSQL pass")
+# --- a read's event: one INSERT, durable before anything of the read is answered -------
 
 
 @pytest.mark.django_db(transaction=True)
-def test_event_recorded_is_committed_when_its_block_ends(record_observations, hospital_a):
-    _pipelined()
+def test_an_event_outside_a_transaction_is_committed_when_recorded(record_observations):
     patient, _ = record_observations(0)
     before = Event.objects.count()
-    with services.event_recorded(
-        kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
-    ) as event:
-        # the fast path: the INSERT is in flight (sent, its result not read yet)
-        assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.ACTIVE
-        inside = "rendered"
-    assert inside == "rendered"
-    assert event.pk is not None and not event._state.adding
-    stored = Event.objects.get(pk=event.pk)  # committed: visible to a second connection too
-    assert (stored.event_id, stored.kind, stored.patient_id) == (
-        event.event_id, "chart.read", patient.pk,
+    event = events.event_record(
+        kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=None,
+        patient=patient,
     )  # fmt: skip
-    assert bytes(stored.leaf) == event.leaf
+    assert not connection.in_atomic_block
+    # A second connection sees it: committed, not merely written.
+    other = connections.create_connection(DEFAULT_DB_ALIAS)
+    try:
+        with other.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM ledger_event WHERE id = %s", [event.pk])
+            assert cursor.fetchone() == (1,)
+    finally:
+        other.close()
+    stored = Event.objects.get(pk=event.pk)
+    assert (stored.event_id, stored.kind, stored.patient_id, bytes(stored.leaf)) == (
+        event.event_id, "chart.read", patient.pk, event.leaf,
+    )  # fmt: skip
     assert Event.objects.count() == before + 1
 
 
 @pytest.mark.django_db(transaction=True)
-def test_event_recorded_that_fails_raises_at_the_end_and_writes_nothing(record_observations):
-    """The block has run (the page was rendered), but nothing may leave: the error surfaces
-    when the block ends, and the connection works afterwards."""
-    _pipelined()
+def test_an_event_that_fails_raises_writes_nothing_and_leaves_the_connection_usable(
+    record_observations,
+):
     patient, _ = record_observations(0)
     before = Event.objects.count()
-    ran = []
-    with (
-        pytest.raises(DatabaseError),  # no such hospital: the foreign key fails at the commit
-        services.event_recorded(
+    with pytest.raises(DatabaseError):  # no such hospital: the foreign key fails
+        events.event_record(
             kind="chart.read", hospital=10**9, subject=patient, actor=None, patient=patient
-        ),
-    ):
-        ran.append(True)
-    assert ran == [True]
-    assert Event.objects.count() == before
+        )
     assert not connection.in_atomic_block
-    with transaction.atomic():  # the connection is usable, and in autocommit mode again
-        assert Event.objects.count() == before
-
-
-@pytest.mark.django_db(transaction=True)
-def test_event_recorded_whose_insert_fails_leaves_the_connection_usable(record_observations):
-    """An error in the INSERT itself is
-    raised at the block's end, writes nothing, and leaves no aborted transaction behind:
-    the request's later statements (its session's save) still run."""
-    _pipelined()
-    patient, _ = record_observations(0)
-    before = Event.objects.count()
-    with (
-        pytest.raises(DatabaseError),  # bigint out of range, in the INSERT itself
-        services.event_recorded(
-            kind="chart.read",
-            hospital=patient.hospital_id,
-            subject=patient,
-            actor=None,
-            patient=2**63,
-        ),  # fmt: skip
-    ):
-        pass
-    assert connection.connection.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
     with connection.cursor() as cursor:  # autocommit, outside any atomic block
         cursor.execute("SELECT 1")
         assert cursor.fetchone() == (1,)
@@ -258,96 +224,61 @@ def test_event_recorded_whose_insert_fails_leaves_the_connection_usable(record_o
 
 
 @pytest.mark.django_db(transaction=True)
-def test_event_recorded_commits_even_when_the_block_fails(record_observations, hospital_a):
-    _pipelined()
-    patient, _ = record_observations(0)
-    before = Event.objects.count()
-    with (
-        pytest.raises(RuntimeError),
-        services.event_recorded(
-            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
-        ),
-    ):
-        raise RuntimeError("the template failed")
-    assert Event.objects.count() == before + 1  # the read was attempted: it stays recorded
-
-
-def test_event_recorded_inside_a_transaction_is_part_of_it(record_observations, hospital_a):
-    patient, _ = record_observations(0)
-    before = Event.objects.count()
-    with pytest.raises(RuntimeError), transaction.atomic():
-        with services.event_recorded(
-            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
-        ) as event:
-            assert event.pk is not None  # written before the block, in the transaction
-        raise RuntimeError("the change fails")
-    assert Event.objects.count() == before
-
-
-@pytest.mark.django_db(transaction=True)
-def test_a_query_inside_the_block_runs_after_the_event_is_committed(
-    record_observations, hospital_a
+def test_events_keep_being_recorded_on_one_connection_with_prepared_statements(
+    record_observations,
 ):
-    """A Django query made while the INSERT is in flight first reads its result (the
-    connection carries one statement at a time), then runs as usual."""
-    _pipelined()
-    patient, _ = record_observations(0)
-    before = Event.objects.count()
-    with services.event_recorded(
-        kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
-    ) as event:
-        assert Event.objects.count() == before + 1  # committed before this query ran
-        assert Event.objects.filter(event_id=event.event_id).exists()
-    assert event.pk == Event.objects.get(event_id=event.event_id).pk
-
-
-@pytest.mark.django_db(transaction=True)
-def test_event_recorded_after_psycopg_deallocated_every_statement(record_observations, hospital_a):
-    """psycopg sends DEALLOCATE ALL after a rollback on a connection where it prepared
-    statements: the event's statement is prepared again and the event still recorded."""
-    _pipelined()
-    patient, _ = record_observations(0)
-    kwargs = {"kind": "chart.read", "hospital": hospital_a, "subject": patient, "actor": None}
-    with services.event_recorded(**kwargs, patient=patient):
-        pass
-    connection.connection.execute("DEALLOCATE ALL")
-    with services.event_recorded(**kwargs, patient=patient) as event:
-        pass
-    assert Event.objects.filter(pk=event.pk, event_id=event.event_id).exists()
-
-
-@pytest.mark.django_db(transaction=True)
-def test_event_recorded_without_prepared_statements(record_observations, hospital_a, settings):
-    """Behind a pooler that cannot carry prepared statements (DB_PREPARE_THRESHOLD empty)."""
-    _pipelined()
+    """Many events on one (pooled, reused) connection, with server-side binding and
+    prepared statements on, and after psycopg deallocated every prepared statement (as it
+    does after a rollback): no statement name of the ledger's own can collide."""
     patient, _ = record_observations(0)
     options = connection.settings_dict["OPTIONS"]
-    saved = options.get("prepare_threshold")
-    options["prepare_threshold"] = None
+    saved = dict(options)
+    connection.close()
+    if connection.vendor == "postgresql":
+        options.update(server_side_binding=True, prepare_threshold=0)
     try:
-        with services.event_recorded(
-            kind="chart.read", hospital=hospital_a, subject=patient, actor=None, patient=patient
-        ) as event:
-            pass
+        made = []
+        for i in range(6):
+            if i == 3 and connection.vendor == "postgresql":
+                with connection.cursor() as cursor:
+                    cursor.execute("DEALLOCATE ALL")
+            made.append(
+                events.event_record(
+                    kind="chart.read",
+                    hospital=patient.hospital_id,
+                    subject=patient,
+                    actor=None,
+                    patient=patient,
+                )
+            )
+        with transaction.atomic():  # and inside a transaction, on the same connection
+            made.append(
+                events.event_record(
+                    kind="chart.read",
+                    hospital=patient.hospital_id,
+                    subject=patient,
+                    actor=None,
+                    patient=patient,
+                )
+            )
     finally:
-        options["prepare_threshold"] = saved
-    assert Event.objects.filter(pk=event.pk).exists()
+        connection.close()
+        options.clear()
+        options.update(saved)
+    assert Event.objects.filter(pk__in=[e.pk for e in made]).count() == 7
 
 
-@pytest.mark.django_db(transaction=True)
-def test_hot_statements_and_a_nested_event_inside_the_block(record_observations, hospital_a):
-    """What else may use the connection while the INSERT is in flight: a hot statement
-    (portal.hotsql, which otherwise goes straight to psycopg) and a second audited read
-    both wait for the first event's result, and both events are committed."""
-    from portal import hotsql
-
-    _pipelined()
+def test_one_anchoring_request_per_commit_however_many_events(
+    record_observations, hospital_a, monkeypatch, django_capture_on_commit_callbacks
+):
     patient, _ = record_observations(0)
-    before = Event.objects.count()
-    kwargs = {"kind": "chart.read", "hospital": hospital_a, "subject": patient, "actor": None}
-    with services.event_recorded(**kwargs, patient=patient) as outer:
-        assert hotsql.rows("SELECT count(*) FROM ledger_event WHERE 1 = %s", [1]) == [(before + 1,)]
-        with services.event_recorded(**kwargs, patient=patient) as inner:
-            pass
-    assert Event.objects.filter(pk__in=[outer.pk, inner.pk]).count() == 2
-    assert Event.objects.count() == before + 2
+    enqueued = []
+    monkeypatch.setattr(anchoring, "_last_enqueue", float("-inf"))
+    monkeypatch.setattr(tasks.anchor, "apply_async", lambda **kw: enqueued.append(kw))
+    with django_capture_on_commit_callbacks(execute=True):
+        for _ in range(5):
+            events.event_record(
+                kind="chart.read", hospital=hospital_a, subject=patient, actor=None,
+                patient=patient,
+            )  # fmt: skip
+    assert len(enqueued) == 1

@@ -9,7 +9,7 @@ import pytest
 from django.core.management import call_command
 from django.db import connection
 
-from ledger import note, services
+from ledger import anchoring, events, keys, note
 from ledger.models import Entry, Event
 from ledger.verification import ledger_verify
 from portal.ops.progress import Progress
@@ -20,7 +20,7 @@ from tests.ledger.conftest import tamper
 def anchored_log(record_observations, hospital_b):
     patient, observations = record_observations(20)
     record_observations(5, hospital=hospital_b)
-    services.ledger_anchor_pending(batch_size=8)  # several checkpoints
+    anchoring.ledger_anchor_pending(batch_size=8)  # several checkpoints
     return patient, observations
 
 
@@ -196,7 +196,7 @@ def test_checkpoint_signature_forged(anchored_log):
     from ledger.models import Checkpoint
 
     cp = Checkpoint.objects.order_by("size")[1]
-    impostor = note.Signer.generate(services.log_signer().name)
+    impostor = note.Signer.generate(keys.log_signer().name)
     forged = note.sign_checkpoint(
         note.parse_checkpoint_body(cp.note.split("\n\n")[0] + "\n"), impostor
     )
@@ -245,11 +245,11 @@ def test_account_events_belong_to_no_hospital(anchored_log):
     from django.db import transaction
 
     with transaction.atomic():
-        event = services.event_record(
+        event = events.event_record(
             kind="account.device.reset", hospital=None, subject=("account", 1),
             digest="0" * 64, actor=None,
         )  # fmt: skip
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     assert json.loads(bytes(Entry.objects.get(event=event).leaf))["hospital"] is None
     assert _findings() == []
 
@@ -272,9 +272,9 @@ def test_leaf_without_a_readers_hospital_is_the_format_from_before():
         b'"patient":9,"subject":"records.patient:ab","time":"2025-01-02T03:04:05.006789Z",'
         b'"v":1}'
     )
-    assert services.canonical_leaf(**fields) == before
-    assert services.canonical_leaf(**fields, actor_hospital_id=None) == before
-    both = json.loads(services.canonical_leaf(**fields, actor_hospital_id=7))
+    assert events.canonical_leaf(**fields) == before
+    assert events.canonical_leaf(**fields, actor_hospital_id=None) == before
+    both = json.loads(events.canonical_leaf(**fields, actor_hospital_id=7))
     assert both == {**json.loads(before), "actor_hospital": 7}
 
 
@@ -287,20 +287,20 @@ def test_reads_naming_both_hospitals_verify_beside_older_ones(anchored_log, hosp
     from django.db import transaction
 
     from ledger.keys import log_signer
-    from ledger.selectors import receipt_for_event
+    from ledger.proofs import receipt_for_event
 
     patient, _ = anchored_log
     with transaction.atomic():
-        older = services.event_record(
+        older = events.event_record(
             kind="chart.read", hospital=hospital_b, subject=patient, actor=None, patient=patient
         )
-        newer = services.event_record(
+        newer = events.event_record(
             kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=None,
             patient=patient, actor_hospital=hospital_b,
         )  # fmt: skip
     assert newer.actor_hospital_id == hospital_b.pk and older.actor_hospital_id is None
     assert Event.objects.get(pk=newer.pk).actor_hospital_id == hospital_b.pk
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     assert _findings() == []
     key = tmp_path / "key.txt"
     key.write_text(log_signer().vkey())

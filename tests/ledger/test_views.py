@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from ledger import services
+from ledger import anchoring, keys
 from ledger.models import Checkpoint, Event
 from portal.tenancy.models import Role
 from tests import factories
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 def anchored(record_observations, patient_with_login, hospital_b):
     user, patient = patient_with_login
     _, _other_obs = record_observations(3, hospital=hospital_b)
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     own_event = Event.objects.get(subject_type="records.patient", subject_id=str(patient.row_uuid))
     foreign_event = Event.objects.filter(hospital=hospital_b).first()
     return user, own_event, foreign_event
@@ -28,7 +28,7 @@ def anchored(record_observations, patient_with_login, hospital_b):
 def test_public_key_and_checkpoint_are_public(client, anchored):
     key = client.get("/ledger/key")
     assert key.status_code == 200
-    assert key.content.decode().strip() == services.log_signer().vkey()
+    assert key.content.decode().strip() == keys.log_signer().vkey()
     cp = client.get("/ledger/checkpoint")
     assert cp.status_code == 200
     assert cp.content.decode() == Checkpoint.objects.order_by("-size").first().note
@@ -108,7 +108,7 @@ def test_consistency_proof_between_two_checkpoints(client, sign_in, anchored, re
     user, _, _ = anchored
     old_size = Checkpoint.objects.order_by("-size").first().size
     record_observations(4)
-    services.ledger_anchor_pending()
+    anchoring.ledger_anchor_pending()
     new_size = Checkpoint.objects.order_by("-size").first().size
     sign_in(client, user)
     response = client.get(f"/ledger/consistency?old={old_size}&new={new_size}")

@@ -214,3 +214,31 @@ def test_correcting_a_restricted_note_keeps_it_readable_by_its_grantees(
     factories.TOTPDeviceFactory(user=other_nurse)
     sign_in(client, other_nurse)
     assert client.get(f"/provider/records/clinicalnote/{new.pk}/").status_code == 404
+
+
+def test_a_read_that_cannot_be_recorded_is_not_answered(client, sign_in, world, monkeypatch):
+    """The event is written before anything of the read is built: if it fails, no page,
+    record or document content leaves (pages, downloads, the API alike)."""
+    from django.db import DatabaseError
+
+    from portal.records import audit
+
+    a = world["a"]
+    sign_in(client, a["clinician"])
+
+    def refuse(**kwargs):
+        raise DatabaseError("the outbox is unavailable")
+
+    monkeypatch.setattr(audit, "event_record", refuse)
+    client.raise_request_exception = False
+    before = Event.objects.count()
+    for url in (
+        f"/provider/patients/{a['patient'].pk}/",
+        f"/provider/records/observation/{a['observation'].pk}/",
+        f"/provider/documents/{a['document'].pk}/download/",
+    ):
+        response = client.get(url)
+        assert response.status_code == 500, url
+        assert b"hello" not in response.content and b"Heart rate" not in response.content
+        assert b"IentA" not in response.content
+    assert Event.objects.count() == before

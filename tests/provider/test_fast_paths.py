@@ -62,9 +62,9 @@ def test_chart_skips_absent_record_types_but_filters_the_present_ones(world, mak
     assert {kind for _, kind, _ in mine.timeline} <= selectors._record_types_present(a["patient"])
 
 
-def test_the_prepared_path_writes_the_same(world):
-    """Outside query capture the statement goes through the server-binding cursor, kept
-    prepared on PostgreSQL: repeated creates work and read back."""
+def test_repeated_creates_write_and_read_back(world):
+    """The same statement, again and again (prepared by psycopg when server-side binding is
+    on): each create writes its record and its event."""
     a = world["a"]
     with unscoped():
         made = [

@@ -182,6 +182,31 @@ def test_first_key_creation_survives_a_lost_race(hospital_a, hospital_b):
     assert HospitalKey.objects.filter(hospital=hospital_a).count() == 1
 
 
+def test_a_data_key_rolled_back_with_its_savepoint_is_never_used_again(hospital_a, hospital_b):
+    """A key this process created in a savepoint that rolled back is forgotten, even when
+    another process then creates the same version: values are encrypted and decrypted
+    under the key the database holds."""
+    aad = "1|records.patient|phone|x"
+    with pytest.raises(RuntimeError), transaction.atomic():
+        _version, lost = crypto.data_key(hospital_id=hospital_a.pk)  # creates version 1
+        raise RuntimeError("the change fails")
+    # Another process's version 1 (same version number, another DEK).
+    theirs = os.urandom(32)
+    master_id, wrapped = crypto.wrap_data_key(theirs, hospital_id=hospital_a.pk, version=1)
+    HospitalKey.objects.create(
+        hospital=hospital_a, version=1, master_key_id=master_id, wrapped_key=wrapped,
+        is_current=True,
+    )  # fmt: skip
+    foreign = crypto.encrypt_with_key(b"x", version=1, dek=theirs, aad=aad)
+    assert crypto.decrypt(foreign, hospital_id=hospital_a.pk, aad=aad) == b"x"
+    assert crypto.data_key(hospital_id=hospital_a.pk) == (1, theirs) != (1, lost)
+    mine = crypto.encrypt(b"y", hospital_id=hospital_a.pk, aad=aad)
+    assert crypto.encrypt_with_key(b"y", version=1, dek=theirs, aad=aad)[:5] == mine[:5]
+    crypto.clear_key_cache()
+    assert crypto.decrypt(mine, hospital_id=hospital_a.pk, aad=aad) == b"y"
+    crypto.clear_key_cache()  # "their" key was never committed: forget it
+
+
 def test_wrapped_key_is_bound_to_its_hospital(hospital_a, hospital_b):
     crypto.data_key(hospital_id=hospital_a.pk)
     crypto.data_key(hospital_id=hospital_b.pk)

@@ -18,7 +18,7 @@ from django.db import connection
 from django.utils import timezone
 
 from ledger import subjects
-from ledger.services import ledger_anchor_pending
+from ledger.anchoring import ledger_anchor_pending
 from ledger.verification import ledger_verify
 from portal.records import services
 from portal.records.models import (

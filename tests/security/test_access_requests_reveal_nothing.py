@@ -21,8 +21,8 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from consent.models import AccessRequest, Consent
+from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
-from ledger.services import ledger_anchor_pending
 from portal.api.services import token_issue
 
 pytestmark = pytest.mark.django_db

@@ -29,8 +29,8 @@ from django.test import Client
 
 from consent import services as consent_services
 from consent.models import Consent
+from ledger.events import event_record
 from ledger.models import Event
-from ledger.services import event_record
 from portal.records import services as records_services
 from portal.tenancy import services as tenancy_services
 from portal.tenancy.models import Membership, Role

@@ -22,8 +22,8 @@ from django.urls import reverse
 
 from consent import services as consent_services
 from consent.models import Consent
+from ledger.events import event_record
 from ledger.models import Event
-from ledger.services import event_record
 from portal.records import services as records_services
 from portal.records.models import Patient
 from portal.tenancy.models import Membership, Role

@@ -27,7 +27,7 @@ import pytest
 from django.test import Client
 from django.utils import timezone
 
-from ledger import services as ledger_services
+from ledger import anchoring
 from portal.records import services
 from portal.records.models import ClinicalNote, Condition, Document
 from portal.tenancy.models import Role
@@ -388,7 +388,7 @@ def test_pages_work_in_the_browser_under_the_policy(
 
     # The auditor signs in with TOTP and uses the admin's scripts.
     page.context.clear_cookies()
-    ledger_services.ledger_anchor_pending()  # the lag chart needs anchored events
+    anchoring.ledger_anchor_pending()  # the lag chart needs anchored events
     _sign_in(page, base, site["auditor"], totp=True)
     page.wait_for_url("**/")
     _open(page, f"{base}/admin/")

@@ -31,8 +31,8 @@ from django.utils.html import escape
 from consent import services as consent_services
 from consent.models import Consent
 from ledger import verifier
+from ledger.anchoring import ledger_anchor_pending
 from ledger.models import ACCESS_KINDS, Event
-from ledger.services import ledger_anchor_pending
 from portal.records import services as records_services
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
@@ -312,7 +312,7 @@ def test_fhir_audit_event_names_the_readers_hospital_and_the_charts(client, sign
 def test_receipts_of_reads_from_before_keep_verifying(client, sign_in, world):
     """An event whose leaf has no "actor_hospital" (as every leaf before this change) still
     anchors and verifies, and the patient's log names the hospital it was recorded under."""
-    from ledger.services import event_record
+    from ledger.events import event_record
 
     patient = world["patient"]
     from django.db import transaction

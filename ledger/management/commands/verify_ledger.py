@@ -3,8 +3,8 @@ import sys
 
 from django.core.management.base import BaseCommand, CommandParser
 
+from ledger.progress import Progress
 from ledger.verification import ledger_verify
-from portal.ops.progress import Progress
 
 
 class Command(BaseCommand):

@@ -1,0 +1,91 @@
+"""The portal's side of the audit trail: every read of a chart, a record or a document is an
+access event, recorded by `chart_read_record` (pages, API, FHIR, the admin, downloads and
+exports alike), and what the ledger must know of the portal to decide who may see an event.
+
+A read's event is written before anything of the read is answered: inside the caller's
+transaction if there is one, else as one autocommitted INSERT that is durable once it
+returns. Only ids and codes reach the ledger (ledger.events.event_record).
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from django.contrib.auth.models import AbstractBaseUser
+
+from ledger.events import event_record
+from ledger.models import Event
+from ledger.selectors import user_is_verified
+from portal.records.models import ClinicalRecord, Document, Patient
+from portal.records.selectors import chart_access_of, patient_registrations_for_user
+from portal.tenancy.selectors import hospital_ids_administered
+
+# The purpose of use of an administrator's read (HL7 v3 PurposeOfUse).
+PURPOSE_ADMINISTRATION = "HSYSADMIN"
+
+ReadKind = Literal["chart.read", "record.read", "document.read"]
+
+
+def read_kind(record: ClinicalRecord | None) -> ReadKind:
+    if record is None:
+        return "chart.read"
+    return "document.read" if isinstance(record, Document) else "record.read"
+
+
+def chart_read_record(
+    *,
+    reader: AbstractBaseUser,
+    patient: Patient,
+    record: ClinicalRecord | None = None,
+    acting_hospital_id: int | None,
+    role: str,
+    administration: bool = False,
+) -> Event:
+    """Record that `reader` opened `patient`'s chart, or one of its records or documents.
+
+    The event belongs to the chart's hospital (its admins audit every read of their
+    patients) and names the hospital the reader acted in (`acting_hospital_id`: the
+    membership of the read, None for an auditor) so the reader's admins see their own
+    staff's reads; the two differ for consent, break-glass and locum reads. `role` is the
+    reader's role there.
+
+    The purpose and the break-glass flag come from the grants that opened the chart (the
+    access module's decision carried by `patient`), so an emergency read is flagged
+    wherever it is shown. `administration`: an auditor or hospital admin in the admin site,
+    whose purpose is health system administration.
+    """
+    if administration:
+        purpose, break_glass, via = PURPOSE_ADMINISTRATION, False, "admin"
+    else:
+        access = chart_access_of(user=reader, patient=patient)
+        purpose, break_glass = access.purpose, access.break_glass
+        via = "breakglass" if access.break_glass else "consent" if access.shared else "staff"
+    return event_record(
+        kind=read_kind(record),
+        hospital=patient.hospital_id,  # the chart's: loaded with it, no query
+        actor_hospital=acting_hospital_id,
+        subject=record if record is not None else patient,
+        actor=reader,
+        patient=patient.pk,
+        attrs={
+            "purpose": purpose,
+            "break_glass": break_glass,
+            "via": via,
+            "role": role,
+            "record_type": record._meta.model_name if record is not None else None,
+            "record": record.pk if record is not None else None,
+        },
+    )
+
+
+def event_readable_by(user: AbstractBaseUser, event: Event) -> bool:
+    """The portal's rule for ledger.selectors.access_event (registered by RecordsConfig):
+    hospital admins, signed in with two factors, see the events of the hospitals they
+    administer (a read belongs to the chart's hospital, so they get every read of their
+    patients; the reader's hospital's admins do not: a receipt's leaf names the other
+    hospital's patient); patients see the events about their own registrations."""
+    if user_is_verified(user) and event.hospital_id in hospital_ids_administered(user=user):
+        return True
+    return event.patient_id is not None and event.patient_id in {
+        p.pk for p in patient_registrations_for_user(user=user)
+    }
