@@ -110,6 +110,10 @@ def _refuse_token(request: Request, audience: str) -> None:
         raise exceptions.PermissionDenied(reason)
 
 
+# The code of StaffAccess's denial of a session that has not passed its second factor.
+TWO_FACTOR_MISSING = "two_factor_missing"
+
+
 class StaffAccess(permissions.BasePermission):
     """Staff with an active membership: by a staff token issued after two factors, or by a
     session verified with two factors (as `staff_required`). Resolves the hospital the
@@ -123,14 +127,17 @@ class StaffAccess(permissions.BasePermission):
         if not user.is_authenticated:
             return False
         _refuse_token(request, TokenAudience.STAFF)
-        if _token(request) is None and not getattr(user, "is_verified", lambda: False)():
-            return False
         # DRF's Request reads attributes it lacks from Django's request (the middleware's
         # session default) and keeps the ones set here for the view.
         membership = membership_for_request(
             request, user=user, session_default=getattr(request, "membership", None)
         )
         if membership is None:
+            return False
+        if _token(request) is None and not getattr(user, "is_verified", lambda: False)():
+            # Staff, but the session has not passed its second factor: the denial says so
+            # (FHIR answers it with 401, as an unauthenticated request).
+            self.code = TWO_FACTOR_MISSING
             return False
         request.membership = membership
         request.hospital = membership.hospital
@@ -182,18 +189,18 @@ class ApiView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         query_params_check(request.query_params)
-        self._scope = ExitStack()
+        self.tenant_scope = ExitStack()
         if self.audience == "staff":
-            self._scope.enter_context(hospital_scope(request.hospital))
+            self.tenant_scope.enter_context(hospital_scope(request.hospital))
         elif self.audience == "patient":
             hospitals = [p.hospital_id for p in request.patient_registrations]
-            self._scope.enter_context(hospital_scope(hospitals))
+            self.tenant_scope.enter_context(hospital_scope(hospitals))
 
     def finalize_response(self, request, response, *args, **kwargs):
-        scope = getattr(self, "_scope", None)
+        scope = getattr(self, "tenant_scope", None)
         if scope is not None:
             scope.close()
-            self._scope = None
+            self.tenant_scope = None
         return super().finalize_response(request, response, *args, **kwargs)
 
 

@@ -13,6 +13,7 @@ its records and ledger events name no author.
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -63,7 +64,10 @@ class Command(BaseCommand):
         total = sum(_entry_count(b) for _, b in bundles)
         overall = ImportReport(bundle_type="all files")
         imported = 0
-        with Progress("Importing", total, stream=self.stderr._out) as progress:
+        # The raw stream the command was given (call_command's stderr), not the wrapper that
+        # ends every write with a newline: the progress bar redraws one line.
+        stream = options.get("stderr") or sys.stderr
+        with Progress("Importing", total, stream=stream) as progress:
             for path, bundle in bundles:
                 try:
                     report = fhir_bundle_import(
