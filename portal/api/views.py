@@ -142,7 +142,7 @@ class PatientListView(ApiView):
             patient.hospital = request.hospital
         return page_response(
             request,
-            [out.patient_data(p) for p in page.patients],
+            out.PatientSerializer(page.patients, many=True).data,
             next_cursor=encode_cursor("b", page.older) if page.older else None,
             prev_cursor=encode_cursor("a", page.newer) if page.newer else None,
         )
@@ -159,7 +159,7 @@ class PatientListView(ApiView):
             )
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        return Response(out.patient_data(patient), status=201)
+        return Response(out.PatientSerializer(patient).data, status=201)
 
 
 def _open_chart(request: Request, patient_id: Any):
@@ -176,7 +176,7 @@ class PatientDetailView(ApiView):
         parameters=(PATIENT_ID,),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int) -> Response:
-        return Response(out.patient_data(_open_chart(request, patient_id)))
+        return Response(out.PatientSerializer(_open_chart(request, patient_id)).data)
 
 
 class ChartView(ApiView):
@@ -188,7 +188,8 @@ class ChartView(ApiView):
         patient = _open_chart(request, patient_id)
         chart = selectors.chart_for(user=request.user, patient=patient)
         can_change = selectors.chart_changeable_by(user=request.user, patient=patient)
-        return Response(out.chart_data(chart, access=patient.chart_access, can_change=can_change))
+        summary = {"chart": chart, "access": patient.chart_access, "can_change": can_change}
+        return Response(out.ChartSerializer(summary).data)
 
 
 # --- staff: records --------------------------------------------------------------------------
@@ -251,7 +252,7 @@ class RecordListView(ApiView):
             qs = qs.defer("content")
         rows, next_cursor, prev_cursor = queryset_page(request, qs)
         return page_response(
-            request, [out.record_data(r) for r in rows],
+            request, out.RecordSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -269,7 +270,7 @@ class RecordListView(ApiView):
             record = _create(request, patient, record_type, model)
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        return Response(out.record_data(record), status=201)
+        return Response(out.RecordSerializer(record).data, status=201)
 
 
 def _create(request: Request, patient, record_type: str, model):
@@ -302,7 +303,7 @@ class RecordDetailView(ApiView):
             record = selectors.access_record(request.user, record_type, record_id)
             kind = "document.read" if isinstance(record, Document) else "record.read"
             access_event(request, kind=kind, patient=record.patient, record=record)
-        return Response(out.record_data(record, content=True))
+        return Response(out.RecordSerializer(record, context={"content": True}).data)
 
 
 class RecordCorrectView(ApiView):
@@ -339,7 +340,7 @@ class RecordCorrectView(ApiView):
             new = services.record_correct(actor=request.user, record=record, **changes)
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        return Response(out.record_data(new), status=201)
+        return Response(out.RecordSerializer(new).data, status=201)
 
 
 # --- staff: sharing, requests, break-glass ---------------------------------------------------
@@ -357,7 +358,7 @@ class SharedView(ApiView):
         )
         rows, next_cursor, prev_cursor = list_page(request, patients)
         return page_response(
-            request, [out.patient_data(p) for p in rows],
+            request, out.PatientSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -387,7 +388,7 @@ class AccessRequestListView(ApiView):
             request, consent_selectors.access_requests_by_user(user=request.user)
         )
         return page_response(
-            request, [out.access_request_data(r) for r in rows],
+            request, out.AccessRequestSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -411,7 +412,7 @@ class AccessRequestListView(ApiView):
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         created.requester_hospital = request.hospital
-        return Response(out.access_request_data(created), status=202)
+        return Response(out.AccessRequestSerializer(created).data, status=202)
 
 
 BreakGlassIn = form_serializer(
@@ -446,17 +447,8 @@ class BreakGlassView(ApiView):
             raise exceptions.Throttled(wait=wait, detail=exc.message) from None
         except DjangoValidationError as exc:
             raise _validation(exc) from None
-        if outcome.glass is None:
-            result = {"patient": outcome.patient.pk, "break_glass": False, "expires_at": None,
-                      "message": "You already have access to this chart."}  # fmt: skip
-            return Response(result, status=200)
-        result = {
-            "patient": outcome.patient.pk, "break_glass": True,
-            "expires_at": outcome.glass.expires_at.isoformat(),
-            "message": "Emergency access granted for 4 hours. Every read is flagged and the "
-            "patient and the hospital are told.",
-        }  # fmt: skip
-        return Response(result, status=201)
+        result = out.BreakGlassResultSerializer(outcome).data
+        return Response(result, status=200 if outcome.glass is None else 201)
 
 
 # --- patients ---------------------------------------------------------------------------------
@@ -478,7 +470,7 @@ class MyRegistrationsView(ApiView):
     def get(self, request: Request) -> Response:
         rows, next_cursor, prev_cursor = list_page(request, request.patient_registrations)
         return page_response(
-            request, [out.patient_data(p) for p in rows],
+            request, out.PatientSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -506,7 +498,7 @@ class MyRecordsView(ApiView):
         )
         rows, next_cursor, prev_cursor = list_page(request, view.records)
         return page_response(
-            request, [out.record_data(r) for r in rows],
+            request, out.RecordSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -525,7 +517,7 @@ class MyAccessLogView(ApiView):
         )
         rows, next_cursor, prev_cursor = list_page(request, entries)
         return page_response(
-            request, [out.access_entry_data(e) for e in rows],
+            request, out.AccessLogEntrySerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -549,7 +541,7 @@ class MyConsentsView(ApiView):
             request, consent_selectors.consents_for_owner(user=request.user)
         )
         return page_response(
-            request, [out.consent_data(c) for c in rows],
+            request, out.ConsentSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -573,7 +565,7 @@ class MyConsentsView(ApiView):
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         consent = consent_selectors.access_consent(request.user, consent.row_uuid)
-        return Response(out.consent_data(consent), status=201)
+        return Response(out.ConsentSerializer(consent).data, status=201)
 
 
 class MyConsentRevokeView(ApiView):
@@ -590,7 +582,9 @@ class MyConsentRevokeView(ApiView):
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         return Response(
-            out.consent_data(consent_selectors.access_consent(request.user, consent.row_uuid))
+            out.ConsentSerializer(
+                consent_selectors.access_consent(request.user, consent.row_uuid)
+            ).data
         )
 
 
@@ -617,7 +611,7 @@ class MyAccessRequestsView(ApiView):
             found = [r for r in found if r.state == "pending"]
         rows, next_cursor, prev_cursor = list_page(request, found)
         return page_response(
-            request, [out.owner_access_request_data(r) for r in rows],
+            request, out.OwnerAccessRequestSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
         )  # fmt: skip
 
@@ -645,7 +639,7 @@ class MyAccessRequestDecideView(ApiView):
             r for r in consent_selectors.access_requests_for_owner(user=request.user)
             if r.pk == access_request.pk
         )  # fmt: skip
-        return Response(out.owner_access_request_data(decided))
+        return Response(out.OwnerAccessRequestSerializer(decided).data)
 
 
 ProxyIn = form_serializer("ProxyIn", patient_forms.ProxyForm, scope_all=_SCOPE_ALL)
@@ -676,22 +670,23 @@ class MyProxiesView(ApiView):
             invitations = consent_selectors.proxy_invitations_given(user=request.user)
             for invitation in invitations:
                 invitation.grantor = request.user
-            rows = [(g.created_at, out.proxy_grant_data(g)) for g in grants]
-            rows += [
-                (i.created_at, out.proxy_invitation_data(i, status=i.grantor_state))
-                for i in invitations
-            ]
+            shown = out.ProxyGrantSerializer(grants, many=True).data
+            shown += out.ProxyInvitationSerializer(
+                invitations, many=True, context={"request": request}
+            ).data
+            rows = list(zip([x.created_at for x in [*grants, *invitations]], shown, strict=True))
             items = [data for _, data in sorted(rows, key=lambda r: r[0], reverse=True)]
         elif direction == "received":
             grants = consent_selectors.proxy_grants_received(user=request.user)
             for grant in grants:
                 grant.proxy = request.user
-            items = [out.proxy_grant_data(g) for g in grants]
+            items = out.ProxyGrantSerializer(grants, many=True).data
         else:
-            items = [
-                out.proxy_invitation_data(i, status="invited")
-                for i in consent_selectors.proxy_invitations_received(user=request.user)
-            ]
+            items = out.ProxyInvitationSerializer(
+                consent_selectors.proxy_invitations_received(user=request.user),
+                many=True,
+                context={"request": request},
+            ).data
         rows, next_cursor, prev_cursor = list_page(request, items)
         return page_response(request, rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
 
@@ -714,7 +709,8 @@ class MyProxiesView(ApiView):
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         return Response(
-            out.proxy_invitation_data(invitation, status=invitation.grantor_state), status=201
+            out.ProxyInvitationSerializer(invitation, context={"request": request}).data,
+            status=201,
         )
 
 
@@ -733,7 +729,7 @@ class MyProxyAcceptView(ApiView):
         except DjangoValidationError as exc:
             raise _validation(exc) from None
         grant = consent_selectors.access_proxy_grant(request.user, grant.row_uuid)
-        return Response(out.proxy_grant_data(grant))
+        return Response(out.ProxyGrantSerializer(grant).data)
 
 
 class MyProxyRevokeView(ApiView):
@@ -753,10 +749,6 @@ class MyProxyRevokeView(ApiView):
             raise _validation(exc) from None
         if isinstance(item, ProxyInvitation):
             item.refresh_from_db()
-            # The patient sees what they may know; the invited account, its own answer.
-            mine = item.grantor_id == request.user.pk
-            return Response(
-                out.proxy_invitation_data(item, status=item.grantor_state if mine else item.status)
-            )
+            return Response(out.ProxyInvitationSerializer(item, context={"request": request}).data)
         grant = consent_selectors.access_proxy_grant(request.user, item.row_uuid)
-        return Response(out.proxy_grant_data(grant))
+        return Response(out.ProxyGrantSerializer(grant).data)
