@@ -1,7 +1,6 @@
-"""The REST API (/api/v1/). Views stay thin: the portals' forms validate, the records and
-consent services write, their selectors read and decide access (404 for missing, forbidden
-and other hospitals' ids alike), and staff reads of charts, records and documents record the
-provider portal's access events."""
+"""The staff side of the REST API: patients of the active hospital, charts, records,
+what is shared with the caller, access requests and break-glass. Every view is for staff
+signed in with two factors (StaffAccess) and runs in the hospital the request acts in."""
 
 from __future__ import annotations
 
@@ -13,16 +12,15 @@ from django.forms.models import model_to_dict
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiParameter
 from rest_framework import exceptions, serializers
 from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
-from consent.models import ProxyInvitation, Purpose
+from consent.models import Purpose
 from portal.api import serializers as out
-from portal.api.authentication import HOSPITAL_HEADER
 from portal.api.base import (
     ApiView,
     add_form_errors,
@@ -34,63 +32,17 @@ from portal.api.base import (
     page_response,
     queryset_page,
 )
-from portal.patient import forms as patient_forms
+from portal.api.views.common import CURSOR_PARAM, doc, type_param
 from portal.provider import forms as provider_forms
 from portal.provider.views import access_event
 from portal.records import selectors, services
-from portal.records.categories import CHART_CATEGORIES
 from portal.records.models import ClinicalNote, Document, RecordStatus
 from portal.tenancy.models import Hospital
 
-# --- schema helpers --------------------------------------------------------------------------
-
-ERR = out.ErrorSerializer
-HOSPITAL_PARAM = OpenApiParameter(
-    HOSPITAL_HEADER, OpenApiTypes.STR, OpenApiParameter.HEADER, required=False,
-    description="Slug of one of your own hospitals to act in (token requests default to "
-    "your first membership, session requests to the portal's active hospital).",
-)  # fmt: skip
-CURSOR_PARAM = OpenApiParameter(
-    "cursor", OpenApiTypes.STR, description="Opaque cursor from a previous page's next/previous."
-)
 PATIENT_ID = OpenApiParameter("patient_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 RECORD_ID = OpenApiParameter("record_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 CREATABLE_TYPES = sorted(t for t in selectors.RECORD_TYPES if t != "document")
 CORRECTABLE_TYPES = sorted([*provider_forms.RECORD_FORM_FIELDS, "observation"])
-
-
-def _type_param(choices: list[str]) -> OpenApiParameter:
-    return OpenApiParameter("record_type", OpenApiTypes.STR, OpenApiParameter.PATH, enum=choices)
-
-
-def _uuid_param(name: str) -> OpenApiParameter:
-    return OpenApiParameter(name, OpenApiTypes.UUID, OpenApiParameter.PATH)
-
-
-def doc(
-    *, summary: str, tag: str, response: Any, status: int = 200, request: Any = None,
-    parameters: tuple = (), errors: tuple[int, ...] = (401, 403, 404), description: str = "",
-) -> Any:  # fmt: skip
-    messages = {
-        400: "Invalid input (field errors in detail).",
-        401: "No or an invalid token or session.",
-        403: "Not for this kind of account or token (staff endpoints take staff tokens issued "
-        "after two factors, the others patient tokens), a session without two factors, or "
-        "an X-Hospital you are not a member of.",
-        404: "Missing, not yours to see, or another hospital's (never told apart).",
-        429: "Too many attempts: locked for a while (Retry-After says how long).",
-    }
-    codes = set(errors) | {400}
-    responses = {status: response, **{c: OpenApiResponse(ERR, messages[c]) for c in codes}}
-    params = [*parameters, *([HOSPITAL_PARAM] if tag == "staff" else [])]
-    return extend_schema(
-        summary=summary, description=description or None, tags=[tag], request=request,
-        responses=responses, parameters=params,
-    )  # fmt: skip
-
-
-def _validation(exc: DjangoValidationError):
-    return add_form_errors(exc)
 
 
 def _hospital_pk(data: Any) -> Any:
@@ -104,12 +56,6 @@ def _hospital_pk(data: Any) -> Any:
         data["hospital"] = hospital.pk if hospital else "0"
     elif slug is not None:
         data["hospital"] = "0"
-    return data
-
-
-def _scope_all(data: Any) -> Any:
-    if isinstance(data, dict) and isinstance(data.get("scope_all", True), bool):
-        data = {**data, "scope_all": "all" if data.get("scope_all", True) else "some"}
     return data
 
 
@@ -158,7 +104,7 @@ class PatientListView(ApiView):
                 hospital=request.hospital, actor=request.user, **form.cleaned_data
             )
         except DjangoValidationError as exc:
-            raise _validation(exc) from None
+            raise add_form_errors(exc) from None
         return Response(out.PatientSerializer(patient).data, status=201)
 
 
@@ -234,7 +180,7 @@ class RecordListView(ApiView):
         summary="Records of one type on a chart (a chart read), newest first", tag="staff",
         response=out.RecordPageSerializer,
         parameters=(
-            PATIENT_ID, _type_param(sorted(selectors.RECORD_TYPES)), CURSOR_PARAM,
+            PATIENT_ID, type_param(sorted(selectors.RECORD_TYPES)), CURSOR_PARAM,
             OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "all"],
                              description="active (default) or all versions."),
         ),
@@ -259,7 +205,7 @@ class RecordListView(ApiView):
     @doc(
         summary="Add a record to a chart (validated as in the provider portal)", tag="staff",
         request=_record_body("RecordIn", RECORD_IN), response=out.RecordSerializer, status=201,
-        parameters=(PATIENT_ID, _type_param(CREATABLE_TYPES)),
+        parameters=(PATIENT_ID, type_param(CREATABLE_TYPES)),
         description="Observations take a LOINC code from the portal's catalogue, its unit "
         "and a plausible value; documents are uploaded in the provider portal.",
     )  # fmt: skip
@@ -269,7 +215,7 @@ class RecordListView(ApiView):
         try:
             record = _create(request, patient, record_type, model)
         except DjangoValidationError as exc:
-            raise _validation(exc) from None
+            raise add_form_errors(exc) from None
         return Response(out.RecordSerializer(record).data, status=201)
 
 
@@ -296,7 +242,7 @@ class RecordDetailView(ApiView):
     @doc(
         summary="One record (a record read; a document's content is included, a "
         "document read)", tag="staff", response=out.RecordSerializer,
-        parameters=(_type_param(sorted(selectors.RECORD_TYPES)), RECORD_ID),
+        parameters=(type_param(sorted(selectors.RECORD_TYPES)), RECORD_ID),
     )  # fmt: skip
     def get(self, request: Request, record_type: str, record_id: int) -> Response:
         with transaction.atomic():
@@ -312,7 +258,7 @@ class RecordCorrectView(ApiView):
         "entered in error", tag="staff", request=_record_body("RecordCorrectIn",
                                                                 RECORD_CORRECT_IN),
         response=out.RecordSerializer, status=201,
-        parameters=(_type_param(CORRECTABLE_TYPES), RECORD_ID),
+        parameters=(type_param(CORRECTABLE_TYPES), RECORD_ID),
         description="Fields left out keep the corrected version's values.",
     )  # fmt: skip
     def post(self, request: Request, record_type: str, record_id: int) -> Response:
@@ -339,7 +285,7 @@ class RecordCorrectView(ApiView):
         try:
             new = services.record_correct(actor=request.user, record=record, **changes)
         except DjangoValidationError as exc:
-            raise _validation(exc) from None
+            raise add_form_errors(exc) from None
         return Response(out.RecordSerializer(new).data, status=201)
 
 
@@ -410,7 +356,7 @@ class AccessRequestListView(ApiView):
                 birth_date=data["birth_date"], purpose=data["purpose"],
             )  # fmt: skip
         except DjangoValidationError as exc:
-            raise _validation(exc) from None
+            raise add_form_errors(exc) from None
         created.requester_hospital = request.hospital
         return Response(out.AccessRequestSerializer(created).data, status=202)
 
@@ -446,309 +392,6 @@ class BreakGlassView(ApiView):
             wait = max(1, int((exc.until - timezone.now()).total_seconds()) + 1)
             raise exceptions.Throttled(wait=wait, detail=exc.message) from None
         except DjangoValidationError as exc:
-            raise _validation(exc) from None
+            raise add_form_errors(exc) from None
         result = out.BreakGlassResultSerializer(outcome).data
         return Response(result, status=200 if outcome.glass is None else 201)
-
-
-# --- patients ---------------------------------------------------------------------------------
-
-
-def _owned(request: Request) -> list:
-    return selectors.patients_opened_as_owner(
-        user=request.user, patients=list(request.patient_registrations)
-    )
-
-
-class MyRegistrationsView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="My registrations at every hospital", tag="patient",
-        response=out.PatientPageSerializer, errors=(401, 403), parameters=(CURSOR_PARAM,),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        rows, next_cursor, prev_cursor = list_page(request, request.patient_registrations)
-        return page_response(
-            request, out.PatientSerializer(rows, many=True).data,
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
-
-
-class MyRecordsView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="My records of one category, across my registrations, newest first",
-        tag="patient", response=out.RecordPageSerializer, errors=(401, 403),
-        parameters=(
-            OpenApiParameter("category", OpenApiTypes.STR, enum=out.CATEGORY_CHOICES,
-                             description="Default: vitals."),
-            CURSOR_PARAM,
-        ),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        category = request.query_params.get("category") or "vitals"
-        if category not in dict(CHART_CATEGORIES):
-            raise exceptions.ValidationError(
-                {"category": [f"Choose one of: {', '.join(out.CATEGORY_CHOICES)}."]}
-            )
-        view = selectors.records_by_category(
-            user=request.user, patients=_owned(request), category=category
-        )
-        rows, next_cursor, prev_cursor = list_page(request, view.records)
-        return page_response(
-            request, out.RecordSerializer(rows, many=True).data,
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
-
-
-class MyAccessLogView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="Who opened my records (staff reads and break-glass), newest first",
-        tag="patient", response=out.AccessLogPageSerializer, errors=(401, 403),
-        parameters=(CURSOR_PARAM,),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        entries = consent_selectors.access_log_for_owner(
-            user=request.user, patients=request.patient_registrations
-        )
-        rows, next_cursor, prev_cursor = list_page(request, entries)
-        return page_response(
-            request, out.AccessLogEntrySerializer(rows, many=True).data,
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
-
-
-_SCOPE_ALL = serializers.BooleanField(
-    required=False, default=True, help_text="true: all records (except restricted notes); "
-    "false: only the categories listed.",
-)  # fmt: skip
-ConsentIn = form_serializer("ConsentIn", patient_forms.ConsentForm, scope_all=_SCOPE_ALL)
-
-
-class MyConsentsView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="Every consent I gave, newest first", tag="patient",
-        response=out.ConsentPageSerializer, errors=(401, 403), parameters=(CURSOR_PARAM,),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        rows, next_cursor, prev_cursor = list_page(
-            request, consent_selectors.consents_for_owner(user=request.user)
-        )
-        return page_response(
-            request, out.ConsentSerializer(rows, many=True).data,
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
-
-    @doc(
-        summary="Share (part of) one registration's records", tag="patient",
-        request=ConsentIn, response=out.ConsentSerializer, status=201, errors=(401, 403),
-    )  # fmt: skip
-    def post(self, request: Request) -> Response:
-        form = form_validate(patient_forms.ConsentForm, _scope_all(request.data),
-                             user=request.user)  # fmt: skip
-        data = form.cleaned_data
-        try:
-            consent = consent_services.consent_grant(
-                patient=data["registration"], actor=request.user,
-                grantee_kind=data["grantee_kind"], grantee_hospital=data["grantee_hospital"],
-                grantee_department=data["grantee_department"], grantee_user=data["grantee_user"],
-                scope_all=data["scope_all"], categories=data["categories"],
-                restricted_notes=data["restricted_notes"], purpose=data["purpose"],
-                period_start=data["period_start_at"], period_end=data["period_end_at"],
-            )  # fmt: skip
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        consent = consent_selectors.access_consent(request.user, consent.row_uuid)
-        return Response(out.ConsentSerializer(consent).data, status=201)
-
-
-class MyConsentRevokeView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="Revoke a consent (access ends now)", tag="patient", request=None,
-        response=out.ConsentSerializer, parameters=(_uuid_param("consent_id"),),
-    )  # fmt: skip
-    def post(self, request: Request, consent_id) -> Response:
-        consent = consent_selectors.access_consent(request.user, consent_id)
-        try:
-            consent = consent_services.consent_revoke(consent=consent, actor=request.user)
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        return Response(
-            out.ConsentSerializer(
-                consent_selectors.access_consent(request.user, consent.row_uuid)
-            ).data
-        )
-
-
-DecisionIn = form_serializer("DecisionIn", patient_forms.DecisionForm, scope_all=_SCOPE_ALL)
-
-
-class MyAccessRequestsView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="Access requests addressed to me (pending by default)", tag="patient",
-        response=out.OwnerAccessRequestPageSerializer, errors=(401, 403),
-        parameters=(
-            OpenApiParameter("status", OpenApiTypes.STR, enum=["pending", "all"]),
-            CURSOR_PARAM,
-        ),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        status = request.query_params.get("status", "pending")
-        if status not in ("pending", "all"):
-            raise exceptions.ValidationError({"status": ["Use pending or all."]})
-        found = consent_selectors.access_requests_for_owner(user=request.user)
-        if status == "pending":
-            found = [r for r in found if r.state == "pending"]
-        rows, next_cursor, prev_cursor = list_page(request, found)
-        return page_response(
-            request, out.OwnerAccessRequestSerializer(rows, many=True).data,
-            next_cursor=next_cursor, prev_cursor=prev_cursor,
-        )  # fmt: skip
-
-
-class MyAccessRequestDecideView(ApiView):
-    audience = "patient"
-
-    @doc(
-        summary="Approve (a consent to the requester) or deny an access request",
-        tag="patient", request=DecisionIn, response=out.OwnerAccessRequestSerializer,
-        parameters=(_uuid_param("request_id"),),
-    )  # fmt: skip
-    def post(self, request: Request, request_id) -> Response:
-        access_request = consent_selectors.access_access_request(request.user, request_id)
-        data = form_validate(patient_forms.DecisionForm, _scope_all(request.data)).cleaned_data
-        try:
-            consent_services.access_request_decide(
-                request=access_request, actor=request.user,
-                approve=data["decision"] == "approve", scope_all=data["scope_all"],
-                categories=data["categories"], period_end=data["period_end_at"],
-            )  # fmt: skip
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        decided = next(
-            r for r in consent_selectors.access_requests_for_owner(user=request.user)
-            if r.pk == access_request.pk
-        )  # fmt: skip
-        return Response(out.OwnerAccessRequestSerializer(decided).data)
-
-
-ProxyIn = form_serializer("ProxyIn", patient_forms.ProxyForm, scope_all=_SCOPE_ALL)
-
-
-class MyProxiesView(ApiView):
-    audience = "account"
-
-    @doc(
-        summary="Proxy access I gave or invited (direction=given), hold for someone else "
-        "(received), or am invited to (invited)",
-        tag="patient", response=out.ProxyGrantPageSerializer, errors=(401, 403),
-        parameters=(
-            OpenApiParameter(
-                "direction", OpenApiTypes.STR, enum=["given", "received", "invited"]
-            ),
-            CURSOR_PARAM,
-        ),
-    )  # fmt: skip
-    def get(self, request: Request) -> Response:
-        direction = request.query_params.get("direction", "given")
-        if direction not in ("given", "received", "invited"):
-            raise exceptions.ValidationError({"direction": ["Use given, received or invited."]})
-        if direction == "given":
-            grants = consent_selectors.proxy_grants_given(user=request.user)
-            for grant in grants:
-                grant.grantor = request.user
-            invitations = consent_selectors.proxy_invitations_given(user=request.user)
-            for invitation in invitations:
-                invitation.grantor = request.user
-            shown = out.ProxyGrantSerializer(grants, many=True).data
-            shown += out.ProxyInvitationSerializer(
-                invitations, many=True, context={"request": request}
-            ).data
-            rows = list(zip([x.created_at for x in [*grants, *invitations]], shown, strict=True))
-            items = [data for _, data in sorted(rows, key=lambda r: r[0], reverse=True)]
-        elif direction == "received":
-            grants = consent_selectors.proxy_grants_received(user=request.user)
-            for grant in grants:
-                grant.proxy = request.user
-            items = out.ProxyGrantSerializer(grants, many=True).data
-        else:
-            items = out.ProxyInvitationSerializer(
-                consent_selectors.proxy_invitations_received(user=request.user),
-                many=True,
-                context={"request": request},
-            ).data
-        rows, next_cursor, prev_cursor = list_page(request, items)
-        return page_response(request, rows, next_cursor=next_cursor, prev_cursor=prev_cursor)
-
-    @doc(
-        summary="Invite another account holder to see my records", tag="patient",
-        request=ProxyIn, response=out.ProxyGrantSerializer, status=201, errors=(401, 403),
-        description="Creates an invitation to that username, whether or not an account by "
-        "that name exists or may be a proxy (the answer is the same): it shows as invited "
-        "until the account accepts it, if it exists and belongs to a patient who is nobody's "
-        "staff, and expires after 14 days otherwise.",
-    )  # fmt: skip
-    def post(self, request: Request) -> Response:
-        data = form_validate(patient_forms.ProxyForm, _scope_all(request.data)).cleaned_data
-        try:
-            invitation = consent_services.proxy_invite(
-                grantor=request.user, proxy_username=data["proxy_username"],
-                relationship=data["relationship"], scope_all=data["scope_all"],
-                categories=data["categories"], period_end=data["period_end_at"],
-            )  # fmt: skip
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        return Response(
-            out.ProxyInvitationSerializer(invitation, context={"request": request}).data,
-            status=201,
-        )
-
-
-class MyProxyAcceptView(ApiView):
-    audience = "account"
-
-    @doc(
-        summary="Accept an invitation to be someone's proxy", tag="patient", request=None,
-        response=out.ProxyGrantSerializer, errors=(401, 403, 404),
-        parameters=(_uuid_param("grant_id"),),
-    )  # fmt: skip
-    def post(self, request: Request, grant_id) -> Response:
-        invitation = consent_selectors.access_proxy_invitation(request.user, grant_id)
-        try:
-            grant = consent_services.proxy_accept(invitation=invitation, actor=request.user)
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        grant = consent_selectors.access_proxy_grant(request.user, grant.row_uuid)
-        return Response(out.ProxyGrantSerializer(grant).data)
-
-
-class MyProxyRevokeView(ApiView):
-    audience = "account"
-
-    @doc(
-        summary="End a proxy grant or invitation (the patient revokes or withdraws it; the "
-        "proxy steps down or declines)", tag="patient",
-        request=None, response=out.ProxyGrantSerializer, errors=(401, 403, 404),
-        parameters=(_uuid_param("grant_id"),),
-    )  # fmt: skip
-    def post(self, request: Request, grant_id) -> Response:
-        item = consent_selectors.access_proxy_item(request.user, grant_id)
-        try:
-            consent_services.proxy_end(item=item, actor=request.user)
-        except DjangoValidationError as exc:
-            raise _validation(exc) from None
-        if isinstance(item, ProxyInvitation):
-            item.refresh_from_db()
-            return Response(out.ProxyInvitationSerializer(item, context={"request": request}).data)
-        grant = consent_selectors.access_proxy_grant(request.user, item.row_uuid)
-        return Response(out.ProxyGrantSerializer(grant).data)
