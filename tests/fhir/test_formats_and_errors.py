@@ -72,3 +72,17 @@ def test_a_bad_token_is_401_even_where_a_session_would_pass(client, sign_in, cha
     # X-Hospital of a hospital that is not the caller's: refused, never trusted.
     _outcome(client.get(url, headers={"X-Hospital": "riverside"}), 403)
     _outcome(client.get(url, headers={"X-Hospital": "not a slug!"}), 403)
+
+
+def test_too_large_or_too_many_is_refused_not_a_500(client, sign_in, chart, settings):
+    sign_in(client, chart["a"]["clinician"])
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    bundle = {"resourceType": "Bundle", "type": "collection", "entry": [], "x": "y" * 2000}
+    _outcome(client.post(BASE, bundle, content_type="application/fhir+json"), 413)
+    form = "application/x-www-form-urlencoded"
+    response = client.post(f"{BASE}Patient/_search", "name=" + "a" * 2000, content_type=form)
+    _outcome(response, 413)
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 2_621_440
+    settings.DATA_UPLOAD_MAX_NUMBER_FIELDS = 10
+    many = "&".join(f"f{i}=1" for i in range(50))
+    _outcome(client.post(f"{BASE}Patient/_search", many, content_type=form), 400)
