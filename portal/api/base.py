@@ -20,7 +20,7 @@ from rest_framework.response import Response
 from rest_framework.utils.urls import replace_query_param
 from rest_framework.views import APIView
 
-from portal.accounts.gates import Audience, entry_refusal
+from portal.accounts.gates import Audience, Refusal, entry_refusal
 from portal.api.authentication import (
     BearerTokenAuthentication,
     HospitalHeaderInvalid,
@@ -114,6 +114,10 @@ def _token_checked(request: Request, audience: str) -> bool:
     return True
 
 
+# The code of StaffAccess's denial of a session that has not passed its second factor.
+TWO_FACTOR_MISSING = "two_factor_missing"
+
+
 class StaffAccess(permissions.BasePermission):
     """Staff with an active membership: by a staff token issued after two factors, or by a
     session verified with two factors; the gate is the portal's (accounts.gates). Resolves
@@ -135,6 +139,11 @@ class StaffAccess(permissions.BasePermission):
         refusal = entry_refusal(
             request, Audience.STAFF, membership=membership, token_checked=token_checked
         )
+        if refusal is Refusal.SIGN_IN:
+            # Staff, but the session has not passed its second factor: the denial says so
+            # (FHIR answers it with 401, as an unauthenticated request).
+            self.code = TWO_FACTOR_MISSING
+            return False
         if refusal is not None:
             return False
         request.membership = membership
@@ -187,18 +196,18 @@ class ApiView(APIView):
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         super().initial(request, *args, **kwargs)
         query_params_check(request.query_params)
-        self._scope = ExitStack()
+        self.tenant_scope = ExitStack()
         if self.audience == "staff":
-            self._scope.enter_context(hospital_scope(request.hospital))
+            self.tenant_scope.enter_context(hospital_scope(request.hospital))
         elif self.audience == "patient":
             hospitals = [p.hospital_id for p in request.patient_registrations]
-            self._scope.enter_context(hospital_scope(hospitals))
+            self.tenant_scope.enter_context(hospital_scope(hospitals))
 
     def finalize_response(self, request, response, *args, **kwargs):
-        scope = getattr(self, "_scope", None)
+        scope = getattr(self, "tenant_scope", None)
         if scope is not None:
             scope.close()
-            self._scope = None
+            self.tenant_scope = None
         return super().finalize_response(request, response, *args, **kwargs)
 
 

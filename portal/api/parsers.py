@@ -32,6 +32,18 @@ BAD_TEXT_MESSAGE = (
 )
 
 
+def body_read(stream) -> bytes:
+    """A request body of at most DATA_UPLOAD_MAX_MEMORY_SIZE bytes (RequestDataTooBig, a 413,
+    beyond): DRF's parsers read the stream, past the limit Django's `request.body` keeps."""
+    if stream is None:
+        return b""
+    limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
+    body = stream.read() if limit is None else stream.read(limit + 1)
+    if limit is not None and len(body) > limit:
+        raise RequestDataTooBig("The request body is too large.")
+    return body
+
+
 class PortalJSONParser(JSONParser):
     """DRF's JSONParser (strict: no NaN or Infinity) behind the checks above."""
 
@@ -45,10 +57,7 @@ class PortalJSONParser(JSONParser):
             utf8 = False
         if not utf8:
             raise exceptions.ParseError("Send the JSON body encoded as UTF-8.")
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = stream.read() if limit is None else stream.read(limit + 1)
-        if limit is not None and len(body) > limit:
-            raise RequestDataTooBig("The request body is too large.")
+        body = body_read(stream)
         try:
             body.decode("utf-8")
         except UnicodeDecodeError:

@@ -1,7 +1,9 @@
 """Response bodies (and, through base.form_serializer, request bodies) of the REST API.
 
-Responses are built by the functions here from what the selectors return; the serializer
-classes describe them in the OpenAPI schema."""
+The serializers here are the one shape of every response: the views serialize what the
+selectors return with them, and drf-spectacular describes the same classes in the OpenAPI
+schema. Values the models hold in another shape (a record's own fields, a chart's series
+by code, an invitation's status as its reader may know it) have their own fields here."""
 
 from __future__ import annotations
 
@@ -43,52 +45,85 @@ def _page(name: str, item: type[serializers.Serializer]) -> type[serializers.Ser
     )
 
 
-# --- patients and records ----------------------------------------------------------------
+# --- fields for values the models hold in another shape ----------------------------------
 
 
-class PatientSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    hospital = serializers.CharField(help_text="The hospital's slug.")
-    hospital_name = serializers.CharField()
-    mrn = serializers.CharField()
-    given_name = serializers.CharField()
-    family_name = serializers.CharField()
-    birth_date = serializers.DateField()
-    sex = serializers.CharField()
-    phone = serializers.CharField(allow_null=True)
-    restricted = serializers.BooleanField()
+class IsoDateTimeField(serializers.DateTimeField):
+    """A moment as Python writes it (`isoformat()`, the offset it was stored with), the
+    API's format since its first version."""
+
+    def to_representation(self, value: datetime) -> str:
+        return value.isoformat()
 
 
-def patient_data(patient) -> dict[str, Any]:
-    return {
-        "id": patient.pk,
-        "hospital": patient.hospital.slug,
-        "hospital_name": patient.hospital.name,
-        "mrn": patient.mrn,
-        "given_name": patient.given_name,
-        "family_name": patient.family_name,
-        "birth_date": patient.birth_date.isoformat(),
-        "sex": patient.sex,
-        "phone": patient.phone or None,
-        "restricted": patient.restricted,
-    }
+class BlankAsNullField(serializers.CharField):
+    """Text that may be empty: null when it is."""
+
+    def to_representation(self, value: Any) -> str | None:
+        return str(value) or None
+
+    def get_attribute(self, instance: Any) -> Any:
+        return super().get_attribute(instance) or None
 
 
-class RecordSerializer(serializers.Serializer):
-    id = serializers.IntegerField()
-    type = serializers.ChoiceField(choices=RECORD_TYPE_CHOICES)
-    patient = serializers.IntegerField()
-    hospital = serializers.IntegerField()
-    status = serializers.CharField()
-    version = serializers.IntegerField()
-    replaces = serializers.IntegerField(allow_null=True)
-    created_at = serializers.DateTimeField()
-    date = serializers.DateTimeField(allow_null=True, help_text="When it happened.")
-    display = serializers.CharField(allow_null=True)
-    data = serializers.DictField(
-        help_text="The type's own fields (decimals as strings; a document's content as "
-        "content_base64 in the detail only)."
-    )
+class ListOrEmptyField(serializers.ListField):
+    """A list column that may be null: [] when it is."""
+
+    def get_attribute(self, instance: Any) -> Any:
+        return list(super().get_attribute(instance) or [])
+
+
+class SortedListField(serializers.ListField):
+    def to_representation(self, data: Any) -> list[Any]:
+        return super().to_representation(sorted(data))
+
+
+class IdListField(serializers.ListField):
+    """The ids of a to-many relation (prefetched by the selector: no query per row)."""
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(child=serializers.IntegerField(), **kwargs)
+
+    def get_attribute(self, instance: Any) -> list[int]:
+        return [row.pk for row in super().get_attribute(instance).all()]
+
+
+class UsernameField(serializers.CharField):
+    def to_representation(self, user: Any) -> str:
+        return user.get_username()
+
+
+class PersonField(serializers.CharField):
+    """A user by full name, else username."""
+
+    def to_representation(self, user: Any) -> str:
+        return user.get_full_name() or user.get_username()
+
+
+def record_type(record: Any) -> str:
+    return record._meta.model_name
+
+
+def record_display(record: Any) -> str | None:
+    return getattr(record, "display", None) or getattr(record, "title", None)
+
+
+class RecordTypeField(serializers.ChoiceField):
+    def to_representation(self, record: Any) -> str:
+        return record_type(record)
+
+
+class RecordDisplayField(serializers.CharField):
+    def to_representation(self, record: Any) -> str | None:
+        return record_display(record)
+
+
+class RecordDateField(IsoDateTimeField):
+    """When it happened (each type's own date field: TIMELINE_DATE)."""
+
+    def to_representation(self, record: Any) -> str | None:
+        when = getattr(record, TIMELINE_DATE[record_type(record)])
+        return when.isoformat() if when else None
 
 
 def _plain(value: Any) -> Any:
@@ -99,29 +134,57 @@ def _plain(value: Any) -> Any:
     return value
 
 
-def record_data(record, *, content: bool = False) -> dict[str, Any]:
-    name = record._meta.model_name
-    data: dict[str, Any] = {}
-    for f in record._meta.concrete_fields:
-        if f.name in COMMON_FIELDS or f.name == "content" or isinstance(f, BlindIndexField):
-            continue  # a search token (code_index) is the database's, not the record's
-        data[f.attname] = _plain(getattr(record, f.attname))
-    if content and name == "document":
-        data["content_base64"] = base64.b64encode(bytes(record.content)).decode("ascii")
-    when = getattr(record, TIMELINE_DATE[name])
-    return {
-        "id": record.pk,
-        "type": name,
-        "patient": record.patient_id,
-        "hospital": record.hospital_id,
-        "status": record.status,
-        "version": record.version,
-        "replaces": record.replaces_id,
-        "created_at": record.created_at.isoformat(),
-        "date": when.isoformat() if when else None,
-        "display": getattr(record, "display", None) or getattr(record, "title", None),
-        "data": data,
-    }
+class RecordDataField(serializers.DictField):
+    """The type's own fields; a document's content (base64) when the serializer's context
+    says `content` (the detail only)."""
+
+    def to_representation(self, record: Any) -> dict[str, Any]:
+        data: dict[str, Any] = {}
+        for f in record._meta.concrete_fields:
+            if f.name in COMMON_FIELDS or f.name == "content" or isinstance(f, BlindIndexField):
+                continue  # a search token (code_index) is the database's, not the record's
+            data[f.attname] = _plain(getattr(record, f.attname))
+        if self.context.get("content") and record_type(record) == "document":
+            data["content_base64"] = base64.b64encode(bytes(record.content)).decode("ascii")
+        return data
+
+
+# --- patients and records ----------------------------------------------------------------
+
+
+class PatientSerializer(serializers.Serializer):
+    # The selectors load the hospital with the patient: no query per row.
+
+    id = serializers.IntegerField()
+    hospital = serializers.CharField(source="hospital.slug", help_text="The hospital's slug.")
+    hospital_name = serializers.CharField(source="hospital.name")
+    mrn = serializers.CharField()
+    given_name = serializers.CharField()
+    family_name = serializers.CharField()
+    birth_date = serializers.DateField()
+    sex = serializers.CharField()
+    phone = BlankAsNullField(allow_null=True)
+    restricted = serializers.BooleanField()
+
+
+class RecordSerializer(serializers.Serializer):
+    # context={"content": True} adds a document's content (the detail only).
+
+    id = serializers.IntegerField()
+    type = RecordTypeField(choices=RECORD_TYPE_CHOICES, source="*")
+    patient = serializers.IntegerField(source="patient_id")
+    hospital = serializers.IntegerField(source="hospital_id")
+    status = serializers.CharField()
+    version = serializers.IntegerField()
+    replaces = serializers.IntegerField(source="replaces_id", allow_null=True)
+    created_at = IsoDateTimeField()
+    date = RecordDateField(source="*", allow_null=True, help_text="When it happened.")
+    display = RecordDisplayField(source="*", allow_null=True)
+    data = RecordDataField(
+        source="*",
+        help_text="The type's own fields (decimals as strings; a document's content as "
+        "content_base64 in the detail only).",
+    )
 
 
 PatientPageSerializer = _page("PatientPage", PatientSerializer)
@@ -129,7 +192,7 @@ RecordPageSerializer = _page("RecordPage", RecordSerializer)
 
 
 class AccessSerializer(serializers.Serializer):
-    categories = serializers.ListField(
+    categories = SortedListField(
         child=serializers.CharField(), allow_null=True, help_text="null: the whole chart."
     )
     break_glass = serializers.BooleanField()
@@ -138,8 +201,21 @@ class AccessSerializer(serializers.Serializer):
 
 
 class PointSerializer(serializers.Serializer):
-    at = serializers.DateTimeField()
+    # Serializes an (at, value) pair.
+
+    at = IsoDateTimeField()
     value = serializers.CharField()
+
+    def to_representation(self, point: tuple[datetime, Any]) -> dict[str, Any]:
+        at, value = point
+        return super().to_representation({"at": at, "value": value})
+
+
+class SeriesListSerializer(serializers.ListSerializer):
+    """The chart's series, a dict by code, as a list."""
+
+    def to_representation(self, data: dict[str, dict[str, Any]]) -> list[Any]:
+        return super().to_representation([{"code": code, **s} for code, s in data.items()])
 
 
 class SeriesSerializer(serializers.Serializer):
@@ -151,62 +227,34 @@ class SeriesSerializer(serializers.Serializer):
         help_text="True when older values exist than the newest ones given in points."
     )
 
+    class Meta:
+        list_serializer_class = SeriesListSerializer
+
 
 class TimelineItemSerializer(serializers.Serializer):
+    # Serializes a (date, type, record) triple.
+
     type = serializers.CharField()
-    id = serializers.IntegerField()
-    date = serializers.DateTimeField()
-    display = serializers.CharField(allow_null=True)
+    id = serializers.IntegerField(source="record.pk")
+    date = IsoDateTimeField()
+    display = RecordDisplayField(source="record", allow_null=True)
+
+    def to_representation(self, item: tuple[datetime, str, Any]) -> dict[str, Any]:
+        when, name, record = item
+        return super().to_representation({"date": when, "type": name, "record": record})
 
 
 class ChartSerializer(serializers.Serializer):
-    patient = PatientSerializer()
+    # Serializes {"chart": Chart, "access": ChartAccess, "can_change": bool}.
+
+    patient = PatientSerializer(source="chart.patient")
     access = AccessSerializer()
     can_change = serializers.BooleanField()
-    problems = RecordSerializer(many=True)
-    medications = RecordSerializer(many=True)
-    allergies = RecordSerializer(many=True)
-    series = SeriesSerializer(many=True)
-    timeline = TimelineItemSerializer(many=True)
-
-
-def access_data(access) -> dict[str, Any]:
-    return {
-        "categories": None if access.categories is None else sorted(access.categories),
-        "break_glass": access.break_glass,
-        "shared": access.shared,
-        "purpose": access.purpose,
-    }
-
-
-def chart_data(chart, *, access, can_change: bool) -> dict[str, Any]:
-    return {
-        "patient": patient_data(chart.patient),
-        "access": access_data(access),
-        "can_change": can_change,
-        "problems": [record_data(r) for r in chart.problems],
-        "medications": [record_data(r) for r in chart.medications],
-        "allergies": [record_data(r) for r in chart.allergies],
-        "series": [
-            {
-                "code": code,
-                "display": s["display"],
-                "unit": s["unit"],
-                "points": [{"at": at.isoformat(), "value": str(v)} for at, v in s["points"]],
-                "truncated": s["truncated"],
-            }
-            for code, s in chart.series.items()
-        ],
-        "timeline": [
-            {
-                "type": name,
-                "id": record.pk,
-                "date": when.isoformat(),
-                "display": getattr(record, "display", None) or getattr(record, "title", None),
-            }
-            for when, name, record in chart.timeline
-        ],
-    }
+    problems = RecordSerializer(many=True, source="chart.problems")
+    medications = RecordSerializer(many=True, source="chart.medications")
+    allergies = RecordSerializer(many=True, source="chart.allergies")
+    series = SeriesSerializer(many=True, source="chart.series")
+    timeline = TimelineItemSerializer(many=True, source="chart.timeline")
 
 
 # --- consent, requests, break-glass, proxies ---------------------------------------------
@@ -215,117 +263,100 @@ def chart_data(chart, *, access, can_change: bool) -> dict[str, Any]:
 class AccessRequestSerializer(serializers.Serializer):
     """Staff side: the same for every request until the patient answers (no probing)."""
 
-    id = serializers.UUIDField()
-    requester_hospital = serializers.CharField()
+    # The requester's view: approved, else pending then expired, whether the details
+    # matched nobody or the patient denied (AccessRequest.requester_state).
+
+    id = serializers.UUIDField(source="row_uuid")
+    requester_hospital = serializers.CharField(source="requester_hospital.slug")
     purpose = serializers.CharField()
     status = serializers.CharField(
+        source="requester_state",
         help_text="pending, approved or expired (a request the patient did not approve, or "
-        "whose details matched nobody, stays pending until it expires after 14 days)."
+        "whose details matched nobody, stays pending until it expires after 14 days).",
     )
-    created_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField(allow_null=True, help_text="Once approved.")
+    created_at = IsoDateTimeField()
+    decided_at = IsoDateTimeField(allow_null=True, help_text="Once approved.")
     patient = serializers.IntegerField(
-        allow_null=True, help_text="The chart, once the patient approved."
+        source="patient_id", allow_null=True, help_text="The chart, once the patient approved."
     )
 
-
-def access_request_data(r) -> dict[str, Any]:
-    """The requester's view: approved, else pending then expired, whether the details
-    matched nobody or the patient denied (AccessRequest.requester_state)."""
-    approved = r.requester_state == "approved"
-    return {
-        "id": str(r.row_uuid),
-        "requester_hospital": r.requester_hospital.slug,
-        "purpose": r.purpose,
-        "status": r.requester_state,
-        "created_at": r.created_at.isoformat(),
-        "decided_at": r.decided_at.isoformat() if approved and r.decided_at else None,
-        "patient": r.patient_id if approved else None,
-    }
+    def to_representation(self, r: Any) -> dict[str, Any]:
+        data = super().to_representation(r)
+        if r.requester_state != "approved":
+            data["decided_at"] = data["patient"] = None
+        return data
 
 
 AccessRequestPageSerializer = _page("AccessRequestPage", AccessRequestSerializer)
 
 
 class BreakGlassResultSerializer(serializers.Serializer):
-    patient = serializers.IntegerField(help_text="Open it at /api/v1/patients/{id}/chart/.")
+    # Serializes a break-glass attempt's outcome (its patient, and its grant or None).
+
+    ALREADY = "You already have access to this chart."
+    GRANTED = (
+        "Emergency access granted for 4 hours. Every read is flagged and the patient and the "
+        "hospital are told."
+    )
+
+    patient = serializers.IntegerField(
+        source="patient.pk", help_text="Open it at /api/v1/patients/{id}/chart/."
+    )
     break_glass = serializers.BooleanField(help_text="false: you already had access.")
-    expires_at = serializers.DateTimeField(allow_null=True)
+    expires_at = IsoDateTimeField(allow_null=True)
     message = serializers.CharField()
+
+    def to_representation(self, outcome: Any) -> dict[str, Any]:
+        glass = outcome.glass
+        return super().to_representation({
+            "patient": outcome.patient, "break_glass": glass is not None,
+            "expires_at": glass.expires_at if glass is not None else None,
+            "message": self.GRANTED if glass is not None else self.ALREADY,
+        })  # fmt: skip
 
 
 class OwnerAccessRequestSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    registration = serializers.IntegerField()
-    hospital = serializers.CharField(help_text="Where the records asked for are.")
-    requester = serializers.CharField()
-    requester_hospital = serializers.CharField()
+    id = serializers.UUIDField(source="row_uuid")
+    registration = serializers.IntegerField(source="addressee_id")
+    hospital = serializers.CharField(
+        source="addressee.hospital.slug", help_text="Where the records asked for are."
+    )
+    requester = PersonField()
+    requester_hospital = serializers.CharField(source="requester_hospital.name")
     purpose = serializers.CharField()
-    status = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    decided_at = serializers.DateTimeField(allow_null=True)
-
-
-def owner_access_request_data(r) -> dict[str, Any]:
-    who = r.requester
-    return {
-        "id": str(r.row_uuid),
-        "registration": r.addressee_id,
-        "hospital": r.addressee.hospital.slug,
-        "requester": who.get_full_name() or who.get_username(),
-        "requester_hospital": r.requester_hospital.name,
-        "purpose": r.purpose,
-        "status": r.state,
-        "created_at": r.created_at.isoformat(),
-        "decided_at": r.decided_at.isoformat() if r.decided_at else None,
-    }
+    status = serializers.CharField(source="state")
+    created_at = IsoDateTimeField()
+    decided_at = IsoDateTimeField(allow_null=True)
 
 
 OwnerAccessRequestPageSerializer = _page("OwnerAccessRequestPage", OwnerAccessRequestSerializer)
 
 
 class ConsentSerializer(serializers.Serializer):
-    id = serializers.UUIDField()
-    registration = serializers.IntegerField()
-    hospital = serializers.CharField()
+    id = serializers.UUIDField(source="row_uuid")
+    registration = serializers.IntegerField(source="patient_id")
+    hospital = serializers.CharField(source="patient.hospital.slug")
     grantee_kind = serializers.CharField()
-    grantee = serializers.CharField()
+    grantee = serializers.CharField(source="grantee_label")
     scope_all = serializers.BooleanField()
-    categories = serializers.ListField(child=serializers.CharField())
-    restricted_notes = serializers.ListField(child=serializers.IntegerField())
+    categories = ListOrEmptyField(child=serializers.CharField())
+    restricted_notes = IdListField()
     purpose = serializers.CharField()
-    period_start = serializers.DateTimeField()
-    period_end = serializers.DateTimeField(allow_null=True)
-    status = serializers.CharField()
-    created_at = serializers.DateTimeField()
-    ended_at = serializers.DateTimeField(allow_null=True)
-
-
-def consent_data(c) -> dict[str, Any]:
-    return {
-        "id": str(c.row_uuid),
-        "registration": c.patient_id,
-        "hospital": c.patient.hospital.slug,
-        "grantee_kind": c.grantee_kind,
-        "grantee": c.grantee_label,
-        "scope_all": c.scope_all,
-        "categories": list(c.categories or []),
-        "restricted_notes": [n.pk for n in c.restricted_notes.all()],
-        "purpose": c.purpose,
-        "period_start": c.period_start.isoformat(),
-        "period_end": c.period_end.isoformat() if c.period_end else None,
-        "status": c.state,
-        "created_at": c.created_at.isoformat(),
-        "ended_at": c.ended_at.isoformat() if c.ended_at else None,
-    }
+    period_start = IsoDateTimeField()
+    period_end = IsoDateTimeField(allow_null=True)
+    status = serializers.CharField(source="state")
+    created_at = IsoDateTimeField()
+    ended_at = IsoDateTimeField(allow_null=True)
 
 
 ConsentPageSerializer = _page("ConsentPage", ConsentSerializer)
 
 
 class AccessLogEntrySerializer(serializers.Serializer):
-    event = serializers.UUIDField(help_text="The ledger event (verify it in the portal).")
-    at = serializers.DateTimeField()
+    event = serializers.UUIDField(
+        source="event.event_id", help_text="The ledger event (verify it in the portal)."
+    )
+    at = IsoDateTimeField(source="event.recorded_at")
     hospital = serializers.CharField(help_text="The hospital the reader acted in.")
     chart_hospital = serializers.CharField(help_text="The hospital whose records were read.")
     actor = serializers.CharField()
@@ -334,66 +365,43 @@ class AccessLogEntrySerializer(serializers.Serializer):
     what = serializers.CharField()
 
 
-def access_entry_data(e) -> dict[str, Any]:
-    return {
-        "event": str(e.event.event_id),
-        "at": e.event.recorded_at.isoformat(),
-        "hospital": e.hospital,
-        "chart_hospital": e.chart_hospital,
-        "actor": e.actor,
-        "purpose": e.purpose,
-        "break_glass": e.break_glass,
-        "what": e.what,
-    }
-
-
 AccessLogPageSerializer = _page("AccessLogPage", AccessLogEntrySerializer)
 
 
 class ProxyGrantSerializer(serializers.Serializer):
     """A proxy grant, or an invitation to become one (the same shape)."""
 
-    id = serializers.UUIDField()
-    grantor = serializers.CharField()
-    proxy = serializers.CharField(help_text="The proxy's username (as invited, until accepted).")
+    id = serializers.UUIDField(source="row_uuid")
+    grantor = UsernameField()
+    proxy = UsernameField(help_text="The proxy's username (as invited, until accepted).")
     relationship = serializers.CharField()
     scope_all = serializers.BooleanField()
-    categories = serializers.ListField(child=serializers.CharField())
-    period_end = serializers.DateTimeField(allow_null=True)
+    categories = ListOrEmptyField(child=serializers.CharField())
+    period_end = IsoDateTimeField(allow_null=True)
     status = serializers.CharField(
+        source="state",
         help_text="A grant: active, revoked or expired. An invitation: invited (waiting for "
         "that account to accept; whether it exists is never shown), expired (not accepted "
-        "within 14 days) or withdrawn."
+        "within 14 days) or withdrawn.",
     )
-    created_at = serializers.DateTimeField()
+    created_at = IsoDateTimeField()
 
 
-def proxy_grant_data(g) -> dict[str, Any]:
-    return {
-        "id": str(g.row_uuid),
-        "grantor": g.grantor.get_username(),
-        "proxy": g.proxy.get_username(),
-        "relationship": g.relationship,
-        "scope_all": g.scope_all,
-        "categories": list(g.categories or []),
-        "period_end": g.period_end.isoformat() if g.period_end else None,
-        "status": g.state,
-        "created_at": g.created_at.isoformat(),
-    }
+class InvitationStatusField(serializers.CharField):
+    """What an invitation's reader is told: the inviting patient, what they may know
+    (grantor_state: a decline looks unanswered); the invited account, its own answer."""
+
+    def to_representation(self, invitation: Any) -> str:
+        if invitation.grantor_id == self.context["request"].user.pk:
+            return invitation.grantor_state
+        return invitation.status
 
 
-def proxy_invitation_data(i, *, status: str) -> dict[str, Any]:
-    return {
-        "id": str(i.row_uuid),
-        "grantor": i.grantor.get_username(),
-        "proxy": i.username,
-        "relationship": i.relationship,
-        "scope_all": i.scope_all,
-        "categories": list(i.categories or []),
-        "period_end": i.period_end.isoformat() if i.period_end else None,
-        "status": status,
-        "created_at": i.created_at.isoformat(),
-    }
+class ProxyInvitationSerializer(ProxyGrantSerializer):
+    """An invitation, in the grant's shape; needs `context={"request": request}`."""
+
+    proxy = serializers.CharField(source="username")
+    status = InvitationStatusField(source="*")
 
 
 ProxyGrantPageSerializer = _page("ProxyGrantPage", ProxyGrantSerializer)

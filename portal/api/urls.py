@@ -2,7 +2,8 @@ from csp.decorators import csp_update
 from django.urls import path, register_converter
 from drf_spectacular.views import SpectacularAPIView
 
-from portal.api import docs, views
+from portal.api import docs
+from portal.api.views import patient, staff
 
 
 class IdConverter:
@@ -44,56 +45,56 @@ urlpatterns = [
     path("redoc/", redoc_view, name="redoc"),
     path("redoc/redoc.standalone.js", docs.redoc_bundle_view, name="redoc_bundle"),
     # staff
-    path("v1/patients/", views.PatientListView.as_view(), name="patients"),
-    path("v1/patients/<id:patient_id>/", views.PatientDetailView.as_view(), name="patient"),
-    path("v1/patients/<id:patient_id>/chart/", views.ChartView.as_view(), name="chart"),
+    path("v1/patients/", staff.PatientListView.as_view(), name="patients"),
+    path("v1/patients/<id:patient_id>/", staff.PatientDetailView.as_view(), name="patient"),
+    path("v1/patients/<id:patient_id>/chart/", staff.ChartView.as_view(), name="chart"),
     path(
         "v1/patients/<id:patient_id>/records/<str:record_type>/",
-        views.RecordListView.as_view(),
+        staff.RecordListView.as_view(),
         name="records",
     ),
     path(
         "v1/records/<str:record_type>/<id:record_id>/",
-        views.RecordDetailView.as_view(),
+        staff.RecordDetailView.as_view(),
         name="record",
     ),
     path(
         "v1/records/<str:record_type>/<id:record_id>/correct/",
-        views.RecordCorrectView.as_view(),
+        staff.RecordCorrectView.as_view(),
         name="record_correct",
     ),
-    path("v1/shared/", views.SharedView.as_view(), name="shared"),
-    path("v1/access-requests/", views.AccessRequestListView.as_view(), name="access_requests"),
-    path("v1/break-glass/", views.BreakGlassView.as_view(), name="break_glass"),
+    path("v1/shared/", staff.SharedView.as_view(), name="shared"),
+    path("v1/access-requests/", staff.AccessRequestListView.as_view(), name="access_requests"),
+    path("v1/break-glass/", staff.BreakGlassView.as_view(), name="break_glass"),
     # patients
-    path("v1/me/registrations/", views.MyRegistrationsView.as_view(), name="my_registrations"),
-    path("v1/me/records/", views.MyRecordsView.as_view(), name="my_records"),
-    path("v1/me/access-log/", views.MyAccessLogView.as_view(), name="my_access_log"),
-    path("v1/me/consents/", views.MyConsentsView.as_view(), name="my_consents"),
+    path("v1/me/registrations/", patient.MyRegistrationsView.as_view(), name="my_registrations"),
+    path("v1/me/records/", patient.MyRecordsView.as_view(), name="my_records"),
+    path("v1/me/access-log/", patient.MyAccessLogView.as_view(), name="my_access_log"),
+    path("v1/me/consents/", patient.MyConsentsView.as_view(), name="my_consents"),
     path(
         "v1/me/consents/<uuid:consent_id>/revoke/",
-        views.MyConsentRevokeView.as_view(),
+        patient.MyConsentRevokeView.as_view(),
         name="my_consent_revoke",
     ),
     path(
         "v1/me/access-requests/",
-        views.MyAccessRequestsView.as_view(),
+        patient.MyAccessRequestsView.as_view(),
         name="my_access_requests",
     ),
     path(
         "v1/me/access-requests/<uuid:request_id>/decide/",
-        views.MyAccessRequestDecideView.as_view(),
+        patient.MyAccessRequestDecideView.as_view(),
         name="my_access_request_decide",
     ),
-    path("v1/me/proxies/", views.MyProxiesView.as_view(), name="my_proxies"),
+    path("v1/me/proxies/", patient.MyProxiesView.as_view(), name="my_proxies"),
     path(
         "v1/me/proxies/<uuid:grant_id>/accept/",
-        views.MyProxyAcceptView.as_view(),
+        patient.MyProxyAcceptView.as_view(),
         name="my_proxy_accept",
     ),
     path(
         "v1/me/proxies/<uuid:grant_id>/revoke/",
-        views.MyProxyRevokeView.as_view(),
+        patient.MyProxyRevokeView.as_view(),
         name="my_proxy_revoke",
     ),
 ]

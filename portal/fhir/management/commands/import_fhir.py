@@ -64,7 +64,8 @@ class Command(BaseCommand):
         total = sum(_entry_count(b) for _, b in bundles)
         overall = ImportReport(bundle_type="all files")
         imported = 0
-        # The raw stream (call_command(stderr=...) or sys.stderr): the bar rewrites its line.
+        # The raw stream the command was given (call_command's stderr), not the wrapper that
+        # ends every write with a newline: the progress bar redraws one line.
         stream = options.get("stderr") or sys.stderr
         with Progress("Importing", total, stream=stream) as progress:
             for path, bundle in bundles:
