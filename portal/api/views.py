@@ -37,8 +37,9 @@ from portal.api.base import (
 from portal.patient import forms as patient_forms
 from portal.provider import forms as provider_forms
 from portal.provider.views import access_event
-from portal.records import selectors, services
+from portal.records import access, search, services
 from portal.records.categories import CHART_CATEGORIES
+from portal.records.chart import chart_for, records_by_category
 from portal.records.models import ClinicalNote, Document, RecordStatus
 from portal.tenancy.models import Hospital
 
@@ -55,7 +56,7 @@ CURSOR_PARAM = OpenApiParameter(
 )
 PATIENT_ID = OpenApiParameter("patient_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 RECORD_ID = OpenApiParameter("record_id", OpenApiTypes.INT, OpenApiParameter.PATH)
-CREATABLE_TYPES = sorted(t for t in selectors.RECORD_TYPES if t != "document")
+CREATABLE_TYPES = sorted(t for t in access.RECORD_TYPES if t != "document")
 CORRECTABLE_TYPES = sorted([*provider_forms.RECORD_FORM_FIELDS, "observation"])
 
 
@@ -133,7 +134,7 @@ class PatientListView(ApiView):
             provider_forms.PatientSearchForm, {"q": request.query_params.get("q", "")}
         )
         cursor = decode_cursor(request, "ba")
-        page = selectors.patient_page_for_user(
+        page = search.patient_page_for_user(
             user=request.user, hospital=request.hospital, query=form.cleaned_data["q"],
             before=cursor[1] if cursor and cursor[0] == "b" else None,
             after=cursor[1] if cursor and cursor[0] == "a" else None,
@@ -165,9 +166,9 @@ class PatientListView(ApiView):
 def _open_chart(request: Request, patient_id: Any):
     """The chart, opened as the provider portal opens it: a chart.read access event."""
     with transaction.atomic():
-        patient = selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
-    return patient
+        opened = access.access_patient(request.user, patient_id)
+        access_event(request, kind="chart.read", chart=opened)
+    return opened
 
 
 class PatientDetailView(ApiView):
@@ -176,7 +177,7 @@ class PatientDetailView(ApiView):
         parameters=(PATIENT_ID,),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int) -> Response:
-        return Response(out.patient_data(_open_chart(request, patient_id)))
+        return Response(out.patient_data(_open_chart(request, patient_id).patient))
 
 
 class ChartView(ApiView):
@@ -185,10 +186,9 @@ class ChartView(ApiView):
         tag="staff", response=out.ChartSerializer, parameters=(PATIENT_ID,),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int) -> Response:
-        patient = _open_chart(request, patient_id)
-        chart = selectors.chart_for(user=request.user, patient=patient)
-        can_change = selectors.chart_changeable_by(user=request.user, patient=patient)
-        return Response(out.chart_data(chart, access=patient.chart_access, can_change=can_change))
+        opened = _open_chart(request, patient_id)
+        chart = chart_for(chart=opened)
+        return Response(out.chart_data(chart, access=opened, can_change=opened.can_change))
 
 
 # --- staff: records --------------------------------------------------------------------------
@@ -197,7 +197,7 @@ RECORD_IN = {
     "observation": form_serializer("ObservationIn", provider_forms.ObservationForm),
     "clinicalnote": form_serializer("ClinicalNoteIn", provider_forms.NoteForm),
     **{
-        t: form_serializer(f"{selectors.RECORD_TYPES[t].__name__}In",
+        t: form_serializer(f"{access.RECORD_TYPES[t].__name__}In",
                            provider_forms.record_form_class(t))
         for t in provider_forms.RECORD_FORM_FIELDS if t != "clinicalnote"
     },
@@ -225,7 +225,7 @@ def _record_body(name: str, bodies: dict[str, type]) -> Any:
 def _model(record_type: str, allowed: list[str]):
     if record_type not in allowed:
         raise Http404("No such record type.")
-    return selectors.RECORD_TYPES[record_type]
+    return access.RECORD_TYPES[record_type]
 
 
 class RecordListView(ApiView):
@@ -233,18 +233,18 @@ class RecordListView(ApiView):
         summary="Records of one type on a chart (a chart read), newest first", tag="staff",
         response=out.RecordPageSerializer,
         parameters=(
-            PATIENT_ID, _type_param(sorted(selectors.RECORD_TYPES)), CURSOR_PARAM,
+            PATIENT_ID, _type_param(sorted(access.RECORD_TYPES)), CURSOR_PARAM,
             OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "all"],
                              description="active (default) or all versions."),
         ),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int, record_type: str) -> Response:
-        model = _model(record_type, list(selectors.RECORD_TYPES))
+        model = _model(record_type, list(access.RECORD_TYPES))
         status = request.query_params.get("status", "active")
         if status not in ("active", "all"):
             raise exceptions.ValidationError({"status": ["Use active or all."]})
-        patient = _open_chart(request, patient_id)
-        qs = selectors.records_for_patient(user=request.user, patient=patient, model=model)
+        opened = _open_chart(request, patient_id)
+        qs = access.chart_records(chart=opened, model=model)
         if status == "active":
             qs = qs.filter(status=RecordStatus.ACTIVE)
         if model is Document:
@@ -264,7 +264,7 @@ class RecordListView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, patient_id: int, record_type: str) -> Response:
         model = _model(record_type, CREATABLE_TYPES)
-        patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+        patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
         try:
             record = _create(request, patient, record_type, model)
         except DjangoValidationError as exc:
@@ -295,13 +295,14 @@ class RecordDetailView(ApiView):
     @doc(
         summary="One record (a record read; a document's content is included, a "
         "document read)", tag="staff", response=out.RecordSerializer,
-        parameters=(_type_param(sorted(selectors.RECORD_TYPES)), RECORD_ID),
+        parameters=(_type_param(sorted(access.RECORD_TYPES)), RECORD_ID),
     )  # fmt: skip
     def get(self, request: Request, record_type: str, record_id: int) -> Response:
         with transaction.atomic():
-            record = selectors.access_record(request.user, record_type, record_id)
+            opened = access.access_record(request.user, record_type, record_id)
+            record = opened.record
             kind = "document.read" if isinstance(record, Document) else "record.read"
-            access_event(request, kind=kind, patient=record.patient, record=record)
+            access_event(request, kind=kind, chart=opened.chart, record=record)
         return Response(out.record_data(record, content=True))
 
 
@@ -316,8 +317,8 @@ class RecordCorrectView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, record_type: str, record_id: int) -> Response:
         _model(record_type, CORRECTABLE_TYPES)
-        record = selectors.access_record(request.user, record_type, record_id)
-        selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+        record = access.access_record(request.user, record_type, record_id).record
+        access.access_patient(request.user, record.patient_id, codename="change_patient")
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError(
                 {"non_field_errors": ["The body must be a JSON object."]}
@@ -352,7 +353,7 @@ class SharedView(ApiView):
         parameters=(CURSOR_PARAM,),
     )  # fmt: skip
     def get(self, request: Request) -> Response:
-        patients = selectors.patients_shared_with_user(
+        patients = search.patients_shared_with_user(
             user=request.user, exclude_hospital=request.hospital
         )
         rows, next_cursor, prev_cursor = list_page(request, patients)
@@ -463,9 +464,7 @@ class BreakGlassView(ApiView):
 
 
 def _owned(request: Request) -> list:
-    return selectors.patients_opened_as_owner(
-        user=request.user, patients=list(request.patient_registrations)
-    )
+    return access.owner_charts(user=request.user, patients=list(request.patient_registrations))
 
 
 class MyRegistrationsView(ApiView):
@@ -501,9 +500,7 @@ class MyRecordsView(ApiView):
             raise exceptions.ValidationError(
                 {"category": [f"Choose one of: {', '.join(out.CATEGORY_CHOICES)}."]}
             )
-        view = selectors.records_by_category(
-            user=request.user, patients=_owned(request), category=category
-        )
+        view = records_by_category(charts=_owned(request), category=category)
         rows, next_cursor, prev_cursor = list_page(request, view.records)
         return page_response(
             request, [out.record_data(r) for r in rows],

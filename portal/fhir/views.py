@@ -1,7 +1,7 @@
 """The FHIR R4 REST interface under /fhir/R4/ (JSON, application/fhir+json).
 
 Staff of the active hospital, signed in with two factors (the provider portal's session);
-every view runs in that hospital's scope. Access is decided by the records selectors, so
+every view runs in that hospital's scope. Access is decided by portal.records.access, so
 missing and forbidden are the same 404, and another hospital's ids are 404 too. Errors are
 OperationOutcome resources (400, 401, 403, 404, 405, 413, 415, 422), never an HTML page or a
 stack trace. Reading a chart, a record or a document through FHIR records the same access
@@ -36,8 +36,9 @@ from portal.api.selectors import token_refusal
 from portal.fhir import resources, selectors
 from portal.fhir.services import BundleImportError, bundle_parse, fhir_bundle_import
 from portal.provider.views import access_event
-from portal.records import selectors as records_selectors
-from portal.records.models import Document, Patient
+from portal.records import access as records_access
+from portal.records.access import OpenedChart
+from portal.records.models import Document
 from portal.tenancy.scoping import hospital_scope
 
 logger = logging.getLogger(__name__)
@@ -309,31 +310,27 @@ def _patient_search(request: HttpRequest, query: QueryDict) -> HttpResponse:
     )
 
 
-def _open_chart(request: HttpRequest, patient_id: Any) -> Patient:
+def _open_chart(request: HttpRequest, patient_id: Any) -> OpenedChart:
     """The chart, opened as the provider portal opens it: a chart.read access event."""
     with transaction.atomic():
-        patient = records_selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
-    return patient
+        opened = records_access.access_patient(request.user, patient_id)
+        access_event(request, kind="chart.read", chart=opened)
+    return opened
 
 
 @fhir_view()
 def patient_read_view(request: HttpRequest, resource_id: str) -> HttpResponse:
-    return fhir_response(resources.patient_to_fhir(_open_chart(request, resource_id)))
+    return fhir_response(resources.patient_to_fhir(_open_chart(request, resource_id).patient))
 
 
 @fhir_view()
 def patient_everything_view(request: HttpRequest, resource_id: str) -> HttpResponse:
     with transaction.atomic():
-        patient = _open_chart(request, resource_id)
-        documents = records_selectors.records_for_patient(
-            user=request.user, patient=patient, model=Document
-        )
+        opened = _open_chart(request, resource_id)
+        documents = records_access.chart_records(chart=opened, model=Document)
         for document in documents:  # their contents are in the bundle
-            access_event(request, kind="document.read", patient=patient, record=document)
-    bundle = selectors.fhir_patient_everything(
-        user=request.user, patient=patient, base_url=_base_url(request)
-    )
+            access_event(request, kind="document.read", chart=opened, record=document)
+    bundle = selectors.fhir_patient_everything(chart=opened, base_url=_base_url(request))
     return fhir_response(bundle)
 
 
@@ -372,22 +369,20 @@ def _search(request: HttpRequest, resource_type: str, params: QueryDict) -> Http
         rtype, rid = target.split("/", 1)
         record = selectors.fhir_record_access(
             user=request.user, resource_type=rtype, resource_id=rid
-        )
+        ).record
         found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
         return fhir_response(resources.bundle(found, base_url=base))
     if resource_type == "AuditEvent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
-        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=patient)
+        opened = records_access.access_patient(request.user, _patient_param(request, params))
+        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=opened.patient)
         return fhir_response(resources.bundle(found, base_url=base))
     if resource_type == "Consent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
-        found = [resources.consent_to_fhir(c)
-                 for c in consent_selectors.consents_for_patient(patient=patient)]  # fmt: skip
+        opened = records_access.access_patient(request.user, _patient_param(request, params))
+        consents = consent_selectors.consents_for_patient(patient=opened.patient)
+        found = [resources.consent_to_fhir(c) for c in consents]
         return fhir_response(resources.bundle(found, base_url=base))
-    patient = _open_chart(request, _patient_param(request, params))
-    found = selectors.fhir_records_for_patient(
-        user=request.user, patient=patient, resource_type=resource_type
-    )
+    opened = _open_chart(request, _patient_param(request, params))
+    found = selectors.fhir_records_for_patient(chart=opened, resource_type=resource_type)
     code = params.get("code") or ""
     if code:
         code = code.rpartition("|")[2]
@@ -420,16 +415,17 @@ def read_view(request: HttpRequest, resource_type: str, resource_id: str) -> Htt
         consent = consent_selectors.consent_by_uuid(consent_id=resource_id)
         if consent is None:
             raise Http404
-        records_selectors.access_patient(request.user, consent.patient_id)
+        records_access.access_patient(request.user, consent.patient_id)
         return fhir_response(resources.consent_to_fhir(consent))
     if resource_type not in resources.RESOURCE_MODELS:
         raise Http404
     with transaction.atomic():
-        record = selectors.fhir_record_access(
+        opened = selectors.fhir_record_access(
             user=request.user, resource_type=resource_type, resource_id=resource_id
         )
+        record = opened.record
         kind = "document.read" if isinstance(record, Document) else "record.read"
-        access_event(request, kind=kind, patient=record.patient, record=record)
+        access_event(request, kind=kind, chart=opened.chart, record=record)
     return fhir_response(resources.to_fhir(record))
 
 

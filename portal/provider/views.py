@@ -21,12 +21,14 @@ from consent import services as consent_services
 from ledger.services import event_record, event_recorded
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
-from portal.records import selectors, services
+from portal.records import access, search, services
+from portal.records.access import OpenedChart
+from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
-from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
+from portal.records.models import ClinicalNote, ClinicalRecord, Document
 
 
-def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=None) -> None:
+def access_event(request: HttpRequest, *, kind: str, chart: OpenedChart, record=None) -> None:
     """Record who opened what, from which hospital, for what purpose (ids and codes only).
 
     The event belongs to the chart's hospital (its admins audit every read of their
@@ -37,22 +39,21 @@ def access_event(request: HttpRequest, *, kind: str, patient: Patient, record=No
     The purpose and the break-glass flag come from the grants that opened the chart
     (access_patient/access_record), so an emergency read is flagged wherever it is shown.
     """
-    event_record(**_access_event_fields(request, kind=kind, patient=patient, record=record))
+    event_record(**_access_event_fields(request, kind=kind, chart=chart, record=record))
 
 
-def access_recorded(request: HttpRequest, *, kind: str, patient: Patient, record=None):
+def access_recorded(request: HttpRequest, *, kind: str, chart: OpenedChart, record=None):
     """access_event around the rendering of what was opened: the event is committed while
     the page renders, and the block's end waits for it (ledger.services.event_recorded), so
     no page leaves the server before its read is recorded."""
-    return event_recorded(
-        **_access_event_fields(request, kind=kind, patient=patient, record=record)
-    )
+    return event_recorded(**_access_event_fields(request, kind=kind, chart=chart, record=record))
 
 
 def _access_event_fields(
-    request: HttpRequest, *, kind: str, patient: Patient, record=None
+    request: HttpRequest, *, kind: str, chart: OpenedChart, record=None
 ) -> dict[str, Any]:
-    access = selectors.chart_access_of(user=request.user, patient=patient)
+    access.chart_required(chart, user=request.user)  # opened for this reader, or 404
+    patient = chart.patient
     return {
         "kind": kind,
         "hospital": patient.hospital_id,  # the chart's: loaded with it, no query
@@ -61,9 +62,9 @@ def _access_event_fields(
         "actor": request.user,
         "patient": patient,
         "attrs": {
-            "purpose": access.purpose,
-            "break_glass": access.break_glass,
-            "via": "breakglass" if access.break_glass else "consent" if access.shared else "staff",
+            "purpose": chart.purpose,
+            "break_glass": chart.break_glass,
+            "via": str(chart.via),
             "role": request.membership.role,
             "record_type": record._meta.model_name if record is not None else None,
             "record": record.pk if record is not None else None,
@@ -75,7 +76,7 @@ def _access_event_fields(
 def home_view(request: HttpRequest) -> HttpResponse:
     form = forms.PatientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    page = selectors.patient_page_for_user(
+    page = search.patient_page_for_user(
         user=request.user,
         hospital=request.hospital,
         query=query,
@@ -120,17 +121,17 @@ def patient_new_view(request: HttpRequest) -> HttpResponse:
 def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
     # No transaction around the read: it changes nothing, and its event commits on its own
     # while the page renders; the response leaves only once the event is committed.
-    patient = selectors.access_patient(request.user, patient_id)
-    chart = selectors.chart_for(user=request.user, patient=patient)
-    with access_recorded(request, kind="chart.read", patient=patient):
+    opened = access.access_patient(request.user, patient_id)
+    chart = chart_for(chart=opened)
+    with access_recorded(request, kind="chart.read", chart=opened):
         response = render(
             request,
             "provider/chart.html",
             {
-                "patient": patient,
+                "patient": opened.patient,
                 "chart": chart,
-                "access": patient.chart_access,
-                "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
+                "access": opened,
+                "can_change": opened.can_change,
             },
             using="jinja2",  # templates/jinja2/: see portal/jinja2.py
         )
@@ -154,7 +155,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.ObservationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -175,7 +176,7 @@ def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.BloodPressureForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -202,7 +203,7 @@ def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpRespon
 @staff_required
 @require_http_methods(["GET", "POST"])
 def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.NoteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.record_create(
@@ -215,9 +216,10 @@ def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @staff_required
 def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
-    record = selectors.access_record(request.user, record_type, record_id)  # as chart_view
+    opened = access.access_record(request.user, record_type, record_id)  # as chart_view
+    record = opened.record
     history = _history(record)
-    with access_recorded(request, kind="record.read", patient=record.patient, record=record):
+    with access_recorded(request, kind="record.read", chart=opened.chart, record=record):
         response = render(
             request, "provider/record.html",
             {"record": record, "patient": record.patient, "record_type": record_type,
@@ -250,8 +252,8 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_correct_view(request: HttpRequest, record_id: int) -> HttpResponse:
-    record = selectors.access_record(request.user, "observation", record_id)
-    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    record = access.access_record(request.user, "observation", record_id).record
+    access.access_patient(request.user, record.patient_id, codename="change_patient")
     initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
     form = forms.ObservationForm(request.POST or None, initial=initial, fixed_code=record.code)
     if request.method == "POST" and form.is_valid():
@@ -276,7 +278,7 @@ def observation_correct_view(request: HttpRequest, record_id: int) -> HttpRespon
 def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS or record_type == "clinicalnote":
         raise Http404("No such record type.")
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form_class = forms.record_form_class(record_type)
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -299,8 +301,8 @@ def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> 
 def record_correct_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS:
         raise Http404("No such record type.")
-    record = selectors.access_record(request.user, record_type, record_id)
-    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    record = access.access_record(request.user, record_type, record_id).record
+    access.access_patient(request.user, record.patient_id, codename="change_patient")
     form_class = forms.record_form_class(record_type)
     # No instance is bound: the form must never write to the version it corrects.
     initial = model_to_dict(record, fields=form_class.Meta.fields)
@@ -323,7 +325,7 @@ def record_correct_view(request: HttpRequest, record_type: str, record_id: int) 
 @staff_required
 @require_http_methods(["GET", "POST"])
 def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.CareTeamAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = (
@@ -349,7 +351,7 @@ def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_POST
 def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     member = patient.care_team.filter(user_id=user_id).select_related("user").first()
     if member is None:
         raise Http404("No such care team member.")
@@ -361,7 +363,7 @@ def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -
 @staff_required
 @require_http_methods(["GET", "POST"])
 def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.DocumentUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -381,8 +383,9 @@ def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse:
     with transaction.atomic():
-        document = selectors.access_record(request.user, "document", record_id)
-        access_event(request, kind="document.read", patient=document.patient, record=document)
+        opened = access.access_record(request.user, "document", record_id)
+        document = opened.record
+        access_event(request, kind="document.read", chart=opened.chart, record=document)
     response = HttpResponse(bytes(document.content), content_type=document.content_type)
     response["Content-Disposition"] = f'attachment; filename="document-{document.pk}"'
     response["X-Content-Type-Options"] = "nosniff"
@@ -393,7 +396,7 @@ def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse
 @staff_required
 def shared_view(request: HttpRequest) -> HttpResponse:
     """Charts of other hospitals opened to me (consents) or by me (break-glass, live)."""
-    patients = selectors.patients_shared_with_user(
+    patients = search.patients_shared_with_user(
         user=request.user, exclude_hospital=request.hospital
     )
     requests = consent_selectors.access_requests_by_user(user=request.user)
