@@ -50,7 +50,6 @@ from portal.records.models import (
     LiveGrant,
     Observation,
     Patient,
-    RecordStatus,
 )
 
 # Grant sources (GrantFields.source) the rule tells apart.
@@ -73,7 +72,7 @@ RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in 
 # stay's vitals (one every few minutes, for weeks) would otherwise load and draw tens of
 # thousands of points on every chart read (29,340 observations made a 2.7 MB page in 1.7 to
 # 4.2 s). At least the timeline's length, so the newest observations of the timeline are
-# always among them. open_chart says whether a chart holds more than that.
+# always among them.
 TREND_POINTS = 200
 
 
@@ -99,7 +98,7 @@ class OpenedChart:
 
     Made only by this module. `categories` None is the whole chart. `present`: the record
     types the chart holds (active rows), when the opening query answered it (None: unknown,
-    the readers then look); `many_observations`: more active observations than a trend draws.
+    the readers then look).
     """
 
     patient: Patient
@@ -110,7 +109,6 @@ class OpenedChart:
     until: datetime | None = None  # access lasts while a grant lasts; None: no end
     sources: tuple[str, ...] = ()
     present: frozenset[str] | None = None
-    many_observations: bool = True
 
     @property
     def patient_id(self) -> int:
@@ -243,10 +241,9 @@ def _decide(
 
 
 def _staff_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
-    """The user's live chart grants that open charts to staff (every source but proxies)."""
-    return LiveGrant.objects.filter(user_id=user.pk, codename__in=CHART_CODENAMES).exclude(
-        source__startswith=PROXY_PREFIX
-    )
+    """The user's live grants that open charts to staff (every source but proxies). Callers
+    name the chart (`patient_id`): rows of restricted-note grants name none."""
+    return LiveGrant.objects.filter(user_id=user.pk).exclude(source__startswith=PROXY_PREFIX)
 
 
 def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
@@ -274,36 +271,27 @@ def open_chart(
     """The chart `patient_id` opened for `user` to `action`, or one 404 for missing and
     forbidden alike.
 
-    One query: the user's live grants on the chart with the patient and its hospital joined
-    (no grant, no row: nothing to tell apart), and, uncorrelated (run once), which record
-    types the chart holds and whether it holds more observations than a trend draws.
+    One query: the user's live grants on the chart (the view records_live_grant) with the
+    patient, its hospital and which record types it holds (records_chart_contents) joined;
+    no grant, no row: nothing to tell missing and forbidden apart.
     """
     pk = row_id(patient_id)
     if pk is None or not user.is_authenticated or not user.is_active:
         raise Http404(NOT_FOUND)
-
-    def holds(model: type[ClinicalRecord]) -> Exists:
-        return Exists(model._base_manager.filter(patient_id=pk, status=RecordStatus.ACTIVE))
-
-    many = Observation._base_manager.filter(patient_id=pk, status=RecordStatus.ACTIVE)
     rows = list(
         _staff_grants(user)
         .filter(patient_id=pk)
-        .select_related("patient__hospital")
-        .annotate(
-            many_observations=Exists(many.values("pk")[TREND_POINTS : TREND_POINTS + 1]),
-            **{f"has_{m._meta.model_name}": holds(m) for m in RECORD_MODELS},
-        )
+        .select_related("patient__hospital", "patient__contents")
     )
     if not rows:
         raise Http404(NOT_FOUND)
-    first = rows[0]
+    patient = rows[0].patient
+    contents = patient.contents
     chart = _decide(
         [(r.codename, r.source, r.expires_at) for r in rows],
         user_id=user.pk,
-        patient=first.patient,
-        present=frozenset(name for name in RECORD_TYPES if getattr(first, f"has_{name}")),
-        many_observations=first.many_observations,
+        patient=patient,
+        present=frozenset(name for name in RECORD_TYPES if getattr(contents, name)),
     )
     if chart is None or not _capable(chart, action):
         raise Http404(NOT_FOUND)
@@ -449,39 +437,49 @@ def object_permissions_for(*, user: AbstractBaseUser | AnonymousUser, obj: Any) 
 # --- what an opened chart shows -------------------------------------------------------------
 
 
-def _shown(qs: QuerySet, *, chart: OpenedChart, model: type[ClinicalRecord]) -> QuerySet:
-    """`qs` (records of `model` on charts opened as `chart` was) cut to what the chart shows:
-    its categories, and restricted notes as the reader may see them."""
+def _shown(chart: OpenedChart, model: type[ClinicalRecord]) -> Q | None:
+    """The condition on records of `model` for what `chart` shows (its categories, restricted
+    notes as the reader may see them), or None when it shows none of them."""
+    shown = Q()
     if model is Observation:
         allowed = [code for code, cat in OBSERVATION_CATEGORY.items() if chart.allows(cat)]
-        qs = qs.filter(category__in=allowed) if allowed else qs.none()
+        if not allowed:
+            return None
+        if len(allowed) < len(OBSERVATION_CATEGORY):
+            shown &= Q(category__in=allowed)
     elif not chart.allows(MODEL_CATEGORY[model._meta.model_name]):
-        qs = qs.none()
+        return None
     if model is ClinicalNote and not chart.owner:
         if chart.proxy:
-            qs = qs.filter(restricted=False)
+            shown &= Q(restricted=False)
         else:
             granted = LiveGrant.objects.filter(
                 user_id=chart.user_id, note_id=OuterRef("pk"), codename=NOTE_CODENAME
             ).exclude(source__startswith=PROXY_PREFIX)
-            qs = qs.filter(Q(restricted=False) | Q(Exists(granted)))
-    return qs
+            shown &= Q(restricted=False) | Q(Exists(granted))
+    return shown
 
 
-def chart_records(*, chart: OpenedChart, model: type[ClinicalRecord]) -> QuerySet:
-    """Records of one type on an opened chart (every status), as far as it shows them.
+def chart_records(*, chart: OpenedChart, model: type[ClinicalRecord], **filters: Any) -> QuerySet:
+    """Records of one type on an opened chart (every status, or as `filters` say), as far as
+    it shows them.
 
     Reads through the base manager: the chart may be another hospital's (a consent); the
     rows are those of the very patient (and hospital) the chart was opened on.
     """
     chart_required(chart)  # a bare Patient shows nothing
-    qs = model._base_manager.filter(
-        patient_id=chart.patient.pk, hospital_id=chart.patient.hospital_id
+    shown = _shown(chart, model)
+    if shown is None:
+        return model._base_manager.none()
+    patient = chart.patient
+    return model._base_manager.filter(
+        shown, patient_id=patient.pk, hospital_id=patient.hospital_id, **filters
     )
-    return _shown(qs, chart=chart, model=model)
 
 
-def charts_records(*, charts: list[OpenedChart], model: type[ClinicalRecord]) -> QuerySet:
+def charts_records(
+    *, charts: list[OpenedChart], model: type[ClinicalRecord], **filters: Any
+) -> QuerySet:
     """Records of one type across several charts opened alike (same_view): one query."""
     if not charts:
         raise ChartNotOpened(NOT_FOUND)
@@ -489,8 +487,12 @@ def charts_records(*, charts: list[OpenedChart], model: type[ClinicalRecord]) ->
         chart_required(chart)
     if not all(charts[0].same_view(c) for c in charts):
         raise ValueError("charts opened with different access")
-    qs = model._base_manager.filter(patient_id__in=[c.patient.pk for c in charts])
-    return _shown(qs, chart=charts[0], model=model)
+    shown = _shown(charts[0], model)
+    if shown is None:
+        return model._base_manager.none()
+    return model._base_manager.filter(
+        shown, patient_id__in=[c.patient.pk for c in charts], **filters
+    )
 
 
 # --- lists ---------------------------------------------------------------------------------
@@ -521,7 +523,7 @@ def emergency_q(*, user: AbstractBaseUser) -> Q:
 def chart_reopened(chart: OpenedChart, **changes: Any) -> OpenedChart:
     """A copy of an opened chart with reading hints changed (tests, readers): never its
     access."""
-    allowed = {"present", "many_observations"}
+    allowed = {"present"}
     if set(changes) - allowed:
         raise ValueError("only the reading hints of an opened chart may change")
     return replace(chart, **changes)

@@ -62,17 +62,13 @@ def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
         return chart.present
     found = set()
     for model in RECORD_MODELS:
-        if (
-            access.chart_records(chart=chart, model=model)
-            .filter(status=RecordStatus.ACTIVE)
-            .exists()
-        ):
+        if _active(chart, model).exists():
             found.add(model._meta.model_name)
     return frozenset(found)
 
 
 def _active(chart: OpenedChart, model: type[ClinicalRecord]):
-    return access.chart_records(chart=chart, model=model).filter(status=RecordStatus.ACTIVE)
+    return access.chart_records(chart=chart, model=model, status=RecordStatus.ACTIVE)
 
 
 def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
@@ -135,18 +131,25 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
 
 
 def _observations(chart: OpenedChart, date: str) -> list[Observation]:
-    """The chart's active observations oldest first: all of them, or on a chart with more
-    than a trend draws (open_chart's answer), each code's newest access.TREND_POINTS + 1 (one
-    more than is drawn, so a series knows whether older values exist)."""
-    qs = _active(chart, Observation)
-    if chart.many_observations:
-        qs = qs.annotate(
-            newest=Window(
-                RowNumber(),
-                partition_by=[F("code_index")],
-                order_by=[F(date).desc(), F("id").desc()],
-            )
-        ).filter(newest__lte=access.TREND_POINTS + 1)
+    """The chart's active observations oldest first, each code's newest TREND_POINTS + 1
+    (one more than is drawn, so a series knows whether older values exist).
+
+    Most charts hold no more observations than one trend draws: they are read whole, newest
+    first, in one plain query (chart_for cuts each code itself). Only a chart with more is
+    read again with the per-code window (two queries, whatever its size)."""
+    cap = access.TREND_POINTS + 1
+    few = list(_active(chart, Observation).order_by(f"-{date}", "-id")[:cap])
+    if len(few) < cap:
+        few.reverse()
+        return few
+    newest = Window(
+        RowNumber(), partition_by=[F("code_index")], order_by=[F(date).desc(), F("id").desc()]
+    )
+    qs = (
+        _active(chart, Observation)
+        .annotate(newest=newest)
+        .filter(newest__lte=access.TREND_POINTS + 1)
+    )
     return list(qs.order_by(date, "id"))
 
 
@@ -173,14 +176,11 @@ def records_by_category(
     if not charts[0].allows(category):
         access.charts_records(charts=charts, model=model)  # still refuses mixed access
         return view
-    qs = (
-        access.charts_records(charts=charts, model=model)
-        .filter(status=RecordStatus.ACTIVE)
-        .select_related("hospital")
-    )
+    filters: dict[str, Any] = {"status": RecordStatus.ACTIVE}
     if model is Observation:
         codes = {v: k for k, v in OBSERVATION_CATEGORY.items()}
-        qs = qs.filter(category=codes[category])
+        filters["category"] = codes[category]
+    qs = access.charts_records(charts=charts, model=model, **filters).select_related("hospital")
     view.records = list(qs.order_by(f"-{view.date_field}", "-id")[:limit])
     if model is Observation:
         # The code decrypted once per (hospital, token), as on the chart; the same code at

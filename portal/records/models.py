@@ -348,3 +348,30 @@ class LiveGrant(models.Model):
 
     def __str__(self) -> str:
         return f"user {self.user_id}: {self.codename} ({self.source or 'own hospital'})"
+
+
+class ChartContents(models.Model):
+    """Which record types a chart holds (an active row of each), one row per patient: the
+    database view `records_chart_contents` (migration 0005). It decides nothing about who
+    sees what; records.access.open_chart reads it with the chart (select_related), so that
+    the chart page queries only the record types present."""
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.DO_NOTHING, primary_key=True, related_name="contents"
+    )
+    encounter = models.BooleanField()
+    observation = models.BooleanField()
+    condition = models.BooleanField()
+    medicationrequest = models.BooleanField()
+    allergyintolerance = models.BooleanField()
+    immunization = models.BooleanField()
+    procedure = models.BooleanField()
+    clinicalnote = models.BooleanField()
+    document = models.BooleanField()
+
+    class Meta:
+        managed = False
+        db_table = "records_chart_contents"
+
+    def __str__(self) -> str:
+        return f"contents of patient {self.patient_id}"

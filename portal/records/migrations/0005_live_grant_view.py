@@ -1,4 +1,5 @@
-"""The live grants as one database view, records_live_grant (records.models.LiveGrant).
+"""The live grants as one database view, records_live_grant (records.models.LiveGrant), and
+which record types each chart holds, records_chart_contents (records.models.ChartContents).
 
 The time window is written here once, with the database's own clock: PostgreSQL's
 statement_timestamp() (not now(), which stands still for a whole transaction), SQLite's
@@ -70,11 +71,32 @@ def view_sql(vendor: str) -> str:
     return "CREATE VIEW records_live_grant AS" + "\nUNION ALL".join(branches)
 
 
+RECORD_TABLES = (
+    "encounter", "observation", "condition", "medicationrequest", "allergyintolerance",
+    "immunization", "procedure", "clinicalnote", "document",
+)  # fmt: skip
+
+
+def contents_sql() -> str:
+    """Which record types each chart holds: one EXISTS per record table (an index probe),
+    evaluated only for the patients a query joins it to."""
+    probes = ",\n".join(
+        f"  EXISTS (SELECT 1 FROM records_{name} t "  # noqa: S608 (table names, not input)
+        f"WHERE t.patient_id = p.id AND t.status = 'active') AS {name}"
+        for name in RECORD_TABLES
+    )
+    return f"CREATE VIEW records_chart_contents AS SELECT p.id AS patient_id,\n{probes}\n" + (
+        "FROM records_patient p"
+    )
+
+
 def create_view(apps, schema_editor):
     schema_editor.execute(view_sql(schema_editor.connection.vendor))
+    schema_editor.execute(contents_sql())
 
 
 def drop_view(apps, schema_editor):
+    schema_editor.execute("DROP VIEW IF EXISTS records_chart_contents")
     schema_editor.execute("DROP VIEW IF EXISTS records_live_grant")
 
 
@@ -130,6 +152,31 @@ class Migration(migrations.Migration):
                 ),
             ],
             options={"db_table": "records_live_grant", "managed": False},
+        ),
+        migrations.CreateModel(
+            name="ChartContents",
+            fields=[
+                (
+                    "patient",
+                    models.OneToOneField(
+                        on_delete=django.db.models.deletion.DO_NOTHING,
+                        primary_key=True,
+                        related_name="contents",
+                        serialize=False,
+                        to="records.patient",
+                    ),
+                ),
+                ("encounter", models.BooleanField()),
+                ("observation", models.BooleanField()),
+                ("condition", models.BooleanField()),
+                ("medicationrequest", models.BooleanField()),
+                ("allergyintolerance", models.BooleanField()),
+                ("immunization", models.BooleanField()),
+                ("procedure", models.BooleanField()),
+                ("clinicalnote", models.BooleanField()),
+                ("document", models.BooleanField()),
+            ],
+            options={"db_table": "records_chart_contents", "managed": False},
         ),
         migrations.RunPython(create_view, drop_view),
     ]
