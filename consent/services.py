@@ -37,6 +37,7 @@ from consent.selectors import (
     user_is_practitioner,
 )
 from ledger.events import event_record
+from portal.records.access import chart_opened_for
 from portal.records.categories import CATEGORY_CODES, category_codename
 from portal.records.grants import (
     chart_grant,
@@ -45,7 +46,7 @@ from portal.records.grants import (
     note_grant_write,
 )
 from portal.records.models import ClinicalNote, Patient
-from portal.records.selectors import chart_access_for, patient_by_mrn
+from portal.records.selectors import patient_by_mrn
 from portal.tenancy.models import Department, Hospital, Membership, Role
 from portal.tenancy.selectors import department_group, hospital_clinical_group
 
@@ -393,8 +394,8 @@ def break_glass_attempt(
             user=user, user_hospital=user_hospital, hospital=patient_hospital
         )
         raise ValidationError(NO_MATCH)
-    access = chart_access_for(user=user, patient=patient)
-    if access is not None and not access.break_glass:
+    opened = chart_opened_for(user=user, patient=patient)
+    if opened is not None and not opened.break_glass:
         return BreakGlassOutcome(patient=patient, glass=None)
     glass = break_glass_open(
         user=user, user_hospital=user_hospital, patient=patient, reason=reason,

@@ -320,3 +320,93 @@ def consent_world(make_staff, hospital_a, hospital_b):
         "other_account": other_account, "other": other, "vital": vital, "lab": lab,
         "note": note, "secret": secret, "other_vital": other_vital,
     }  # fmt: skip
+
+
+@pytest.fixture
+def every_grant(consent_world, make_staff):
+    """consent_world's patient (St Mary's) with one Riverside user per kind of grant: the
+    grant-shape matrix that every interface must answer alike (tests/records/test_access.py,
+    tests/security/test_has_perm_agrees_with_the_portal.py)."""
+    import datetime as dt
+
+    from django.contrib.auth.models import Group
+    from django.utils import timezone
+
+    from consent import services as consent_services
+    from portal.records import grants
+    from portal.records import services as records_services
+    from portal.records.access import PROXY_PREFIX
+    from portal.tenancy.scoping import unscoped
+
+    w = consent_world
+    patient, b, now = w["patient"], w["b"], timezone.now()
+    hour = dt.timedelta(hours=1)
+    users = {
+        "home_clinician": w["clinician_a"],  # the hospital-wide group
+        "home_admin": w["admin_a"],  # a hospital admin: no chart without a grant
+        "other_hospital": w["clinician_b"],  # nothing at all
+        "owner": w["account"],  # the patient: their portal, not a staff chart
+    }
+    for name in (
+        "consent_all", "consent_labs", "department", "expired", "scheduled", "revoked",
+        "break_glass", "break_glass_ended", "proxy", "care_team", "note_granted",
+    ):  # fmt: skip
+        users[name] = make_staff(b, Role.NURSE if name == "department" else Role.CLINICIAN)
+    users["care_team"] = make_staff(w["a"], Role.NURSE)
+    users["note_granted"] = make_staff(w["a"], Role.CLINICIAN)
+    team = Group.objects.create(name="security-cardiology")
+    users["department"].groups.add(team)
+    with unscoped():
+        consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=users["consent_all"],
+        )  # fmt: skip
+        consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=users["consent_labs"], scope_all=False, categories=["labs"],
+        )  # fmt: skip
+        revoked = consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=users["revoked"],
+        )  # fmt: skip
+        consent_services.consent_revoke(consent=revoked, actor=w["account"])
+        grants.chart_grant(
+            patient=patient, group=team, codenames=["view_chart_vitals", "view_chart_notes"],
+            source="consent:55555555-5555-5555-5555-555555555555",
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=users["expired"], codenames=["view_patient"],
+            source="consent:22222222-2222-2222-2222-222222222222", expires_at=now - hour,
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=users["scheduled"], codenames=["view_patient"],
+            source="consent:33333333-3333-3333-3333-333333333333", starts_at=now + hour,
+        )  # fmt: skip
+        consent_services.break_glass_open(
+            user=users["break_glass"], user_hospital=b, patient=patient,
+            reason="Unconscious in the emergency department",
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=users["break_glass_ended"], codenames=["view_patient"],
+            source="breakglass:66666666-6666-6666-6666-666666666666", expires_at=now - hour,
+        )  # fmt: skip
+        grants.chart_grant(
+            patient=patient, user=users["proxy"], codenames=["view_patient"],
+            source=f"{PROXY_PREFIX}44444444-4444-4444-4444-444444444444",
+        )  # fmt: skip
+        grants.note_grant_write(
+            note=w["secret"], user=users["proxy"],
+            source=f"{PROXY_PREFIX}44444444-4444-4444-4444-444444444444",
+        )  # fmt: skip
+        # A chart restricted to its care team: the hospital-wide group no longer opens it.
+        records_services.patient_set_restricted(
+            patient=w["other"], restricted=True, actor=w["admin_a"]
+        )
+        records_services.care_team_add(
+            patient=w["other"], user=users["care_team"], actor=w["clinician_a"]
+        )
+        records_services.note_grant(
+            note=w["secret"], user=users["note_granted"], actor=w["clinician_a"]
+        )
+        grants.note_grant_write(note=w["secret"], user=users["expired"], expires_at=now - hour)
+    return w, users

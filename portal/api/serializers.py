@@ -14,9 +14,10 @@ from typing import Any
 
 from rest_framework import serializers
 
+from portal.records.access import RECORD_TYPES
 from portal.records.categories import CHART_CATEGORIES
+from portal.records.chart import TIMELINE_DATE
 from portal.records.fields import BlindIndexField
-from portal.records.selectors import RECORD_TYPES, TIMELINE_DATE
 
 RECORD_TYPE_CHOICES = sorted(RECORD_TYPES)
 COMMON_FIELDS = {

@@ -1,5 +1,5 @@
-"""FHIR reads. Access is decided only by portal.records.selectors (access_patient,
-access_record, records_for_patient, patient_list_for_user) and, for ledger events, by
+"""FHIR reads. Access is decided only by portal.records.access (access_patient,
+access_record, chart_records, the lists' patient_visible_q) and, for ledger events, by
 ledger.selectors.access_event: nothing here is a second copy of permission logic."""
 
 from __future__ import annotations
@@ -14,24 +14,27 @@ from ledger.models import Event
 from ledger.proofs import receipt_for_event
 from ledger.selectors import access_event
 from portal.fhir import resources
-from portal.records import selectors as records_selectors
+from portal.records import access as records_access
+from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.crypto import blind_index
 from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient
+from portal.records.search import patient_list_for_user
 from portal.tenancy.models import Hospital
 
 
 def fhir_patient_everything(
-    *, user: AbstractBaseUser, patient: Patient, base_url: str = "", with_content: bool = True
+    *, chart: OpenedChart, base_url: str = "", with_content: bool = True
 ) -> dict[str, Any]:
     """`Patient/{id}/$everything`: the patient and every record of every type the caller may
     see on it (entered-in-error versions included, marked so), as a searchset Bundle.
 
-    Precondition: `patient` was opened by the caller (access_patient for staff; the
-    patient's own registration in the patient portal), inside its hospital scope.
+    `chart` was opened by the caller (records.access: access_patient for staff; the
+    patient's own registration in the patient portal).
     """
+    patient = records_access.chart_required(chart).patient
     found = [resources.patient_to_fhir(patient)]
     for model in RECORD_MODELS:
-        qs = records_selectors.records_for_patient(user=user, patient=patient, model=model)
+        qs = records_access.chart_records(chart=chart, model=model)
         for record in qs.order_by("id"):
             if isinstance(record, Document):
                 found.append(resources.document_to_fhir(record, with_content=with_content))
@@ -43,13 +46,11 @@ def fhir_patient_everything(
     return resources.bundle(found, base_url=base_url)
 
 
-def fhir_records_for_patient(
-    *, user: AbstractBaseUser, patient: Patient, resource_type: str
-) -> list[dict[str, Any]]:
+def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[dict[str, Any]]:
     """Search by patient: the resources of one type on a chart the caller opened."""
     out: list[dict[str, Any]] = []
     for model in resources.RESOURCE_MODELS[resource_type]:
-        qs = records_selectors.records_for_patient(user=user, patient=patient, model=model)
+        qs = records_access.chart_records(chart=chart, model=model)
         for record in qs.order_by("id"):
             if isinstance(record, Document):
                 out.append(resources.document_to_fhir(record, with_content=False))
@@ -60,8 +61,9 @@ def fhir_records_for_patient(
 
 def fhir_record_access(
     *, user: AbstractBaseUser, resource_type: str, resource_id: str
-) -> ClinicalRecord:
-    """The record behind `{resource_type}/{resource_id}` if the user may open it, else 404."""
+) -> OpenedRecord:
+    """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
+    open it (records.access.access_record), else 404."""
     models = resources.RESOURCE_MODELS.get(resource_type)
     if models is None:
         raise Http404("No such resource type.")
@@ -70,7 +72,7 @@ def fhir_record_access(
         if resource_id.startswith(prefix) and (prefix or len(models) == 1):
             raw = resource_id[len(prefix) :]
             if raw.isdigit():
-                return records_selectors.access_record(user, model._meta.model_name, raw)
+                return records_access.access_record(user, model._meta.model_name, raw)
     raise Http404("No such resource.")
 
 
@@ -86,7 +88,7 @@ def fhir_patient_search(
 ) -> list[Patient]:
     """Patient search: identifier (`[system|]value`, the MRN), name / family / given (exact,
     case- and space-insensitive, through the blind indexes) and birthdate (exact date)."""
-    patients = records_selectors.patient_list_for_user(user=user, hospital=hospital)
+    patients = patient_list_for_user(user=user, hospital=hospital)
     if identifier:
         system, _, value = identifier.rpartition("|")
         if system and system != resources.mrn_system(hospital.slug):
@@ -94,7 +96,7 @@ def fhir_patient_search(
         token = blind_index(" ".join(value.split()), hospital_id=hospital.pk, purpose="mrn")
         patients = patients.filter(mrn_index=token)
     if name:
-        patients = records_selectors.patient_list_for_user(user=user, hospital=hospital, query=name)
+        patients = patient_list_for_user(user=user, hospital=hospital, query=name)
         if identifier:
             patients = patients.filter(mrn_index=token)
     for value, purpose in ((family, "family_name"), (given, "given_name")):

@@ -11,7 +11,7 @@ hospital, every write through portal.records.services, so every row is a ledger 
   vital signs and laboratory, a date in the future, ...) are skipped with the reason.
 - Who may write what: an import by a person (the FHIR interface's caller, import_fhir
   --actor) writes only into charts that person may change, asked of
-  records.selectors.access_patient(codename="change_patient") as every other write is; a
+  records.access.access_patient(codename="change_patient") as every other write is; a
   chart they may not change is answered exactly as one that does not exist, and a patient
   they would register but then could not change (a hospital admin's) is refused with the same
   words. An operator's import (import_fhir without --actor) is the hospital's own data load,
@@ -51,6 +51,7 @@ from portal.fhir import resources
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.jsontext import json_depth, json_problem
 from portal.records import services as records_services
+from portal.records.access import access_patient
 from portal.records.models import (
     AllergyIntolerance,
     ClinicalRecord,
@@ -63,7 +64,7 @@ from portal.records.models import (
     Patient,
     Procedure,
 )
-from portal.records.selectors import access_patient, patient_by_mrn
+from portal.records.selectors import patient_by_mrn
 from portal.records.uploads import document_content_validate
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import hospital_scope
@@ -328,7 +329,7 @@ class _Importer:
         """The chart `patient_id` if this import may write into it, else None: a chart the
         importer may not change is answered as one that does not exist.
 
-        A person may write where records.selectors.access_patient lets them change the
+        A person may write where records.access.access_patient lets them change the
         chart, the decision every write asks (hospital admins hold no chart grant, so they
         write into none). An operator's import (no actor) writes into any chart of its
         hospital. Either way, never into another hospital's.
@@ -336,7 +337,7 @@ class _Importer:
         if self.actor is None:
             return Patient.objects.filter(pk=patient_id, hospital=self.hospital).first()
         try:
-            patient = access_patient(self.actor, patient_id, codename="change_patient")
+            patient = access_patient(self.actor, patient_id, codename="change_patient").patient
         except Http404:
             return None
         return patient if patient.hospital_id == self.hospital.pk else None

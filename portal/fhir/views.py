@@ -30,9 +30,10 @@ from consent import selectors as consent_selectors
 from portal.fhir import resources, selectors
 from portal.fhir.rest import FORM, FhirError, FhirFormParser, FhirPublicView, FhirView
 from portal.fhir.services import BundleImportError, fhir_bundle_import
-from portal.provider.views import access_event
-from portal.records import selectors as records_selectors
-from portal.records.models import Document, Patient
+from portal.records import access as records_access
+from portal.records import audit
+from portal.records.access import OpenedChart
+from portal.records.models import Document
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
 PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
@@ -198,12 +199,17 @@ def _patient_search(request: Request, query: QueryDict) -> Response:
     )
 
 
-def _open_chart(request: Request, patient_id: Any) -> Patient:
+def _open_chart(request: Request, patient_id: Any) -> OpenedChart:
     """The chart, opened as the provider portal opens it: a chart.read access event."""
-    with transaction.atomic():
-        patient = records_selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
-    return patient
+    opened = records_access.access_patient(request.user, patient_id)
+    _read_recorded(request, opened)
+    return opened
+
+
+def _read_recorded(request: Request, chart: OpenedChart, record: Any = None) -> None:
+    audit.chart_read_record(
+        reader=request.user, chart=chart, record=record, membership=request.membership
+    )
 
 
 class PatientSearchView(FhirView):
@@ -213,21 +219,17 @@ class PatientSearchView(FhirView):
 
 class PatientReadView(FhirView):
     def get(self, request: Request, resource_id: str) -> Response:
-        return Response(resources.patient_to_fhir(_open_chart(request, resource_id)))
+        return Response(resources.patient_to_fhir(_open_chart(request, resource_id).patient))
 
 
 class PatientEverythingView(FhirView):
     def get(self, request: Request, resource_id: str) -> Response:
         with transaction.atomic():
-            patient = _open_chart(request, resource_id)
-            documents = records_selectors.records_for_patient(
-                user=request.user, patient=patient, model=Document
-            )
+            opened = _open_chart(request, resource_id)
+            documents = records_access.chart_records(chart=opened, model=Document)
             for document in documents:  # their contents are in the bundle
-                access_event(request, kind="document.read", patient=patient, record=document)
-        bundle = selectors.fhir_patient_everything(
-            user=request.user, patient=patient, base_url=_base_url(request)
-        )
+                _read_recorded(request, opened, document)
+        bundle = selectors.fhir_patient_everything(chart=opened, base_url=_base_url(request))
         return Response(bundle)
 
 
@@ -270,22 +272,20 @@ def _search(request: Request, resource_type: str, params: QueryDict) -> Response
         rtype, rid = target.split("/", 1)
         record = selectors.fhir_record_access(
             user=request.user, resource_type=rtype, resource_id=rid
-        )
+        ).record
         found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
         return Response(resources.bundle(found, base_url=base))
     if resource_type == "AuditEvent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
-        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=patient)
+        opened = records_access.access_patient(request.user, _patient_param(request, params))
+        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=opened.patient)
         return Response(resources.bundle(found, base_url=base))
     if resource_type == "Consent":
-        patient = records_selectors.access_patient(request.user, _patient_param(request, params))
-        found = [resources.consent_to_fhir(c)
-                 for c in consent_selectors.consents_for_patient(patient=patient)]  # fmt: skip
+        opened = records_access.access_patient(request.user, _patient_param(request, params))
+        consents = consent_selectors.consents_for_patient(patient=opened.patient)
+        found = [resources.consent_to_fhir(c) for c in consents]
         return Response(resources.bundle(found, base_url=base))
-    patient = _open_chart(request, _patient_param(request, params))
-    found = selectors.fhir_records_for_patient(
-        user=request.user, patient=patient, resource_type=resource_type
-    )
+    opened = _open_chart(request, _patient_param(request, params))
+    found = selectors.fhir_records_for_patient(chart=opened, resource_type=resource_type)
     code = params.get("code") or ""
     if code:
         code = code.rpartition("|")[2]
@@ -322,16 +322,16 @@ def _read(request: Request, resource_type: str, resource_id: str) -> dict[str, A
         consent = consent_selectors.consent_by_uuid(consent_id=resource_id)
         if consent is None:
             raise Http404
-        records_selectors.access_patient(request.user, consent.patient_id)
+        records_access.access_patient(request.user, consent.patient_id)
         return resources.consent_to_fhir(consent)
     if resource_type not in resources.RESOURCE_MODELS:
         raise Http404
     with transaction.atomic():
-        record = selectors.fhir_record_access(
+        opened = selectors.fhir_record_access(
             user=request.user, resource_type=resource_type, resource_id=resource_id
         )
-        kind = "document.read" if isinstance(record, Document) else "record.read"
-        access_event(request, kind=kind, patient=record.patient, record=record)
+        record = opened.record
+        _read_recorded(request, opened.chart, record)
     return resources.to_fhir(record)
 
 

@@ -5,24 +5,23 @@ from __future__ import annotations
 
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
 from django.utils import timezone
 
-from portal.records import selectors
+from portal.records.access import OpenedChart, chart_required
 from portal.records.categories import CHART_CATEGORIES
-from portal.records.models import Patient
+from portal.records.chart import records_by_category
 
 
-def patient_bundle(*, user: AbstractBaseUser, patients: list[Patient]) -> dict[str, Any]:
-    """One query per category across every registration (not per record or hospital)."""
+def patient_bundle(*, charts: list[OpenedChart]) -> dict[str, Any]:
+    """The registrations the account opened as their owner (records.access.owner_charts):
+    one query per category across all of them (not per record or hospital)."""
     from portal.fhir.resources import bundle, to_fhir
 
+    patients = [chart_required(c).patient for c in charts]
     resources = [to_fhir(p) for p in patients]
     seen: set[tuple[str, int]] = set()
     for code, _label in CHART_CATEGORIES:
-        view = selectors.records_by_category(
-            user=user, patients=patients, category=code, limit=100_000
-        )
+        view = records_by_category(charts=charts, category=code, limit=100_000)
         for record in view.records:
             key = (record._meta.model_name, record.pk)
             if key not in seen:

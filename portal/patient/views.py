@@ -19,8 +19,9 @@ from consent.models import ProxyGrant
 from ledger import selectors as ledger_selectors
 from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
-from portal.records import selectors
+from portal.records import access, selectors
 from portal.records.categories import CHART_CATEGORIES
+from portal.records.chart import records_by_category
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -32,9 +33,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 
 
 def _owned(request: HttpRequest) -> list:
-    return selectors.patients_opened_as_owner(
-        user=request.user, patients=list(request.patient_registrations)
-    )
+    return access.owner_charts(user=request.user, patients=list(request.patient_registrations))
 
 
 @patient_required
@@ -59,24 +58,24 @@ def home_view(request: HttpRequest) -> HttpResponse:
     )
 
 
-def _records_page(request, patients, *, base_title: str, proxy_grant=None) -> HttpResponse:
+def _records_page(request, charts, *, base_title: str, proxy_grant=None) -> HttpResponse:
     category = request.GET.get("category") or "vitals"
     if category not in dict(CHART_CATEGORIES):
         raise Http404("No such category.")
-    if not patients:
+    if not charts:
         raise Http404("No such record.")
-    view = selectors.records_by_category(user=request.user, patients=patients, category=category)
-    access = selectors.chart_access_of(user=request.user, patient=patients[0])
+    view = records_by_category(charts=charts, category=category)
+    first = charts[0]
     return render(
         request,
         "patient/records.html",
         {
             "title": base_title,
-            "categories": [(c, label) for c, label in CHART_CATEGORIES if access.allows(c)],
+            "categories": [(c, label) for c, label in CHART_CATEGORIES if first.allows(c)],
             "category": category,
             "category_label": dict(CHART_CATEGORIES)[category],
             "view": view,
-            "patients": patients,
+            "patients": [c.patient for c in charts],
             "proxy_grant": proxy_grant,
         },
     )
@@ -276,21 +275,21 @@ def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
 @account_required
 def proxy_records_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     grant = consent_selectors.access_proxy_grant(request.user, grant_id)
-    patients = [
-        selectors.access_patient_as_owner(request.user, p.pk)
+    charts = [
+        access.access_patient_as_owner(request.user, p.pk)
         for p in consent_selectors.registrations_via_proxy(user=request.user, grant=grant)
     ]
-    if not patients:
+    if not charts:
         raise Http404("No such proxy access.")
     name = grant.grantor.get_full_name() or grant.grantor.get_username()
-    return _records_page(request, patients, base_title=f"Records of {name}", proxy_grant=grant)
+    return _records_page(request, charts, base_title=f"Records of {name}", proxy_grant=grant)
 
 
 @patient_required
 def export_json_view(request: HttpRequest) -> HttpResponse:
     from portal.patient.export import patient_bundle
 
-    bundle = patient_bundle(user=request.user, patients=_owned(request))
+    bundle = patient_bundle(charts=_owned(request))
     response = HttpResponse(
         json.dumps(bundle, indent=2, default=str), content_type="application/fhir+json"
     )
@@ -301,13 +300,13 @@ def export_json_view(request: HttpRequest) -> HttpResponse:
 
 @patient_required
 def export_print_view(request: HttpRequest) -> HttpResponse:
-    patients = _owned(request)
+    charts = _owned(request)
     sections = [
-        (label, selectors.records_by_category(user=request.user, patients=patients, category=code))
+        (label, records_by_category(charts=charts, category=code))
         for code, label in CHART_CATEGORIES
     ]
     return render(
         request,
         "patient/print.html",
-        {"patients": patients, "sections": sections, "now": timezone.now()},
+        {"patients": [c.patient for c in charts], "sections": sections, "now": timezone.now()},
     )

@@ -19,25 +19,17 @@ from consent import selectors as consent_selectors
 from consent import services as consent_services
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
-from portal.records import audit, selectors, services
+from portal.records import access, audit, search, services
+from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
-from portal.records.models import ClinicalNote, ClinicalRecord, Document, Patient
-
-
-def _read_recorded(request: HttpRequest, *, patient: Patient, record=None) -> None:
-    """The read of a chart, record or document by the signed-in staff member, recorded
-    (portal.records.audit.chart_read_record) before anything of it is answered."""
-    audit.chart_read_record(
-        reader=request.user, patient=patient, record=record,
-        acting_hospital_id=request.membership.hospital_id, role=request.membership.role,
-    )  # fmt: skip
+from portal.records.models import ClinicalNote, ClinicalRecord, Document
 
 
 @staff_required
 def home_view(request: HttpRequest) -> HttpResponse:
     form = forms.PatientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
-    page = selectors.patient_page_for_user(
+    page = search.patient_page_for_user(
         user=request.user,
         hospital=request.hospital,
         query=query,
@@ -82,17 +74,16 @@ def patient_new_view(request: HttpRequest) -> HttpResponse:
 def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
     # No transaction around the read: it changes nothing, and its event is committed (one
     # INSERT, autocommitted) before the page is built.
-    patient = selectors.access_patient(request.user, patient_id)
-    _read_recorded(request, patient=patient)
-    chart = selectors.chart_for(user=request.user, patient=patient)
+    opened = access.access_patient(request.user, patient_id)
+    audit.chart_read_record(reader=request.user, chart=opened, membership=request.membership)
     return render(
         request,
         "provider/chart.html",
         {
-            "patient": patient,
-            "chart": chart,
-            "access": patient.chart_access,
-            "can_change": selectors.chart_changeable_by(user=request.user, patient=patient),
+            "patient": opened.patient,
+            "chart": chart_for(chart=opened),
+            "access": opened,
+            "can_change": opened.can_change,
         },
     )
 
@@ -114,7 +105,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.ObservationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -135,7 +126,7 @@ def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.BloodPressureForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -162,7 +153,7 @@ def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpRespon
 @staff_required
 @require_http_methods(["GET", "POST"])
 def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.NoteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.record_create(
@@ -175,9 +166,12 @@ def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 
 @staff_required
 def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
-    record = selectors.access_record(request.user, record_type, record_id)  # as chart_view
+    opened = access.access_record(request.user, record_type, record_id)  # as chart_view
+    record = opened.record
     history = _history(record)
-    _read_recorded(request, patient=record.patient, record=record)
+    audit.chart_read_record(
+        reader=request.user, chart=opened.chart, record=record, membership=request.membership
+    )
     return render(
         request, "provider/record.html",
         {"record": record, "patient": record.patient, "record_type": record_type,
@@ -209,8 +203,8 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_correct_view(request: HttpRequest, record_id: int) -> HttpResponse:
-    record = selectors.access_record(request.user, "observation", record_id)
-    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    record = access.access_record(request.user, "observation", record_id).record
+    access.access_patient(request.user, record.patient_id, codename="change_patient")
     initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
     form = forms.ObservationForm(request.POST or None, initial=initial, fixed_code=record.code)
     if request.method == "POST" and form.is_valid():
@@ -235,7 +229,7 @@ def observation_correct_view(request: HttpRequest, record_id: int) -> HttpRespon
 def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS or record_type == "clinicalnote":
         raise Http404("No such record type.")
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form_class = forms.record_form_class(record_type)
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -258,8 +252,8 @@ def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> 
 def record_correct_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS:
         raise Http404("No such record type.")
-    record = selectors.access_record(request.user, record_type, record_id)
-    selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+    record = access.access_record(request.user, record_type, record_id).record
+    access.access_patient(request.user, record.patient_id, codename="change_patient")
     form_class = forms.record_form_class(record_type)
     # No instance is bound: the form must never write to the version it corrects.
     initial = model_to_dict(record, fields=form_class.Meta.fields)
@@ -282,7 +276,7 @@ def record_correct_view(request: HttpRequest, record_type: str, record_id: int) 
 @staff_required
 @require_http_methods(["GET", "POST"])
 def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.CareTeamAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = (
@@ -308,7 +302,7 @@ def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_POST
 def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     member = patient.care_team.filter(user_id=user_id).select_related("user").first()
     if member is None:
         raise Http404("No such care team member.")
@@ -320,7 +314,7 @@ def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -
 @staff_required
 @require_http_methods(["GET", "POST"])
 def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
     form = forms.DocumentUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -340,8 +334,11 @@ def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse:
     with transaction.atomic():
-        document = selectors.access_record(request.user, "document", record_id)
-        _read_recorded(request, patient=document.patient, record=document)
+        opened = access.access_record(request.user, "document", record_id)
+        document = opened.record
+        audit.chart_read_record(
+            reader=request.user, chart=opened.chart, record=document, membership=request.membership
+        )
     response = HttpResponse(bytes(document.content), content_type=document.content_type)
     response["Content-Disposition"] = f'attachment; filename="document-{document.pk}"'
     response["X-Content-Type-Options"] = "nosniff"
@@ -352,7 +349,7 @@ def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse
 @staff_required
 def shared_view(request: HttpRequest) -> HttpResponse:
     """Charts of other hospitals opened to me (consents) or by me (break-glass, live)."""
-    patients = selectors.patients_shared_with_user(
+    patients = search.patients_shared_with_user(
         user=request.user, exclude_hospital=request.hospital
     )
     requests = consent_selectors.access_requests_by_user(user=request.user)

@@ -56,14 +56,9 @@ class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     def change_view(self, request: HttpRequest, object_id, form_url="", extra_context=None):
         patient = self.get_object(request, object_id)
         if patient is not None and request.method == "GET":
-            auditor = request.user.is_superuser
             # A hospital admin only gets their own hospitals' patients here: they act in
             # that hospital's admin membership. An auditor acts in no hospital.
-            audit.chart_read_record(
-                reader=request.user, patient=patient, administration=True,
-                role="auditor" if auditor else "hospital_admin",
-                acting_hospital_id=None if auditor else patient.hospital_id,
-            )  # fmt: skip
+            audit.chart_read_record(reader=request.user, administration=patient)
         return super().change_view(request, object_id, form_url, extra_context)
 
     def has_add_permission(self, request: HttpRequest, *args) -> bool:

@@ -7,17 +7,11 @@ class RecordsConfig(AppConfig):
     verbose_name = "Patients and records"
 
     def ready(self) -> None:
-        from django.db.models.signals import post_migrate
-
         from ledger import subjects
         from ledger.selectors import event_readers_register
         from portal.records.audit import event_readable_by
         from portal.records.canonical import canonical
         from portal.records.models import RECORD_MODELS, Patient
-        from portal.records.selectors import permission_ids_forget
-
-        # Permission rows are (re)written by migrate and flush: forget the cached ids.
-        post_migrate.connect(permission_ids_forget, dispatch_uid="records.permission_ids")
 
         for model in (Patient, *RECORD_MODELS):
             # Rows are named by their row_uuid in the ledger: known before the INSERT.

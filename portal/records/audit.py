@@ -16,8 +16,10 @@ from django.contrib.auth.models import AbstractBaseUser
 from ledger.events import event_record
 from ledger.models import Event
 from ledger.selectors import user_is_verified
+from portal.records.access import OpenedChart, chart_required
 from portal.records.models import ClinicalRecord, Document, Patient
-from portal.records.selectors import chart_access_of, patient_registrations_for_user
+from portal.records.selectors import patient_registrations_for_user
+from portal.tenancy.models import Membership
 from portal.tenancy.selectors import hospital_ids_administered
 
 # The purpose of use of an administrator's read (HL7 v3 PurposeOfUse).
@@ -35,31 +37,37 @@ def read_kind(record: ClinicalRecord | None) -> ReadKind:
 def chart_read_record(
     *,
     reader: AbstractBaseUser,
-    patient: Patient,
+    chart: OpenedChart | None = None,
     record: ClinicalRecord | None = None,
-    acting_hospital_id: int | None,
-    role: str,
-    administration: bool = False,
+    membership: Membership | None = None,
+    administration: Patient | None = None,
 ) -> Event:
-    """Record that `reader` opened `patient`'s chart, or one of its records or documents.
+    """Record that `reader` opened a chart, or one of its records or documents: the one way
+    every interface (pages, API, FHIR, downloads, exports, the admin) records a read.
+
+    `chart` is the chart as the access module opened it for `reader` (refused otherwise):
+    the purpose and the break-glass flag come from the grants that opened it, so an
+    emergency read is flagged wherever it is shown. `membership` is the one the reader acted
+    in. `administration`: instead of a chart, the patient an auditor or hospital admin looked
+    at in the admin site, whose purpose is health system administration (an auditor acts in
+    no hospital; a hospital admin in the patient's).
 
     The event belongs to the chart's hospital (its admins audit every read of their
-    patients) and names the hospital the reader acted in (`acting_hospital_id`: the
-    membership of the read, None for an auditor) so the reader's admins see their own
-    staff's reads; the two differ for consent, break-glass and locum reads. `role` is the
-    reader's role there.
-
-    The purpose and the break-glass flag come from the grants that opened the chart (the
-    access module's decision carried by `patient`), so an emergency read is flagged
-    wherever it is shown. `administration`: an auditor or hospital admin in the admin site,
-    whose purpose is health system administration.
+    patients) and names the hospital the reader acted in, so the reader's admins see their
+    own staff's reads; the two differ for consent, break-glass and locum reads.
     """
-    if administration:
+    if administration is not None:
+        patient = administration
         purpose, break_glass, via = PURPOSE_ADMINISTRATION, False, "admin"
+        auditor = reader.is_superuser
+        role = "auditor" if auditor else "hospital_admin"
+        acting_hospital_id = None if auditor else patient.hospital_id
     else:
-        access = chart_access_of(user=reader, patient=patient)
-        purpose, break_glass = access.purpose, access.break_glass
-        via = "breakglass" if access.break_glass else "consent" if access.shared else "staff"
+        opened = chart_required(chart, user=reader)  # opened for this reader, or 404
+        patient = opened.patient
+        purpose, break_glass, via = opened.purpose, opened.break_glass, str(opened.via)
+        role = membership.role if membership is not None else ""
+        acting_hospital_id = membership.hospital_id if membership is not None else None
     return event_record(
         kind=read_kind(record),
         hospital=patient.hospital_id,  # the chart's: loaded with it, no query

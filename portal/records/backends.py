@@ -5,7 +5,7 @@ django-guardian's own ObjectPermissionBackend is not configured: it reads the pe
 tables without their time windows and sources, so it said yes for an expired consent's rows
 and for a proxy's rows, which open no chart. guardian still holds the grants (its direct
 foreign-key tables, written only by records.grants); this backend decides from them through
-records.selectors.object_permissions_for, the same rule every page, API and FHIR view asks.
+records.access.object_permissions_for, the same rule every page, API and FHIR view asks.
 
 One difference stays, by Django's design: `User.has_perm` answers True for any active
 superuser without asking a backend, while the portal opens no chart to a superuser. The
@@ -18,7 +18,7 @@ from typing import Any
 
 from django.contrib.auth.backends import BaseBackend
 
-from portal.records.selectors import object_permissions_for
+from portal.records.access import object_permissions_for
 
 APP_LABEL = "records"
 

@@ -316,3 +316,62 @@ RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (
     ClinicalNote,
     Document,
 )
+
+
+class LiveGrant(models.Model):
+    """The grants that are live now, one row per (user, permission, object, grant): the
+    database view `records_live_grant` (migration 0005), the one written form of the time
+    window. Group rows come expanded to the group's members, so a membership change applies
+    at once. Chart grants name a `patient`, restricted-note grants a `note`.
+
+    Read only through portal.records.access, which decides what the rows mean (sources,
+    categories, proxies, break-glass); nothing writes here (the rows live in the guardian
+    tables above, written by records.grants).
+    """
+
+    id = models.CharField(primary_key=True, max_length=100)  # "u<row>", "g<row>:<user>", "n<row>"
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.DO_NOTHING, related_name="+"
+    )
+    group = models.ForeignKey(
+        "auth.Group", on_delete=models.DO_NOTHING, null=True, related_name="+"
+    )
+    patient = models.ForeignKey(Patient, on_delete=models.DO_NOTHING, null=True, related_name="+")
+    note = models.ForeignKey(ClinicalNote, on_delete=models.DO_NOTHING, null=True, related_name="+")
+    codename = models.CharField(max_length=100)
+    source = models.CharField(max_length=64)
+    expires_at = models.DateTimeField(null=True)
+
+    class Meta:
+        managed = False
+        db_table = "records_live_grant"
+
+    def __str__(self) -> str:
+        return f"user {self.user_id}: {self.codename} ({self.source or 'own hospital'})"
+
+
+class ChartContents(models.Model):
+    """Which record types a chart holds (an active row of each), one row per patient: the
+    database view `records_chart_contents` (migration 0005). It decides nothing about who
+    sees what; records.access.open_chart reads it with the chart (select_related), so that
+    the chart page queries only the record types present."""
+
+    patient = models.OneToOneField(
+        Patient, on_delete=models.DO_NOTHING, primary_key=True, related_name="contents"
+    )
+    encounter = models.BooleanField()
+    observation = models.BooleanField()
+    condition = models.BooleanField()
+    medicationrequest = models.BooleanField()
+    allergyintolerance = models.BooleanField()
+    immunization = models.BooleanField()
+    procedure = models.BooleanField()
+    clinicalnote = models.BooleanField()
+    document = models.BooleanField()
+
+    class Meta:
+        managed = False
+        db_table = "records_chart_contents"
+
+    def __str__(self) -> str:
+        return f"contents of patient {self.patient_id}"

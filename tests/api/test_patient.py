@@ -7,7 +7,7 @@ from django.test.utils import CaptureQueriesContext
 
 from consent import services as consent_services
 from consent.models import AccessRequest, Consent, ProxyGrant
-from portal.records import selectors
+from portal.records import access
 from portal.tenancy.scoping import unscoped
 from tests import factories
 
@@ -155,7 +155,7 @@ def test_proxies_grant_list_revoke(api, api_world):
     assert [g["id"] for g in received] == [grant["id"]]
     assert api(carer_token).post(accept).status_code == 404  # answered
     with unscoped():
-        assert selectors.proxy_access_for(user=carer, patient=a["patient"]) is not None
+        assert access.proxy_chart_for(user=carer, patient=a["patient"]) is not None
     # A stranger cannot end it; the patient can.
     url = f"/api/v1/me/proxies/{grant['id']}/revoke/"
     assert api(b["patient_token"]).post(url).status_code == 404

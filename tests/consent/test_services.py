@@ -23,7 +23,8 @@ from ledger.keys import log_signer
 from ledger.models import Event
 from ledger.proofs import receipt_for_event
 from ledger.verifier import load_verifier_key, verify_receipt
-from portal.records import selectors
+from portal.records import access
+from portal.records.chart import chart_for, records_by_category
 from portal.records.models import PatientUserObjectPermission
 from portal.tenancy.models import Role
 from portal.tenancy.services import department_ensure, membership_ensure
@@ -42,7 +43,7 @@ def _grant(w, **kwargs):
 
 def _sees(user, patient):
     try:
-        return selectors.access_patient(user, patient.pk)
+        return access.access_patient(user, patient.pk)
     except Http404:
         return None
 
@@ -56,28 +57,28 @@ def test_without_consent_another_hospital_sees_nothing(consent_world):
 def test_grant_gives_exactly_the_granted_scope(consent_world):
     w = consent_world
     _grant(w, scope_all=False, categories=["labs"])
-    patient = _sees(w["clinician_b"], w["patient"])
-    assert patient is not None and patient.chart_access.shared
-    chart = selectors.chart_for(user=w["clinician_b"], patient=patient)
+    opened = _sees(w["clinician_b"], w["patient"])
+    assert opened is not None and opened.shared
+    chart = chart_for(chart=opened)
     assert set(chart.series) == {"4548-4"}  # the lab, not the heart rate
     assert not [r for _, kind, r in chart.timeline if kind == "clinicalnote"]
-    selectors.access_record(w["clinician_b"], "observation", w["lab"].pk)
+    access.access_record(w["clinician_b"], "observation", w["lab"].pk)
     for kind, record in (("observation", w["vital"]), ("clinicalnote", w["note"])):
         with pytest.raises(Http404):
-            selectors.access_record(w["clinician_b"], kind, record.pk)
+            access.access_record(w["clinician_b"], kind, record.pk)
     # Nothing else of hospital A: not the other patient, and never write access.
     assert _sees(w["clinician_b"], w["other"]) is None
-    assert not selectors.chart_changeable_by(user=w["clinician_b"], patient=patient)
+    assert not opened.can_change
 
 
 def test_restricted_notes_only_when_named(consent_world):
     w = consent_world
     _grant(w)
     with pytest.raises(Http404):
-        selectors.access_record(w["clinician_b"], "clinicalnote", w["secret"].pk)
-    selectors.access_record(w["clinician_b"], "clinicalnote", w["note"].pk)
+        access.access_record(w["clinician_b"], "clinicalnote", w["secret"].pk)
+    access.access_record(w["clinician_b"], "clinicalnote", w["note"].pk)
     _grant(w, restricted_notes=[w["secret"]])
-    selectors.access_record(w["clinician_b"], "clinicalnote", w["secret"].pk)
+    access.access_record(w["clinician_b"], "clinicalnote", w["secret"].pk)
 
 
 def test_revoke_ends_access_at_once_and_keeps_history(consent_world):
@@ -101,7 +102,7 @@ def test_revoking_one_grant_leaves_another(consent_world):
     first, second = _grant(w), _grant(w, scope_all=False, categories=["labs"])
     services.consent_revoke(consent=first, actor=w["account"])
     patient = _sees(w["clinician_b"], w["patient"])
-    assert patient is not None and patient.chart_access.categories == {"labs"}
+    assert patient is not None and patient.categories == {"labs"}
     services.consent_revoke(consent=second, actor=w["account"])
     assert _sees(w["clinician_b"], w["patient"]) is None
 
@@ -199,7 +200,7 @@ def test_break_glass_flags_notifies_and_ends_on_time(consent_world):
     )  # fmt: skip
     assert glass.expires_at - glass.started_at == dt.timedelta(hours=4)
     patient = _sees(w["clinician_b"], w["patient"])
-    assert patient.chart_access.break_glass and patient.chart_access.purpose == "ETREAT"
+    assert patient.break_glass and patient.purpose == "ETREAT"
     assert Notification.objects.filter(user=w["account"], flagged=True).exists()
     assert Notification.objects.filter(user=w["admin_a"], flagged=True).exists()
     assert not Notification.objects.filter(user=w["admin_b"]).exists()
@@ -235,7 +236,7 @@ def test_access_request_approve_once(consent_world):
     services.access_request_decide(
         request=request, actor=w["account"], approve=True, scope_all=False, categories=["labs"]
     )
-    assert _sees(w["clinician_b"], w["patient"]).chart_access.categories == {"labs"}
+    assert _sees(w["clinician_b"], w["patient"]).categories == {"labs"}
     with pytest.raises(ValidationError, match="already been answered"):
         services.access_request_decide(request=request, actor=w["account"], approve=False)
     assert Consent.objects.filter(access_request=request).count() == 1
@@ -287,24 +288,24 @@ def test_proxy_sees_within_grant_and_never_in_the_provider_portal(consent_world,
         scope_all=False, categories=["vitals"],
     )  # fmt: skip
     with pytest.raises(Http404):  # nothing before they accept
-        selectors.access_patient_as_owner(carer, w["patient"].pk)
+        access.access_patient_as_owner(carer, w["patient"].pk)
     grant = services.proxy_accept(invitation=invitation, actor=carer)
     # Later staff somewhere: the grant still opens no provider chart.
     factories.MembershipFactory(user=carer, hospital=w["a"], role=Role.CLINICIAN)
     PatientUserObjectPermission.objects.filter(user=carer, source="").delete()
     carer.groups.clear()  # not in the clinical group: only the proxy grant could show it
-    patient = selectors.access_patient_as_owner(carer, w["patient"].pk)
-    assert patient.chart_access.proxy and patient.chart_access.categories == {"vitals"}
-    view = selectors.records_by_category(user=carer, patients=[patient], category="vitals")
+    opened = access.access_patient_as_owner(carer, w["patient"].pk)
+    assert opened.proxy and opened.categories == {"vitals"}
+    view = records_by_category(charts=[opened], category="vitals")
     assert [r.pk for r in view.records] == [w["vital"].pk]
-    labs = selectors.records_by_category(user=carer, patients=[patient], category="labs")
+    labs = records_by_category(charts=[opened], category="labs")
     assert labs.records == []
     assert _sees(carer, w["patient"]) is None  # proxy grants never open provider charts
     with pytest.raises(Http404):
-        selectors.access_patient_as_owner(carer, w["other"].pk)
+        access.access_patient_as_owner(carer, w["other"].pk)
     services.proxy_revoke(grant=grant, actor=w["account"])
     with pytest.raises(Http404):
-        selectors.access_patient_as_owner(carer, w["patient"].pk)
+        access.access_patient_as_owner(carer, w["patient"].pk)
     assert ProxyGrant.objects.get(pk=grant.pk).status == "revoked"
 
 

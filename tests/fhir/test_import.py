@@ -15,7 +15,7 @@ from ledger.models import Event
 from portal.fhir import selectors
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.fhir.services import BundleImportError, fhir_bundle_import
-from portal.records import selectors as records_selectors
+from portal.records import access as records_access
 from portal.records.models import RECORD_MODELS, Observation, Patient
 from portal.tenancy.scoping import hospital_scope, unscoped
 from tests.fhir.conftest import SYNTHEA_DIR
@@ -122,8 +122,8 @@ def test_every_synthea_bundle_imports_and_round_trips(hospital_a, clinician_a):
                     (i.part_token, i.target_id)
                 )
         with hospital_scope(hospital_a):
-            patient = records_selectors.access_patient(clinician_a, report.patients[0])
-            exported = selectors.fhir_patient_everything(user=clinician_a, patient=patient)
+            opened = records_access.access_patient(clinician_a, report.patients[0])
+            exported = selectors.fhir_patient_everything(chart=opened)
         Bundle.model_validate(exported)
         checked = _check_round_trip(source, exported, identities, hospital_a)
         assert checked == sum(report.created.values()), path.name

@@ -15,7 +15,7 @@ from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
 from portal.fhir import resources, selectors
 from portal.records import services
-from portal.records.selectors import access_patient
+from portal.records.access import access_patient
 from portal.tenancy.scoping import hospital_scope, unscoped
 
 RECORD_KEYS = [
@@ -87,7 +87,7 @@ def test_everything_bundle_holds_every_record(chart):
     a = chart["a"]
     with hospital_scope(a["hospital"]):
         patient = access_patient(a["clinician"], a["patient"].pk)
-        bundle = selectors.fhir_patient_everything(user=a["clinician"], patient=patient)
+        bundle = selectors.fhir_patient_everything(chart=patient)
     Bundle.model_validate(bundle)
     types = sorted(e["resource"]["resourceType"] for e in bundle["entry"])
     assert types == sorted(
@@ -111,11 +111,9 @@ def test_everything_leaves_out_a_restricted_note_the_caller_was_not_granted(
         )  # fmt: skip
     with hospital_scope(hospital_a):
         mine = selectors.fhir_patient_everything(
-            user=a["clinician"], patient=access_patient(a["clinician"], a["patient"].pk)
+            chart=access_patient(a["clinician"], a["patient"].pk)
         )
-        theirs = selectors.fhir_patient_everything(
-            user=colleague, patient=access_patient(colleague, a["patient"].pk)
-        )
+        theirs = selectors.fhir_patient_everything(chart=access_patient(colleague, a["patient"].pk))
     ids = lambda b: {e["resource"]["id"] for e in b["entry"]}  # noqa: E731
     assert f"note-{secret.pk}" in ids(mine)
     assert f"note-{secret.pk}" not in ids(theirs)

@@ -161,7 +161,7 @@ def test_patient_list_pages_by_cursor(client, sign_in, world):
 
 
 def test_paging_skips_windows_of_charts_the_user_may_not_open(world):
-    from portal.records.selectors import patient_page_for_user
+    from portal.records.search import patient_page_for_user
     from portal.tenancy.scoping import hospital_scope
     from tests import factories
 

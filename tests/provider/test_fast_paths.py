@@ -4,14 +4,14 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.core.management.sql import emit_post_migrate_signal
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from ledger import subjects
 from ledger.models import Event
-from portal.records import selectors, services
+from portal.records import access, services
+from portal.records.chart import chart_for, record_types_present
 from portal.records.models import ClinicalNote, Observation
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
@@ -50,16 +50,15 @@ def test_chart_skips_absent_record_types_but_filters_the_present_ones(world, mak
         )  # fmt: skip
     colleague = make_staff(a["hospital"], Role.CLINICIAN)
     with unscoped():
-        mine = selectors.chart_for(
-            user=a["clinician"], patient=selectors.access_patient(a["clinician"], a["patient"].pk)
-        )
-        theirs = selectors.chart_for(
-            user=colleague, patient=selectors.access_patient(colleague, a["patient"].pk)
-        )
+        opened = access.access_patient(a["clinician"], a["patient"].pk)
+        mine = chart_for(chart=opened)
+        theirs = chart_for(chart=access.access_patient(colleague, a["patient"].pk))
+        # What the opening query said is present is what the chart holds.
+        looked = record_types_present(chart=access.chart_reopened(opened, present=None))
     titles = {r.title for _, kind, r in mine.timeline if kind == "clinicalnote"}
     assert "Private" in titles
     assert "Private" not in {r.title for _, kind, r in theirs.timeline if kind == "clinicalnote"}
-    assert {kind for _, kind, _ in mine.timeline} <= selectors._record_types_present(a["patient"])
+    assert {kind for _, kind, _ in mine.timeline} <= opened.present == looked
 
 
 def test_repeated_creates_write_and_read_back(world):
@@ -84,13 +83,6 @@ def test_repeated_creates_write_and_read_back(world):
     assert Event.objects.filter(subject_id__in=[str(o.row_uuid) for o in made]).count() == 4
 
 
-def test_cached_permission_ids_are_forgotten_after_migrate(world):
-    selectors._permission_ids(selectors.VIEW_CODENAMES)
-    assert selectors._PERMISSION_IDS
-    emit_post_migrate_signal(verbosity=0, interactive=False, db="default")  # as flush does
-    assert not selectors._PERMISSION_IDS
-
-
 def test_trend_series_keep_each_codes_newest_values(world, monkeypatch):
     """A long stay's vitals do not all load: each code keeps its newest TREND_POINTS values
     (a rare lab is not crowded out by a frequent vital), oldest first; the timeline still
@@ -108,12 +100,12 @@ def test_trend_series_keep_each_codes_newest_values(world, monkeypatch):
             display="Glucose [Mass/volume] in Blood", value=Decimal(98), unit="mg/dL",
             effective_at=now - dt.timedelta(days=3),
         )  # fmt: skip
-    monkeypatch.setattr(selectors, "TREND_POINTS", 3)
+    monkeypatch.setattr(access, "TREND_POINTS", 3)
     with unscoped():
-        patient = selectors.access_patient(a["clinician"], patient.pk)
-        chart = selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=2)
+        opened = access.access_patient(a["clinician"], patient.pk)
+        chart = chart_for(chart=opened, timeline_limit=2)
         with pytest.raises(ValueError):
-            selectors.chart_for(user=a["clinician"], patient=patient, timeline_limit=4)
+            chart_for(chart=opened, timeline_limit=4)
     heart = [value for _, value in chart.series["8867-4"]["points"]]
     assert heart == [Decimal(62), Decimal(61), Decimal(60)]  # the newest three, oldest first
     assert [value for _, value in chart.series["2339-0"]["points"]] == [Decimal(98)]
@@ -127,7 +119,7 @@ def test_a_trend_with_older_values_says_so_on_the_page(world, client, sign_in):
     a = world["a"]
     patient, now = a["other"], timezone.now()
     with unscoped():
-        for i in range(selectors.TREND_POINTS + 1):  # heart rate: one more than is drawn
+        for i in range(access.TREND_POINTS + 1):  # heart rate: one more than is drawn
             services.observation_create(
                 actor=a["clinician"], patient=patient, code="8867-4", display="Heart rate",
                 value=Decimal(60 + i % 30), unit="/min",
@@ -142,8 +134,8 @@ def test_a_trend_with_older_values_says_so_on_the_page(world, client, sign_in):
     page = client.get(f"/provider/patients/{patient.pk}/").content.decode()
     heart = page[page.index('data-code="8867-4"') :].split("</figure>")[0]
     glucose = page[page.index('data-code="2339-0"') :].split("</figure>")[0]
-    assert heart.count("<circle ") == selectors.TREND_POINTS
-    assert f"The newest {selectors.TREND_POINTS} values are drawn; older ones are not." in heart
+    assert heart.count("<circle ") == access.TREND_POINTS
+    assert f"The newest {access.TREND_POINTS} values are drawn; older ones are not." in heart
     assert glucose.count("<circle ") == 1 and "older ones are not" not in glucose
 
 
@@ -163,46 +155,3 @@ def test_trend_dates_are_strftimes(when):
     assert charts._day(when) == when.strftime("%Y-%m-%d") == f"{when:%Y-%m-%d}"
     assert charts._day(when.date()) == when.date().strftime("%Y-%m-%d")
     assert charts._minute(when) == when.strftime("%Y-%m-%d %H:%M")
-
-
-def test_charts_with_few_observations_skip_the_per_code_cut_and_read_the_same(world, monkeypatch):
-    """access_patient says whether the chart holds more active observations than a trend
-    draws; with no more, chart_for reads them without the window function. Both ways give
-    the same chart, and a chart with more still gets its cut."""
-    a = world["a"]
-    patient, now = a["other"], timezone.now()
-    monkeypatch.setattr(selectors, "TREND_POINTS", 4)
-
-    def add(i: int) -> None:
-        services.observation_create(
-            actor=a["clinician"], patient=patient, code="8867-4" if i % 2 else "2339-0",
-            display="Heart rate" if i % 2 else "Glucose", value=Decimal(60 + i),
-            unit="/min" if i % 2 else "mg/dL", effective_at=now - dt.timedelta(hours=i + 1),
-        )  # fmt: skip
-
-    def both() -> tuple:
-        charts = []
-        for many in (None, True):  # as access_patient answered; forced to the window
-            with unscoped():
-                opened = selectors.access_patient(a["clinician"], patient.pk)
-                if many:
-                    opened.many_observations = True
-                chart = selectors.chart_for(
-                    user=a["clinician"], patient=opened, timeline_limit=4
-                )  # fmt: skip
-            charts.append(
-                (opened.many_observations, chart.series, [(w, r.pk) for w, _, r in chart.timeline])
-            )
-        return charts
-
-    with unscoped():
-        for i in range(4):  # four: as many as a trend draws
-            add(i)
-    (few, *plain), (_, *windowed) = both()
-    assert few is False and plain == windowed
-    assert all(not s["truncated"] for s in plain[0].values())
-    with unscoped():
-        add(4)  # five: one more than a trend draws
-    (many, *first), (_, *second) = both()
-    assert many is True and first == second
-    assert [len(s["points"]) for s in first[0].values()] == [3, 2]  # glucose 0, 2, 4; HR 1, 3

@@ -22,7 +22,7 @@ def _queries(client, url) -> int:
 def test_patient_list_query_count_is_constant(client, sign_in, world):
     a = world["a"]
     sign_in(client, a["clinician"])
-    _queries(client, "/provider/")  # the first request of a process looks up permission ids once
+    _queries(client, "/provider/")  # the first request of a process warms caches (content types)
     few = _queries(client, "/provider/")
     for _ in range(30):
         factories.PatientFactory(hospital=a["hospital"])
@@ -53,12 +53,12 @@ def _add_records(patient, actor, count: int, start: int = 0) -> None:
 
 
 def test_chart_query_count_is_constant(client, sign_in, world):
-    """Constant in the number of rows: one probe for which record types the chart holds,
-    then one query per type present (never one per row)."""
+    """Constant in the number of rows: the opened chart (patient, grants and which record
+    types it holds, one query), then one query per type present (never one per row)."""
     a = world["a"]
     sign_in(client, a["clinician"])
     url = f"/provider/patients/{a['patient'].pk}/"
-    _queries(client, url)  # the first request of a process looks up permission ids once
+    _queries(client, url)  # the first request of a process warms caches (content types)
     empty = _queries(client, url)
     _add_records(a["patient"], a["clinician"], 1)
     few = _queries(client, url)

@@ -1,7 +1,7 @@
 """No default grants anything: a reader handed a chart that the access check did not open
 for its user refuses it.
 
-The attack: the records selectors and the access event fell back to the whole chart when a
+The attack: the records readers and the access event fell back to the whole chart when a
 patient carried no access decision, so any view that fetched a patient some other way
 (by id, by MRN, from another user's request) and handed it to them served the whole chart,
 restricted notes of the care team aside. Here such careless views are mounted and called
@@ -13,13 +13,14 @@ from __future__ import annotations
 import logging
 
 import pytest
-from django.http import HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from django.urls import include, path
 
 from portal.accounts.decorators import staff_required
 from portal.fhir.selectors import fhir_patient_everything, fhir_records_for_patient
 from portal.patient.export import patient_bundle
-from portal.records import audit, selectors
+from portal.records import access, audit
+from portal.records.chart import chart_for, records_by_category
 from portal.records.models import Observation, Patient
 
 
@@ -38,38 +39,27 @@ def _careless(read):
 
 def _someone_elses(request: HttpRequest, patient_id: int) -> JsonResponse:
     """A chart opened for one user (the patient's own hospital's clinician) and served to
-    whoever asks."""
+    whoever asks: the read it records refuses a chart not opened for its reader."""
     from portal.tenancy.models import Membership, Role
 
     opener = Membership._base_manager.filter(
         hospital_id=_bare(patient_id).hospital_id, role=Role.CLINICIAN
     ).first()
-    patient = selectors.access_patient(opener.user, patient_id)
-    chart = selectors.chart_for(user=request.user, patient=patient)
-    return JsonResponse({"shown": len(chart.timeline)})
+    opened = access.access_patient(opener.user, patient_id)
+    audit.chart_read_record(reader=request.user, chart=opened, membership=request.membership)
+    return JsonResponse({"shown": len(chart_for(chart=opened).timeline)})
 
 
 READS = {
-    "chart": lambda r, p: len(selectors.chart_for(user=r.user, patient=p).timeline),
-    "records": lambda r, p: selectors.records_for_patient(
-        user=r.user, patient=p, model=Observation
-    ).count(),
-    "by-category": lambda r, p: len(
-        selectors.records_by_category(user=r.user, patients=[p], category="vitals").records
-    ),
-    "can-change": lambda r, p: selectors.chart_changeable_by(user=r.user, patient=p),
-    "everything": lambda r, p: len(fhir_patient_everything(user=r.user, patient=p)["entry"]),
-    "search": lambda r, p: len(
-        fhir_records_for_patient(user=r.user, patient=p, resource_type="Observation")
-    ),
-    "export": lambda r, p: len(patient_bundle(user=r.user, patients=[p])["entry"]),
+    "chart": lambda r, p: len(chart_for(chart=p).timeline),
+    "records": lambda r, p: access.chart_records(chart=p, model=Observation).count(),
+    "by-category": lambda r, p: len(records_by_category(charts=[p], category="vitals").records),
+    "can-change": lambda r, p: access.chart_required(p).can_change,
+    "everything": lambda r, p: len(fhir_patient_everything(chart=p)["entry"]),
+    "search": lambda r, p: len(fhir_records_for_patient(chart=p, resource_type="Observation")),
+    "export": lambda r, p: len(patient_bundle(charts=[p])["entry"]),
     "event": lambda r, p: (
-        audit.chart_read_record(
-            reader=r.user,
-            patient=p,
-            acting_hospital_id=r.membership.hospital_id,
-            role=r.membership.role,
-        ).pk
+        audit.chart_read_record(reader=r.user, chart=p, membership=r.membership).pk
     ),
 }
 
@@ -89,7 +79,7 @@ def test_a_chart_not_opened_for_its_reader_is_404(read, client, sign_in, consent
         readers = readers[:1]
     for reader in readers:
         sign_in(client, reader)
-        with caplog.at_level(logging.ERROR, logger="portal.records.selectors"):
+        with caplog.at_level(logging.ERROR, logger="portal.records.access"):
             response = client.get(f"/careless/{read}/{w['patient'].pk}/")
         assert response.status_code == 404, (read, reader.pk, response.content[:200])
         assert b"shown" not in response.content
@@ -99,20 +89,22 @@ def test_a_chart_not_opened_for_its_reader_is_404(read, client, sign_in, consent
         caplog.clear()
 
 
-def test_readers_refuse_a_chart_opened_for_someone_else(consent_world):
+def test_readers_refuse_what_the_access_module_did_not_open(consent_world):
     w = consent_world
-    opened = selectors.access_patient(w["clinician_a"], w["patient"].pk)
-    with pytest.raises(selectors.ChartNotOpened):
-        selectors.records_for_patient(user=w["clinician_b"], patient=opened, model=Observation)
-    # An opened chart's access copied onto another patient opens nothing either.
-    other = _bare(w["other"].pk)
-    other.chart_access = opened.chart_access
-    with pytest.raises(selectors.ChartNotOpened):
-        selectors.chart_for(user=w["clinician_a"], patient=other)
-    # Opened properly, the same reader reads.
-    assert selectors.records_for_patient(
-        user=w["clinician_a"], patient=opened, model=Observation
-    ).exists()
+    opened = access.access_patient(w["clinician_a"], w["patient"].pk)
+    # A look-alike carrying an opened chart's access, on another patient, opens nothing.
+    fake = type("Fake", (), {"patient": _bare(w["other"].pk), "categories": None})()
+    with pytest.raises(access.ChartNotOpened):
+        access.chart_records(chart=fake, model=Observation)
+    with pytest.raises(access.ChartNotOpened):
+        chart_for(chart=_bare(w["other"].pk))
+    # The opened chart is frozen: its patient or its access cannot be swapped.
+    with pytest.raises(AttributeError):
+        opened.patient = _bare(w["other"].pk)
+    with pytest.raises(ValueError):
+        access.chart_reopened(opened, categories=None)
+    # Opened properly, the reader reads.
+    assert access.chart_records(chart=opened, model=Observation).exists()
 
 
 def test_the_patient_portal_opens_only_the_accounts_own_registrations(
@@ -120,7 +112,7 @@ def test_the_patient_portal_opens_only_the_accounts_own_registrations(
 ):
     owner, (mine,) = make_patient_user(hospital_a)
     _stranger, (theirs,) = make_patient_user(hospital_b)
-    opened = selectors.patients_opened_as_owner(user=owner, patients=[_bare(mine.pk)])
-    assert selectors.chart_access_of(user=owner, patient=opened[0]).owner
-    with pytest.raises(selectors.ChartNotOpened):
-        selectors.patients_opened_as_owner(user=owner, patients=[_bare(theirs.pk)])
+    (opened,) = access.owner_charts(user=owner, patients=[_bare(mine.pk)])
+    assert opened.owner
+    with pytest.raises(Http404):
+        access.owner_charts(user=owner, patients=[_bare(theirs.pk)])

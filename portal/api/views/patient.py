@@ -27,8 +27,9 @@ from portal.api.base import (
 )
 from portal.api.views.common import CURSOR_PARAM, doc, uuid_param
 from portal.patient import forms as patient_forms
-from portal.records import selectors
+from portal.records import access
 from portal.records.categories import CHART_CATEGORIES
+from portal.records.chart import records_by_category
 
 
 def _scope_all(data: Any) -> Any:
@@ -41,9 +42,7 @@ def _scope_all(data: Any) -> Any:
 
 
 def _owned(request: Request) -> list:
-    return selectors.patients_opened_as_owner(
-        user=request.user, patients=list(request.patient_registrations)
-    )
+    return access.owner_charts(user=request.user, patients=list(request.patient_registrations))
 
 
 class MyRegistrationsView(ApiView):
@@ -79,9 +78,7 @@ class MyRecordsView(ApiView):
             raise exceptions.ValidationError(
                 {"category": [f"Choose one of: {', '.join(out.CATEGORY_CHOICES)}."]}
             )
-        view = selectors.records_by_category(
-            user=request.user, patients=_owned(request), category=category
-        )
+        view = records_by_category(charts=_owned(request), category=category)
         rows, next_cursor, prev_cursor = list_page(request, view.records)
         return page_response(
             request, out.RecordSerializer(rows, many=True).data,

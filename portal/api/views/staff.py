@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.db import transaction
 from django.forms.models import model_to_dict
 from django.http import Http404
 from django.utils import timezone
@@ -34,14 +33,14 @@ from portal.api.base import (
 )
 from portal.api.views.common import CURSOR_PARAM, doc, type_param
 from portal.provider import forms as provider_forms
-from portal.provider.views import access_event
-from portal.records import selectors, services
+from portal.records import access, audit, search, services
+from portal.records.chart import chart_for
 from portal.records.models import ClinicalNote, Document, RecordStatus
 from portal.tenancy.models import Hospital
 
 PATIENT_ID = OpenApiParameter("patient_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 RECORD_ID = OpenApiParameter("record_id", OpenApiTypes.INT, OpenApiParameter.PATH)
-CREATABLE_TYPES = sorted(t for t in selectors.RECORD_TYPES if t != "document")
+CREATABLE_TYPES = sorted(t for t in access.RECORD_TYPES if t != "document")
 CORRECTABLE_TYPES = sorted([*provider_forms.RECORD_FORM_FIELDS, "observation"])
 
 
@@ -79,7 +78,7 @@ class PatientListView(ApiView):
             provider_forms.PatientSearchForm, {"q": request.query_params.get("q", "")}
         )
         cursor = decode_cursor(request, "ba")
-        page = selectors.patient_page_for_user(
+        page = search.patient_page_for_user(
             user=request.user, hospital=request.hospital, query=form.cleaned_data["q"],
             before=cursor[1] if cursor and cursor[0] == "b" else None,
             after=cursor[1] if cursor and cursor[0] == "a" else None,
@@ -108,12 +107,11 @@ class PatientListView(ApiView):
         return Response(out.PatientSerializer(patient).data, status=201)
 
 
-def _open_chart(request: Request, patient_id: Any):
+def _open_chart(request: Request, patient_id: Any) -> access.OpenedChart:
     """The chart, opened as the provider portal opens it: a chart.read access event."""
-    with transaction.atomic():
-        patient = selectors.access_patient(request.user, patient_id)
-        access_event(request, kind="chart.read", patient=patient)
-    return patient
+    opened = access.access_patient(request.user, patient_id)
+    audit.chart_read_record(reader=request.user, chart=opened, membership=request.membership)
+    return opened
 
 
 class PatientDetailView(ApiView):
@@ -122,7 +120,7 @@ class PatientDetailView(ApiView):
         parameters=(PATIENT_ID,),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int) -> Response:
-        return Response(out.PatientSerializer(_open_chart(request, patient_id)).data)
+        return Response(out.PatientSerializer(_open_chart(request, patient_id).patient).data)
 
 
 class ChartView(ApiView):
@@ -131,10 +129,12 @@ class ChartView(ApiView):
         tag="staff", response=out.ChartSerializer, parameters=(PATIENT_ID,),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int) -> Response:
-        patient = _open_chart(request, patient_id)
-        chart = selectors.chart_for(user=request.user, patient=patient)
-        can_change = selectors.chart_changeable_by(user=request.user, patient=patient)
-        summary = {"chart": chart, "access": patient.chart_access, "can_change": can_change}
+        opened = _open_chart(request, patient_id)
+        summary = {
+            "chart": chart_for(chart=opened),
+            "access": opened,
+            "can_change": opened.can_change,
+        }
         return Response(out.ChartSerializer(summary).data)
 
 
@@ -144,7 +144,7 @@ RECORD_IN = {
     "observation": form_serializer("ObservationIn", provider_forms.ObservationForm),
     "clinicalnote": form_serializer("ClinicalNoteIn", provider_forms.NoteForm),
     **{
-        t: form_serializer(f"{selectors.RECORD_TYPES[t].__name__}In",
+        t: form_serializer(f"{access.RECORD_TYPES[t].__name__}In",
                            provider_forms.record_form_class(t))
         for t in provider_forms.RECORD_FORM_FIELDS if t != "clinicalnote"
     },
@@ -172,7 +172,7 @@ def _record_body(name: str, bodies: dict[str, type]) -> Any:
 def _model(record_type: str, allowed: list[str]):
     if record_type not in allowed:
         raise Http404("No such record type.")
-    return selectors.RECORD_TYPES[record_type]
+    return access.RECORD_TYPES[record_type]
 
 
 class RecordListView(ApiView):
@@ -180,18 +180,18 @@ class RecordListView(ApiView):
         summary="Records of one type on a chart (a chart read), newest first", tag="staff",
         response=out.RecordPageSerializer,
         parameters=(
-            PATIENT_ID, type_param(sorted(selectors.RECORD_TYPES)), CURSOR_PARAM,
+            PATIENT_ID, type_param(sorted(access.RECORD_TYPES)), CURSOR_PARAM,
             OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "all"],
                              description="active (default) or all versions."),
         ),
     )  # fmt: skip
     def get(self, request: Request, patient_id: int, record_type: str) -> Response:
-        model = _model(record_type, list(selectors.RECORD_TYPES))
+        model = _model(record_type, list(access.RECORD_TYPES))
         status = request.query_params.get("status", "active")
         if status not in ("active", "all"):
             raise exceptions.ValidationError({"status": ["Use active or all."]})
-        patient = _open_chart(request, patient_id)
-        qs = selectors.records_for_patient(user=request.user, patient=patient, model=model)
+        opened = _open_chart(request, patient_id)
+        qs = access.chart_records(chart=opened, model=model)
         if status == "active":
             qs = qs.filter(status=RecordStatus.ACTIVE)
         if model is Document:
@@ -211,7 +211,7 @@ class RecordListView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, patient_id: int, record_type: str) -> Response:
         model = _model(record_type, CREATABLE_TYPES)
-        patient = selectors.access_patient(request.user, patient_id, codename="change_patient")
+        patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
         try:
             record = _create(request, patient, record_type, model)
         except DjangoValidationError as exc:
@@ -242,13 +242,14 @@ class RecordDetailView(ApiView):
     @doc(
         summary="One record (a record read; a document's content is included, a "
         "document read)", tag="staff", response=out.RecordSerializer,
-        parameters=(type_param(sorted(selectors.RECORD_TYPES)), RECORD_ID),
+        parameters=(type_param(sorted(access.RECORD_TYPES)), RECORD_ID),
     )  # fmt: skip
     def get(self, request: Request, record_type: str, record_id: int) -> Response:
-        with transaction.atomic():
-            record = selectors.access_record(request.user, record_type, record_id)
-            kind = "document.read" if isinstance(record, Document) else "record.read"
-            access_event(request, kind=kind, patient=record.patient, record=record)
+        opened = access.access_record(request.user, record_type, record_id)
+        record = opened.record
+        audit.chart_read_record(
+            reader=request.user, chart=opened.chart, record=record, membership=request.membership
+        )
         return Response(out.RecordSerializer(record, context={"content": True}).data)
 
 
@@ -263,8 +264,8 @@ class RecordCorrectView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, record_type: str, record_id: int) -> Response:
         _model(record_type, CORRECTABLE_TYPES)
-        record = selectors.access_record(request.user, record_type, record_id)
-        selectors.access_patient(request.user, record.patient_id, codename="change_patient")
+        record = access.access_record(request.user, record_type, record_id).record
+        access.access_patient(request.user, record.patient_id, codename="change_patient")
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError(
                 {"non_field_errors": ["The body must be a JSON object."]}
@@ -299,7 +300,7 @@ class SharedView(ApiView):
         parameters=(CURSOR_PARAM,),
     )  # fmt: skip
     def get(self, request: Request) -> Response:
-        patients = selectors.patients_shared_with_user(
+        patients = search.patients_shared_with_user(
             user=request.user, exclude_hospital=request.hospital
         )
         rows, next_cursor, prev_cursor = list_page(request, patients)

@@ -1,0 +1,529 @@
+"""Who may see which chart, and which parts of it: the only place this is decided.
+
+The rule, once:
+- Grants are guardian's object-permission rows (records.grants writes them), read only
+  through the view `records_live_grant` (records.models.LiveGrant), which holds the time
+  window and expands group rows (the hospital-wide clinical group, departments) to their
+  members. Never `user.has_perm` (true for any superuser) and never model permissions.
+- `view_patient` is the whole chart, `view_chart_<category>` one category of it,
+  `change_patient` lets a reader add to and correct it (its own hospital's staff and care
+  team; consents, break-glass and proxies only ever let someone read).
+- A grant's source says what wrote it: "" registration and care team, "consent:",
+  "breakglass:" (every read flagged as an emergency), "proxy:" (a carer, in the patient
+  portal only: a proxy row never opens a chart in the provider portal, the API or FHIR).
+- Restricted notes are in no category: staff see one only through a live grant on the note
+  itself, a proxy never, the patient (owner) always.
+- Missing and forbidden are the same 404.
+
+Callers open a chart (`open_chart` / `access_patient`, `access_patient_as_owner`,
+`access_record`) and get an `OpenedChart` that carries the decision; every record reader
+(records.chart, the API, FHIR, exports) takes that value, never a bare Patient, so a chart
+that was not opened shows nothing. Lists ask `visible_patients` / `patient_visible_q`: an
+EXISTS over the same view.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+from collections.abc import Iterable
+from dataclasses import dataclass, replace
+from datetime import datetime
+from typing import Any
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.http import Http404
+
+from portal.records.categories import (
+    CATEGORY_CODES,
+    CATEGORY_LABELS,
+    MODEL_CATEGORY,
+    OBSERVATION_CATEGORY,
+    category_codename,
+    record_category,
+)
+from portal.records.models import (
+    RECORD_MODELS,
+    ClinicalNote,
+    ClinicalRecord,
+    LiveGrant,
+    Observation,
+    Patient,
+)
+
+# Grant sources (GrantFields.source) the rule tells apart.
+CONSENT_PREFIX = "consent:"
+BREAK_GLASS_PREFIX = "breakglass:"
+PROXY_PREFIX = "proxy:"
+# HL7 v3 PurposeOfUse codes recorded on access events.
+PURPOSE_TREATMENT = "TREAT"
+PURPOSE_EMERGENCY = "ETREAT"
+VIEW_CODENAMES: tuple[str, ...] = (
+    "view_patient",
+    *(category_codename(c) for c in sorted(CATEGORY_CODES)),
+)
+CHANGE_CODENAME = "change_patient"
+CHART_CODENAMES: tuple[str, ...] = (*VIEW_CODENAMES, CHANGE_CODENAME)
+NOTE_CODENAME = "view_clinicalnote"
+
+RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
+# The trend charts (records.chart) show each code's newest TREND_POINTS values: a long
+# stay's vitals (one every few minutes, for weeks) would otherwise load and draw tens of
+# thousands of points on every chart read (29,340 observations made a 2.7 MB page in 1.7 to
+# 4.2 s). At least the timeline's length, so the newest observations of the timeline are
+# always among them.
+TREND_POINTS = 200
+
+
+class Action(enum.StrEnum):
+    """What a reader means to do with a chart. The per-role capabilities (which role may do
+    which action) belong here, in `_capable`, and nowhere else."""
+
+    VIEW = "view"
+    CHANGE = "change"
+
+
+class Via(enum.StrEnum):
+    STAFF = "staff"  # the reader's own hospital or care team
+    CONSENT = "consent"  # a patient's consent shares it
+    BREAK_GLASS = "breakglass"  # an emergency access, flagged on every read
+    OWNER = "owner"  # the patient's own account (patient portal)
+    PROXY = "proxy"  # a carer through a proxy grant (patient portal)
+
+
+@dataclass(frozen=True)
+class OpenedChart:
+    """One chart as opened for one user: what they may see and do, and through what.
+
+    Made only by this module. `categories` None is the whole chart. `present`: the record
+    types the chart holds (active rows), when the opening query answered it (None: unknown,
+    the readers then look).
+    """
+
+    patient: Patient
+    user_id: int
+    via: Via
+    categories: frozenset[str] | None
+    actions: frozenset[Action] = frozenset({Action.VIEW})
+    until: datetime | None = None  # access lasts while a grant lasts; None: no end
+    sources: tuple[str, ...] = ()
+    present: frozenset[str] | None = None
+
+    @property
+    def patient_id(self) -> int:
+        return self.patient.pk
+
+    @property
+    def can_change(self) -> bool:
+        return Action.CHANGE in self.actions
+
+    @property
+    def break_glass(self) -> bool:
+        return self.via is Via.BREAK_GLASS
+
+    @property
+    def shared(self) -> bool:
+        """Seen through a consent or a proxy grant, not the reader's own hospital."""
+        return self.via in (Via.CONSENT, Via.PROXY)
+
+    @property
+    def owner(self) -> bool:
+        return self.via is Via.OWNER
+
+    @property
+    def proxy(self) -> bool:
+        return self.via is Via.PROXY
+
+    @property
+    def purpose(self) -> str:
+        return PURPOSE_EMERGENCY if self.break_glass else PURPOSE_TREATMENT
+
+    @property
+    def withheld(self) -> frozenset[str]:
+        """The categories this reader is not shown (the page says so)."""
+        return frozenset() if self.categories is None else CATEGORY_CODES - self.categories
+
+    @property
+    def category_labels(self) -> list[str]:
+        return [CATEGORY_LABELS[c] for c in sorted(self.categories or ())]
+
+    def allows(self, category: str) -> bool:
+        return self.categories is None or category in self.categories
+
+    def same_view(self, other: OpenedChart) -> bool:
+        """The same user sees the same parts through the same kind of grant."""
+        return (self.user_id, self.via, self.categories) == (
+            other.user_id,
+            other.via,
+            other.categories,
+        )
+
+
+@dataclass(frozen=True)
+class OpenedRecord:
+    """One record and the chart it was opened through (access_record)."""
+
+    chart: OpenedChart
+    record: ClinicalRecord
+
+
+NOT_FOUND = "No such patient."
+logger = logging.getLogger(__name__)
+
+
+class ChartNotOpened(Http404):
+    """A reader was handed something this module did not open (a bare Patient, or a chart
+    opened for another user): it refuses, a 404 like any chart one may not see, and the
+    error is logged (ids only)."""
+
+
+def chart_required(chart: Any, *, user: Any = None) -> OpenedChart:
+    """What every reader of records asks first: `chart` is an OpenedChart (and, when the
+    reader knows who reads, opened for `user`). Nothing is shown by default."""
+    if not isinstance(chart, OpenedChart) or (user is not None and chart.user_id != user.pk):
+        logger.error(
+            "A chart reader was handed a chart not opened for its user (patient %s)",
+            getattr(chart, "pk", None) or getattr(chart, "patient_id", None),
+        )
+        raise ChartNotOpened(NOT_FOUND)
+    return chart
+
+
+def _capable(chart: OpenedChart, action: Action) -> bool:
+    """May the reader do `action` on the opened chart. Per-role capabilities go here."""
+    return action in chart.actions
+
+
+def _decide(
+    rows: Iterable[tuple[str, str, datetime | None]],
+    *,
+    user_id: int,
+    patient: Patient,
+    proxy: bool = False,
+    **hints: Any,
+) -> OpenedChart | None:
+    """The chart as the grant rows (codename, source, expires_at) open it, or None."""
+    rows = list(rows)
+    can_change = any(codename == CHANGE_CODENAME for codename, _, _ in rows)
+    views = [row for row in rows if row[0] in VIEW_CODENAMES]
+    if not views:
+        return None
+    categories: set[str] | None = set()
+    for codename, _source, _expires in views:
+        if codename == "view_patient":
+            categories = None
+            break
+        categories.add(codename.removeprefix("view_chart_"))
+    sources = tuple(sorted({source for _, source, _ in views}))
+    ends = [expires for _, _, expires in views]
+    if proxy:
+        via = Via.PROXY
+    elif all(s.startswith(BREAK_GLASS_PREFIX) for s in sources):
+        via = Via.BREAK_GLASS
+    elif "" in sources:
+        via = Via.STAFF
+    else:
+        via = Via.CONSENT
+    actions = {Action.VIEW}
+    if can_change and not proxy:
+        actions.add(Action.CHANGE)
+    return OpenedChart(
+        patient=patient,
+        user_id=user_id,
+        via=via,
+        categories=None if categories is None else frozenset(categories),
+        actions=frozenset(actions),
+        until=None if None in ends else max(ends),
+        sources=sources,
+        **hints,
+    )
+
+
+def _staff_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+    """The user's live grants that open charts to staff (every source but proxies). Callers
+    name the chart (`patient_id`): rows of restricted-note grants name none."""
+    return LiveGrant.objects.filter(user_id=user.pk).exclude(source__startswith=PROXY_PREFIX)
+
+
+def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+    return LiveGrant.objects.filter(
+        user_id=user.pk, codename__in=VIEW_CODENAMES, source__startswith=PROXY_PREFIX
+    )
+
+
+def row_id(value: Any) -> int | None:
+    """An id from a URL, a form or a session, or None: no row has an id outside the 64-bit
+    range, so such a value never reaches the database."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        return None
+    return number if -(2**63) <= number < 2**63 else None
+
+
+# --- single charts -------------------------------------------------------------------------
+
+
+def open_chart(
+    *, user: AbstractBaseUser | AnonymousUser, patient_id: Any, action: Action = Action.VIEW
+) -> OpenedChart:
+    """The chart `patient_id` opened for `user` to `action`, or one 404 for missing and
+    forbidden alike.
+
+    One query: the user's live grants on the chart (the view records_live_grant) with the
+    patient, its hospital and which record types it holds (records_chart_contents) joined;
+    no grant, no row: nothing to tell missing and forbidden apart.
+    """
+    pk = row_id(patient_id)
+    if pk is None or not user.is_authenticated or not user.is_active:
+        raise Http404(NOT_FOUND)
+    rows = list(
+        _staff_grants(user)
+        .filter(patient_id=pk)
+        .select_related("patient__hospital", "patient__contents")
+    )
+    if not rows:
+        raise Http404(NOT_FOUND)
+    patient = rows[0].patient
+    contents = patient.contents
+    chart = _decide(
+        [(r.codename, r.source, r.expires_at) for r in rows],
+        user_id=user.pk,
+        patient=patient,
+        present=frozenset(name for name in RECORD_TYPES if getattr(contents, name)),
+    )
+    if chart is None or not _capable(chart, action):
+        raise Http404(NOT_FOUND)
+    return chart
+
+
+def access_patient(
+    user: AbstractBaseUser | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
+) -> OpenedChart:
+    """open_chart under the house name (`access_<entity>(user, id)`): `codename`
+    "view_patient" to read, "change_patient" to add to or correct the chart."""
+    actions = {"view_patient": Action.VIEW, CHANGE_CODENAME: Action.CHANGE}
+    if codename not in actions:
+        raise ValueError(f"access_patient does not decide {codename!r}")
+    return open_chart(user=user, patient_id=patient_id, action=actions[codename])
+
+
+def chart_opened_for(
+    *, user: AbstractBaseUser | AnonymousUser, patient: Patient
+) -> OpenedChart | None:
+    """The chart of a patient the caller already holds, as `user` may open it in the provider
+    portal, the API or FHIR (one query); None if they may not."""
+    if not user.is_authenticated or not user.is_active or patient.pk is None:
+        return None
+    rows = _staff_grants(user).filter(patient_id=patient.pk)
+    return _decide(
+        rows.values_list("codename", "source", "expires_at"), user_id=user.pk, patient=patient
+    )
+
+
+def access_patient_as_owner(user: AbstractBaseUser | AnonymousUser, patient_id: Any) -> OpenedChart:
+    """A registration in the patient portal: the account's own (the whole of it, restricted
+    notes included), or one a live proxy grant lets this account see (the grant's
+    categories, never a restricted note). 404 otherwise."""
+    pk = row_id(patient_id)
+    patient = None
+    if pk is not None and user.is_authenticated:
+        patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
+    if patient is None:
+        raise Http404("No such record.")
+    if patient.user_id == user.pk:
+        return _owner_chart(user, patient)
+    chart = proxy_chart_for(user=user, patient=patient)
+    if chart is None:
+        raise Http404("No such record.")
+    return chart
+
+
+def proxy_chart_for(*, user: AbstractBaseUser, patient: Patient) -> OpenedChart | None:
+    """A carer's live proxy grants on one registration (patient portal), in one query."""
+    rows = _proxy_grants(user).filter(patient_id=patient.pk)
+    return _decide(
+        rows.values_list("codename", "source", "expires_at"),
+        user_id=user.pk,
+        patient=patient,
+        proxy=True,
+    )
+
+
+def _owner_chart(user: AbstractBaseUser, patient: Patient) -> OpenedChart:
+    return OpenedChart(patient=patient, user_id=user.pk, via=Via.OWNER, categories=None)
+
+
+def owner_charts(
+    *, user: AbstractBaseUser | AnonymousUser, patients: list[Patient]
+) -> list[OpenedChart]:
+    """The account's own registrations (records.selectors.patient_registrations_for_user),
+    opened as their owner's. Refuses (404) any that is not theirs."""
+    charts = []
+    for patient in patients:
+        if not user.is_authenticated or patient.user_id != user.pk:
+            raise Http404("No such record.")
+        charts.append(_owner_chart(user, patient))
+    return charts
+
+
+def access_record(
+    user: AbstractBaseUser | AnonymousUser, record_type: str, record_id: Any
+) -> OpenedRecord:
+    """A record the user may open, with its chart: the chart must open to them with the
+    record's category covered, and a restricted note must be granted to them. 404 else."""
+    model = RECORD_TYPES.get(record_type)
+    pk = row_id(record_id)
+    if model is None or pk is None:
+        raise Http404("No such record.")
+    record = (
+        model._base_manager.filter(pk=pk).select_related("patient__hospital", "recorded_by").first()
+    )
+    opened = _record_opened(user, record) if record is not None else None
+    if opened is None:
+        raise Http404("No such record.")
+    return opened
+
+
+def _record_opened(
+    user: AbstractBaseUser | AnonymousUser, record: ClinicalRecord
+) -> OpenedRecord | None:
+    chart = chart_opened_for(user=user, patient=record.patient)
+    if chart is None or not chart.allows(record_category(record)):
+        return None
+    if (
+        isinstance(record, ClinicalNote)
+        and record.restricted
+        and not chart_records(chart=chart, model=ClinicalNote).filter(pk=record.pk).exists()
+    ):
+        return None
+    return OpenedRecord(chart=chart, record=record)
+
+
+def object_permissions_for(*, user: AbstractBaseUser | AnonymousUser, obj: Any) -> frozenset[str]:
+    """The codenames `user` holds on `obj` as this module decides them (what
+    `user.has_perm(perm, obj)` answers through records.backends.ChartPermissionBackend):
+
+    - a chart (Patient): `view_patient` if it opens to them (whole or in part),
+      `view_chart_<category>` for each category they may see, `change_patient` if they may
+      add to it; proxy grants and the patient's own account open no chart here;
+    - a record: `view_<model>` if they may open it (access_record), `change_<model>` if they
+      may also correct it;
+    - anything else: nothing.
+    """
+    if not user.is_authenticated or not user.is_active:
+        return frozenset()
+    if isinstance(obj, Patient):
+        chart = chart_opened_for(user=user, patient=obj)
+        if chart is None:
+            return frozenset()
+        perms = {"view_patient"}
+        perms.update(category_codename(c) for c in CATEGORY_CODES if chart.allows(c))
+        if chart.can_change:
+            perms.add(CHANGE_CODENAME)
+        return frozenset(perms)
+    if isinstance(obj, ClinicalRecord) and obj.pk is not None:
+        record = type(obj)._base_manager.select_related("patient").filter(pk=obj.pk).first()
+        opened = _record_opened(user, record) if record is not None else None
+        if opened is None:
+            return frozenset()
+        name = obj._meta.model_name
+        changes = [f"change_{name}"] if opened.chart.can_change else []
+        return frozenset({f"view_{name}", *changes})
+    return frozenset()
+
+
+# --- what an opened chart shows -------------------------------------------------------------
+
+
+def _shown(chart: OpenedChart, model: type[ClinicalRecord]) -> Q | None:
+    """The condition on records of `model` for what `chart` shows (its categories, restricted
+    notes as the reader may see them), or None when it shows none of them."""
+    shown = Q()
+    if model is Observation:
+        allowed = [code for code, cat in OBSERVATION_CATEGORY.items() if chart.allows(cat)]
+        if not allowed:
+            return None
+        if len(allowed) < len(OBSERVATION_CATEGORY):
+            shown &= Q(category__in=allowed)
+    elif not chart.allows(MODEL_CATEGORY[model._meta.model_name]):
+        return None
+    if model is ClinicalNote and not chart.owner:
+        if chart.proxy:
+            shown &= Q(restricted=False)
+        else:
+            granted = LiveGrant.objects.filter(
+                user_id=chart.user_id, note_id=OuterRef("pk"), codename=NOTE_CODENAME
+            ).exclude(source__startswith=PROXY_PREFIX)
+            shown &= Q(restricted=False) | Q(Exists(granted))
+    return shown
+
+
+def chart_records(*, chart: OpenedChart, model: type[ClinicalRecord], **filters: Any) -> QuerySet:
+    """Records of one type on an opened chart (every status, or as `filters` say), as far as
+    it shows them.
+
+    Reads through the base manager: the chart may be another hospital's (a consent); the
+    rows are those of the very patient (and hospital) the chart was opened on.
+    """
+    chart_required(chart)  # a bare Patient shows nothing
+    shown = _shown(chart, model)
+    if shown is None:
+        return model._base_manager.none()
+    patient = chart.patient
+    return model._base_manager.filter(
+        shown, patient_id=patient.pk, hospital_id=patient.hospital_id, **filters
+    )
+
+
+def charts_records(
+    *, charts: list[OpenedChart], model: type[ClinicalRecord], **filters: Any
+) -> QuerySet:
+    """Records of one type across several charts opened alike (same_view): one query."""
+    if not charts:
+        raise ChartNotOpened(NOT_FOUND)
+    for chart in charts:
+        chart_required(chart)
+    if not all(charts[0].same_view(c) for c in charts):
+        raise ValueError("charts opened with different access")
+    shown = _shown(charts[0], model)
+    if shown is None:
+        return model._base_manager.none()
+    return model._base_manager.filter(
+        shown, patient_id__in=[c.patient.pk for c in charts], **filters
+    )
+
+
+# --- lists ---------------------------------------------------------------------------------
+
+
+def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
+    """The condition "user may open this chart" (for another chart codename: "holds it"),
+    for querysets of Patient: one EXISTS over the live grants per candidate, an index probe."""
+    codenames = VIEW_CODENAMES if codename == "view_patient" else (codename,)
+    grants = _staff_grants(user).filter(patient_id=OuterRef("pk"), codename__in=codenames)
+    return Q(Exists(grants))
+
+
+def visible_patients(*, user: AbstractBaseUser) -> QuerySet[Patient]:
+    """Every chart the user may open (any hospital's), for lists: the same rule as
+    open_chart. Reads through the base manager: the grants alone decide."""
+    return Patient._base_manager.filter(patient_visible_q(user=user))
+
+
+def emergency_q(*, user: AbstractBaseUser) -> Q:
+    """For querysets of Patient: the user holds a live break-glass grant on it."""
+    grants = LiveGrant.objects.filter(
+        user_id=user.pk, patient_id=OuterRef("pk"), source__startswith=BREAK_GLASS_PREFIX
+    )
+    return Q(Exists(grants))
+
+
+def chart_reopened(chart: OpenedChart, **changes: Any) -> OpenedChart:
+    """A copy of an opened chart with reading hints changed (tests, readers): never its
+    access."""
+    allowed = {"present"}
+    if set(changes) - allowed:
+        raise ValueError("only the reading hints of an opened chart may change")
+    return replace(chart, **changes)

@@ -1,0 +1,198 @@
+"""What an opened chart shows: the chart page, one category across registrations.
+
+Every reader here takes an `OpenedChart` (records.access), never a Patient: what the reader
+may see (categories, restricted notes) comes with it, through records.access.chart_records.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from django.db.models import F, Window
+from django.db.models.functions import RowNumber
+
+from portal.records import access
+from portal.records.access import OpenedChart
+from portal.records.categories import MODEL_CATEGORY, OBSERVATION_CATEGORY
+from portal.records.models import (
+    RECORD_MODELS,
+    AllergyIntolerance,
+    ClinicalRecord,
+    Condition,
+    MedicationRequest,
+    Observation,
+    Patient,
+    RecordStatus,
+)
+
+RECORD_TYPES = access.RECORD_TYPES
+TIMELINE_DATE = {
+    "encounter": "period_start",
+    "observation": "effective_at",
+    "condition": "created_at",
+    "medicationrequest": "authored_on",
+    "allergyintolerance": "recorded_date",
+    "immunization": "occurrence",
+    "procedure": "performed_at",
+    "clinicalnote": "created_at",
+    "document": "created_at",
+}
+
+CATEGORY_MODEL: dict[str, type[ClinicalRecord]] = {
+    **{category: RECORD_TYPES[name] for name, category in MODEL_CATEGORY.items()},
+    **{category: Observation for category in OBSERVATION_CATEGORY.values()},
+}
+
+
+@dataclass
+class Chart:
+    patient: Patient
+    problems: list[Condition] = field(default_factory=list)
+    medications: list[MedicationRequest] = field(default_factory=list)
+    allergies: list[AllergyIntolerance] = field(default_factory=list)
+    timeline: list[tuple[Any, str, ClinicalRecord]] = field(default_factory=list)
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+
+def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
+    """The record types with an active row on the chart (open_chart's answer, or one
+    query of an EXISTS per type)."""
+    if chart.present is not None:
+        return chart.present
+    found = set()
+    for model in RECORD_MODELS:
+        if _active(chart, model).exists():
+            found.add(model._meta.model_name)
+    return frozenset(found)
+
+
+def _active(chart: OpenedChart, model: type[ClinicalRecord]):
+    return access.chart_records(chart=chart, model=model, status=RecordStatus.ACTIVE)
+
+
+def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
+    """Everything the chart page shows: one query per record type the chart holds (which
+    ones, open_chart said), whatever the number of rows."""
+    if timeline_limit > access.TREND_POINTS:
+        raise ValueError("the timeline cannot be longer than a trend's newest values")
+    access.chart_required(chart)
+    page = Chart(patient=chart.patient)
+    present = record_types_present(chart=chart)
+    for model in RECORD_MODELS:
+        name = model._meta.model_name
+        if name not in present:
+            continue
+        date = TIMELINE_DATE[name]
+        if model is Observation:
+            rows = _observations(chart, date)
+            # Grouped by the code's token (clear, one per code on a chart), so that each
+            # series decrypts its code, display and unit once, not once per value.
+            counts: dict[str, int] = {}
+            for obs in rows:
+                counts[obs.code_index] = counts.get(obs.code_index, 0) + 1
+            # rows come oldest first: each code's first rows beyond access.TREND_POINTS go
+            excess = {
+                code: n - access.TREND_POINTS
+                for code, n in counts.items()
+                if n > access.TREND_POINTS
+            }
+            cut = set(excess)
+            kept = []
+            by_token: dict[str, dict[str, Any]] = {}
+            for obs in rows:
+                if excess.get(obs.code_index):
+                    excess[obs.code_index] -= 1
+                    continue
+                kept.append(obs)
+                s = by_token.get(obs.code_index)
+                if s is None:
+                    s = by_token[obs.code_index] = page.series[obs.code] = {
+                        "display": obs.display,
+                        "unit": obs.unit,
+                        "points": [],
+                        "truncated": obs.code_index in cut,
+                    }
+                s["points"].append((obs.effective_at, obs.value))
+            recent = kept[-timeline_limit:]
+        else:
+            recent = list(_active(chart, model).order_by(f"-{date}", "-id")[:timeline_limit])
+            if model is Condition:
+                page.problems = [c for c in recent if c.clinical_status == "active"]
+            elif model is MedicationRequest:
+                page.medications = [m for m in recent if m.request_status == "active"]
+            elif model is AllergyIntolerance:
+                page.allergies = recent
+        for record in recent:
+            page.timeline.append((getattr(record, date), name, record))
+    page.timeline.sort(key=lambda item: item[0], reverse=True)
+    page.timeline = page.timeline[:timeline_limit]
+    return page
+
+
+def _observations(chart: OpenedChart, date: str) -> list[Observation]:
+    """The chart's active observations oldest first, each code's newest TREND_POINTS + 1
+    (one more than is drawn, so a series knows whether older values exist).
+
+    Most charts hold no more observations than one trend draws: they are read whole, newest
+    first, in one plain query (chart_for cuts each code itself). Only a chart with more is
+    read again with the per-code window (two queries, whatever its size)."""
+    cap = access.TREND_POINTS + 1
+    few = list(_active(chart, Observation).order_by(f"-{date}", "-id")[:cap])
+    if len(few) < cap:
+        few.reverse()
+        return few
+    newest = Window(
+        RowNumber(), partition_by=[F("code_index")], order_by=[F(date).desc(), F("id").desc()]
+    )
+    qs = (
+        _active(chart, Observation)
+        .annotate(newest=newest)
+        .filter(newest__lte=access.TREND_POINTS + 1)
+    )
+    return list(qs.order_by(date, "id"))
+
+
+@dataclass
+class CategoryView:
+    category: str
+    records: list[ClinicalRecord] = field(default_factory=list)
+    series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    date_field: str = "created_at"
+
+
+def records_by_category(
+    *, charts: list[OpenedChart], category: str, limit: int = 500
+) -> CategoryView:
+    """One category of records across several registrations opened alike (the account's
+    own, or one proxy grant's): one query, whatever the count."""
+    for chart in charts:
+        access.chart_required(chart)
+    view = CategoryView(category=category)
+    if not charts or category not in CATEGORY_MODEL:
+        return view
+    model = CATEGORY_MODEL[category]
+    view.date_field = TIMELINE_DATE[model._meta.model_name]
+    if not charts[0].allows(category):
+        access.charts_records(charts=charts, model=model)  # still refuses mixed access
+        return view
+    filters: dict[str, Any] = {"status": RecordStatus.ACTIVE}
+    if model is Observation:
+        codes = {v: k for k, v in OBSERVATION_CATEGORY.items()}
+        filters["category"] = codes[category]
+    qs = access.charts_records(charts=charts, model=model, **filters).select_related("hospital")
+    view.records = list(qs.order_by(f"-{view.date_field}", "-id")[:limit])
+    if model is Observation:
+        # The code decrypted once per (hospital, token), as on the chart; the same code at
+        # two hospitals is one series, as before.
+        decrypted: dict[tuple[int, str], str] = {}
+        for obs in reversed(view.records):
+            key = (obs.hospital_id, obs.code_index)
+            code = decrypted.get(key)
+            if code is None:
+                code = decrypted[key] = obs.code
+            s = view.series.get(code)
+            if s is None:
+                s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}
+            s["points"].append((obs.effective_at, obs.value))
+    return view
