@@ -3,7 +3,6 @@ parameters bound on the server, and a database that drops the web's sessions."""
 
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
@@ -56,21 +55,6 @@ def _terminate_other_sessions() -> int:
         return cursor.fetchone()[0]
 
 
-# Without the pool, Django's CONN_HEALTH_CHECKS find a dropped session when a request's first
-# query goes through connection.cursor(); portal/hotsql.py's rows() calls ensure_connection()
-# and opens psycopg's cursor itself, skipping the check (one 500 per process). The pool checks
-# every connection it hands out, whatever asks for it. Being removed by the "access" and
-# "signin" work of issue 14: once portal/hotsql.py is gone this marker no longer applies.
-_HOTSQL_SKIPS_HEALTH_CHECKS = importlib.util.find_spec("portal.hotsql") is not None and not (
-    settings.DATABASES["default"].get("OPTIONS", {}).get("pool")
-)
-
-
-@pytest.mark.xfail(
-    _HOTSQL_SKIPS_HEALTH_CHECKS,
-    reason="portal/hotsql.py rows() skips CONN_HEALTH_CHECKS without the pool (issue 14)",
-    strict=False,
-)
 def test_the_next_requests_after_the_database_drops_the_sessions_are_served(
     live_server, client, sign_in, clinician_a, hospital_a
 ):

@@ -21,24 +21,6 @@ FRAMEWORKS = (
     "psycopg_pool",
 )  # fmt: skip
 
-# Files other issue-14 work is rewriting; their offences are expected failures until then.
-# The lead empties this at merge: every file must then pass.
-OWNED_ELSEWHERE = frozenset(
-    {
-        "portal/hotsql.py",
-        "portal/accounts/middleware.py",
-        "portal/accounts/sessions.py",
-        "ledger/services.py",
-        "portal/records/selectors.py",
-        "portal/records/crypto.py",
-        "portal/tenancy/admin.py",
-        "portal/fhir/views.py",
-        "portal/jinja2.py",
-        # Not in the brief's list, but the sign-in work replaces what uses it (the session's
-        # TOTP device read beside the portal's own OTPMiddleware).
-        "portal/accounts/selectors.py",
-    }
-)
 
 # Internals the portal once used, by name: attributes, imports, or strings (request.META keys).
 KNOWN_INTERNALS = frozenset(
@@ -233,24 +215,7 @@ FILES = _source_files()
 PROJECT_NAMES = _project_names()
 
 
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(
-            path,
-            id=_rel(path),
-            marks=[
-                pytest.mark.xfail(
-                    reason="being rewritten by another part of issue 14 (OWNED_ELSEWHERE)",
-                    strict=False,
-                )
-            ]
-            if _rel(path) in OWNED_ELSEWHERE
-            else [],
-        )
-        for path in FILES
-    ],
-)
+@pytest.mark.parametrize("path", [pytest.param(path, id=_rel(path)) for path in FILES])
 def test_code_uses_frameworks_through_public_interfaces_only(path):
     offences = offences_in(path, PROJECT_NAMES) + overridden_private_methods(path)
     assert not offences, "\n".join(offences)

@@ -10,8 +10,8 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http import Http404
 from django.utils import timezone
 
-from portal import hotsql
 from portal.accounts.models import TOTPDevice
+from portal.ids import row_id
 from portal.tenancy.models import Membership
 
 # An enrolment (a new device shown but not yet confirmed by a code from it) must be finished
@@ -64,7 +64,7 @@ def totp_devices_for_user(*, user: AbstractBaseUser) -> list[TOTPDevice]:
 
 def access_totp_device(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice:
     """One of `user`'s own confirmed devices; 404 for anyone else's and for missing ones."""
-    pk = hotsql.row_id(device_id)
+    pk = row_id(device_id)
     device = (
         TOTPDevice.objects.filter(user=user, confirmed=True, pk=pk).first()
         if pk is not None
@@ -77,7 +77,7 @@ def access_totp_device(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice:
 
 def totp_device_pending(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice | None:
     """The unconfirmed device `device_id` of `user` if it is still young enough to confirm."""
-    pk = hotsql.row_id(device_id)
+    pk = row_id(device_id)
     if pk is None:
         return None
     return TOTPDevice.objects.filter(

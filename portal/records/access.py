@@ -35,6 +35,7 @@ from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
+from portal.ids import row_id
 from portal.records.categories import (
     CATEGORY_CODES,
     CATEGORY_LABELS,
@@ -250,16 +251,6 @@ def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
     return LiveGrant.objects.filter(
         user_id=user.pk, codename__in=VIEW_CODENAMES, source__startswith=PROXY_PREFIX
     )
-
-
-def row_id(value: Any) -> int | None:
-    """An id from a URL, a form or a session, or None: no row has an id outside the 64-bit
-    range, so such a value never reaches the database."""
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        return None
-    return number if -(2**63) <= number < 2**63 else None
 
 
 # --- single charts -------------------------------------------------------------------------

@@ -14,6 +14,7 @@ from django.db import connection
 from django.http import Http404
 from django.test.utils import CaptureQueriesContext
 
+from portal.ids import row_id
 from portal.records import access
 from portal.records.categories import CATEGORY_CODES
 from portal.records.models import ClinicalNote, Observation
@@ -174,8 +175,8 @@ def test_missing_and_forbidden_are_the_same_404(every_grant, client, sign_in):
     assert missing.status_code == forbidden.status_code == 404
     for bad in (2**63, 10**30, -(2**63) - 1):
         assert client.get(f"/provider/patients/{bad}/").status_code == 404
-    assert access.row_id(2**63) is None and access.row_id(-(2**63)) == -(2**63)
-    assert access.row_id("12x") is None and access.row_id(None) is None
+    assert row_id(2**63) is None and row_id(-(2**63)) == -(2**63)
+    assert row_id("12x") is None and row_id(None) is None
 
 
 def test_opening_a_chart_is_one_query(every_grant):
