@@ -7,7 +7,7 @@ written only here (registration, care team, restriction) and, later, by the cons
 from __future__ import annotations
 
 from contextlib import nullcontext
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal
 from typing import Any, TypeVar
 
@@ -142,6 +142,15 @@ def _validate_effective(value: datetime | date | None, field: str) -> None:
         raise ValidationError({field: "This date is in the future."})
 
 
+def _instants_in_utc(record: ClinicalRecord) -> None:
+    """Times are instants: stored as UTC. (An offset as a client sent it may be a historic
+    local mean time such as +17:07, which PostgreSQL refuses as text: beyond +-15:59.)"""
+    for f in record._meta.concrete_fields:
+        value = getattr(record, f.attname)
+        if isinstance(value, datetime) and value.utcoffset() is not None:
+            setattr(record, f.attname, value.astimezone(UTC))
+
+
 def record_create(
     *, actor: AbstractBaseUser | None, patient: Patient, model: type[R], **fields: Any
 ) -> R:
@@ -163,6 +172,7 @@ def record_create(
         validate_unique=False,
         validate_constraints=False,
     )
+    _instants_in_utc(record)
     needs_grant = isinstance(record, ClinicalNote) and record.restricted and actor is not None
     with transaction.atomic() if needs_grant else nullcontext():
         event_record(
@@ -203,6 +213,7 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
         validate_unique=False,
         validate_constraints=False,
     )
+    _instants_in_utc(new)
     old.status = RecordStatus.ENTERED_IN_ERROR
     old.save(update_fields=["status"])
     new.save()
