@@ -24,8 +24,8 @@ echo "== ruff"
 echo "== mypy (services, selectors, the ledger's core; config in pyproject.toml)"
 env -u DATABASE_URL "$PY" -m mypy
 
-echo "== import-linter (layers and independence; contracts in .importlinter)"
-"$(dirname "$PY")/lint-imports"
+echo "== import-linter (layers and independence; contracts in pyproject.toml)"
+"$(dirname "$PY")/lint-imports" --config pyproject.toml
 
 echo "== makemigrations --check"
 DJANGO_SETTINGS_MODULE=tests.settings "$PY" manage.py makemigrations --check --dry-run
