@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -100,7 +100,7 @@ def event_record(
     kind: str,
     hospital: Ref,
     subject: models.Model | tuple[str, str | int],
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: User | AnonymousUser | None,
     patient: Ref = None,
     attrs: Mapping[str, AttrValue] | None = None,
     actor_hospital: Ref = None,

@@ -15,7 +15,7 @@ from __future__ import annotations
 import enum
 from typing import Any
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from portal.accounts.selectors import user_requires_otp, user_role_requires_otp
@@ -77,7 +77,7 @@ def entry_refusal(
     rule already accepted (tokens carry their own second factor).
     """
     audience = Audience(audience)
-    user: AbstractBaseUser = request.user
+    user: User = request.user
     if not user.is_authenticated or not user.is_active:
         return Refusal.SIGN_IN
     if audience == Audience.STAFF:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import Http404
 
 from ledger.models import Event
@@ -59,9 +59,7 @@ def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[
     return out
 
 
-def fhir_record_access(
-    *, user: AbstractBaseUser, resource_type: str, resource_id: str
-) -> OpenedRecord:
+def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
     """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
     open it (records.access.access_record), else 404."""
     models = resources.RESOURCE_MODELS.get(resource_type)
@@ -78,7 +76,7 @@ def fhir_record_access(
 
 def fhir_patient_search(
     *,
-    user: AbstractBaseUser,
+    user: User,
     hospital: Hospital,
     identifier: str = "",
     name: str = "",
@@ -111,7 +109,7 @@ def fhir_patient_search(
 
 
 def fhir_ledger_event_access(
-    *, user: AbstractBaseUser, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
+    *, user: User, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
 ) -> Event:
     """A ledger event of the active hospital the user may see (ledger.selectors.access_event
     decides), of one of `kinds` ("chart.read", or a suffix like ".created"), else 404. A
@@ -182,7 +180,7 @@ def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) ->
 
 
 def fhir_audit_events_for_patient(
-    *, user: AbstractBaseUser, patient: Patient, limit: int = 200
+    *, user: User, patient: Patient, limit: int = 200
 ) -> list[dict[str, Any]]:
     """The access events about a chart the caller opened, those the ledger lets them see
     (their own reads; all of them for the chart's hospital's admins and auditors)."""

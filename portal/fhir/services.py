@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
@@ -175,7 +175,7 @@ def fhir_bundle_import(
     *,
     hospital: Hospital,
     bundle: Any,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import one Bundle into `hospital`, atomically; raise BundleImportError if it is bad.
@@ -263,7 +263,7 @@ class _Importer:
         self,
         *,
         hospital: Hospital,
-        actor: AbstractBaseUser | None,
+        actor: User | None,
         entries: list[_Entry],
         report: ImportReport,
     ) -> None:

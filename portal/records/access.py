@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -241,13 +241,13 @@ def _decide(
     )
 
 
-def _staff_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+def _staff_grants(user: User) -> QuerySet[LiveGrant]:
     """The user's live grants that open charts to staff (every source but proxies). Callers
     name the chart (`patient_id`): rows of restricted-note grants name none."""
     return LiveGrant.objects.filter(user_id=user.pk).exclude(source__startswith=PROXY_PREFIX)
 
 
-def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+def _proxy_grants(user: User) -> QuerySet[LiveGrant]:
     return LiveGrant.objects.filter(
         user_id=user.pk, codename__in=VIEW_CODENAMES, source__startswith=PROXY_PREFIX
     )
@@ -257,7 +257,7 @@ def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
 
 
 def open_chart(
-    *, user: AbstractBaseUser | AnonymousUser, patient_id: Any, action: Action = Action.VIEW
+    *, user: User | AnonymousUser, patient_id: Any, action: Action = Action.VIEW
 ) -> OpenedChart:
     """The chart `patient_id` opened for `user` to `action`, or one 404 for missing and
     forbidden alike.
@@ -290,7 +290,7 @@ def open_chart(
 
 
 def access_patient(
-    user: AbstractBaseUser | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
+    user: User | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
 ) -> OpenedChart:
     """open_chart under the house name (`access_<entity>(user, id)`): `codename`
     "view_patient" to read, "change_patient" to add to or correct the chart."""
@@ -300,9 +300,7 @@ def access_patient(
     return open_chart(user=user, patient_id=patient_id, action=actions[codename])
 
 
-def chart_opened_for(
-    *, user: AbstractBaseUser | AnonymousUser, patient: Patient
-) -> OpenedChart | None:
+def chart_opened_for(*, user: User | AnonymousUser, patient: Patient) -> OpenedChart | None:
     """The chart of a patient the caller already holds, as `user` may open it in the provider
     portal, the API or FHIR (one query); None if they may not."""
     if not user.is_authenticated or not user.is_active or patient.pk is None:
@@ -313,7 +311,7 @@ def chart_opened_for(
     )
 
 
-def access_patient_as_owner(user: AbstractBaseUser | AnonymousUser, patient_id: Any) -> OpenedChart:
+def access_patient_as_owner(user: User | AnonymousUser, patient_id: Any) -> OpenedChart:
     """A registration in the patient portal: the account's own (the whole of it, restricted
     notes included), or one a live proxy grant lets this account see (the grant's
     categories, never a restricted note). 404 otherwise."""
@@ -331,7 +329,7 @@ def access_patient_as_owner(user: AbstractBaseUser | AnonymousUser, patient_id: 
     return chart
 
 
-def proxy_chart_for(*, user: AbstractBaseUser, patient: Patient) -> OpenedChart | None:
+def proxy_chart_for(*, user: User, patient: Patient) -> OpenedChart | None:
     """A carer's live proxy grants on one registration (patient portal), in one query."""
     rows = _proxy_grants(user).filter(patient_id=patient.pk)
     return _decide(
@@ -342,13 +340,11 @@ def proxy_chart_for(*, user: AbstractBaseUser, patient: Patient) -> OpenedChart 
     )
 
 
-def _owner_chart(user: AbstractBaseUser, patient: Patient) -> OpenedChart:
+def _owner_chart(user: User, patient: Patient) -> OpenedChart:
     return OpenedChart(patient=patient, user_id=user.pk, via=Via.OWNER, categories=None)
 
 
-def owner_charts(
-    *, user: AbstractBaseUser | AnonymousUser, patients: list[Patient]
-) -> list[OpenedChart]:
+def owner_charts(*, user: User | AnonymousUser, patients: list[Patient]) -> list[OpenedChart]:
     """The account's own registrations (records.selectors.patient_registrations_for_user),
     opened as their owner's. Refuses (404) any that is not theirs."""
     charts = []
@@ -359,9 +355,7 @@ def owner_charts(
     return charts
 
 
-def access_record(
-    user: AbstractBaseUser | AnonymousUser, record_type: str, record_id: Any
-) -> OpenedRecord:
+def access_record(user: User | AnonymousUser, record_type: str, record_id: Any) -> OpenedRecord:
     """A record the user may open, with its chart: the chart must open to them with the
     record's category covered, and a restricted note must be granted to them. 404 else."""
     model = RECORD_TYPES.get(record_type)
@@ -377,9 +371,7 @@ def access_record(
     return opened
 
 
-def _record_opened(
-    user: AbstractBaseUser | AnonymousUser, record: ClinicalRecord
-) -> OpenedRecord | None:
+def _record_opened(user: User | AnonymousUser, record: ClinicalRecord) -> OpenedRecord | None:
     chart = chart_opened_for(user=user, patient=record.patient)
     if chart is None or not chart.allows(record_category(record)):
         return None
@@ -392,7 +384,7 @@ def _record_opened(
     return OpenedRecord(chart=chart, record=record)
 
 
-def object_permissions_for(*, user: AbstractBaseUser | AnonymousUser, obj: Any) -> frozenset[str]:
+def object_permissions_for(*, user: User | AnonymousUser, obj: Any) -> frozenset[str]:
     """The codenames `user` holds on `obj` as this module decides them (what
     `user.has_perm(perm, obj)` answers through records.backends.ChartPermissionBackend):
 
@@ -489,7 +481,7 @@ def charts_records(
 # --- lists ---------------------------------------------------------------------------------
 
 
-def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
+def patient_visible_q(*, user: User, codename: str = "view_patient") -> Q:
     """The condition "user may open this chart" (for another chart codename: "holds it"),
     for querysets of Patient: one EXISTS over the live grants per candidate, an index probe."""
     codenames = VIEW_CODENAMES if codename == "view_patient" else (codename,)
@@ -497,13 +489,13 @@ def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient")
     return Q(Exists(grants))
 
 
-def visible_patients(*, user: AbstractBaseUser) -> QuerySet[Patient]:
+def visible_patients(*, user: User) -> QuerySet[Patient]:
     """Every chart the user may open (any hospital's), for lists: the same rule as
     open_chart. Reads through the base manager: the grants alone decide."""
     return Patient._base_manager.filter(patient_visible_q(user=user))
 
 
-def emergency_q(*, user: AbstractBaseUser) -> Q:
+def emergency_q(*, user: User) -> Q:
     """For querysets of Patient: the user holds a live break-glass grant on it."""
     grants = LiveGrant.objects.filter(
         user_id=user.pk, patient_id=OuterRef("pk"), source__startswith=BREAK_GLASS_PREFIX

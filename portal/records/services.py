@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -60,8 +60,8 @@ def patient_register(
     birth_date: date,
     sex: str = Patient.Sex.UNKNOWN,
     phone: str = "",
-    user: AbstractBaseUser | None = None,
-    actor: AbstractBaseUser | None = None,
+    user: User | None = None,
+    actor: User | None = None,
 ) -> Patient:
     """Register a patient; by default the hospital's clinical staff may open the chart."""
     patient = Patient(
@@ -81,9 +81,7 @@ def patient_register(
 
 
 @transaction.atomic
-def patient_set_restricted(
-    *, patient: Patient, restricted: bool, actor: AbstractBaseUser
-) -> Patient:
+def patient_set_restricted(*, patient: Patient, restricted: bool, actor: User) -> Patient:
     """Restrict a chart to its care team (a VIP, an employee), or lift the restriction."""
     patient = Patient._base_manager.select_for_update().get(pk=patient.pk)
     if patient.restricted == restricted:
@@ -102,9 +100,7 @@ def patient_set_restricted(
 
 
 @transaction.atomic
-def care_team_add(
-    *, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser
-) -> CareTeamMember:
+def care_team_add(*, patient: Patient, user: User, actor: User) -> CareTeamMember:
     if not Membership._base_manager.filter(
         user=user, hospital_id=patient.hospital_id, is_active=True
     ).exists():
@@ -123,7 +119,7 @@ def care_team_add(
 
 
 @transaction.atomic
-def care_team_remove(*, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+def care_team_remove(*, patient: Patient, user: User, actor: User) -> None:
     deleted, _ = CareTeamMember._base_manager.filter(patient=patient, user=user).delete()
     chart_revoke(patient=patient, codenames=CHART_PERMS, user=user)
     if deleted:
@@ -151,9 +147,7 @@ def _instants_in_utc(record: ClinicalRecord) -> None:
             setattr(record, f.attname, value.astimezone(UTC))
 
 
-def record_create(
-    *, actor: AbstractBaseUser | None, patient: Patient, model: type[R], **fields: Any
-) -> R:
+def record_create(*, actor: User | None, patient: Patient, model: type[R], **fields: Any) -> R:
     """Create any clinical record for a patient, validated, with its ledger event.
 
     The record and its outbox event are written together by the ledger's one writer
@@ -185,7 +179,7 @@ def record_create(
 
 
 @transaction.atomic
-def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
+def record_correct(*, actor: User, record: R, **changes: Any) -> R:
     """Correct a record: the old version is marked entered-in-error, a new version replaces it.
 
     Locks the old row so two concurrent corrections cannot both succeed.
@@ -240,7 +234,7 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
 
 def observation_create(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     patient: Patient,
     code: str,
     display: str,
@@ -256,7 +250,7 @@ def observation_create(
 
 
 @transaction.atomic
-def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+def note_grant(*, note: ClinicalNote, user: User, actor: User) -> None:
     """Let one user read a restricted note (the only way to see it)."""
     note_grant_write(note=note, user=user)
     event_record(
