@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model, login
@@ -203,7 +204,9 @@ def _device_event(*, kind: str, user: User, actor: User, attrs: dict[str, Any]) 
     digest = hashlib.sha256(
         json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-    for hospital_id in selectors.account_hospital_ids(user=user) or [None]:
+    # No hospital: one event that belongs to none.
+    hospital_ids: Sequence[int | None] = selectors.account_hospital_ids(user=user) or [None]
+    for hospital_id in hospital_ids:
         event_record(
             kind=kind, hospital=hospital_id, subject=(user._meta.label_lower, user.pk),
             actor=actor, digest=digest, attrs=attrs,
