@@ -189,6 +189,7 @@ def anchoring_lag_buckets(
     width = bucket_minutes * 60
     lags: dict[int, list[float]] = {}
     for recorded_at, anchored_at in rows:
+        assert anchored_at is not None  # anchored_at__isnull=False above
         key = int(recorded_at.timestamp() // width) * width
         lags.setdefault(key, []).append(max((anchored_at - recorded_at).total_seconds(), 0.0))
     buckets = []
