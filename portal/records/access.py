@@ -51,6 +51,7 @@ from portal.records.models import (
     LiveGrant,
     Observation,
     Patient,
+    model_name,
 )
 
 # Grant sources (GrantFields.source) the rule tells apart.
@@ -68,7 +69,7 @@ CHANGE_CODENAME = "change_patient"
 CHART_CODENAMES: tuple[str, ...] = (*VIEW_CODENAMES, CHANGE_CODENAME)
 NOTE_CODENAME = "view_clinicalnote"
 
-RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
+RECORD_TYPES: dict[str, type[ClinicalRecord]] = {model_name(m): m for m in RECORD_MODELS}
 # The trend charts (records.chart) show each code's newest TREND_POINTS values: a long
 # stay's vitals (one every few minutes, for weeks) would otherwise load and draw tens of
 # thousands of points on every chart read (29,340 observations made a 2.7 MB page in 1.7 to
@@ -210,12 +211,13 @@ def _decide(
     views = [row for row in rows if row[0] in VIEW_CODENAMES]
     if not views:
         return None
-    categories: set[str] | None = set()
+    named: set[str] = set()
+    categories: set[str] | None = named
     for codename, _source, _expires in views:
         if codename == "view_patient":
             categories = None
             break
-        categories.add(codename.removeprefix("view_chart_"))
+        named.add(codename.removeprefix("view_chart_"))
     sources = tuple(sorted({source for _, source, _ in views}))
     ends = [expires for _, _, expires in views]
     if proxy:
@@ -235,7 +237,7 @@ def _decide(
         via=via,
         categories=None if categories is None else frozenset(categories),
         actions=frozenset(actions),
-        until=None if None in ends else max(ends),
+        until=None if None in ends else max(end for end in ends if end is not None),
         sources=sources,
         **hints,
     )
@@ -277,6 +279,7 @@ def open_chart(
     if not rows:
         raise Http404(NOT_FOUND)
     patient = rows[0].patient
+    assert patient is not None  # the rows name this chart (patient_id=pk)
     contents = patient.contents
     chart = _decide(
         [(r.codename, r.source, r.expires_at) for r in rows],
@@ -316,9 +319,9 @@ def access_patient_as_owner(user: User | AnonymousUser, patient_id: Any) -> Open
     notes included), or one a live proxy grant lets this account see (the grant's
     categories, never a restricted note). 404 otherwise."""
     pk = row_id(patient_id)
-    patient = None
-    if pk is not None and user.is_authenticated:
-        patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
+    if pk is None or not user.is_authenticated:
+        raise Http404("No such record.")
+    patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
     if patient is None:
         raise Http404("No such record.")
     if patient.user_id == user.pk:
@@ -430,7 +433,7 @@ def _shown(chart: OpenedChart, model: type[ClinicalRecord]) -> Q | None:
             return None
         if len(allowed) < len(OBSERVATION_CATEGORY):
             shown &= Q(category__in=allowed)
-    elif not chart.allows(MODEL_CATEGORY[model._meta.model_name]):
+    elif not chart.allows(MODEL_CATEGORY[model_name(model)]):
         return None
     if model is ClinicalNote and not chart.owner:
         if chart.proxy:
