@@ -83,10 +83,12 @@ def patient_page_for_user(
     rows: list[Patient] = []
     exhausted = False
     while len(rows) <= size and not exhausted:
-        ids = candidates.order_by("-id" if older_first else "id")
+        ordered = candidates.order_by("-id" if older_first else "id")
         if cursor is not None:
-            ids = ids.filter(pk__lt=cursor) if older_first else ids.filter(pk__gt=cursor)
-        ids = list(ids.values_list("id", flat=True)[:window])
+            ordered = (
+                ordered.filter(pk__lt=cursor) if older_first else ordered.filter(pk__gt=cursor)
+            )
+        ids = list(ordered.values_list("id", flat=True)[:window])
         exhausted = len(ids) < window
         if not ids:
             break

@@ -32,6 +32,7 @@ from portal.records.models import (
     Observation,
     Patient,
     RecordStatus,
+    model_name,
 )
 from portal.records.selectors import patient_by_mrn
 from portal.tenancy.models import Hospital, Membership
@@ -41,8 +42,8 @@ R = TypeVar("R", bound=ClinicalRecord)
 CHART_PERMS = ("view_patient", "change_patient")
 
 
-def _label(model: type) -> str:
-    return model._meta.model_name
+def _label(model: type[ClinicalRecord]) -> str:
+    return model_name(model)
 
 
 def _grant_hospital_wide(patient: Patient) -> None:
@@ -174,6 +175,7 @@ def record_create(*, actor: User | None, patient: Patient, model: type[R], **fie
             actor=actor, patient=patient.pk, subject_is_new=True,
         )  # fmt: skip
         if needs_grant:
+            assert isinstance(record, ClinicalNote) and actor is not None  # as needs_grant says
             note_grant_write(note=record, user=actor)
     return record
 
@@ -215,7 +217,7 @@ def record_correct(*, actor: User, record: R, **changes: Any) -> R:
         # A restricted note is readable only through grants on the note itself: whoever could
         # read the version being corrected can read its correction (and its author can).
         grants = ClinicalNoteUserObjectPermission.objects.filter(
-            content_object=old, permission__codename="view_clinicalnote"
+            content_object_id=old.pk, permission__codename="view_clinicalnote"
         ).values_list("user_id", "source", "expires_at")
         users = get_user_model()._default_manager.in_bulk([g[0] for g in grants] + [actor.pk])
         for user_id, source, expires_at in grants:
