@@ -17,7 +17,7 @@ from portal.fhir import resources
 from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.crypto import blind_index
-from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient
+from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
 from portal.records.search import patient_list_for_user
 from portal.tenancy.models import Hospital
 
@@ -70,7 +70,7 @@ def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> O
         if resource_id.startswith(prefix) and (prefix or len(models) == 1):
             raw = resource_id[len(prefix) :]
             if raw.isdigit():
-                return records_access.access_record(user, model._meta.model_name, raw)
+                return records_access.access_record(user, model_name(model), raw)
     raise Http404("No such resource.")
 
 
@@ -134,7 +134,8 @@ def fhir_provenance(*, event: Event) -> dict[str, Any]:
 
 
 def _subject_model(label: str) -> type[ClinicalRecord] | type[Patient] | None:
-    for model in (Patient, *RECORD_MODELS):
+    candidates: tuple[type[ClinicalRecord] | type[Patient], ...] = (Patient, *RECORD_MODELS)
+    for model in candidates:
         if model._meta.label_lower == label:
             return model
     return None
@@ -171,6 +172,8 @@ def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) ->
     if chart_hospital is None:
         patient = (
             Patient._base_manager.filter(pk=event.patient_id).select_related("hospital").first()
+            if event.patient_id is not None
+            else None
         )
         chart_hospital = patient.hospital if patient is not None else event.hospital
     return resources.audit_event_to_fhir(

@@ -375,6 +375,7 @@ class _Importer:
         key = self._resolve(ref, "Encounter")
         if key is None:
             raise broken
+        patient_id: int | None
         if key[1] in self.encounters:
             encounter_id, patient_id = self.encounters[key[1]]
         elif key in self.skipped_sources:
@@ -621,7 +622,8 @@ def _encounter(imp: _Importer, entry: _Entry) -> list[Row]:
     r = entry.resource
     _status_guard(r)
     period = _dict(r.get("period"))
-    type_code, type_display = _coding((_dicts(r.get("type")) or [None])[0], resources.SNOMED)
+    types = _dicts(r.get("type"))
+    type_code, type_display = _coding(types[0] if types else None, resources.SNOMED)
     reasons = [_coding(c)[1] or _text(c.get("text")) for c in _dicts(r.get("reasonCode"))]
     fields = {
         "class_code": str(_dict(r.get("class")).get("code") or "AMB")[:20],
