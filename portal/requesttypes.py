@@ -10,7 +10,7 @@ from django.http import HttpRequest
 
 if TYPE_CHECKING:
     from portal.records.models import Patient
-    from portal.tenancy.models import Membership
+    from portal.tenancy.models import Hospital, Membership
 
 
 class PortalRequest(HttpRequest):
@@ -18,8 +18,9 @@ class PortalRequest(HttpRequest):
 
     # The signed-in user's active memberships (tenancy: ActiveHospitalMiddleware).
     memberships: list[Membership]
-    # The active membership, if any (tenancy: ActiveHospitalMiddleware).
+    # The active membership and its hospital, if any (tenancy: ActiveHospitalMiddleware).
     membership: Membership | None
+    hospital: Hospital | None
     # The account's own registrations (accounts.gates, for the patient portal's views).
     patient_registrations: list[Patient]
 
