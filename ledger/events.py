@@ -15,7 +15,7 @@ from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db import DEFAULT_DB_ALIAS, connections, models, transaction
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.utils import timezone
@@ -92,7 +92,9 @@ def canonical_leaf(
 
 
 def _pk(value: Ref) -> int | None:
-    return None if value is None else int(getattr(value, "pk", value))
+    if value is None:
+        return None
+    return int(value.pk if isinstance(value, models.Model) else value)
 
 
 def event_record(
@@ -100,7 +102,7 @@ def event_record(
     kind: str,
     hospital: Ref,
     subject: models.Model | tuple[str, str | int],
-    actor: AbstractBaseUser | AnonymousUser | None,
+    actor: User | AnonymousUser | None,
     patient: Ref = None,
     attrs: Mapping[str, AttrValue] | None = None,
     actor_hospital: Ref = None,
@@ -156,12 +158,14 @@ def event_record(
     conn = connections[DEFAULT_DB_ALIAS]
     if not subject_is_new:
         _insert(conn, [event])
-    elif conn.vendor == "postgresql":
-        _insert(conn, [subject, event])
     else:
-        with transaction.atomic(using=conn.alias):
-            _insert(conn, [subject])
-            _insert(conn, [event])
+        assert isinstance(subject, models.Model)  # subject_is_new takes one (checked above)
+        if conn.vendor == "postgresql":
+            _insert(conn, [subject, event])
+        else:
+            with transaction.atomic(using=conn.alias):
+                _insert(conn, [subject])
+                _insert(conn, [event])
     anchor_after_commit()
     return event
 
@@ -199,6 +203,13 @@ def _insert(conn: BaseDatabaseWrapper, rows: list[models.Model]) -> None:
         row.pk = pk
 
 
+def _column(field: models.Field[Any, Any]) -> str:
+    """A concrete field's column (`Field.column` is None only for fields without one)."""
+    if field.column is None:
+        raise TypeError(f"{field} has no column")
+    return field.column
+
+
 def _insert_statement(
     conn: BaseDatabaseWrapper, models_: tuple[type[models.Model], ...]
 ) -> tuple[str, list[list[Any]]]:
@@ -219,8 +230,8 @@ def _insert_statement(
             if placeholder != "%s" or f.generated or f.has_db_default():
                 raise TypeError(f"{model.__name__}.{f.name} needs the ORM's INSERT")
         parts.append(
-            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(f.column) for f in row_fields)}) "  # noqa: S608 - names from the models
-            f"VALUES ({', '.join(['%s'] * len(row_fields))}) RETURNING {qn(meta.pk.column)}"
+            f"INSERT INTO {qn(meta.db_table)} ({', '.join(qn(_column(f)) for f in row_fields)}) "  # noqa: S608 - names from the models
+            f"VALUES ({', '.join(['%s'] * len(row_fields))}) RETURNING {qn(_column(meta.pk))}"
         )
         fields.append(row_fields)
     if len(parts) == 1:
@@ -229,7 +240,7 @@ def _insert_statement(
         # Names from the models only; every value is a parameter.
         ctes = ", ".join(f"r{i} AS ({part})" for i, part in enumerate(parts))
         ids = ", ".join(
-            f"(SELECT {qn(m._meta.pk.column)} FROM r{i})"  # noqa: S608
+            f"(SELECT {qn(_column(m._meta.pk))} FROM r{i})"  # noqa: S608
             for i, m in enumerate(models_)
         )
         sql = f"WITH {ctes} SELECT {ids}"

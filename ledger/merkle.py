@@ -66,8 +66,9 @@ NodeId = tuple[int, int]
 
 Level 0 index ``i`` is leaf hash ``i``."""
 
-NodeFetcher = Callable[[Iterable[NodeId]], Mapping[NodeId, bytes]]
-"""Fetches many stored perfect-subtree hashes in one round trip (e.g. one SQL query)."""
+NodeFetcher = Callable[[list[NodeId]], Mapping[NodeId, bytes]]
+"""Given a list of node ids, fetches their stored perfect-subtree hashes in one round trip
+(e.g. one SQL query)."""
 
 _sha256 = hashlib.sha256
 _LEAF_PREFIX = b"\x00"

@@ -15,7 +15,7 @@ from datetime import UTC, datetime, timedelta
 from statistics import quantiles
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db import DEFAULT_DB_ALIAS, connection, connections, transaction
 from django.utils import timezone
 
@@ -42,7 +42,7 @@ def verification_run_in_flight() -> VerificationRun | None:
 
 
 @transaction.atomic
-def verification_run_start(*, actor: AbstractBaseUser | None) -> VerificationRun:
+def verification_run_start(*, actor: User | None) -> VerificationRun:
     """Start a run unless one is already waiting or running (then that one is returned)."""
     current = verification_run_in_flight()
     if current is not None:
@@ -189,6 +189,7 @@ def anchoring_lag_buckets(
     width = bucket_minutes * 60
     lags: dict[int, list[float]] = {}
     for recorded_at, anchored_at in rows:
+        assert anchored_at is not None  # anchored_at__isnull=False above
         key = int(recorded_at.timestamp() // width) * width
         lags.setdefault(key, []).append(max((anchored_at - recorded_at).total_seconds(), 0.0))
     buckets = []

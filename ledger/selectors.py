@@ -10,14 +10,14 @@ from __future__ import annotations
 from collections.abc import Callable
 from uuid import UUID
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.http import Http404
 
 from ledger.models import Event
 
-User = AbstractBaseUser | AnonymousUser
+AnyUser = User | AnonymousUser
 # May this (signed-in) user see this event? Only ever widens what the ledger's own rule allows.
-EventReader = Callable[[AbstractBaseUser, Event], bool]
+EventReader = Callable[[User, Event], bool]
 
 _readers: list[EventReader] = []
 
@@ -28,12 +28,12 @@ def event_readers_register(reader: EventReader) -> None:
         _readers.append(reader)
 
 
-def user_is_verified(user: User) -> bool:
+def user_is_verified(user: AnyUser) -> bool:
     """Signed in with a second factor (django-otp's OTPMiddleware sets `is_verified`)."""
     return bool(getattr(user, "is_verified", lambda: False)())
 
 
-def access_event(user: User, event_id: UUID | str) -> Event:
+def access_event(user: AnyUser, event_id: UUID | str) -> Event:
     """Fetch an event the user may see, or 404 (missing and forbidden look the same).
 
     Auditors (superusers, signed in with two factors) see every event; the actor their own;

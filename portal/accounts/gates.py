@@ -13,13 +13,14 @@ the caller says so with `token_checked=True`.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, cast
 
-from django.contrib.auth.base_user import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import HttpRequest
 
 from portal.accounts.selectors import user_requires_otp, user_role_requires_otp
 from portal.records.selectors import patient_registrations_for_user
+from portal.requesttypes import OTPVerifiable, PortalRequest
 from portal.tenancy.selectors import (
     hospital_ids_administered_for_request,
     membership_list_for_request,
@@ -45,12 +46,11 @@ class Refusal(enum.StrEnum):
 _ACTIVE = object()
 
 
-def _second_factor_missing(request: HttpRequest, audience: Audience) -> bool:
+def _second_factor_missing(request: HttpRequest, user: User, audience: Audience) -> bool:
     """The session has not passed the second factor this part or the account needs: staff
     and admin parts always; any part for staff, admins and superusers; the sign-in devices
     also for an account that has a device (a patient who turned two factors on)."""
-    user = request.user
-    if user.is_verified():
+    if cast(OTPVerifiable, user).is_verified():
         return False
     if audience in (Audience.STAFF, Audience.ADMIN):
         return True
@@ -77,7 +77,7 @@ def entry_refusal(
     rule already accepted (tokens carry their own second factor).
     """
     audience = Audience(audience)
-    user: AbstractBaseUser = request.user
+    user = request.user
     if not user.is_authenticated or not user.is_active:
         return Refusal.SIGN_IN
     if audience == Audience.STAFF:
@@ -89,11 +89,11 @@ def entry_refusal(
         registrations = patient_registrations_for_user(user=user)
         if not registrations:
             return Refusal.NOT_FOR_YOU
-        request.patient_registrations = registrations
+        cast(PortalRequest, request).patient_registrations = registrations
     elif audience == Audience.ADMIN and not (
         user.is_superuser or hospital_ids_administered_for_request(request=request)
     ):
         return Refusal.NOT_FOR_YOU
-    if not token_checked and _second_factor_missing(request, audience):
+    if not token_checked and _second_factor_missing(request, user, audience):
         return Refusal.SIGN_IN
     return None

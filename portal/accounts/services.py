@@ -13,10 +13,11 @@ import hashlib
 import json
 import os
 import time
+from collections.abc import Sequence
 from typing import Any
 
 from django.contrib.auth import get_user_model, login
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
 from django.http import HttpRequest
@@ -43,7 +44,7 @@ class TwoFactorRefused(Exception):
 
 
 def login_complete(
-    *, request: HttpRequest, user: AbstractBaseUser, backend: str, device: TOTPDevice | None
+    *, request: HttpRequest, user: User, backend: str, device: TOTPDevice | None
 ) -> None:
     request.session.pop(PENDING, None)
     # login() rotates the session key, so a session id planted before log-in is useless.
@@ -56,7 +57,7 @@ def login_complete(
     request.session[IDLE_SECONDS] = selectors.user_idle_timeout(user=user).total_seconds()
 
 
-def login_pending_start(*, request: HttpRequest, user: AbstractBaseUser, backend: str) -> None:
+def login_pending_start(*, request: HttpRequest, user: User, backend: str) -> None:
     request.session[PENDING] = {
         "user_id": user.pk,
         "backend": backend,
@@ -65,7 +66,7 @@ def login_pending_start(*, request: HttpRequest, user: AbstractBaseUser, backend
     }
 
 
-def login_pending_get(*, request: HttpRequest) -> tuple[AbstractBaseUser, str] | None:
+def login_pending_get(*, request: HttpRequest) -> tuple[User, str] | None:
     pending = request.session.get(PENDING)
     if not pending or time.time() - pending["at"] > PENDING_TTL_SECONDS:
         request.session.pop(PENDING, None)
@@ -80,7 +81,7 @@ def login_pending_end(*, request: HttpRequest) -> None:
     request.session.pop(PENDING, None)
 
 
-def login_pending_token_failed(*, request: HttpRequest, user: AbstractBaseUser) -> bool:
+def login_pending_token_failed(*, request: HttpRequest, user: User) -> bool:
     """Count a wrong code. Returns False once the pending log-in is used up.
 
     Each wrong code is also reported to django-axes as a failed log-in, so guessing codes
@@ -96,7 +97,7 @@ def login_pending_token_failed(*, request: HttpRequest, user: AbstractBaseUser) 
     return True
 
 
-def login_pending_enrolment_device(*, request: HttpRequest, user: AbstractBaseUser) -> TOTPDevice:
+def login_pending_enrolment_device(*, request: HttpRequest, user: User) -> TOTPDevice:
     """The new device this pending log-in enrols (its id kept in the pending log-in), made on
     first use. Each log-in attempt gets its own: no other session ever sees its secret."""
     pending = request.session[PENDING]
@@ -111,7 +112,7 @@ def login_pending_enrolment_device_id(*, request: HttpRequest) -> int | None:
     return (request.session.get(PENDING) or {}).get("device")
 
 
-def _report_failure(*, request: HttpRequest, user: AbstractBaseUser) -> None:
+def _report_failure(*, request: HttpRequest, user: User) -> None:
     user_login_failed.send(
         sender=__name__,
         credentials={"username": user.get_username()},
@@ -124,7 +125,7 @@ def _report_failure(*, request: HttpRequest, user: AbstractBaseUser) -> None:
 
 def totp_device_create(
     *,
-    user: AbstractBaseUser,
+    user: User,
     name: str = "Authenticator app",
     confirmed: bool = False,
     secret: bytes | None = None,
@@ -138,7 +139,7 @@ def totp_device_create(
     return device
 
 
-def totp_device_for_enrolment(*, user: AbstractBaseUser, device_id: Any) -> TOTPDevice:
+def totp_device_for_enrolment(*, user: User, device_id: Any) -> TOTPDevice:
     """The unconfirmed device `device_id` while it may still be confirmed, else a new one.
     Unconfirmed devices too old to confirm are removed on the way."""
     device = selectors.totp_device_pending(user=user, device_id=device_id)
@@ -149,7 +150,7 @@ def totp_device_for_enrolment(*, user: AbstractBaseUser, device_id: Any) -> TOTP
     return device
 
 
-def totp_code_check(*, user: AbstractBaseUser, token: str, exclude: int | None = None):
+def totp_code_check(*, user: User, token: str, exclude: int | None = None):
     """The confirmed device of `user` that accepts `token` (a current code), or None.
 
     Each device is checked through django-otp (`verify_token`: row locked, throttled after a
@@ -165,9 +166,7 @@ def totp_code_check(*, user: AbstractBaseUser, token: str, exclude: int | None =
     return None
 
 
-def two_factor_code_failed(
-    *, request: HttpRequest, user: AbstractBaseUser, report: bool = True
-) -> bool:
+def two_factor_code_failed(*, request: HttpRequest, user: User, report: bool = True) -> bool:
     """Count a wrong code (or password) on the two-factor pages; a wrong current code is
     reported to django-axes too, as at log-in (`report`; authenticate() reports a wrong
     password itself). Returns False once MAX_TOKEN_FAILURES are used up: the caller signs
@@ -185,14 +184,12 @@ def two_factor_code_passed(*, request: HttpRequest, device: TOTPDevice) -> None:
     otp_login(request, device)
 
 
-def _lock_account(user: AbstractBaseUser) -> None:
+def _lock_account(user: User) -> None:
     """Serialize device changes of one account (enrolment races, concurrent removals)."""
     list(get_user_model()._default_manager.select_for_update().filter(pk=user.pk).values("pk"))
 
 
-def _device_event(
-    *, kind: str, user: AbstractBaseUser, actor: AbstractBaseUser, attrs: dict[str, Any]
-) -> None:
+def _device_event(*, kind: str, user: User, actor: User, attrs: dict[str, Any]) -> None:
     """One event per hospital where the account is active staff (each hospital's admins
     audit their own staff), or one that belongs to no hospital. Ids and codes only: the
     digest covers the account, its confirmed devices' ids after the change and the attrs,
@@ -207,14 +204,16 @@ def _device_event(
     digest = hashlib.sha256(
         json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
     ).hexdigest()
-    for hospital_id in selectors.account_hospital_ids(user=user) or [None]:
+    # No hospital: one event that belongs to none.
+    hospital_ids: Sequence[int | None] = selectors.account_hospital_ids(user=user) or [None]
+    for hospital_id in hospital_ids:
         event_record(
             kind=kind, hospital=hospital_id, subject=(user._meta.label_lower, user.pk),
             actor=actor, digest=digest, attrs=attrs,
         )  # fmt: skip
 
 
-def totp_enrol_confirm(*, user: AbstractBaseUser, device_id: Any, token: str) -> TOTPDevice | None:
+def totp_enrol_confirm(*, user: User, device_id: Any, token: str) -> TOTPDevice | None:
     """Confirm the enrolment device of a pending log-in with a code from it: the account's
     first device (`totp.enrolled`). None for a wrong code (throttled, recorded).
 
@@ -242,7 +241,7 @@ def totp_enrol_confirm(*, user: AbstractBaseUser, device_id: Any, token: str) ->
 
 def totp_device_confirm_new(
     *,
-    user: AbstractBaseUser,
+    user: User,
     device_id: Any,
     token: str,
     verified_by: TOTPDevice | None,
@@ -284,9 +283,7 @@ def totp_device_confirm_new(
     return device
 
 
-def totp_device_remove(
-    *, user: AbstractBaseUser, device: TOTPDevice, verified_by: TOTPDevice
-) -> None:
+def totp_device_remove(*, user: User, device: TOTPDevice, verified_by: TOTPDevice) -> None:
     """Remove one of the account's devices (`totp.removed`), after a current code from a
     device that stays (`verified_by`). Staff always keep one: TwoFactorRefused otherwise."""
     with transaction.atomic():
@@ -309,7 +306,7 @@ def totp_device_remove(
         )  # fmt: skip
 
 
-def totp_turn_off(*, user: AbstractBaseUser, verified_by: TOTPDevice) -> int:
+def totp_turn_off(*, user: User, verified_by: TOTPDevice) -> int:
     """A patient turns two-factor sign-in off (`totp.turned_off`): every device goes.
     Staff, hospital admins and superusers may not (TwoFactorRefused)."""
     if selectors.user_role_requires_otp(user=user):
@@ -324,9 +321,7 @@ def totp_turn_off(*, user: AbstractBaseUser, verified_by: TOTPDevice) -> int:
     return removed
 
 
-def totp_devices_reset(
-    *, user: AbstractBaseUser, actor: AbstractBaseUser, verified_by: TOTPDevice
-) -> int:
+def totp_devices_reset(*, user: User, actor: User, verified_by: TOTPDevice) -> int:
     """An admin's reset (`totp.reset`): every device of `user` goes, so their next log-in
     enrols a new one (and their sessions verified by a removed device are verified no more).
     Who may reset whom is the admin's (accounts.admin); `verified_by` is the device that

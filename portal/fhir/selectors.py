@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.http import Http404
 
 from ledger.models import Event
@@ -17,7 +17,7 @@ from portal.fhir import resources
 from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.crypto import blind_index
-from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient
+from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
 from portal.records.search import patient_list_for_user
 from portal.tenancy.models import Hospital
 
@@ -59,9 +59,7 @@ def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[
     return out
 
 
-def fhir_record_access(
-    *, user: AbstractBaseUser, resource_type: str, resource_id: str
-) -> OpenedRecord:
+def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
     """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
     open it (records.access.access_record), else 404."""
     models = resources.RESOURCE_MODELS.get(resource_type)
@@ -72,13 +70,13 @@ def fhir_record_access(
         if resource_id.startswith(prefix) and (prefix or len(models) == 1):
             raw = resource_id[len(prefix) :]
             if raw.isdigit():
-                return records_access.access_record(user, model._meta.model_name, raw)
+                return records_access.access_record(user, model_name(model), raw)
     raise Http404("No such resource.")
 
 
 def fhir_patient_search(
     *,
-    user: AbstractBaseUser,
+    user: User,
     hospital: Hospital,
     identifier: str = "",
     name: str = "",
@@ -111,7 +109,7 @@ def fhir_patient_search(
 
 
 def fhir_ledger_event_access(
-    *, user: AbstractBaseUser, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
+    *, user: User, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
 ) -> Event:
     """A ledger event of the active hospital the user may see (ledger.selectors.access_event
     decides), of one of `kinds` ("chart.read", or a suffix like ".created"), else 404. A
@@ -136,7 +134,8 @@ def fhir_provenance(*, event: Event) -> dict[str, Any]:
 
 
 def _subject_model(label: str) -> type[ClinicalRecord] | type[Patient] | None:
-    for model in (Patient, *RECORD_MODELS):
+    candidates: tuple[type[ClinicalRecord] | type[Patient], ...] = (Patient, *RECORD_MODELS)
+    for model in candidates:
         if model._meta.label_lower == label:
             return model
     return None
@@ -173,6 +172,8 @@ def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) ->
     if chart_hospital is None:
         patient = (
             Patient._base_manager.filter(pk=event.patient_id).select_related("hospital").first()
+            if event.patient_id is not None
+            else None
         )
         chart_hospital = patient.hospital if patient is not None else event.hospital
     return resources.audit_event_to_fhir(
@@ -182,7 +183,7 @@ def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) ->
 
 
 def fhir_audit_events_for_patient(
-    *, user: AbstractBaseUser, patient: Patient, limit: int = 200
+    *, user: User, patient: Patient, limit: int = 200
 ) -> list[dict[str, Any]]:
     """The access events about a chart the caller opened, those the ledger lets them see
     (their own reads; all of them for the chart's hospital's admins and auditors)."""

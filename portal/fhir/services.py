@@ -40,7 +40,7 @@ from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.http import Http404
@@ -175,7 +175,7 @@ def fhir_bundle_import(
     *,
     hospital: Hospital,
     bundle: Any,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     progress: Callable[[int], None] | None = None,
 ) -> ImportReport:
     """Import one Bundle into `hospital`, atomically; raise BundleImportError if it is bad.
@@ -263,7 +263,7 @@ class _Importer:
         self,
         *,
         hospital: Hospital,
-        actor: AbstractBaseUser | None,
+        actor: User | None,
         entries: list[_Entry],
         report: ImportReport,
     ) -> None:
@@ -375,6 +375,7 @@ class _Importer:
         key = self._resolve(ref, "Encounter")
         if key is None:
             raise broken
+        patient_id: int | None
         if key[1] in self.encounters:
             encounter_id, patient_id = self.encounters[key[1]]
         elif key in self.skipped_sources:
@@ -621,7 +622,8 @@ def _encounter(imp: _Importer, entry: _Entry) -> list[Row]:
     r = entry.resource
     _status_guard(r)
     period = _dict(r.get("period"))
-    type_code, type_display = _coding((_dicts(r.get("type")) or [None])[0], resources.SNOMED)
+    types = _dicts(r.get("type"))
+    type_code, type_display = _coding(types[0] if types else None, resources.SNOMED)
     reasons = [_coding(c)[1] or _text(c.get("text")) for c in _dicts(r.get("reasonCode"))]
     fields = {
         "class_code": str(_dict(r.get("class")).get("code") or "AMB")[:20],

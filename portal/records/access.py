@@ -31,7 +31,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 
@@ -51,6 +51,7 @@ from portal.records.models import (
     LiveGrant,
     Observation,
     Patient,
+    model_name,
 )
 
 # Grant sources (GrantFields.source) the rule tells apart.
@@ -68,7 +69,7 @@ CHANGE_CODENAME = "change_patient"
 CHART_CODENAMES: tuple[str, ...] = (*VIEW_CODENAMES, CHANGE_CODENAME)
 NOTE_CODENAME = "view_clinicalnote"
 
-RECORD_TYPES: dict[str, type[ClinicalRecord]] = {m._meta.model_name: m for m in RECORD_MODELS}
+RECORD_TYPES: dict[str, type[ClinicalRecord]] = {model_name(m): m for m in RECORD_MODELS}
 # The trend charts (records.chart) show each code's newest TREND_POINTS values: a long
 # stay's vitals (one every few minutes, for weeks) would otherwise load and draw tens of
 # thousands of points on every chart read (29,340 observations made a 2.7 MB page in 1.7 to
@@ -210,12 +211,13 @@ def _decide(
     views = [row for row in rows if row[0] in VIEW_CODENAMES]
     if not views:
         return None
-    categories: set[str] | None = set()
+    named: set[str] = set()
+    categories: set[str] | None = named
     for codename, _source, _expires in views:
         if codename == "view_patient":
             categories = None
             break
-        categories.add(codename.removeprefix("view_chart_"))
+        named.add(codename.removeprefix("view_chart_"))
     sources = tuple(sorted({source for _, source, _ in views}))
     ends = [expires for _, _, expires in views]
     if proxy:
@@ -235,19 +237,19 @@ def _decide(
         via=via,
         categories=None if categories is None else frozenset(categories),
         actions=frozenset(actions),
-        until=None if None in ends else max(ends),
+        until=None if None in ends else max(end for end in ends if end is not None),
         sources=sources,
         **hints,
     )
 
 
-def _staff_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+def _staff_grants(user: User) -> QuerySet[LiveGrant]:
     """The user's live grants that open charts to staff (every source but proxies). Callers
     name the chart (`patient_id`): rows of restricted-note grants name none."""
     return LiveGrant.objects.filter(user_id=user.pk).exclude(source__startswith=PROXY_PREFIX)
 
 
-def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
+def _proxy_grants(user: User) -> QuerySet[LiveGrant]:
     return LiveGrant.objects.filter(
         user_id=user.pk, codename__in=VIEW_CODENAMES, source__startswith=PROXY_PREFIX
     )
@@ -257,7 +259,7 @@ def _proxy_grants(user: AbstractBaseUser) -> QuerySet[LiveGrant]:
 
 
 def open_chart(
-    *, user: AbstractBaseUser | AnonymousUser, patient_id: Any, action: Action = Action.VIEW
+    *, user: User | AnonymousUser, patient_id: Any, action: Action = Action.VIEW
 ) -> OpenedChart:
     """The chart `patient_id` opened for `user` to `action`, or one 404 for missing and
     forbidden alike.
@@ -277,6 +279,7 @@ def open_chart(
     if not rows:
         raise Http404(NOT_FOUND)
     patient = rows[0].patient
+    assert patient is not None  # the rows name this chart (patient_id=pk)
     contents = patient.contents
     chart = _decide(
         [(r.codename, r.source, r.expires_at) for r in rows],
@@ -290,7 +293,7 @@ def open_chart(
 
 
 def access_patient(
-    user: AbstractBaseUser | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
+    user: User | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
 ) -> OpenedChart:
     """open_chart under the house name (`access_<entity>(user, id)`): `codename`
     "view_patient" to read, "change_patient" to add to or correct the chart."""
@@ -300,9 +303,7 @@ def access_patient(
     return open_chart(user=user, patient_id=patient_id, action=actions[codename])
 
 
-def chart_opened_for(
-    *, user: AbstractBaseUser | AnonymousUser, patient: Patient
-) -> OpenedChart | None:
+def chart_opened_for(*, user: User | AnonymousUser, patient: Patient) -> OpenedChart | None:
     """The chart of a patient the caller already holds, as `user` may open it in the provider
     portal, the API or FHIR (one query); None if they may not."""
     if not user.is_authenticated or not user.is_active or patient.pk is None:
@@ -313,14 +314,14 @@ def chart_opened_for(
     )
 
 
-def access_patient_as_owner(user: AbstractBaseUser | AnonymousUser, patient_id: Any) -> OpenedChart:
+def access_patient_as_owner(user: User | AnonymousUser, patient_id: Any) -> OpenedChart:
     """A registration in the patient portal: the account's own (the whole of it, restricted
     notes included), or one a live proxy grant lets this account see (the grant's
     categories, never a restricted note). 404 otherwise."""
     pk = row_id(patient_id)
-    patient = None
-    if pk is not None and user.is_authenticated:
-        patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
+    if pk is None or not user.is_authenticated:
+        raise Http404("No such record.")
+    patient = Patient._base_manager.filter(pk=pk).select_related("hospital").first()
     if patient is None:
         raise Http404("No such record.")
     if patient.user_id == user.pk:
@@ -331,7 +332,7 @@ def access_patient_as_owner(user: AbstractBaseUser | AnonymousUser, patient_id: 
     return chart
 
 
-def proxy_chart_for(*, user: AbstractBaseUser, patient: Patient) -> OpenedChart | None:
+def proxy_chart_for(*, user: User, patient: Patient) -> OpenedChart | None:
     """A carer's live proxy grants on one registration (patient portal), in one query."""
     rows = _proxy_grants(user).filter(patient_id=patient.pk)
     return _decide(
@@ -342,13 +343,11 @@ def proxy_chart_for(*, user: AbstractBaseUser, patient: Patient) -> OpenedChart 
     )
 
 
-def _owner_chart(user: AbstractBaseUser, patient: Patient) -> OpenedChart:
+def _owner_chart(user: User, patient: Patient) -> OpenedChart:
     return OpenedChart(patient=patient, user_id=user.pk, via=Via.OWNER, categories=None)
 
 
-def owner_charts(
-    *, user: AbstractBaseUser | AnonymousUser, patients: list[Patient]
-) -> list[OpenedChart]:
+def owner_charts(*, user: User | AnonymousUser, patients: list[Patient]) -> list[OpenedChart]:
     """The account's own registrations (records.selectors.patient_registrations_for_user),
     opened as their owner's. Refuses (404) any that is not theirs."""
     charts = []
@@ -359,9 +358,7 @@ def owner_charts(
     return charts
 
 
-def access_record(
-    user: AbstractBaseUser | AnonymousUser, record_type: str, record_id: Any
-) -> OpenedRecord:
+def access_record(user: User | AnonymousUser, record_type: str, record_id: Any) -> OpenedRecord:
     """A record the user may open, with its chart: the chart must open to them with the
     record's category covered, and a restricted note must be granted to them. 404 else."""
     model = RECORD_TYPES.get(record_type)
@@ -377,9 +374,7 @@ def access_record(
     return opened
 
 
-def _record_opened(
-    user: AbstractBaseUser | AnonymousUser, record: ClinicalRecord
-) -> OpenedRecord | None:
+def _record_opened(user: User | AnonymousUser, record: ClinicalRecord) -> OpenedRecord | None:
     chart = chart_opened_for(user=user, patient=record.patient)
     if chart is None or not chart.allows(record_category(record)):
         return None
@@ -392,7 +387,7 @@ def _record_opened(
     return OpenedRecord(chart=chart, record=record)
 
 
-def object_permissions_for(*, user: AbstractBaseUser | AnonymousUser, obj: Any) -> frozenset[str]:
+def object_permissions_for(*, user: User | AnonymousUser, obj: Any) -> frozenset[str]:
     """The codenames `user` holds on `obj` as this module decides them (what
     `user.has_perm(perm, obj)` answers through records.backends.ChartPermissionBackend):
 
@@ -438,7 +433,7 @@ def _shown(chart: OpenedChart, model: type[ClinicalRecord]) -> Q | None:
             return None
         if len(allowed) < len(OBSERVATION_CATEGORY):
             shown &= Q(category__in=allowed)
-    elif not chart.allows(MODEL_CATEGORY[model._meta.model_name]):
+    elif not chart.allows(MODEL_CATEGORY[model_name(model)]):
         return None
     if model is ClinicalNote and not chart.owner:
         if chart.proxy:
@@ -489,7 +484,7 @@ def charts_records(
 # --- lists ---------------------------------------------------------------------------------
 
 
-def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient") -> Q:
+def patient_visible_q(*, user: User, codename: str = "view_patient") -> Q:
     """The condition "user may open this chart" (for another chart codename: "holds it"),
     for querysets of Patient: one EXISTS over the live grants per candidate, an index probe."""
     codenames = VIEW_CODENAMES if codename == "view_patient" else (codename,)
@@ -497,13 +492,13 @@ def patient_visible_q(*, user: AbstractBaseUser, codename: str = "view_patient")
     return Q(Exists(grants))
 
 
-def visible_patients(*, user: AbstractBaseUser) -> QuerySet[Patient]:
+def visible_patients(*, user: User) -> QuerySet[Patient]:
     """Every chart the user may open (any hospital's), for lists: the same rule as
     open_chart. Reads through the base manager: the grants alone decide."""
     return Patient._base_manager.filter(patient_visible_q(user=user))
 
 
-def emergency_q(*, user: AbstractBaseUser) -> Q:
+def emergency_q(*, user: User) -> Q:
     """For querysets of Patient: the user holds a live break-glass grant on it."""
     grants = LiveGrant.objects.filter(
         user_id=user.pk, patient_id=OuterRef("pk"), source__startswith=BREAK_GLASS_PREFIX

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 
 from ledger.events import event_record
 from ledger.models import Event
@@ -36,7 +36,7 @@ def read_kind(record: ClinicalRecord | None) -> ReadKind:
 
 def chart_read_record(
     *,
-    reader: AbstractBaseUser,
+    reader: User,
     chart: OpenedChart | None = None,
     record: ClinicalRecord | None = None,
     membership: Membership | None = None,
@@ -86,7 +86,7 @@ def chart_read_record(
     )
 
 
-def event_readable_by(user: AbstractBaseUser, event: Event) -> bool:
+def event_readable_by(user: User, event: Event) -> bool:
     """The portal's rule for ledger.selectors.access_event (registered by RecordsConfig):
     hospital admins, signed in with two factors, see the events of the hospitals they
     administer (a read belongs to the chart's hospital, so they get every read of their

@@ -6,6 +6,7 @@ may see (categories, restricted notes) comes with it, through records.access.cha
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -24,6 +25,7 @@ from portal.records.models import (
     Observation,
     Patient,
     RecordStatus,
+    model_name,
 )
 
 RECORD_TYPES = access.RECORD_TYPES
@@ -63,7 +65,7 @@ def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
     found = set()
     for model in RECORD_MODELS:
         if _active(chart, model).exists():
-            found.add(model._meta.model_name)
+            found.add(model_name(model))
     return frozenset(found)
 
 
@@ -84,6 +86,7 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
         if name not in present:
             continue
         date = TIMELINE_DATE[name]
+        recent: Sequence[ClinicalRecord]
         if model is Observation:
             rows = _observations(chart, date)
             # Grouped by the code's token (clear, one per code on a chart), so that each
@@ -107,7 +110,9 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
                 kept.append(obs)
                 s = by_token.get(obs.code_index)
                 if s is None:
-                    s = by_token[obs.code_index] = page.series[obs.code] = {
+                    # The stubs type an encrypted field by its column (bytes); it holds str.
+                    code: str = obs.code  # type: ignore[assignment]
+                    s = by_token[obs.code_index] = page.series[code] = {
                         "display": obs.display,
                         "unit": obs.unit,
                         "points": [],
@@ -118,11 +123,20 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
         else:
             recent = list(_active(chart, model).order_by(f"-{date}", "-id")[:timeline_limit])
             if model is Condition:
-                page.problems = [c for c in recent if c.clinical_status == "active"]
+                # The stubs type an encrypted field by its column (bytes); it holds str.
+                page.problems = [
+                    c
+                    for c in recent
+                    if isinstance(c, Condition) and c.clinical_status == "active"  # type: ignore[comparison-overlap]
+                ]
             elif model is MedicationRequest:
-                page.medications = [m for m in recent if m.request_status == "active"]
+                page.medications = [
+                    m
+                    for m in recent
+                    if isinstance(m, MedicationRequest) and m.request_status == "active"
+                ]
             elif model is AllergyIntolerance:
-                page.allergies = recent
+                page.allergies = [a for a in recent if isinstance(a, AllergyIntolerance)]
         for record in recent:
             page.timeline.append((getattr(record, date), name, record))
     page.timeline.sort(key=lambda item: item[0], reverse=True)
@@ -172,7 +186,7 @@ def records_by_category(
     if not charts or category not in CATEGORY_MODEL:
         return view
     model = CATEGORY_MODEL[category]
-    view.date_field = TIMELINE_DATE[model._meta.model_name]
+    view.date_field = TIMELINE_DATE[model_name(model)]
     if not charts[0].allows(category):
         access.charts_records(charts=charts, model=model)  # still refuses mixed access
         return view
@@ -187,10 +201,13 @@ def records_by_category(
         # two hospitals is one series, as before.
         decrypted: dict[tuple[int, str], str] = {}
         for obs in reversed(view.records):
+            assert isinstance(obs, Observation)  # model is Observation
             key = (obs.hospital_id, obs.code_index)
             code = decrypted.get(key)
             if code is None:
-                code = decrypted[key] = obs.code
+                # The stubs type an encrypted field by its column (bytes); it holds str.
+                plain: str = obs.code  # type: ignore[assignment]
+                code = decrypted[key] = plain
             s = view.series.get(code)
             if s is None:
                 s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}

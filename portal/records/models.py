@@ -318,6 +318,14 @@ RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (
 )
 
 
+def model_name(model: type[models.Model] | models.Model) -> str:
+    """`_meta.model_name`, which every installed model has (the stubs allow None)."""
+    name = model._meta.model_name
+    if name is None:
+        raise TypeError(f"{model!r} has no model name")
+    return name
+
+
 class LiveGrant(models.Model):
     """The grants that are live now, one row per (user, permission, object, grant): the
     database view `records_live_grant` (migration 0005), the one written form of the time

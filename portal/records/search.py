@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from functools import partial
 
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
 from portal.records.access import emergency_q, patient_visible_q, visible_patients
@@ -20,9 +20,7 @@ from portal.tenancy.models import Hospital
 SHARED_LIMIT = 200
 
 
-def patient_list_for_user(
-    *, user: AbstractBaseUser, hospital: Hospital, query: str = ""
-) -> QuerySet[Patient]:
+def patient_list_for_user(*, user: User, hospital: Hospital, query: str = "") -> QuerySet[Patient]:
     """Visible patients of the hospital; `query` matches an MRN, a family name, a given name
     or "given family" exactly (normalized for case and spacing) through blind indexes."""
     return _search(Patient.objects.filter(patient_visible_q(user=user), hospital=hospital),
@@ -63,7 +61,7 @@ class PatientPage:
 
 def patient_page_for_user(
     *,
-    user: AbstractBaseUser,
+    user: User,
     hospital: Hospital,
     query: str = "",
     before: int | None = None,
@@ -85,10 +83,12 @@ def patient_page_for_user(
     rows: list[Patient] = []
     exhausted = False
     while len(rows) <= size and not exhausted:
-        ids = candidates.order_by("-id" if older_first else "id")
+        ordered = candidates.order_by("-id" if older_first else "id")
         if cursor is not None:
-            ids = ids.filter(pk__lt=cursor) if older_first else ids.filter(pk__gt=cursor)
-        ids = list(ids.values_list("id", flat=True)[:window])
+            ordered = (
+                ordered.filter(pk__lt=cursor) if older_first else ordered.filter(pk__gt=cursor)
+            )
+        ids = list(ordered.values_list("id", flat=True)[:window])
         exhausted = len(ids) < window
         if not ids:
             break
@@ -117,9 +117,7 @@ def patient_page_for_user(
     )
 
 
-def patients_shared_with_user(
-    *, user: AbstractBaseUser, exclude_hospital: Hospital
-) -> list[Patient]:
+def patients_shared_with_user(*, user: User, exclude_hospital: Hospital) -> list[Patient]:
     """Charts of other hospitals the user may open now (consents, break-glass), newest
     first, each with `emergency_access` (a break-glass grant: flagged wherever it appears)."""
     return list(

@@ -6,7 +6,7 @@ patient lists and search are records.search.
 
 from __future__ import annotations
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from portal.records.access import RECORD_TYPES
 from portal.records.crypto import blind_index
@@ -16,7 +16,7 @@ from portal.tenancy.models import Hospital
 __all__ = ["RECORD_TYPES", "patient_by_mrn", "patient_registrations_for_user", "user_is_patient"]
 
 
-def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) -> list[Patient]:
+def patient_registrations_for_user(*, user: User | AnonymousUser) -> list[Patient]:
     """The account's own registrations at every hospital, in one query.
 
     Like memberships, this decides the patient portal's hospital scope, so it reads through
@@ -31,7 +31,7 @@ def patient_registrations_for_user(*, user: AbstractBaseUser | AnonymousUser) ->
     )
 
 
-def user_is_patient(*, user: AbstractBaseUser | AnonymousUser) -> bool:
+def user_is_patient(*, user: User | AnonymousUser) -> bool:
     """Whether the account has a registration anywhere (the "My records" link): an EXISTS,
     not the registrations themselves. Signed-in pages read it with the user
     (accounts.selectors.auth_context_fetch); this is for everything else."""

@@ -12,7 +12,7 @@ from decimal import Decimal
 from typing import Any, TypeVar
 
 from django.contrib.auth import get_user_model
-from django.contrib.auth.models import AbstractBaseUser
+from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
 from django.utils import timezone
@@ -32,6 +32,7 @@ from portal.records.models import (
     Observation,
     Patient,
     RecordStatus,
+    model_name,
 )
 from portal.records.selectors import patient_by_mrn
 from portal.tenancy.models import Hospital, Membership
@@ -41,8 +42,8 @@ R = TypeVar("R", bound=ClinicalRecord)
 CHART_PERMS = ("view_patient", "change_patient")
 
 
-def _label(model: type) -> str:
-    return model._meta.model_name
+def _label(model: type[ClinicalRecord]) -> str:
+    return model_name(model)
 
 
 def _grant_hospital_wide(patient: Patient) -> None:
@@ -60,8 +61,8 @@ def patient_register(
     birth_date: date,
     sex: str = Patient.Sex.UNKNOWN,
     phone: str = "",
-    user: AbstractBaseUser | None = None,
-    actor: AbstractBaseUser | None = None,
+    user: User | None = None,
+    actor: User | None = None,
 ) -> Patient:
     """Register a patient; by default the hospital's clinical staff may open the chart."""
     patient = Patient(
@@ -81,9 +82,7 @@ def patient_register(
 
 
 @transaction.atomic
-def patient_set_restricted(
-    *, patient: Patient, restricted: bool, actor: AbstractBaseUser
-) -> Patient:
+def patient_set_restricted(*, patient: Patient, restricted: bool, actor: User) -> Patient:
     """Restrict a chart to its care team (a VIP, an employee), or lift the restriction."""
     patient = Patient._base_manager.select_for_update().get(pk=patient.pk)
     if patient.restricted == restricted:
@@ -102,9 +101,7 @@ def patient_set_restricted(
 
 
 @transaction.atomic
-def care_team_add(
-    *, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser
-) -> CareTeamMember:
+def care_team_add(*, patient: Patient, user: User, actor: User) -> CareTeamMember:
     if not Membership._base_manager.filter(
         user=user, hospital_id=patient.hospital_id, is_active=True
     ).exists():
@@ -123,7 +120,7 @@ def care_team_add(
 
 
 @transaction.atomic
-def care_team_remove(*, patient: Patient, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+def care_team_remove(*, patient: Patient, user: User, actor: User) -> None:
     deleted, _ = CareTeamMember._base_manager.filter(patient=patient, user=user).delete()
     chart_revoke(patient=patient, codenames=CHART_PERMS, user=user)
     if deleted:
@@ -151,9 +148,7 @@ def _instants_in_utc(record: ClinicalRecord) -> None:
             setattr(record, f.attname, value.astimezone(UTC))
 
 
-def record_create(
-    *, actor: AbstractBaseUser | None, patient: Patient, model: type[R], **fields: Any
-) -> R:
+def record_create(*, actor: User | None, patient: Patient, model: type[R], **fields: Any) -> R:
     """Create any clinical record for a patient, validated, with its ledger event.
 
     The record and its outbox event are written together by the ledger's one writer
@@ -180,12 +175,13 @@ def record_create(
             actor=actor, patient=patient.pk, subject_is_new=True,
         )  # fmt: skip
         if needs_grant:
+            assert isinstance(record, ClinicalNote) and actor is not None  # as needs_grant says
             note_grant_write(note=record, user=actor)
     return record
 
 
 @transaction.atomic
-def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
+def record_correct(*, actor: User, record: R, **changes: Any) -> R:
     """Correct a record: the old version is marked entered-in-error, a new version replaces it.
 
     Locks the old row so two concurrent corrections cannot both succeed.
@@ -221,7 +217,7 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
         # A restricted note is readable only through grants on the note itself: whoever could
         # read the version being corrected can read its correction (and its author can).
         grants = ClinicalNoteUserObjectPermission.objects.filter(
-            content_object=old, permission__codename="view_clinicalnote"
+            content_object_id=old.pk, permission__codename="view_clinicalnote"
         ).values_list("user_id", "source", "expires_at")
         users = get_user_model()._default_manager.in_bulk([g[0] for g in grants] + [actor.pk])
         for user_id, source, expires_at in grants:
@@ -240,7 +236,7 @@ def record_correct(*, actor: AbstractBaseUser, record: R, **changes: Any) -> R:
 
 def observation_create(
     *,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
     patient: Patient,
     code: str,
     display: str,
@@ -256,7 +252,7 @@ def observation_create(
 
 
 @transaction.atomic
-def note_grant(*, note: ClinicalNote, user: AbstractBaseUser, actor: AbstractBaseUser) -> None:
+def note_grant(*, note: ClinicalNote, user: User, actor: User) -> None:
     """Let one user read a restricted note (the only way to see it)."""
     note_grant_write(note=note, user=user)
     event_record(

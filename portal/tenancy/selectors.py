@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from typing import cast
+
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AnonymousUser, Group, User
 from django.db.models import QuerySet
 from django.http import HttpRequest
 
+from portal.requesttypes import PortalRequest
 from portal.tenancy.models import Hospital, Membership, Role
 
 
@@ -33,7 +36,7 @@ def membership_list_for_request(*, request: HttpRequest) -> list[Membership]:
     memberships = getattr(request, "memberships", None)
     if memberships is None:
         memberships = membership_list_for_user(user=request.user)
-        request.memberships = memberships
+        cast(PortalRequest, request).memberships = memberships
     return memberships
 
 

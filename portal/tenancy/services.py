@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+from typing import cast
 
 from django.contrib.auth.models import User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest
 
+from portal.requesttypes import PortalRequest
 from portal.tenancy import selectors
 from portal.tenancy.middleware import SESSION_KEY
 from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membership
@@ -18,15 +20,15 @@ from portal.tenancy.models import CLINICAL_ROLES, Department, Hospital, Membersh
 def active_hospital_switch(*, request: HttpRequest, hospital_id: int) -> Hospital:
     """Make one of the user's own hospitals the active one; any other id is a 404."""
     # request.memberships, .membership and .hospital: set by ActiveHospitalMiddleware.
+    portal_request = cast(PortalRequest, request)
     membership = selectors.membership_for_hospital(
-        memberships=request.memberships,  # type: ignore[attr-defined]
-        hospital_id=hospital_id,
+        memberships=portal_request.memberships, hospital_id=hospital_id
     )
     if membership is None:
         raise Http404("No such hospital.")
     request.session[SESSION_KEY] = membership.hospital_id
-    request.membership = membership  # type: ignore[attr-defined]
-    request.hospital = membership.hospital  # type: ignore[attr-defined]
+    portal_request.membership = membership
+    portal_request.hospital = membership.hospital
     return membership.hospital
 
 
