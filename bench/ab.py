@@ -70,13 +70,6 @@ def main() -> int:
     session = import_module(settings.SESSION_ENGINE).SessionStore()
     session.update(data)
     session.create()
-    # The same session in Django's own table too, for a checkout from before the session
-    # table moved (accounts.Session): each side reads the store it was built with.
-    from django.contrib.sessions.backends.db import SessionStore as DjangoStore
-
-    legacy = DjangoStore(session.session_key)
-    legacy._session_cache = dict(data)
-    legacy.save(must_create=True)
     cookie = f"sessionid={session.session_key}; csrftoken={'a' * 32}"
     sample = random.Random(1).sample(ids, min(2000, len(ids)))
 
