@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import enum
 import logging
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
@@ -484,11 +484,19 @@ def charts_records(
 # --- lists ---------------------------------------------------------------------------------
 
 
-def patient_visible_q(*, user: User, codename: str = "view_patient") -> Q:
+def patient_visible_q(
+    *, user: User, codename: str = "view_patient", among: Sequence[int] | None = None
+) -> Q:
     """The condition "user may open this chart" (for another chart codename: "holds it"),
-    for querysets of Patient: one EXISTS over the live grants per candidate, an index probe."""
+    for querysets of Patient: one EXISTS over the live grants per candidate.
+
+    `among`: the candidates' ids, when the caller has them (a list page's window). Naming
+    them inside the EXISTS too lets the planner read just those charts' grants by index;
+    without it, it may read and hash all of the user's grants (every chart of a hospital)."""
     codenames = VIEW_CODENAMES if codename == "view_patient" else (codename,)
     grants = _staff_grants(user).filter(patient_id=OuterRef("pk"), codename__in=codenames)
+    if among is not None:
+        grants = grants.filter(patient_id__in=list(among))
     return Q(Exists(grants))
 
 

@@ -76,7 +76,6 @@ def patient_page_for_user(
     too few visible patients (restricted charts); then the next one is read.
     """
     candidates = _search(Patient.objects.filter(hospital=hospital), hospital=hospital, query=query)
-    visible = patient_visible_q(user=user)
     older_first = after is None
     cursor = before if older_first else after
     window = size * 4
@@ -93,6 +92,7 @@ def patient_page_for_user(
         if not ids:
             break
         cursor = ids[-1]
+        visible = patient_visible_q(user=user, among=ids)
         found = Patient.objects.filter(visible, pk__in=ids).order_by("-id" if older_first else "id")
         rows.extend(found[: size + 1 - len(rows)])
     more = len(rows) > size
@@ -107,7 +107,10 @@ def patient_page_for_user(
         near = near.filter(pk__gt=edge) if older_first else near.filter(pk__lt=edge)
         near_ids = list(near.values_list("id", flat=True)[:window])
         other_side = bool(near_ids) and (
-            len(near_ids) == window or Patient.objects.filter(visible, pk__in=near_ids).exists()
+            len(near_ids) == window
+            or Patient.objects.filter(
+                patient_visible_q(user=user, among=near_ids), pk__in=near_ids
+            ).exists()
         )
     newer, older = (other_side, more) if older_first else (more, other_side)
     return PatientPage(
