@@ -487,7 +487,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
     server_version = "ledger-witness/1"
     witness: Witness  # set on the subclass made by make_server
 
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - stdlib signature
+    def log_message(self, format: str, *args: Any) -> None:
         pass  # one structured line per request is written by _send instead
 
     def _send(self, response: Response, started: float, info: dict[str, Any]) -> None:
@@ -508,7 +508,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             fields,
         )
 
-    def do_POST(self) -> None:  # noqa: N802 - stdlib naming
+    def do_POST(self) -> None:
         started = time.monotonic()
         if urlsplit(self.path).path != "/add-checkpoint":
             self._discard_body()
@@ -532,7 +532,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
             response, info = _text(500, "internal error"), {}
         self._send(response, started, info)
 
-    def do_GET(self) -> None:  # noqa: N802 - stdlib naming
+    def do_GET(self) -> None:
         started = time.monotonic()
         url = urlsplit(self.path)
         response = _text(404, "not found")
@@ -655,7 +655,7 @@ def _serve(args: argparse.Namespace) -> int:
     witness = Witness(args.db, signer, logs, journal_path=args.journal)
     host, port = _parse_listen(args.listen)
     server = make_server(witness, host, port)
-    bound_host, bound_port = server.server_address[:2]
+    bound_host, bound_port = host, int(server.server_address[1])  # the real port if 0
 
     def stop(signum: int, frame: object) -> None:
         threading.Thread(target=server.shutdown, daemon=True).start()
