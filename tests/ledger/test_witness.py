@@ -326,6 +326,8 @@ def test_fork_of_the_same_size_is_refused_and_kept_as_evidence(
     forked = Log(log.signer, [*log.leaves[:7], b"rewritten"])
     status, _, text = witness.add(forked.body(8, 8, []))
     assert status == 422 and "fork" in text
+    # Sent with a stale old size it is a 409 (the log resynchronises), but kept as evidence.
+    assert witness.add(forked.body(3, 8))[:3] == (409, "text/x.tlog.size", "8\n")
     # A different history that is larger: no valid consistency proof exists from size 8.
     forked.grow(12, b"x")
     assert witness.add(forked.body(8, 12))[0] == 422
@@ -333,7 +335,8 @@ def test_fork_of_the_same_size_is_refused_and_kept_as_evidence(
     assert "fork" in err
     with sqlite3.connect(tmp_path / "witness.sqlite3") as db:
         reasons = [r for (r,) in db.execute("SELECT reason FROM evidence")]
-        assert any(r.startswith("fork") for r in reasons)
+        assert len(reasons) == 3
+        assert [r.startswith("fork") for r in reasons] == [True, True, False]
         assert db.execute("SELECT size FROM log_state").fetchone() == (8,)
 
 
@@ -511,6 +514,8 @@ def test_keygen_writes_a_private_file_and_prints_the_vkey(tmp_path: Path) -> Non
     assert "PRIVATE" not in done.stdout + done.stderr
     again = run_witness("keygen", "--name", "w.example", "--out", str(path))
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    bad = run_witness("keygen", "--name", "has space", "--out", str(tmp_path / "k2"))
+    assert bad.returncode == 2 and "invalid witness name" in bad.stderr
 
 
 def test_bad_configuration_is_a_clear_error(tmp_path: Path, key: Path) -> None:
