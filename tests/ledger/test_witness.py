@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import merkle, note
 from ledger.cosignature import CosignatureSigner, CosignatureVerifier, verify_cosignatures
+from ledger.witness import Witness
 
 REPO = Path(__file__).resolve().parents[2]
 EM = "\u2014"
@@ -539,3 +542,42 @@ def test_the_witness_imports_no_django() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Whatever arrives, a clear 4xx, never an exception (in process, for speed)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Witness, Log]]:
+    log = Log(note.Signer.generate(ORIGIN))
+    log.grow(6)
+    w = Witness(
+        str(tmp_path_factory.mktemp("fuzz") / "w.sqlite3"),
+        CosignatureSigner.generate("fuzz.example"),
+        {ORIGIN: [log.signer.verifier()]},
+    )
+    assert w.add_checkpoint(log.body(0, 6))[0].status == 200
+    yield w, log
+    w.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_requests_never_raise(in_process: tuple[Witness, Log], data: st.DataObject) -> None:
+    w, log = in_process
+    body = bytearray(log.body(6, 6))
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = data.draw(st.integers(0, max(len(body) - 1, 0)))
+        if action == "flip" and body:
+            body[at] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del body[at:]
+        else:
+            body[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    response, _ = w.add_checkpoint(bytes(body))
+    assert response.status in (200, 400, 403, 404, 409, 422)
+    if response.status == 200:  # only an unchanged checkpoint (a harmless mutation) is cosigned
+        assert w.latest(ORIGIN)[:2] == (6, log.root(6))  # type: ignore[index]
