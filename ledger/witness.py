@@ -325,7 +325,8 @@ class Witness:
                     changed.append(f"{origin}: size {None if row is None else row[0]} -> {size}")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return changed
 
@@ -390,14 +391,21 @@ class Witness:
                 "size 0 with a non-empty root",
                 evidence=True,
             )
+        refused: _Refused | None = None
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # the write lock: check and update are one unit
             try:
                 response = self._advance(db, checkpoint, request, info)
                 db.execute("COMMIT")
-            except BaseException:
+            except _Refused as exc:  # an answer, not a failure: the connection stays pooled
                 db.execute("ROLLBACK")
+                refused = exc
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
+        if refused is not None:
+            raise refused
         return response
 
     def _advance(
