@@ -6,9 +6,15 @@ module imports nothing from Django and nothing that does.
 
 ::
 
-    python -m ledger.witness keygen --name witness.example/w1 --out witness.key
-    python -m ledger.witness serve --db witness.sqlite3 --key witness.key \\
-        --log hospital.example/ledger+1a2b3c4d+AQ... --listen 127.0.0.1:7380
+    python -m ledger.witness keygen --name witness.example/w1 --out witness.key \\
+        [--alg ed25519|ml-dsa-44]
+    python -m ledger.witness serve --db witness.sqlite3 --key witness.key [--key more.key] \\
+        --log hospital.example/ledger+1a2b3c4d+AQ... [--journal FILE] --listen 127.0.0.1:7380
+    python -m ledger.witness vkey --key witness.key
+    python -m ledger.witness recover --db ... --key ... --log ... --journal FILE
+
+Each ``--key`` adds one cosignature line to every answer (Ed25519 ``cosignature/v1`` by default;
+the spec recommends ML-DSA-44 for new witnesses, and a witness may offer both).
 
 HTTP interface:
 
@@ -29,7 +35,7 @@ HTTP interface:
     404 if it never cosigned one for that log.
 
 Extensions (not in the spec): ``GET /checkpoint?origin=<origin>`` (the same, by origin) and
-``GET /vkey`` (the witness's public key).
+``GET /vkey`` (the witness's public key(s), one a line).
 
 State and backups: the witness's promise ("I never cosign two inconsistent views") holds only
 while its state never goes backwards.  A witness restored from an old backup still refuses
@@ -183,7 +189,7 @@ class Witness:
     def __init__(
         self,
         db_path: str,
-        signer: cosignature.CosignatureSigner,
+        signer: cosignature.CosignatureSigner | Sequence[cosignature.CosignatureSigner],
         logs: dict[str, list[note.Verifier]],
         *,
         journal_path: str | None = None,
@@ -193,7 +199,12 @@ class Witness:
         if not logs:
             raise WitnessError("no logs configured: give at least one --log")
         self.db_path = db_path
-        self.signer = signer
+        # Several keys (e.g. Ed25519 and ML-DSA-44) give several lines in each answer.
+        self.signers = (
+            [signer] if isinstance(signer, cosignature.CosignatureSigner) else list(signer)
+        )
+        if not self.signers:
+            raise WitnessError("no witness key given")
         self.logs = {origin: list(keys) for origin, keys in logs.items()}
         self.journal_path = journal_path
         self.clock = clock
@@ -447,7 +458,8 @@ class Witness:
             raise _Refused(_text(422, reason), reason, evidence=True) from None
         # Cosignature times never go backwards for a log, even if the clock does.
         timestamp = max(int(self.clock()), stored_ts, 1)
-        line = self.signer.cosign(checkpoint.body(), timestamp=timestamp)
+        body = checkpoint.body()
+        line = "".join(signer.cosign(body, timestamp=timestamp) for signer in self.signers)
         cosigned = cosignature.add_signature_lines(_log_signed_only(request.note_text, self), line)
         if row is None:
             db.execute(
@@ -590,7 +602,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if state is not None:
                     response = Response(200, state[3].encode("utf-8"))
         elif url.path == "/vkey":
-            response = _text(200, self.witness.signer.vkey())
+            response = _text(200, "\n".join(s.vkey() for s in self.witness.signers))
         self._send(response, started, info)
 
     do_HEAD = do_GET
@@ -669,7 +681,8 @@ def load_signer(path: str) -> cosignature.CosignatureSigner:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    signer = cosignature.CosignatureSigner.generate(args.name)
+    alg = {"ed25519": cosignature.ALG_COSIGNATURE_V1, "ml-dsa-44": cosignature.ALG_MLDSA44}
+    signer = cosignature.CosignatureSigner.generate(args.name, alg[args.alg])
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -690,9 +703,9 @@ def _parse_listen(value: str) -> tuple[str, int]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    signer = load_signer(args.key)
+    signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
-    witness = Witness(args.db, signer, logs, journal_path=args.journal)
+    witness = Witness(args.db, signers, logs, journal_path=args.journal)
     host, port = _parse_listen(args.listen)
     server = make_server(witness, host, port)
     bound_host, bound_port = host, int(server.server_address[1])  # the real port if 0
@@ -704,7 +717,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info(
         "witness %s serving %s on http://%s:%d",
-        signer.vkey(),
+        " ".join(s.vkey() for s in signers),
         ", ".join(sorted(logs)),
         bound_host,
         bound_port,
@@ -721,11 +734,11 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _recover(args: argparse.Namespace) -> int:
-    signer = load_signer(args.key)
+    signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
     if args.journal is None:
         raise WitnessError("recover needs --journal")
-    witness = Witness(args.db, signer, logs, journal_path=args.journal, check_journal=False)
+    witness = Witness(args.db, signers, logs, journal_path=args.journal, check_journal=False)
     for change in witness.recover_from_journal() or ["nothing to recover"]:
         print(change)
     return 0
@@ -740,6 +753,12 @@ def _build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="create the witness's private key; prints its vkey")
     keygen.add_argument("--name", required=True, help="witness name, e.g. witness.example/w1")
     keygen.add_argument("--out", required=True, help="private key file to create (mode 0600)")
+    keygen.add_argument(
+        "--alg",
+        choices=["ed25519", "ml-dsa-44"],
+        default="ed25519",
+        help="cosignature type: Ed25519 cosignature/v1 (default) or ML-DSA-44 subtree/v1",
+    )
     vkey = sub.add_parser("vkey", help="print the vkey of a private key file")
     vkey.add_argument("--key", required=True)
     for name, help_text in (
@@ -748,7 +767,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--db", required=True, help="SQLite file with the witness's state")
-        p.add_argument("--key", required=True, help="private key file (from keygen)")
+        p.add_argument(
+            "--key",
+            required=True,
+            action="append",
+            help="private key file (from keygen); repeat to cosign with several keys",
+        )
         p.add_argument(
             "--log",
             action="append",

@@ -521,6 +521,30 @@ def test_keygen_writes_a_private_file_and_prints_the_vkey(tmp_path: Path) -> Non
     assert bad.returncode == 2 and "invalid witness name" in bad.stderr
 
 
+def test_a_witness_with_an_ed25519_and_an_ml_dsa_key_answers_both_lines(
+    tmp_path: Path, key: Path, log: Log
+) -> None:
+    pytest.importorskip("cryptography.hazmat.primitives.asymmetric.mldsa")
+    pq_key = tmp_path / "pq.key"
+    done = run_witness(
+        "keygen", "--name", "pq.example/w1", "--alg", "ml-dsa-44", "--out", str(pq_key)
+    )
+    assert done.returncode == 0, done.stderr
+    pq_vkey = done.stdout.strip()
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--key", str(pq_key))
+    try:
+        log.grow(3)
+        status, _, body = w.add(log.body(0, 3))
+        assert status == 200 and len(body.splitlines()) == 2
+        keys = [CosignatureVerifier.from_string(v) for v in (w.vkey, pq_vkey)]
+        found = verify_cosignatures(log.checkpoint(3) + body, keys)
+        assert [c.name for c in found] == ["witness.example/w1", "pq.example/w1"]
+        assert found[0].timestamp == found[1].timestamp
+        assert w.request("GET", "/vkey")[2].split() == [w.vkey, pq_vkey]
+    finally:
+        w.stop()
+
+
 def test_bad_configuration_is_a_clear_error(tmp_path: Path, key: Path) -> None:
     witness_vkey = run_witness("vkey", "--key", str(key)).stdout.strip()
     done = run_witness(
