@@ -40,10 +40,11 @@ Extensions (not in the spec): ``GET /checkpoint?origin=<origin>`` (the same, by 
 State and backups: the witness's promise ("I never cosign two inconsistent views") holds only
 while its state never goes backwards.  A witness restored from an old backup still refuses
 anything smaller than, or forked from, what the restored state holds, but it has forgotten
-what it cosigned after the backup.  Use ``--journal FILE`` on storage that only grows (another
-disk, an append-only file, ``chattr +a``): every cosigned state is appended and fsynced to it
-before the answer, and at start-up the witness refuses to run if its database is behind the
-journal (``recover`` rebuilds the database from the journal).
+what it cosigned after the backup.  So every cosigned state is also appended and fsynced to a
+journal (``DB.journal`` unless ``--journal FILE`` puts it elsewhere, best on storage that only
+grows and is not restored with the database; ``--no-journal`` turns it off) before the answer,
+and at start-up the witness refuses to run if its database is behind the journal (``recover``
+brings the database forward to the journal).
 """
 
 from __future__ import annotations
@@ -705,7 +706,7 @@ def _parse_listen(value: str) -> tuple[str, int]:
 def _serve(args: argparse.Namespace) -> int:
     signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
-    witness = Witness(args.db, signers, logs, journal_path=args.journal)
+    witness = Witness(args.db, signers, logs, journal_path=_journal_path(args))
     host, port = _parse_listen(args.listen)
     server = make_server(witness, host, port)
     bound_host, bound_port = host, int(server.server_address[1])  # the real port if 0
@@ -733,12 +734,19 @@ def _serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def _journal_path(args: argparse.Namespace) -> str | None:
+    if args.no_journal:
+        return None
+    return str(args.journal) if args.journal else f"{args.db}.journal"
+
+
 def _recover(args: argparse.Namespace) -> int:
     signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
-    if args.journal is None:
-        raise WitnessError("recover needs --journal")
-    witness = Witness(args.db, signers, logs, journal_path=args.journal, check_journal=False)
+    journal_path = _journal_path(args)
+    if journal_path is None:
+        raise WitnessError("recover needs a journal")
+    witness = Witness(args.db, signers, logs, journal_path=journal_path, check_journal=False)
     for change in witness.recover_from_journal() or ["nothing to recover"]:
         print(change)
     return 0
@@ -783,10 +791,15 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--logs", action="append", metavar="FILE", help="file with one [ORIGIN=]VKEY a line"
         )
-        p.add_argument(
+        journal = p.add_mutually_exclusive_group()
+        journal.add_argument(
             "--journal",
             metavar="FILE",
-            help="append-only journal of cosigned states, kept on storage that only grows",
+            help="append-only journal of cosigned states (default: DB.journal); best kept on "
+            "storage that only grows and is not restored with the database",
+        )
+        journal.add_argument(
+            "--no-journal", action="store_true", help="keep no journal (not recommended)"
         )
         if name == "serve":
             p.add_argument("--listen", default="127.0.0.1:7380", metavar="HOST:PORT")

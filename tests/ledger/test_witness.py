@@ -403,7 +403,7 @@ def test_witness_restored_from_backup_never_goes_back_from_what_it_holds(
     tmp_path: Path, key: Path, log: Log
 ) -> None:
     db = tmp_path / "witness.sqlite3"
-    w = start_witness(tmp_path, key, log.signer.vkey())
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--no-journal")
     log.grow(12)
     assert w.add(log.body(0, 5))[0] == 200
     _backup(db, tmp_path / "backup.sqlite3")
@@ -413,7 +413,7 @@ def test_witness_restored_from_backup_never_goes_back_from_what_it_holds(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.copy(tmp_path / "backup.sqlite3", db)
-    w = start_witness(tmp_path, key, log.signer.vkey())
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--no-journal")
     try:
         # The log (honest, at 12) resynchronises through the 409...
         assert w.add(log.body(12, 12)) == (409, "text/x.tlog.size", "5\n")
@@ -431,8 +431,7 @@ def test_journal_catches_a_restored_database_and_recover_brings_it_forward(
     tmp_path: Path, key: Path, log: Log
 ) -> None:
     db = tmp_path / "witness.sqlite3"
-    journal = tmp_path / "journal.jsonl"
-    args = ("--journal", str(journal))
+    args = ()  # the journal is on by default, next to the database
     w = start_witness(tmp_path, key, log.signer.vkey(), *args)
     log.grow(12)
     assert w.add(log.body(0, 5))[0] == 200
@@ -444,6 +443,7 @@ def test_journal_catches_a_restored_database_and_recover_brings_it_forward(
     shutil.copy(tmp_path / "backup.sqlite3", db)
     with pytest.raises(AssertionError, match="restored from an old backup"):
         start_witness(tmp_path, key, log.signer.vkey(), *args)
+    assert Path(f"{db}.journal").exists()
     common = ("--db", str(db), "--key", str(key), "--log", log.signer.vkey(), *args)
     done = run_witness("recover", *common)
     assert done.returncode == 0, done.stderr
