@@ -61,15 +61,14 @@ def _dump_rows() -> list[tuple[dict[str, Any], str, str]]:
     table = connection.ops.quote_name(Observation._meta.db_table)
     columns = ", ".join(connection.ops.quote_name(f.column) for f in clear)
     with connection.cursor() as cursor:
-        cursor.execute(f"SELECT {columns} FROM {table}")  # noqa: S608
+        cursor.execute(f"SELECT {columns} FROM {table}")
         rows = cursor.fetchall()
         out = []
         for row in rows:
             content = {f.attname: _clear(v) for f, v in zip(clear, row, strict=True)}
             content["row_uuid"] = str(uuid.UUID(str(content["row_uuid"])))
             cursor.execute(
-                "SELECT digest, leaf FROM ledger_event WHERE subject_type = %s "
-                "AND subject_id = %s",
+                "SELECT digest, leaf FROM ledger_event WHERE subject_type = %s AND subject_id = %s",
                 ["records.observation", content["row_uuid"]],
             )
             digest, leaf = cursor.fetchone()
@@ -219,9 +218,7 @@ def test_legacy_unkeyed_leaves_stay_verifiable(record_observations):
 
 
 @pytest.mark.django_db(transaction=True)  # keys are cached once their rows are committed
-def test_digests_cost_no_query_once_keys_are_cached(
-    record_observations, django_assert_num_queries
-):
+def test_digests_cost_no_query_once_keys_are_cached(record_observations, django_assert_num_queries):
     _patient, observations = record_observations(1)
     obs = Observation._base_manager.get(pk=observations[0].pk)
     subjects.digest_of(obs, hospital_id=obs.hospital_id)
