@@ -221,6 +221,7 @@ def clear_key_cache() -> None:
         _current_cache.clear()
         _ciphers.clear()
         _site_cache.clear()
+        _subject_keys.clear()
 
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
@@ -579,14 +580,29 @@ SUBJECT_DIGEST_LABEL = "ledger-subject-commitment|v1"
 _SITE_SUBJECT_PURPOSE = "ledger-subject-commitment"
 
 
+# hospital id (None: the site) -> digest key, derived from a committed secret only (one in
+# _dek_cache or _site_cache, which never changes): on the path of every audited write.
+_subject_keys: dict[int | None, bytes] = {}
+
+
 def subject_digest_key(hospital_id: int | None) -> bytes:
     """The HMAC key of ledger subject digests of a hospital (None: the site's). Registered
-    with ledger.subjects by RecordsConfig. No query once the key is cached (process cache of
-    DEKs and site secrets; derivations cached by key bytes)."""
+    with ledger.subjects by RecordsConfig. No query once the key is cached."""
+    key = _subject_keys.get(hospital_id)
+    if key is not None:
+        return key
     if hospital_id is None:
-        return _derive_index_key(site_secret(_SITE_SUBJECT_PURPOSE), SUBJECT_DIGEST_LABEL)
-    _version, dek_v1 = data_key(hospital_id=int(hospital_id), version=1)
-    return _derive_index_key(dek_v1, SUBJECT_DIGEST_LABEL)
+        key = _derive_index_key(site_secret(_SITE_SUBJECT_PURPOSE), SUBJECT_DIGEST_LABEL)
+        committed = _SITE_SUBJECT_PURPOSE in _site_cache
+    else:
+        hospital_id = int(hospital_id)
+        _version, dek_v1 = data_key(hospital_id=hospital_id, version=1)
+        key = _derive_index_key(dek_v1, SUBJECT_DIGEST_LABEL)
+        committed = _dek_cache.get((hospital_id, 1)) == dek_v1
+    if committed:
+        with _cache_lock:
+            _subject_keys[hospital_id] = key
+    return key
 
 
 def _site_aad(purpose: str) -> bytes:
