@@ -99,7 +99,7 @@ def main() -> int:
         )
         for i in range(1000)
     )
-    digests = {p.pk: digest_of(p) for p in patients}
+    digests = {p.pk: digest_of(p, hospital_id=p.hospital_id) for p in patients}
 
     def bulk_events(n: int) -> None:
         """Fast generator of pending outbox rows (the same leaf bytes event_record makes)."""

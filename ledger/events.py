@@ -1,7 +1,7 @@
 """Recording events: the transactional outbox. `event_record` is the only writer of Event rows.
 
 An event says what happened to which subject, by whom, in which hospital: ids, codes and the
-SHA-256 digest of the subject's canonical content (see ledger.subjects), never PHI. It is
+keyed digest of the subject's canonical content (see ledger.subjects), never PHI. It is
 written in the caller's transaction, so a change and its event commit or roll back together;
 anchoring is asked for after the commit (ledger.anchoring).
 """
@@ -67,15 +67,21 @@ def canonical_leaf(
     digest: str,
     attrs: Mapping[str, AttrValue],
     actor_hospital_id: int | None = None,
+    version: int = subjects.KEYED_VERSION,
 ) -> bytes:
     """The bytes a log entry commits to. Computed once, stored, never re-serialized.
 
-    "actor_hospital" (the hospital the actor acted in, for reads: the reader's, while
-    "hospital" is the chart's) is present only when set, so every leaf written before it
-    existed is still exactly what this function writes for such an event.
+    "v" is the leaf format, which says how "digest" was computed (ledger.subjects: 1 an
+    unkeyed SHA-256, 2 keyed with the digest key of "hospital"); every new leaf is 2, and
+    `version=1` rebuilds the bytes of an older leaf. "actor_hospital" (the hospital the
+    actor acted in, for reads: the reader's, while "hospital" is the chart's) is present only
+    when set, so every leaf written before it existed is still exactly what this function
+    writes for such an event.
     """
+    if version not in (subjects.LEGACY_VERSION, subjects.KEYED_VERSION):
+        raise LedgerInputError(f"leaf format {version!r} is unknown")
     doc: dict[str, Any] = {
-        "v": 1,
+        "v": version,
         "event": str(event_id),
         "kind": kind,
         "hospital": hospital_id,
@@ -115,7 +121,9 @@ def event_record(
     `actor_hospital` the one the actor acted in, when that is a fact of the event (for a
     read: the reader's membership, which may be another hospital's). `subject` is a
     registered model instance (its digest is computed here) or a (type, id) pair with its
-    `digest`. Only ids, codes and digests reach the ledger (LedgerInputError otherwise).
+    `digest`, which must be keyed: `ledger.subjects.digest_content(..., hospital_id=hospital)`
+    (the leaf says format 2, and verify_ledger re-digests under the event's hospital). Only
+    ids, codes and digests reach the ledger (LedgerInputError otherwise).
 
     `subject_is_new`: the subject is a new, unsaved row, written here together with its
     event, atomically: as one statement on PostgreSQL (a data-modifying WITH), in a
@@ -128,22 +136,22 @@ def event_record(
     """
     if not _KIND.match(kind):
         raise LedgerInputError(f"event kind {kind!r} is not a valid code")
+    hospital_id, patient_id, actor_hospital_id = _pk(hospital), _pk(patient), _pk(actor_hospital)
     if isinstance(subject, models.Model):
         if subject_is_new and subjects.key_field(subject._meta.label_lower) == "pk":
             raise TypeError("a new subject is named by a key set before its INSERT, not its pk")
         subject_type, subject_id = subjects.subject_type(subject), subjects.subject_id(subject)
         if digest is None:
-            digest = subjects.digest_of(subject)
+            digest = subjects.digest_of(subject, hospital_id=hospital_id)
     else:
         if subject_is_new:
             raise TypeError("subject_is_new takes a model instance")
         subject_type, subject_id = subject[0], str(subject[1])
     if digest is None or not _DIGEST.fullmatch(digest):
-        raise LedgerInputError("digest must be a SHA-256 hex digest")
+        raise LedgerInputError("digest must be a hex HMAC-SHA256 (subjects.digest_content)")
     actor_id = actor.pk if actor is not None and actor.is_authenticated else None
     clean = _clean_attrs(attrs)
     event_id, now = uuid.uuid4(), timezone.now()
-    hospital_id, patient_id, actor_hospital_id = _pk(hospital), _pk(patient), _pk(actor_hospital)
     event = Event(
         event_id=event_id, kind=kind, hospital_id=hospital_id, subject_type=subject_type,
         subject_id=subject_id, patient_id=patient_id, actor_id=actor_id,

@@ -329,29 +329,32 @@ def verify_log(report: Report, progress=None) -> None:
     report.log_seconds = time.perf_counter() - started
 
 
-def _digest_or_none(obj) -> str | None:
-    """The row's digest, or None when its canonical content cannot be read."""
+def _digest_or_none(obj, leaf: tuple[str, int, int | None]) -> str | None:
+    """The row's digest as its leaf (digest, format, hospital) computed it, or None when its
+    canonical content cannot be read or the leaf's format is unknown."""
+    _digest, version, hospital_id = leaf
     try:
-        return subjects.digest_of(obj)
-    except subjects.SubjectUnreadable:
+        return subjects.digest_for_leaf(obj, version=version, hospital_id=hospital_id)
+    except (subjects.SubjectUnreadable, subjects.UnknownLeafVersion):
         return None
 
 
 def verify_subjects(report: Report, progress=None) -> None:
     """Re-digest live subjects against the digest of their latest anchored entry."""
     started = time.perf_counter()
-    latest: dict[tuple[str, str], str] = {}
+    # (digest, leaf format, hospital): the format and hospital say how to re-digest.
+    latest: dict[tuple[str, str], tuple[str, int, int | None]] = {}
     for (leaf,) in _stream(
         f"SELECT leaf FROM {_table(Entry)} ORDER BY {connection.ops.quote_name('index')}"  # noqa: S608
     ):
         try:
             doc = json.loads(bytes(leaf))
             subject_type, _, subject_id = doc["subject"].partition(":")
-            latest[(subject_type, subject_id)] = doc["digest"]
+            latest[(subject_type, subject_id)] = (doc["digest"], doc["v"], doc["hospital"])
         except (ValueError, KeyError, AttributeError):
             continue  # a damaged leaf is already named by the log pass
     registry = subjects.registered()
-    by_type: dict[str, dict[str, str]] = {}
+    by_type: dict[str, dict[str, tuple[str, int, int | None]]] = {}
     for (subject_type, subject_id), digest in latest.items():
         by_type.setdefault(subject_type, {})[subject_id] = digest
     for subject_type, wanted in by_type.items():
@@ -375,7 +378,7 @@ def verify_subjects(report: Report, progress=None) -> None:
                             "subject", ref, "row is gone (deleted behind the application's back)"
                         )
                     )
-                elif (current := _digest_or_none(obj)) is None:
+                elif (current := _digest_or_none(obj, wanted[subject_id])) is None:
                     report.findings.append(
                         Finding(
                             "subject",
@@ -384,7 +387,7 @@ def verify_subjects(report: Report, progress=None) -> None:
                             "or its key is missing)",
                         )
                     )
-                elif current != wanted[subject_id]:
+                elif current != wanted[subject_id][0]:
                     report.findings.append(
                         Finding(
                             "subject",

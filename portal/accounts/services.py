@@ -9,8 +9,6 @@ is a ledger event in the same transaction.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import time
 from collections.abc import Sequence
@@ -195,21 +193,19 @@ def _device_event(*, kind: str, user: User, actor: User, attrs: dict[str, Any]) 
     digest covers the account, its confirmed devices' ids after the change and the attrs,
     never a secret."""
     from ledger.events import event_record
+    from ledger.subjects import digest_content
 
     devices = sorted(
         TOTPDevice.objects.filter(user=user, confirmed=True).values_list("pk", flat=True)
     )
     attrs = {"user": user.pk, "remaining": len(devices), **attrs}
     state = {"kind": kind, "devices": devices, **attrs}
-    digest = hashlib.sha256(
-        json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
     # No hospital: one event that belongs to none.
     hospital_ids: Sequence[int | None] = selectors.account_hospital_ids(user=user) or [None]
     for hospital_id in hospital_ids:
         event_record(
             kind=kind, hospital=hospital_id, subject=(user._meta.label_lower, user.pk),
-            actor=actor, digest=digest, attrs=attrs,
+            actor=actor, digest=digest_content(state, hospital_id=hospital_id), attrs=attrs,
         )  # fmt: skip
 
 

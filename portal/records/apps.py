@@ -11,8 +11,11 @@ class RecordsConfig(AppConfig):
         from ledger.selectors import event_readers_register
         from portal.records.audit import event_readable_by
         from portal.records.canonical import canonical
+        from portal.records.crypto import subject_digest_key
         from portal.records.models import RECORD_MODELS, Patient
 
+        # Subject digests are keyed (per hospital, from its data key): the ledger holds none.
+        subjects.digest_key_register(subject_digest_key)
         for model in (Patient, *RECORD_MODELS):
             # Rows are named by their row_uuid in the ledger: known before the INSERT.
             subjects.register(model, canonical, key="row_uuid")

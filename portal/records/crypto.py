@@ -220,6 +220,8 @@ def clear_key_cache() -> None:
         _created.keys.clear()
         _current_cache.clear()
         _ciphers.clear()
+        _site_cache.clear()
+        _subject_keys.clear()
 
 
 def _remember(hospital_id: int, version: int, dek: bytes) -> None:
@@ -310,7 +312,10 @@ def _create_first_key(hospital_id: int):
     except IntegrityError:
         # Another process created it first (unique (hospital, version) and one current key
         # per hospital); its row is committed, or the unique check would not have failed.
-        return HospitalKey.objects.get(hospital_id=hospital_id, version=1), None
+        row = HospitalKey.objects.filter(hospital_id=hospital_id, version=1).first()
+        if row is None:
+            raise  # no such hospital (the foreign key failed), not a lost race
+        return row, None
     _remember_created(hospital_id, 1, dek, wrapped)
     return row, dek
 
@@ -536,16 +541,15 @@ def normalize_for_index(value: str) -> str:
 
 def _index_key(hospital_id: int, purpose: str) -> bytes:
     _version, dek_v1 = data_key(hospital_id=hospital_id, version=1)
-    return _derive_index_key(dek_v1, purpose)
+    return _derive_index_key(dek_v1, f"blind-index|{purpose}")
 
 
 # By the DEK's own bytes, so never stale (a rolled-back key's bytes are never looked up
 # again): each new record's search tokens would otherwise cost an HKDF derivation apiece.
+# `label` is the HKDF info: one per use, so keys derived for different uses are unrelated.
 @lru_cache(maxsize=256)
-def _derive_index_key(dek_v1: bytes, purpose: str) -> bytes:
-    return HKDF(
-        algorithm=hashes.SHA256(), length=32, salt=None, info=f"blind-index|{purpose}".encode()
-    ).derive(dek_v1)
+def _derive_index_key(dek_v1: bytes, label: str) -> bytes:
+    return HKDF(algorithm=hashes.SHA256(), length=32, salt=None, info=label.encode()).derive(dek_v1)
 
 
 def blind_index(value: str, *, hospital_id: int, purpose: str, normalize: bool = True) -> str:
@@ -558,6 +562,139 @@ def blind_index(value: str, *, hospital_id: int, purpose: str, normalize: bool =
     text = normalize_for_index(value) if normalize else value
     digest = hmac.new(key, text.encode(), hashlib.sha256).hexdigest()
     return digest[:32]
+
+
+# --- ledger subject digest keys -------------------------------------------------------------
+#
+# A ledger leaf's subject digest is HMAC-SHA256 under a key the database dump does not hold
+# in clear (ledger.subjects), so a dump and the log give no way to test guesses of encrypted
+# values. A hospital's key is derived, like its blind index keys, from its DEK version 1 (its
+# own label): stable across both master and data key rotations, which re-wrap version 1 and
+# never replace it, so every leaf stays re-digestible. What belongs to no hospital (API
+# tokens, accounts, events of no hospital) is keyed with a site secret: 32 random bytes
+# stored wrapped under the master key (`SiteKey`), re-wrapped by rotate_keys. Not derived
+# from a master key itself: master keys leave the ring after a rotation, and every digest
+# keyed with one would become unverifiable.
+
+SUBJECT_DIGEST_LABEL = "ledger-subject-commitment|v1"
+_SITE_SUBJECT_PURPOSE = "ledger-subject-commitment"
+
+
+# hospital id (None: the site) -> digest key, derived from a committed secret only (one in
+# _dek_cache or _site_cache, which never changes): on the path of every audited write.
+_subject_keys: dict[int | None, bytes] = {}
+
+
+def subject_digest_key(hospital_id: int | None) -> bytes:
+    """The HMAC key of ledger subject digests of a hospital (None: the site's). Registered
+    with ledger.subjects by RecordsConfig. No query once the key is cached."""
+    key = _subject_keys.get(hospital_id)
+    if key is not None:
+        return key
+    if hospital_id is None:
+        key = _derive_index_key(site_secret(_SITE_SUBJECT_PURPOSE), SUBJECT_DIGEST_LABEL)
+        committed = _SITE_SUBJECT_PURPOSE in _site_cache
+    else:
+        hospital_id = int(hospital_id)
+        _version, dek_v1 = data_key(hospital_id=hospital_id, version=1)
+        key = _derive_index_key(dek_v1, SUBJECT_DIGEST_LABEL)
+        committed = _dek_cache.get((hospital_id, 1)) == dek_v1
+    if committed:
+        with _cache_lock:
+            _subject_keys[hospital_id] = key
+    return key
+
+
+def _site_aad(purpose: str) -> bytes:
+    return f"site-key|{purpose}".encode()
+
+
+def wrap_site_secret(
+    secret: bytes, *, purpose: str, ring: KeyRing | None = None
+) -> tuple[str, bytes]:
+    """Wrap a site secret under the ring's current master key: (master_key_id, nonce + ct)."""
+    ring = ring or KeyRing.from_settings()
+    nonce = os.urandom(NONCE_BYTES)
+    wrapped = AESGCM(ring.key(ring.current_id)).encrypt(nonce, secret, _site_aad(purpose))
+    return ring.current_id, nonce + wrapped
+
+
+def unwrap_site_secret(
+    wrapped_key: bytes, *, master_key_id: str, purpose: str, ring: KeyRing | None = None
+) -> bytes:
+    """Unwrap a stored site secret; ImproperlyConfigured if its master key is not in the ring,
+    DecryptionError if it was altered."""
+    ring = ring or KeyRing.from_settings()
+    wrapped_key = bytes(wrapped_key)
+    try:
+        return AESGCM(ring.key(master_key_id)).decrypt(
+            wrapped_key[:NONCE_BYTES], wrapped_key[NONCE_BYTES:], _site_aad(purpose)
+        )
+    except InvalidTag:
+        raise DecryptionError(
+            f"Site key {purpose!r} does not unwrap under master key {master_key_id!r}: the ring "
+            "holds different key material under that id, or the stored key was altered."
+        ) from None
+
+
+# purpose -> secret, committed rows only (a secret never changes once committed).
+_site_cache: dict[str, bytes] = {}
+
+
+class _CreatedSite(threading.local):
+    """Site secrets this thread created whose transaction has not committed yet: purpose ->
+    the row's wrapped bytes (as for DEKs: a row read back with other bytes, or none, means
+    the creation was rolled back)."""
+
+    def __init__(self) -> None:
+        self.wrapped: dict[str, bytes] = {}
+
+
+_created_site = _CreatedSite()
+
+
+def site_secret(purpose: str) -> bytes:
+    """The site's secret for `purpose`, created (32 random bytes) on first use.
+
+    Like a hospital's first DEK, a secret created in a transaction that later rolls back
+    must not be cached: it is cached once its row is committed, and read from its row until
+    then."""
+    from portal.records.keys_models import SiteKey
+
+    cached = _site_cache.get(purpose)
+    if cached is not None:
+        return cached
+    row = SiteKey.objects.filter(purpose=purpose).first()
+    mine = _created_site.wrapped.get(purpose)
+    if mine is not None and (row is None or bytes(row.wrapped_key) != mine):
+        del _created_site.wrapped[purpose]  # rolled back
+        mine = None
+    if row is None:
+        secret = os.urandom(KEY_BYTES)
+        master_id, wrapped = wrap_site_secret(secret, purpose=purpose)
+        try:
+            with transaction.atomic():  # a savepoint: losing the race keeps the caller's
+                SiteKey.objects.create(
+                    purpose=purpose, master_key_id=master_id, wrapped_key=wrapped
+                )
+        except IntegrityError:
+            row = SiteKey.objects.get(purpose=purpose)  # another process's, committed
+        else:
+            _created_site.wrapped[purpose] = wrapped
+
+            def committed() -> None:
+                _created_site.wrapped.pop(purpose, None)
+                with _cache_lock:
+                    _site_cache[purpose] = secret
+
+            # Runs at once outside an atomic block; dropped if the transaction rolls back.
+            transaction.on_commit(committed)
+            return secret
+    secret = unwrap_site_secret(row.wrapped_key, master_key_id=row.master_key_id, purpose=purpose)
+    if mine is None:
+        with _cache_lock:
+            _site_cache[purpose] = secret
+    return secret
 
 
 # --- account secrets (TOTP keys) ----------------------------------------------------------

@@ -51,3 +51,28 @@ class HospitalKey(models.Model):
 
     def __str__(self) -> str:
         return f"data key v{self.version} of hospital {self.hospital_id} ({self.master_key_id})"
+
+
+class SiteKey(models.Model):
+    """A site-wide secret for what belongs to no hospital, stored only wrapped.
+
+    `wrapped_key` = nonce(12) + AES-GCM(master key `master_key_id`, secret,
+    aad=f"site-key|{purpose}"). The secret is random and never changes (rotate_keys
+    re-wraps it under the current master key), so what is keyed with it stays verifiable
+    across master key rotations. One row per purpose; rows are never deleted.
+    """
+
+    purpose = models.CharField(max_length=64, unique=True)
+    master_key_id = models.CharField(max_length=32)
+    wrapped_key = models.BinaryField()
+    created_at = models.DateTimeField(auto_now_add=True)
+    rewrapped_at = models.DateTimeField(null=True, blank=True)
+
+    objects = models.Manager()
+
+    class Meta:
+        app_label = "records"
+        ordering = ["purpose"]
+
+    def __str__(self) -> str:
+        return f"site key {self.purpose} ({self.master_key_id})"

@@ -24,7 +24,7 @@ from portal.records.fields import (
     EncryptedDecimalField,
     EncryptedTextField,
 )
-from portal.records.keys_models import HospitalKey  # noqa: F401  (a model of this app)
+from portal.records.keys_models import HospitalKey, SiteKey  # noqa: F401  (models of this app)
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import TenantManager
 

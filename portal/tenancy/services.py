@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import cast
 
 from django.contrib.auth.models import User
@@ -67,11 +65,9 @@ def _membership_state(membership: Membership) -> dict:
 def _membership_event(*, membership: Membership, actor: User | None, before: dict | None) -> None:
     """`membership.changed`: ids and codes only (the old and new role, department, active)."""
     from ledger.events import event_record
+    from ledger.subjects import digest_content
 
-    state = _membership_state(membership)
-    digest = hashlib.sha256(
-        json.dumps(state, sort_keys=True, separators=(",", ":")).encode()
-    ).hexdigest()
+    digest = digest_content(_membership_state(membership), hospital_id=membership.hospital_id)
     before = before or {}
     event_record(
         kind="membership.changed", hospital=membership.hospital_id,

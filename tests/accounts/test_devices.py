@@ -15,6 +15,7 @@ from django_otp import devices_for_user, user_has_device, verify_token
 from django_otp.oath import totp
 
 from ledger.models import Event
+from ledger.subjects import digest_content
 from portal.accounts import services
 from portal.accounts.models import TOTPDevice
 from portal.records import crypto
@@ -90,10 +91,15 @@ def test_device_events_go_to_each_hospital_of_the_account(make_staff, hospital_a
     services.totp_device_remove(user=locum, device=extra, verified_by=device)
     events = Event.objects.filter(kind="totp.removed").order_by("hospital_id")
     assert [e.hospital_id for e in events] == sorted([hospital_a.pk, hospital_b.pk])
-    assert {e.digest for e in events} == {events[0].digest}  # one change, one digest
     assert events[0].attrs == {
         "user": locum.pk, "remaining": 1, "device": extra.pk, "verified_by": device.pk,
     }  # fmt: skip
+    # One change, one state, committed under each hospital's own digest key.
+    state = {"kind": "totp.removed", "devices": [device.pk], **events[0].attrs}
+    assert [e.digest for e in events] == [
+        digest_content(state, hospital_id=e.hospital_id) for e in events
+    ]
+    assert events[0].digest != events[1].digest
 
 
 def test_staff_keep_a_device_and_cannot_turn_two_factor_off(make_staff, hospital_a, hospital_b):

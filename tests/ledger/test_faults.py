@@ -48,7 +48,7 @@ def patient(pg_and_redis, hospital_a, hospital_b):
 
 
 def record_events(patient, n: int, per_transaction: int = 500) -> None:
-    digest = digest_of(patient)
+    digest = digest_of(patient, hospital_id=patient.hospital_id)
     for start in range(0, n, per_transaction):
         with transaction.atomic():
             for _ in range(min(per_transaction, n - start)):

@@ -176,7 +176,7 @@ def test_live_subject_digest_matches_the_anchored_one(record_observations):
 
     obs = Observation._base_manager.get(pk=observations[0].pk)  # as read back from the database
     event = Event.objects.get(subject_type="records.observation", subject_id=str(obs.row_uuid))
-    assert digest_of(obs) == event.digest
+    assert digest_of(obs, hospital_id=obs.hospital_id) == event.digest
 
 
 # --- a read's event: one INSERT, durable before anything of the read is answered -------

@@ -272,10 +272,12 @@ def test_leaf_without_a_readers_hospital_is_the_format_from_before():
         b'"patient":9,"subject":"records.patient:ab","time":"2025-01-02T03:04:05.006789Z",'
         b'"v":1}'
     )
-    assert events.canonical_leaf(**fields) == before
-    assert events.canonical_leaf(**fields, actor_hospital_id=None) == before
-    both = json.loads(events.canonical_leaf(**fields, actor_hospital_id=7))
+    assert events.canonical_leaf(**fields, version=1) == before
+    assert events.canonical_leaf(**fields, actor_hospital_id=None, version=1) == before
+    both = json.loads(events.canonical_leaf(**fields, actor_hospital_id=7, version=1))
     assert both == {**json.loads(before), "actor_hospital": 7}
+    # New leaves are format 2 (keyed digests), otherwise the same bytes.
+    assert events.canonical_leaf(**fields) == before.replace(b'"v":1}', b'"v":2}')
 
 
 def test_reads_naming_both_hospitals_verify_beside_older_ones(anchored_log, hospital_b, tmp_path):

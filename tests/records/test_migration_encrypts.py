@@ -106,7 +106,7 @@ def test_round_trip_keeps_every_value_and_digest(hospital_a, hospital_b, monkeyp
         rows = _write_records(hospital_a) + _write_records(hospital_b)
     ledger_anchor_pending()
     assert ledger_verify().findings == []
-    digests = {(type(r), r.pk): subjects.digest_of(r) for r in rows}
+    digests = {(type(r), r.pk): subjects.digest_of(r, hospital_id=r.hospital_id) for r in rows}
     values = {(type(r), r.pk): _clear_values(r) for r in rows}
     tokens = {r.pk: r.code_index for r in rows if isinstance(r, Observation)}
 
@@ -122,7 +122,7 @@ def test_round_trip_keeps_every_value_and_digest(hospital_a, hospital_b, monkeyp
         for (model, pk), expected in values.items():
             row = model._base_manager.get(pk=pk)
             assert _clear_values(row) == expected
-            assert subjects.digest_of(row) == digests[model, pk]
+            assert subjects.digest_of(row, hospital_id=row.hospital_id) == digests[model, pk]
             for name, value in zip(expected, _raw(model, list(expected), pk), strict=True):
                 assert isinstance(value, bytes | memoryview), (model, name)  # a blob
                 if expected[name]:

@@ -23,6 +23,7 @@ from django.test.utils import CaptureQueriesContext
 from consent.models import AccessRequest, Consent
 from ledger.anchoring import ledger_anchor_pending
 from ledger.models import Event
+from ledger.subjects import digest_content
 from portal.api.services import token_issue
 
 pytestmark = pytest.mark.django_db
@@ -149,7 +150,8 @@ def test_the_requesting_side_sees_the_same_until_the_patient_approves(
     assert client.get(f"/admin/consent/accessrequest/{unmatched_pk}/change/").status_code == 404
 
     # Ledger: the receipts the requester may fetch name no patient, and their digests are
-    # what the requester can compute from what they know, assuming no match at all.
+    # the keyed digest of what the requester knows, assuming no match at all (the same for
+    # a match or none); keyed, so the requester cannot even test that.
     ledger_anchor_pending()
     sign_in(client, w["clinician_b"])
     for data in (matched, unmatched):
@@ -163,10 +165,12 @@ def test_the_requesting_side_sees_the_same_until_the_patient_approves(
             "requester_hospital_id": w["b"].pk, "patient_id": None, "purpose": "TREAT",
             "status": "pending", "decided_at": None,
         }  # fmt: skip
-        digest = hashlib.sha256(
+        assert leaf["v"] == 2
+        assert leaf["digest"] == digest_content(guess, hospital_id=w["b"].pk)
+        unkeyed = hashlib.sha256(
             json.dumps(guess, sort_keys=True, separators=(",", ":")).encode()
         ).hexdigest()
-        assert leaf["digest"] == digest
+        assert leaf["digest"] != unkeyed
     # Events after the request (the denial) are not the requester's to fetch.
     denial = Event.objects.get(kind="accessrequest.denied")
     assert client.get(f"/ledger/events/{denial.event_id}/receipt").status_code == 404

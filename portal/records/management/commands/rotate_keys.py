@@ -16,14 +16,15 @@ from portal.ops.progress import Progress
 from portal.records import crypto
 from portal.records.crypto import DecryptionError, KeyRing
 from portal.records.fields import Ciphertext, EncryptedField, encrypted_fields
-from portal.records.keys_models import HospitalKey
+from portal.records.keys_models import HospitalKey, SiteKey
 from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import unscoped
 
 HELP = """\
-Re-wrap every hospital data key, and re-encrypt every sign-in (TOTP) secret, under the
-current (first) master key of FIELD_ENCRYPTION_KEYS; with --new-data-keys also give every
-hospital a new data key and re-encrypt every encrypted column under it.
+Re-wrap every hospital data key and site key, and re-encrypt every sign-in (TOTP) secret,
+under the current (first) master key of FIELD_ENCRYPTION_KEYS; with --new-data-keys also
+give every hospital a new data key and re-encrypt every encrypted column under it. (Ledger
+subject digests are keyed from data key version 1 and the site key: neither changes.)
 
 Operator flow for a new master key:
   1. Prepend the new key to the ring: FIELD_ENCRYPTION_KEYS="k2:NEW,k1:OLD"
@@ -86,6 +87,7 @@ class Command(BaseCommand):
             if options["new_data_keys"]:
                 self.new_data_keys()
             self.rewrap(ring)
+            self.rewrap_site_keys(ring)
             self.rewrap_account_secrets(ring)
             if options["new_data_keys"]:
                 if options["settle_seconds"] > 0:
@@ -164,6 +166,40 @@ class Command(BaseCommand):
             master_key_id=master_id, wrapped_key=wrapped, rewrapped_at=timezone.now()
         )
         return 1
+
+    def rewrap_site_keys(self, ring: KeyRing) -> None:
+        """Site secrets (the ledger digest key of what belongs to no hospital) never change:
+        each is re-wrapped under the current master key, so the old one can leave the ring."""
+        done = 0
+        pending = list(SiteKey.objects.exclude(master_key_id=ring.current_id).values("pk"))
+        for item in pending:
+            with transaction.atomic():
+                row = SiteKey.objects.select_for_update().get(pk=item["pk"])
+                if row.master_key_id == ring.current_id:
+                    continue  # re-wrapped by a concurrent run
+                if row.master_key_id not in ring:
+                    self.errors.append(
+                        f"site key {row.purpose!r} is wrapped under master key "
+                        f"{row.master_key_id!r}, which is not in FIELD_ENCRYPTION_KEYS; put "
+                        "that key back in the ring and run again."
+                    )
+                    continue
+                try:
+                    secret = crypto.unwrap_site_secret(
+                        row.wrapped_key, master_key_id=row.master_key_id, purpose=row.purpose,
+                        ring=ring,
+                    )  # fmt: skip
+                except DecryptionError as exc:
+                    self.errors.append(str(exc))
+                    continue
+                master_id, wrapped = crypto.wrap_site_secret(secret, purpose=row.purpose, ring=ring)
+                SiteKey.objects.filter(pk=row.pk).update(
+                    master_key_id=master_id, wrapped_key=wrapped, rewrapped_at=timezone.now()
+                )
+                done += 1
+        self.stdout.write(
+            f"Site keys: {done} re-wrapped under {ring.current_id!r}, {len(pending) - done} not."
+        )
 
     def rewrap_account_secrets(self, ring: KeyRing) -> None:
         """Sign-in (TOTP) secrets belong to accounts, not hospitals: each is encrypted under
