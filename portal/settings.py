@@ -361,6 +361,11 @@ CELERY_BEAT_SCHEDULE: dict[str, dict] = {
         "task": "ledger.sweep",
         "schedule": env.float("LEDGER_SWEEP_SECONDS", default=5.0),
     },
+    # Witnesses behind the latest checkpoint (after a failure, at the back-off's time).
+    "ledger-publish": {
+        "task": "ledger.publish",
+        "schedule": env.float("LEDGER_PUBLISH_SWEEP_SECONDS", default=10.0),
+    },
     # Bookkeeping only: an ended consent or proxy grant already grants nothing.
     "consent-expire": {"task": "consent.expire_due", "schedule": 60.0},
     # Break-glass e-mail notices the mail server has not accepted yet.
@@ -397,6 +402,14 @@ else:
 # --- Ledger --------------------------------------------------------------------------------
 # The log's name in its checkpoints (defaults to the signing key's name).
 LEDGER_ORIGIN = env.str("LEDGER_ORIGIN", default="")
+# Witnesses (c2sp.org/tlog-witness) that cosign the log's checkpoints; none = the log is
+# published without witnesses. Either a tlog-policy file (its `witness NAME VKEY URL` lines
+# and quorum), or LEDGER_WITNESSES="name=url=vkey,..." with LEDGER_WITNESS_QUORUM (a number,
+# "all" or "any"; default all). README.md, "Witnesses".
+LEDGER_WITNESS_POLICY = env.str("LEDGER_WITNESS_POLICY", default="")
+LEDGER_WITNESSES = env.str("LEDGER_WITNESSES", default="")
+LEDGER_WITNESS_QUORUM = env.str("LEDGER_WITNESS_QUORUM", default="")
+LEDGER_WITNESS_TIMEOUT = env.float("LEDGER_WITNESS_TIMEOUT", default=5.0)  # each request
 
 # --- Logging: no PHI; ids only ------------------------------------------------------------
 LOGGING = {
