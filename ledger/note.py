@@ -46,13 +46,18 @@ __all__ = [
     "NoteError",
     "Signature",
     "Signer",
+    "VKey",
     "Verifier",
+    "decode_base64",
+    "encode_base64",
     "generate_signer",
     "is_valid_key_name",
     "key_id",
     "open_checkpoint",
     "open_note",
     "parse_checkpoint_body",
+    "parse_skey",
+    "parse_vkey",
     "sign_checkpoint",
     "split_note",
 ]
@@ -103,15 +108,18 @@ def _require_name(name: str) -> str:
     return name
 
 
-def key_id(name: str, public_key: bytes) -> int:
-    """Ed25519 key ID: ``SHA-256(name || "\\n" || 0x01 || public_key)[:4]`` as big-endian int."""
-    digest = hashlib.sha256(
-        name.encode("utf-8") + b"\n" + bytes([ALG_ED25519]) + bytes(public_key)
-    ).digest()
+def key_id(name: str, public_key: bytes, alg: int = ALG_ED25519) -> int:
+    """Key ID: ``SHA-256(name || "\\n" || alg || public_key)[:4]`` as a big-endian int.
+
+    ``alg`` is the signature type byte: 0x01 for note signatures, 0x04 for Ed25519
+    cosignatures (c2sp.org/tlog-cosignature), so one key has a different ID per use.
+    """
+    material = name.encode("utf-8") + b"\n" + bytes([alg]) + bytes(public_key)
+    digest = hashlib.sha256(material).digest()
     return int.from_bytes(digest[:4], "big")
 
 
-def _b64decode(text: str, what: str) -> bytes:
+def decode_base64(text: str, what: str) -> bytes:
     """Strict standard base64 (RFC 4648 section 4, padded) that must also be canonical.
 
     Canonical re-encoding is required so that one value has exactly one textual form: two
@@ -126,7 +134,7 @@ def _b64decode(text: str, what: str) -> bytes:
     return raw
 
 
-def _b64encode(raw: bytes) -> str:
+def encode_base64(raw: bytes) -> str:
     return base64.b64encode(raw).decode("ascii")
 
 
@@ -162,6 +170,76 @@ def _check_body(body: str) -> None:
 
 
 @dataclass(frozen=True)
+class VKey:
+    """A parsed verifier key string of any signature type (c2sp.org/signed-note vkeys)."""
+
+    name: str
+    key_id: int
+    alg: int
+    key: bytes
+
+
+def parse_vkey(vkey: str) -> VKey:
+    """Parse ``<name>+<hex key ID>+<base64(type byte || key material)>``.
+
+    The key ID is recomputed as ``SHA-256(name || "\\n" || type || key)[:4]`` and must match,
+    which catches truncated or mixed-up keys; callers check the type byte they support.
+    """
+    if not isinstance(vkey, str):
+        raise NoteError("verifier key must be a string")
+    vkey = vkey.strip()
+    if vkey.startswith("PRIVATE+KEY+"):
+        # Never echo it back: it is a secret.
+        raise NoteError(
+            "this is a private signer key, not a public verifier key; "
+            "give the verifier only the public key"
+        )
+    parts = vkey.split("+", 2)
+    if len(parts) != 3:
+        raise NoteError("malformed verifier key: expected <name>+<key id>+<base64 key>")
+    name, hex_id, b64 = parts
+    _require_name(name)
+    if not _HEX8.fullmatch(hex_id):
+        raise NoteError(f"malformed verifier key: key ID {hex_id!r} is not 8 hex digits")
+    raw = decode_base64(b64, "verifier public key")
+    if len(raw) < 2:
+        raise NoteError("malformed verifier key: empty public key")
+    alg, key = raw[0], raw[1:]
+    expected = key_id(name, key, alg)
+    if int(hex_id, 16) != expected:
+        raise NoteError(
+            f"verifier key ID {hex_id} does not match its name and public key "
+            f"(expected {expected:08x})"
+        )
+    return VKey(name=name, key_id=expected, alg=alg, key=key)
+
+
+def parse_skey(skey: str) -> tuple[str, int, int, bytes]:
+    """Split ``PRIVATE+KEY+<name>+<hex key ID>+<base64(type || secret)>``.
+
+    Returns ``(name, key ID as written, type byte, secret)``; the caller checks the type and
+    the key ID.  Error messages never include the key material.
+    """
+    if not isinstance(skey, str):
+        raise NoteError("signer key must be a string")
+    parts = skey.strip().split("+", 4)
+    if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
+        raise NoteError("malformed signer key: expected PRIVATE+KEY+<name>+<key id>+<base64 seed>")
+    _, _, name, hex_id, b64 = parts
+    if not is_valid_key_name(name):
+        raise NoteError("malformed signer key: invalid key name")
+    if not _HEX8.fullmatch(hex_id):
+        raise NoteError("malformed signer key: key ID is not 8 hex digits")
+    try:
+        raw = decode_base64(b64, "signer key")
+    except NoteError:
+        raise NoteError("malformed signer key: the key is not valid base64") from None
+    if len(raw) < 2:
+        raise NoteError("malformed signer key: empty key")
+    return name, int(hex_id, 16), raw[0], raw[1:]
+
+
+@dataclass(frozen=True)
 class Verifier:
     """A trusted Ed25519 public key with its note key name and key ID."""
 
@@ -183,41 +261,24 @@ class Verifier:
 
         The key ID is recomputed and must match, which catches truncated or mixed-up keys.
         """
-        if not isinstance(vkey, str):
-            raise NoteError("verifier key must be a string")
-        vkey = vkey.strip()
-        if vkey.startswith("PRIVATE+KEY+"):
-            # Never echo it back: it is a secret.
+        parsed = parse_vkey(vkey)
+        if parsed.alg != ALG_ED25519:
             raise NoteError(
-                "this is a private signer key, not a public verifier key; "
-                "give the verifier only the public key"
+                f"unsupported verifier key algorithm 0x{parsed.alg:02x} (want Ed25519, 0x01)"
+                + (
+                    ": this is a witness cosignature key (0x04), not a log key"
+                    if parsed.alg == 0x04
+                    else ""
+                )
             )
-        parts = vkey.split("+", 2)
-        if len(parts) != 3:
-            raise NoteError("malformed verifier key: expected <name>+<key id>+<base64 key>")
-        name, hex_id, b64 = parts
-        _require_name(name)
-        if not _HEX8.fullmatch(hex_id):
-            raise NoteError(f"malformed verifier key: key ID {hex_id!r} is not 8 hex digits")
-        raw = _b64decode(b64, "verifier public key")
-        if not raw:
-            raise NoteError("malformed verifier key: empty public key")
-        if raw[0] != ALG_ED25519:
-            raise NoteError(f"unsupported verifier key algorithm 0x{raw[0]:02x} (want Ed25519)")
-        if len(raw) != 33:
-            raise NoteError(f"Ed25519 public key must be 32 bytes, got {len(raw) - 1}")
-        public_key = raw[1:]
-        expected = key_id(name, public_key)
-        if int(hex_id, 16) != expected:
-            raise NoteError(
-                f"verifier key ID {hex_id} does not match its name and public key "
-                f"(expected {expected:08x})"
-            )
-        return cls(name=name, key_id=expected, public_key=public_key)
+        if len(parsed.key) != 32:
+            raise NoteError(f"Ed25519 public key must be 32 bytes, got {len(parsed.key)}")
+        return cls(name=parsed.name, key_id=parsed.key_id, public_key=parsed.key)
 
     def to_string(self) -> str:
         """Encode as a verifier key string (the public ``vkey``)."""
-        return f"{self.name}+{self.key_id:08x}+{_b64encode(bytes([ALG_ED25519]) + self.public_key)}"
+        key = encode_base64(bytes([ALG_ED25519]) + self.public_key)
+        return f"{self.name}+{self.key_id:08x}+{key}"
 
     def __str__(self) -> str:
         return self.to_string()
@@ -260,26 +321,11 @@ class Signer:
 
         Error messages never include the key material.
         """
-        if not isinstance(skey, str):
-            raise NoteError("signer key must be a string")
-        parts = skey.strip().split("+", 4)
-        if len(parts) != 5 or parts[0] != "PRIVATE" or parts[1] != "KEY":
-            raise NoteError(
-                "malformed signer key: expected PRIVATE+KEY+<name>+<key id>+<base64 seed>"
-            )
-        _, _, name, hex_id, b64 = parts
-        if not is_valid_key_name(name):
-            raise NoteError("malformed signer key: invalid key name")
-        if not _HEX8.fullmatch(hex_id):
-            raise NoteError("malformed signer key: key ID is not 8 hex digits")
-        try:
-            raw = _b64decode(b64, "signer key")
-        except NoteError:
-            raise NoteError("malformed signer key: the key is not valid base64") from None
-        if not raw or raw[0] != ALG_ED25519 or len(raw) != 33:
+        name, hex_id, alg, seed = parse_skey(skey)
+        if alg != ALG_ED25519 or len(seed) != 32:
             raise NoteError("malformed signer key: expected 0x01 followed by a 32-byte seed")
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(raw[1:]))
-        if int(hex_id, 16) != signer.key_id:
+        signer = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
+        if hex_id != signer.key_id:
             raise NoteError("signer key ID does not match its name and key")
         return signer
 
@@ -290,9 +336,8 @@ class Signer:
             serialization.PrivateFormat.Raw,
             serialization.NoEncryption(),
         )
-        return (
-            f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{_b64encode(bytes([ALG_ED25519]) + seed)}"
-        )
+        key = encode_base64(bytes([ALG_ED25519]) + seed)
+        return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{key}"
 
     def verifier(self) -> Verifier:
         """The matching public verifier."""
@@ -310,7 +355,8 @@ class Signer:
         """The ``— name base64(keyid || sig)\\n`` line for ``body``."""
         _check_body(body)
         sig = self.sign(body.encode("utf-8"))
-        return f"{SIGNATURE_PREFIX}{self.name} {_b64encode(self.key_id.to_bytes(4, 'big') + sig)}\n"
+        raw = encode_base64(self.key_id.to_bytes(4, "big") + sig)
+        return f"{SIGNATURE_PREFIX}{self.name} {raw}\n"
 
     def sign_note(self, body: str) -> str:
         """Return the signed note: ``body``, a blank line, and this key's signature line."""
@@ -374,7 +420,7 @@ def split_note(note_text: str | bytes) -> tuple[str, list[Signature]]:
             raise NoteError(f"malformed note: signature line {number} has no signature")
         if not is_valid_key_name(name):
             raise NoteError(f"malformed note: signature line {number} has an invalid key name")
-        raw = _b64decode(b64, f"signature on line {number}")
+        raw = decode_base64(b64, f"signature on line {number}")
         if len(raw) < 5:
             raise NoteError(f"malformed note: signature on line {number} is too short")
         if len(signatures) >= MAX_SIGNATURES:
@@ -454,7 +500,7 @@ class Checkpoint:
         for ext in self.extensions:
             if not isinstance(ext, str) or not ext or "\n" in ext:
                 raise NoteError("checkpoint extension lines must be non-empty single lines")
-        lines = [self.origin, str(self.size), _b64encode(bytes(self.root)), *self.extensions]
+        lines = [self.origin, str(self.size), encode_base64(bytes(self.root)), *self.extensions]
         text = "".join(line + "\n" for line in lines)
         _check_text(text, "checkpoint")
         return text
@@ -482,7 +528,7 @@ def parse_checkpoint_body(text: str) -> Checkpoint:
     size = int(size_line)
     if size > _MAX_TREE_SIZE:
         raise NoteError(f"checkpoint size {size_line} is too large")
-    root = _b64decode(root_line, "checkpoint root hash")
+    root = decode_base64(root_line, "checkpoint root hash")
     if len(root) != HASH_SIZE:
         raise NoteError(f"checkpoint root hash must be {HASH_SIZE} bytes, got {len(root)}")
     for ext in extensions:
