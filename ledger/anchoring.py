@@ -17,10 +17,10 @@ from django.db import connection, transaction
 from django.utils import timezone
 
 from ledger import merkle, note
-from ledger.publication import publication_enqueue
 from ledger.keys import log_origin, log_signer
 from ledger.models import Checkpoint, Entry, Event, LogHead, Node
 from ledger.proofs import merkle_nodes_fetch
+from ledger.publication import publication_enqueue
 
 logger = logging.getLogger(__name__)
 

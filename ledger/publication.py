@@ -16,6 +16,7 @@ published without witnesses: nothing is sent, nothing is witnessed, nothing fail
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 import time
@@ -242,8 +243,10 @@ def _http(request: urllib.request.Request) -> tuple[int, str, bytes]:
     """(status, content type, body) of any answer; WitnessUnavailable if there is none."""
     try:
         with urllib.request.urlopen(request, timeout=_timeout()) as response:  # noqa: S310 - configured https/http URL
-            return response.status, response.headers.get_content_type(), response.read(
-                MAX_RESPONSE_BYTES
+            return (
+                response.status,
+                response.headers.get_content_type(),
+                response.read(MAX_RESPONSE_BYTES),
             )
     except urllib.error.HTTPError as exc:
         with exc:
@@ -660,11 +663,8 @@ def _witness_size(witness: Witness) -> tuple[int | None, str | None]:
     if status == 409:
         return _size_from_409(body), None
     if status == 200:
-        with transaction.atomic():
-            try:
-                _store_cosignatures(latest, witness, body)
-            except WitnessUnavailable:
-                pass
+        with transaction.atomic(), contextlib.suppress(WitnessUnavailable):
+            _store_cosignatures(latest, witness, body)
         return latest.size, None
     return None, f"witness {witness.name} answered HTTP {status} when asked for its size"
 
@@ -680,21 +680,16 @@ def policy_parse(text: str) -> policy.Policy:
 
 def policy_witnesses(parsed: policy.Policy) -> list[Witness]:
     return [
-        Witness(
-            name=w.name,
-            url=w.url or "",
-            vkey=w.verifier.to_string(),
-            verifier=w.verifier,
-        )
-        for w in parsed.witnesses
+        Witness(name=w.name, url=w.url or "", vkey=w.verifier.to_string(), verifier=w.verifier)
+        for w in parsed.witnesses.values()
     ]
 
 
 def policy_quorum_met(setup: WitnessSetup, names: set[str]) -> bool:
     assert setup.policy is not None
-    return setup.policy.satisfied(names)
+    return setup.policy.is_satisfied(names)
 
 
 def policy_describe(setup: WitnessSetup) -> str:
     assert setup.policy is not None
-    return str(setup.policy.quorum)
+    return setup.policy.describe_quorum()
