@@ -15,12 +15,20 @@ import time
 from pathlib import Path
 
 import pytest
-from django.db import connection
+from django.db import DatabaseError, connection, transaction
 from django.utils import timezone
 
 from ledger import anchoring, cosignature, merkle, note, policy, publication
 from ledger.keys import log_origin, log_signer
-from ledger.models import Checkpoint, Entry, Event, LogHead, WitnessState
+from ledger.models import (
+    AppendOnlyError,
+    Checkpoint,
+    Cosignature,
+    Entry,
+    Event,
+    LogHead,
+    WitnessState,
+)
 from ledger.proofs import merkle_nodes_fetch, receipt_for_event
 from ledger.verification import ledger_verify
 from tests.conftest import ROOT, wait_until
@@ -424,3 +432,24 @@ def test_patient_sees_which_accesses_are_witnessed(
     _cosign_all()
     page = client.get("/patient/access/").content.decode()
     assert "witnessed</span>" in page and "not witnessed yet" not in page
+
+
+def test_cosignatures_are_append_only(witnesses, record_observations):
+    witnesses[0].start()
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    _cosign_all()
+    cosig = Cosignature.objects.get()
+    with pytest.raises(AppendOnlyError):
+        Cosignature.objects.filter(pk=cosig.pk).update(line="x")
+    with pytest.raises(AppendOnlyError):
+        cosig.delete()
+    if connection.vendor == "postgresql":
+        for sql in ("UPDATE ledger_cosignature SET line = 'x'", "DELETE FROM ledger_cosignature"):
+            with (
+                pytest.raises(DatabaseError, match="append-only"),
+                transaction.atomic(),
+                connection.cursor() as cursor,
+            ):
+                cursor.execute(sql)
+    assert Cosignature.objects.get().line == cosig.line
