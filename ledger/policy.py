@@ -172,9 +172,7 @@ class Policy:
         result = self.check(note_text, origin=origin)
         if not result.satisfied:
             got = ", ".join(sorted(result.cosignatures)) or "no witness"
-            raise PolicyError(
-                f"witness quorum {self.describe_quorum()} not met: cosigned by {got}"
-            )
+            raise PolicyError(f"witness quorum {self.describe_quorum()} not met: cosigned by {got}")
         return result
 
     def describe_quorum(self) -> str:
@@ -203,7 +201,7 @@ def parse_policy(text: str | bytes) -> Policy:
     else:
         raise PolicyError("policy must be text")
     for offset, byte in enumerate(data):
-        if byte < 0x20 and byte not in (0x09, 0x0A) or byte == 0x7F:
+        if (byte < 0x20 and byte not in (0x09, 0x0A)) or byte == 0x7F:
             line = data.count(b"\n", 0, offset) + 1
             hint = " (a file saved with Windows line endings?)" if byte == 0x0D else ""
             raise PolicyError(f"line {line}: control character 0x{byte:02x} is not allowed{hint}")
@@ -348,9 +346,7 @@ def policy_from_keys(
     if isinstance(quorum, bool) or not isinstance(quorum, int) or quorum < 0:
         raise PolicyError("the quorum must be a non-negative number of witnesses")
     if quorum > len(witnesses):
-        raise PolicyError(
-            f"quorum {quorum} is more than the {len(witnesses)} witness key(s) given"
-        )
+        raise PolicyError(f"quorum {quorum} is more than the {len(witnesses)} witness key(s) given")
     if quorum == 0:
         return Policy(logs=logs, witnesses=witnesses, groups={}, quorum=NONE)
     group = Group("quorum", quorum, tuple(witnesses))

@@ -3,6 +3,9 @@
 A patient or auditor runs this *without* the portal, Django, or any database::
 
     python -m ledger.verifier RECEIPT.json --key PUBLIC_KEY
+    python -m ledger.verifier RECEIPT.json --key PUBLIC_KEY --policy POLICY.txt
+    python -m ledger.verifier RECEIPT.json --key PUBLIC_KEY --witness VKEY ... --quorum K
+    python -m ledger.verifier RECEIPT.tlog-proof --key PUBLIC_KEY [--leaf LEAF.bin] ...
     python -m ledger.verifier --consistency PROOF.json --key PUBLIC_KEY \\
         [--old SAVED_OLD_CHECKPOINT.txt] [--new SAVED_NEW_CHECKPOINT.txt]
 
@@ -27,6 +30,23 @@ Consistency file::
 
 Only ``entry.index`` and ``entry.leaf`` are authenticated.  Any other key in ``entry`` is
 shown for convenience but is *not* covered by the proof unless it is also inside the leaf bytes.
+
+Witnesses: the checkpoint note may carry witness cosignatures (c2sp.org/tlog-cosignature) as
+extra signature lines after the log's own.  With ``--policy FILE`` (c2sp.org/tlog-policy) or
+``--witness VKEY`` (repeatable) and ``--quorum K`` (default: all of them), the verifier also
+checks those and prints which witnesses cosigned and when; a quorum not met is INVALID.
+
+A receipt may also be given in the C2SP tlog-proof format (c2sp.org/tlog-proof)::
+
+    c2sp.org/tlog-proof@v1
+    extra <base64 of the canonical leaf bytes>
+    index <index>
+    <base64 inclusion proof hash, one a line>
+    <empty line>
+    <the checkpoint note with its signatures and cosignatures>
+
+The ``extra`` line is not trusted by itself: the leaf it carries is checked by the inclusion
+proof like any other.  Without it, give the leaf with ``--leaf FILE``.
 """
 
 from __future__ import annotations
@@ -38,14 +58,16 @@ import json
 import os
 import sys
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any, NoReturn
 
-from ledger import merkle, note
+from ledger import cosignature, merkle, note, policy
 
 __all__ = [
     "CONSISTENCY_FORMAT",
     "RECEIPT_FORMAT",
+    "TLOG_PROOF_HEADER",
+    "TlogProof",
     "VerificationError",
     "VerifiedConsistency",
     "VerifiedReceipt",
@@ -53,12 +75,18 @@ __all__ = [
     "load_json_document",
     "load_verifier_key",
     "main",
+    "parse_tlog_proof",
     "receipt_from_parts",
+    "receipt_from_tlog_proof",
+    "tlog_proof_from_parts",
+    "tlog_proof_from_receipt",
     "verify_consistency_file",
     "verify_receipt",
+    "verify_witnesses",
 ]
 
 RECEIPT_FORMAT = "hospital-portal-ledger-receipt/1"
+TLOG_PROOF_HEADER = "c2sp.org/tlog-proof@v1"
 CONSISTENCY_FORMAT = "hospital-portal-ledger-consistency/1"
 
 MAX_DOCUMENT_BYTES = 4 << 20
@@ -145,6 +173,83 @@ def consistency_from_parts(
     }
 
 
+@dataclass(frozen=True)
+class TlogProof:
+    """A parsed c2sp.org/tlog-proof (nothing verified yet)."""
+
+    index: int
+    proof: list[bytes]
+    checkpoint: str
+    extra: bytes | None = None
+
+
+def tlog_proof_from_parts(
+    index: int, proof: list[bytes], checkpoint_note: str, extra: bytes | None = None
+) -> str:
+    """Build a tlog-proof text; the portal puts the canonical leaf bytes in ``extra``."""
+    if isinstance(index, bool) or not isinstance(index, int) or index < 0:
+        raise ValueError("index must be a non-negative int")
+    lines = [TLOG_PROOF_HEADER]
+    if extra is not None:
+        lines.append(f"extra {_b64(bytes(extra))}")
+    lines.append(f"index {index}")
+    lines += [_b64(bytes(h)) for h in proof]
+    return "\n".join(lines) + "\n\n" + checkpoint_note
+
+
+def tlog_proof_from_receipt(receipt: dict[str, Any]) -> str:
+    """The same receipt as a tlog-proof (leaf bytes in ``extra``); nothing is verified."""
+    _check_format(receipt, RECEIPT_FORMAT, "receipt")
+    entry = receipt.get("entry")
+    if not isinstance(entry, dict):
+        raise VerificationError("receipt 'entry' must be a JSON object")
+    checkpoint = receipt.get("checkpoint")
+    if not isinstance(checkpoint, str):
+        raise VerificationError("receipt 'checkpoint' must be a string")
+    return tlog_proof_from_parts(
+        entry.get("index"),  # type: ignore[arg-type]
+        _proof_hashes(receipt.get("inclusion_proof"), "inclusion proof"),
+        checkpoint,
+        _b64decode(entry.get("leaf"), "receipt entry 'leaf'"),
+    )
+
+
+def parse_tlog_proof(text: str) -> TlogProof:
+    """Parse a c2sp.org/tlog-proof strictly.  Raises :class:`VerificationError`."""
+    head, sep, checkpoint = text.partition("\n\n")
+    if not sep:
+        raise VerificationError("tlog-proof has no empty line before the checkpoint")
+    lines = head.split("\n")
+    if lines[0] != TLOG_PROOF_HEADER:
+        raise VerificationError(f"tlog-proof must start with the line {TLOG_PROOF_HEADER!r}")
+    rest = lines[1:]
+    extra = None
+    if rest and rest[0].startswith("extra "):
+        extra = _b64decode(rest[0][len("extra ") :], "tlog-proof extra data")
+        rest = rest[1:]
+    if not rest or not rest[0].startswith("index "):
+        raise VerificationError("tlog-proof has no 'index <n>' line")
+    number = rest[0][len("index ") :]
+    if not number.isdigit() or not number.isascii() or (number != "0" and number[0] == "0"):
+        raise VerificationError("tlog-proof index must be a decimal without leading zeros")
+    proof = _proof_hashes(rest[1:], "tlog-proof inclusion proof")
+    return TlogProof(index=int(number), proof=proof, checkpoint=checkpoint, extra=extra)
+
+
+def receipt_from_tlog_proof(text: str, leaf: bytes | None = None) -> dict[str, Any]:
+    """A JSON receipt (for :func:`verify_receipt`) from a tlog-proof and the leaf bytes.
+
+    ``leaf`` defaults to the proof's ``extra`` data; either way the inclusion proof checks it.
+    """
+    parsed = parse_tlog_proof(text)
+    data = leaf if leaf is not None else parsed.extra
+    if data is None:
+        raise VerificationError(
+            "the tlog-proof carries no leaf ('extra' line); give the leaf with --leaf FILE"
+        )
+    return receipt_from_parts(parsed.index, data, parsed.proof, parsed.checkpoint)
+
+
 # --------------------------------------------------------------------------------------------
 # Parsing helpers
 # --------------------------------------------------------------------------------------------
@@ -223,7 +328,9 @@ def _check_format(doc: dict[str, Any], expected: str, what: str) -> None:
         )
 
 
-def _open_checkpoint(text: object, verifier: note.Verifier, what: str) -> note.Checkpoint:
+def _open_checkpoint(
+    text: object, verifier: note.Verifier | Sequence[note.Verifier], what: str
+) -> note.Checkpoint:
     if not isinstance(text, str):
         raise VerificationError(f"{what} must be the signed checkpoint note as a string")
     try:
@@ -237,7 +344,9 @@ def _open_checkpoint(text: object, verifier: note.Verifier, what: str) -> note.C
 # --------------------------------------------------------------------------------------------
 
 
-def verify_receipt(receipt: dict[str, Any], verifier: note.Verifier) -> VerifiedReceipt:
+def verify_receipt(
+    receipt: dict[str, Any], verifier: note.Verifier | Sequence[note.Verifier]
+) -> VerifiedReceipt:
     """Verify a receipt: checkpoint signature first, then the inclusion proof.
 
     The signature is checked first so that nothing from an unauthenticated checkpoint is ever
@@ -272,8 +381,22 @@ def verify_receipt(receipt: dict[str, Any], verifier: note.Verifier) -> Verified
         root=checkpoint.root,
         origin=checkpoint.origin,
         leaf=leaf,
-        key_name=verifier.name,
+        key_name=checkpoint.origin if not isinstance(verifier, note.Verifier) else verifier.name,
     )
+
+
+def verify_witnesses(
+    checkpoint_note: str, trust: policy.Policy, *, origin: str | None = None
+) -> policy.PolicyResult:
+    """Check the cosignatures on a checkpoint against a witness policy; quorum required.
+
+    The log's signature is checked again against the policy's log keys.  Raises
+    :class:`VerificationError` naming the witnesses that did cosign when the quorum is not met.
+    """
+    try:
+        return trust.require(checkpoint_note, origin=origin)
+    except policy.PolicyError as exc:
+        raise VerificationError(str(exc)) from None
 
 
 def _describe(cp: note.Checkpoint) -> str:
@@ -380,23 +503,57 @@ def load_verifier_key(value: str) -> note.Verifier:
         raise VerificationError(f"{source}: {exc}") from None
 
 
+def load_witness_key(value: str) -> cosignature.CosignatureVerifier:
+    """``--witness``: a witness vkey (type 0x04), or a file containing one."""
+    if os.path.isfile(value):
+        text = _read_text(value, "witness key file").strip()
+        source = f"witness key file {value!r}"
+    else:
+        text, source = value.strip(), "--witness value"
+        if "+" not in text:
+            raise VerificationError(f"--witness {value!r} is neither an existing file nor a key")
+    try:
+        return cosignature.CosignatureVerifier.from_string(text)
+    except note.NoteError as exc:
+        raise VerificationError(f"{source}: {exc}") from None
+
+
+def _load_policy(path: str) -> policy.Policy:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise VerificationError(f"cannot read policy {path!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise VerificationError(f"policy {path!r} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    try:
+        return policy.parse_policy(data)
+    except policy.PolicyError as exc:
+        raise VerificationError(f"policy {path!r}: {exc}") from None
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="python -m ledger.verifier",
         description=(
-            "Verify a hospital-portal ledger receipt (inclusion proof) or a consistency proof "
-            "between two signed checkpoints, offline."
+            "Verify a hospital-portal ledger receipt (inclusion proof, optionally its witness "
+            "cosignatures) or a consistency proof between two signed checkpoints, offline."
         ),
     )
-    parser.add_argument("receipt", nargs="?", metavar="RECEIPT.json", help="receipt to verify")
+    parser.add_argument(
+        "receipt",
+        nargs="?",
+        metavar="RECEIPT",
+        help="receipt to verify: the portal's JSON receipt or a c2sp.org/tlog-proof",
+    )
     parser.add_argument(
         "--consistency", metavar="PROOF.json", help="verify a consistency proof file instead"
     )
     parser.add_argument(
         "--key",
-        required=True,
         metavar="PUBLIC_KEY",
-        help="the log's public verifier key, or a file containing it",
+        help="the log's public verifier key, or a file containing it (may be omitted when "
+        "--policy lists the log)",
     )
     parser.add_argument(
         "--old", metavar="CHECKPOINT.txt", help="(with --consistency) a checkpoint saved earlier"
@@ -404,31 +561,115 @@ def _build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--new", metavar="CHECKPOINT.txt", help="(with --consistency) a newer saved checkpoint"
     )
+    parser.add_argument(
+        "--policy",
+        metavar="POLICY",
+        help="c2sp.org/tlog-policy file: witnesses and the quorum their cosignatures must meet",
+    )
+    parser.add_argument(
+        "--witness",
+        action="append",
+        metavar="VKEY",
+        help="a trusted witness's key (type 0x04), or a file with it; repeatable",
+    )
+    parser.add_argument(
+        "--quorum",
+        type=int,
+        metavar="K",
+        help="with --witness: how many of them must have cosigned (default: all)",
+    )
+    parser.add_argument(
+        "--leaf", metavar="LEAF", help="(tlog-proof input) the leaf bytes, if not in 'extra'"
+    )
     return parser
 
 
+def _trust(args: argparse.Namespace, log_keys: list[note.Verifier]) -> policy.Policy | None:
+    if args.policy is not None:
+        trust = _load_policy(args.policy)
+        if log_keys:  # --key narrows the accepted logs to that key
+            return replace(trust, logs=tuple(policy.LogKey(k) for k in log_keys))
+        if not trust.logs:
+            raise VerificationError("the policy lists no log; give the log's key with --key")
+        return trust
+    if args.witness:
+        witnesses = [load_witness_key(value) for value in args.witness]
+        quorum = len(witnesses) if args.quorum is None else args.quorum
+        try:
+            return policy.policy_from_keys(log_keys, witnesses, quorum)
+        except policy.PolicyError as exc:
+            raise VerificationError(str(exc)) from None
+    return None
+
+
+def _describe_witnesses(result: policy.PolicyResult, trust: policy.Policy) -> list[str]:
+    lines = [
+        f"witnessed: quorum {trust.describe_quorum()} met, cosigned by "
+        f"{len(result.cosignatures)} of {len(trust.witnesses)} known witness(es)"
+    ]
+    for name, cosig in sorted(result.cosignatures.items(), key=lambda kv: kv[1].timestamp):
+        key = f" (key {cosig.name})" if cosig.name != name else ""
+        when = cosig.time.strftime("%Y-%m-%dT%H:%M:%SZ")
+        lines.append(f"  cosigned by {name}{key} at {when} (timestamp {cosig.timestamp})")
+    return lines
+
+
 def _run(args: argparse.Namespace) -> str:
-    verifier = load_verifier_key(args.key)
+    log_keys = [load_verifier_key(args.key)] if args.key is not None else []
+    trust = _trust(args, log_keys)
+    verifiers = list(log_keys)
+    if not verifiers and trust is not None:
+        verifiers = [log.verifier for log in trust.logs]
+    if not verifiers:
+        raise VerificationError("give the log's key with --key (or a --policy listing it)")
     if args.consistency is not None:
         doc = load_json_document(
             _read_text(args.consistency, "consistency file"), "consistency file"
         )
         saved_old = _read_text(args.old, "saved old checkpoint") if args.old else None
         saved_new = _read_text(args.new, "saved new checkpoint") if args.new else None
-        result = verify_consistency_file(doc, verifier, saved_old, saved_new)
+        if len(verifiers) != 1:
+            raise VerificationError("--consistency needs exactly one log key (--key)")
+        result = verify_consistency_file(doc, verifiers[0], saved_old, saved_new)
         matched = [label for label, given in (("old", saved_old), ("new", saved_new)) if given]
         suffix = f"; matches the saved {' and '.join(matched)} checkpoint" if matched else ""
-        return (
+        out = [
             f"OK: checkpoint of size {result.new.size} (root {_b64(result.new.root)}) is "
             f"consistent with checkpoint of size {result.old.size} "
             f"(root {_b64(result.old.root)}), signed by {result.key_name}{suffix}"
-        )
-    receipt = load_json_document(_read_text(args.receipt, "receipt"), "receipt")
-    verified = verify_receipt(receipt, verifier)
-    return (
+        ]
+        if trust is not None:
+            witnessed = verify_witnesses(doc["new_checkpoint"], trust, origin=result.new.origin)
+            out += _describe_witnesses(witnessed, trust)
+        return "\n".join(out)
+    text = _read_text(args.receipt, "receipt")
+    if text.startswith(TLOG_PROOF_HEADER + "\n"):
+        leaf = _read_bytes(args.leaf, "leaf file") if args.leaf else None
+        receipt = receipt_from_tlog_proof(text, leaf)
+    else:
+        if args.leaf:
+            raise VerificationError("--leaf only applies to a tlog-proof receipt")
+        receipt = load_json_document(text, "receipt")
+    verified = verify_receipt(receipt, verifiers)
+    out = [
         f"OK: entry {verified.index} is included in checkpoint of size {verified.size} "
         f"signed by {verified.key_name}, root {verified.root_b64}"
-    )
+    ]
+    if trust is not None:
+        witnessed = verify_witnesses(receipt["checkpoint"], trust, origin=verified.origin)
+        out += _describe_witnesses(witnessed, trust)
+    return "\n".join(out)
+
+
+def _read_bytes(path: str, what: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            data = fh.read(MAX_DOCUMENT_BYTES + 1)
+    except OSError as exc:
+        raise VerificationError(f"cannot read {what} {path!r}: {exc.strerror or exc}") from None
+    if len(data) > MAX_DOCUMENT_BYTES:
+        raise VerificationError(f"{what} {path!r} is larger than {MAX_DOCUMENT_BYTES} bytes")
+    return data
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -436,9 +677,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = _build_parser()
     args = parser.parse_args(argv)
     if (args.receipt is None) == (args.consistency is None):
-        parser.error("give either RECEIPT.json or --consistency PROOF.json (exactly one)")
+        parser.error("give either RECEIPT or --consistency PROOF.json (exactly one)")
     if args.consistency is None and (args.old or args.new):
         parser.error("--old/--new only apply with --consistency")
+    if args.policy is not None and args.witness:
+        parser.error("give witnesses either in --policy or with --witness, not both")
+    if args.quorum is not None and not args.witness:
+        parser.error("--quorum applies to --witness keys (a --policy has its own quorum)")
+    if args.key is None and args.policy is None:
+        parser.error("--key is required (unless a --policy lists the log)")
     try:
         message = _run(args)
     except VerificationError as exc:

@@ -58,7 +58,7 @@ def test_check_verifies_log_and_cosignatures() -> None:
     assert result.checkpoint.origin == ORIGIN and result.log.origin == ORIGIN
     short = policy.check(cosigned(X[0], Y[1]))
     assert not short.satisfied
-    with pytest.raises(PolicyError, match="quorum .* not met: cosigned by X1, Y2"):
+    with pytest.raises(PolicyError, match=r"quorum .* not met: cosigned by X1, Y2"):
         policy.require(cosigned(X[0], Y[1]))
 
 

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from ledger import merkle, note
+from ledger.cosignature import CosignatureSigner, add_signature_lines
 from ledger.verifier import (
     CONSISTENCY_FORMAT,
     RECEIPT_FORMAT,
@@ -22,7 +23,10 @@ from ledger.verifier import (
     consistency_from_parts,
     load_json_document,
     main,
+    parse_tlog_proof,
     receipt_from_parts,
+    tlog_proof_from_parts,
+    tlog_proof_from_receipt,
     verify_consistency_file,
     verify_receipt,
 )
@@ -468,3 +472,148 @@ def test_main_in_process(
     receipt = write_json(tmp_path / "r.json", log.receipt(3))
     assert main([str(receipt), "--key", str(key_file)]) == 0
     assert capsys.readouterr().out.startswith("OK: entry 3 ")
+
+
+# --------------------------------------------------------------------------------------------
+# Witness cosignatures (c2sp.org/tlog-cosignature) against a policy (c2sp.org/tlog-policy)
+# --------------------------------------------------------------------------------------------
+
+WITNESSES = [CosignatureSigner.generate(f"w{i}.example") for i in range(1, 4)]
+
+
+def cosigned_receipt(log: Log, index: int, *witnesses: CosignatureSigner) -> dict[str, Any]:
+    receipt = log.receipt(index)
+    body, _ = note.split_note(receipt["checkpoint"])
+    for n, w in enumerate(witnesses):
+        line = w.cosign(body, timestamp=1_765_000_000 + n)
+        receipt["checkpoint"] = add_signature_lines(receipt["checkpoint"], line)
+    return receipt
+
+
+def witness_args(quorum: int | None = None) -> list[str]:
+    args = [a for w in WITNESSES for a in ("--witness", w.vkey())]
+    return args + ([] if quorum is None else ["--quorum", str(quorum)])
+
+
+def test_cli_prints_which_witnesses_cosigned_and_when(
+    log: Log, key_file: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "r.json", cosigned_receipt(log, 7, WITNESSES[0], WITNESSES[2]))
+    result = run_cli(path, "--key", key_file, *witness_args(quorum=2))
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("OK: entry 7 is included")
+    assert lines[1].startswith("witnessed: quorum 2 of 3")
+    assert "cosigned by w1.example at 2025-12-06T05:46:40Z (timestamp 1765000000)" in lines[2]
+    assert "cosigned by w3.example at 2025-12-06T05:46:41Z" in lines[3]
+
+
+def test_cli_fails_clearly_when_the_quorum_is_not_met(
+    log: Log, key_file: Path, tmp_path: Path
+) -> None:
+    stranger = CosignatureSigner.generate("w2.example")  # same name as a trusted witness
+    receipt = cosigned_receipt(log, 7, WITNESSES[0], stranger)
+    path = write_json(tmp_path / "r.json", receipt)
+    result = run_cli(path, "--key", key_file, *witness_args(quorum=2))
+    assert result.returncode == 1
+    assert "INVALID: witness quorum 2 of 3" in result.stderr
+    assert "not met: cosigned by w1.example" in result.stderr
+    # Without --quorum every given witness is required.
+    assert run_cli(path, "--key", key_file, *witness_args()).returncode == 1
+    assert run_cli(path, "--key", key_file, *witness_args(quorum=1)).returncode == 0
+
+
+def test_cli_refuses_an_altered_cosignature(log: Log, key_file: Path, tmp_path: Path) -> None:
+    receipt = cosigned_receipt(log, 3, WITNESSES[0])
+    text, sigs = note.split_note(receipt["checkpoint"])
+    raw = bytearray(sigs[1].key_id.to_bytes(4, "big") + sigs[1].signature)
+    raw[8] ^= 1  # the timestamp
+    log_line = receipt["checkpoint"][len(text) + 1 :].splitlines(keepends=True)[0]
+    forged = f"\u2014 w1.example {base64.b64encode(bytes(raw)).decode()}\n"
+    receipt["checkpoint"] = text + "\n" + log_line + forged
+    path = write_json(tmp_path / "r.json", receipt)
+    result = run_cli(path, "--key", key_file, *witness_args(quorum=1))
+    assert result.returncode == 1
+    assert "invalid cosignature by witness w1.example" in result.stderr
+
+
+def test_cli_policy_file(log: Log, key_file: Path, tmp_path: Path, signer: note.Signer) -> None:
+    policy_file = tmp_path / "policy.txt"
+    policy_file.write_text(
+        f"log {signer.vkey()}\n"
+        + "".join(f"witness W{i} {w.vkey()}\n" for i, w in enumerate(WITNESSES, start=1))
+        + "group two 2 W1 W2 W3\nquorum two\n"
+    )
+    good = write_json(tmp_path / "good.json", cosigned_receipt(log, 1, *WITNESSES[1:]))
+    result = run_cli(good, "--policy", policy_file)  # the policy names the log: no --key
+    assert result.returncode == 0, result.stderr
+    assert "cosigned by W2 (key w2.example)" in result.stdout
+    short = write_json(tmp_path / "short.json", cosigned_receipt(log, 1, WITNESSES[0]))
+    result = run_cli(short, "--policy", policy_file, "--key", key_file)
+    assert result.returncode == 1 and "not met: cosigned by W1" in result.stderr
+    other_log = note.Signer.generate(ORIGIN)
+    wrong_key = tmp_path / "other.pub"
+    wrong_key.write_text(other_log.vkey())
+    assert run_cli(good, "--policy", policy_file, "--key", wrong_key).returncode == 1
+    policy_file.write_text("quorum nobody\n")
+    result = run_cli(good, "--policy", policy_file, "--key", key_file)
+    assert result.returncode == 1 and "line 1" in result.stderr
+
+
+def test_cli_tlog_proof_input(log: Log, key_file: Path, tmp_path: Path) -> None:
+    receipt = cosigned_receipt(log, 11, WITNESSES[0], WITNESSES[1])
+    proof_text = tlog_proof_from_receipt(receipt)
+    assert proof_text.startswith("c2sp.org/tlog-proof@v1\nextra ")
+    assert "\nindex 11\n" in proof_text
+    path = tmp_path / "r.tlog-proof"
+    path.write_text(proof_text)
+    result = run_cli(path, "--key", key_file, *witness_args(quorum=2))
+    assert result.returncode == 0, result.stderr
+    assert "OK: entry 11 is included" in result.stdout
+    # Without 'extra', the leaf comes from --leaf, and the inclusion proof checks it.
+    parsed = parse_tlog_proof(proof_text)
+    bare = tlog_proof_from_parts(parsed.index, parsed.proof, parsed.checkpoint)
+    path.write_text(bare)
+    assert run_cli(path, "--key", key_file).returncode == 1
+    leaf = tmp_path / "leaf.bin"
+    leaf.write_bytes(log.leaves[11])
+    assert run_cli(path, "--key", key_file, "--leaf", leaf).returncode == 0
+    leaf.write_bytes(log.leaves[12])
+    result = run_cli(path, "--key", key_file, "--leaf", leaf)
+    assert result.returncode == 1 and "inclusion proof" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("c2sp.org/tlog-proof@v2\nindex 1\n\nx", "must start with"),
+        ("c2sp.org/tlog-proof@v1\nindex 01\n\nx", "leading zeros"),
+        ("c2sp.org/tlog-proof@v1\nextra !!\nindex 1\n\nx", "extra data is not valid base64"),
+        ("c2sp.org/tlog-proof@v1\nextra AA==\n\nx", "no 'index"),
+        ("c2sp.org/tlog-proof@v1\nindex 1\nAAAA\n\nx", "not a 32-byte hash"),
+        ("c2sp.org/tlog-proof@v1\nindex 1\n", "no empty line"),
+    ],
+)
+def test_tlog_proof_is_parsed_strictly(text: str, message: str) -> None:
+    with pytest.raises(VerificationError, match=message):
+        parse_tlog_proof(text)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [
+        ["--quorum", "1"],
+        ["--policy", "p.txt", "--witness", "w+00000000+BA=="],
+    ],
+)
+def test_cli_witness_usage_errors(extra: list[str]) -> None:
+    result = run_cli("r.json", "--key", "k", *extra)
+    assert result.returncode == 2 and "usage:" in result.stderr
+
+
+def test_cli_quorum_larger_than_the_witnesses(log: Log, key_file: Path, tmp_path: Path) -> None:
+    path = write_json(tmp_path / "r.json", cosigned_receipt(log, 1, *WITNESSES))
+    result = run_cli(path, "--key", key_file, *witness_args(quorum=4))
+    assert result.returncode == 1 and "more than the 3 witness" in result.stderr
+    result = run_cli(path, "--key", key_file, "--witness", key_file.read_text().strip())
+    assert result.returncode == 1 and "type 0x01" in result.stderr
