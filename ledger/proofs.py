@@ -99,20 +99,6 @@ def receipt_for_event(*, event: Event) -> dict[str, Any] | None:
     )
 
 
-def tlog_proof_text(receipt: dict[str, Any]) -> str:
-    """The receipt as a C2SP tlog-proof (c2sp.org/tlog-proof@v1): the leaf bytes (what the
-    verifier hashes) as its extra data, the index, the inclusion proof and the cosigned
-    checkpoint."""
-    entry = receipt["entry"]
-    lines = [
-        "c2sp.org/tlog-proof@v1",
-        f"extra {entry['leaf']}",
-        f"index {entry['index']}",
-        *receipt["inclusion_proof"],
-    ]
-    return "".join(line + "\n" for line in lines) + "\n" + receipt["checkpoint"]
-
-
 def consistency_document(*, old_size: int, new_size: int) -> dict[str, Any]:
     if old_size > new_size:
         raise Http404("The old checkpoint must not be larger than the new one.")

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
-from ledger import merkle, proofs, publication, selectors
+from ledger import merkle, proofs, publication, selectors, verifier
 
 
 def _json_error(status: int, message: str) -> JsonResponse:
@@ -53,7 +53,7 @@ def receipt_view(request: HttpRequest, event_id: str) -> HttpResponse:
         return _json_error(409, "This event is not anchored yet; try again in a few seconds.")
     if request.GET.get("format") == "tlog-proof":
         response = HttpResponse(
-            proofs.tlog_proof_text(receipt), content_type="text/plain; charset=utf-8"
+            verifier.tlog_proof_from_receipt(receipt), content_type="text/plain; charset=utf-8"
         )
         filename = f"receipt-{event.event_id}.tlog-proof"
     else:

@@ -7,7 +7,6 @@ fork are refused by the witnesses and named by verify_ledger with their cosigned
 from __future__ import annotations
 
 import contextlib
-import json
 import socket
 import subprocess
 import sys
@@ -224,26 +223,50 @@ def test_witnesses_cosign_and_receipts_carry_their_cosignatures(
 
 
 def test_the_standalone_verifier_checks_a_cosigned_receipt(
-    witnesses, record_observations, tmp_path
+    witnesses, record_observations, tmp_path, client, sign_in
 ):
+    from tests import factories
+
     for w in witnesses:
         w.start()
     record_observations(3)
     anchoring.ledger_anchor_pending()
     _cosign_all()
     event = Event.objects.order_by("id").first()
-    path = tmp_path / "receipt.json"
-    path.write_text(json.dumps(receipt_for_event(event=event)))
+    auditor = factories.UserFactory(is_superuser=True, is_staff=True)
+    factories.TOTPDeviceFactory(user=auditor)
+    sign_in(client, auditor)
+    url = f"/ledger/events/{event.event_id}/receipt"
+    (tmp_path / "receipt.json").write_bytes(client.get(url).content)
+    proof = client.get(url + "?format=tlog-proof&download=1")
+    assert proof["Content-Disposition"].endswith('.tlog-proof"')
+    (tmp_path / "receipt.tlog-proof").write_bytes(proof.content)
     policy_file = tmp_path / "policy.txt"
     policy_file.write_text(
         f"log {log_signer().vkey()}\n"
         + publication.witnesses_policy_text(",".join(w.spec() for w in witnesses), "2")
     )
-    run = subprocess.run(
-        [sys.executable, "-m", "ledger.verifier", str(path), "--key", log_signer().vkey()],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
+
+    def verify(*args: str) -> subprocess.CompletedProcess:
+        return subprocess.run(
+            [sys.executable, "-m", "ledger.verifier", *args],
+            cwd=ROOT, capture_output=True, text=True, timeout=60,
+        )  # fmt: skip
+
+    for name in ("receipt.json", "receipt.tlog-proof"):
+        run = verify(str(tmp_path / name), "--policy", str(policy_file))
+        assert run.returncode == 0, run.stderr
+        assert "w1" in run.stdout and "w2" in run.stdout, run.stdout
+        # With only the log's key it still verifies (the cosignatures are extra lines).
+        run = verify(str(tmp_path / name), "--key", log_signer().vkey())
+        assert run.returncode == 0, run.stderr
+    # A witness the receipt lacks: the quorum is not met.
+    other = cosignature.CosignatureSigner.generate("witness.test/other").vkey()
+    run = verify(
+        str(tmp_path / "receipt.json"), "--key", log_signer().vkey(),
+        "--witness", witnesses[0].vkey, "--witness", other,
     )  # fmt: skip
-    assert run.returncode == 0, run.stderr
+    assert run.returncode == 1, run.stdout
 
 
 def test_a_stale_size_is_resynchronised_by_the_409(witnesses, record_observations):
