@@ -476,7 +476,9 @@ def checkpoint_witnessed(*, covering: int | None = None) -> Checkpoint | None:
     if covering is not None:
         rows = rows.filter(checkpoint__size__gt=covering)
     found = _first_witnessed(
-        rows.values_list("checkpoint_id", "witness", "vkey")[:WITNESSED_SCAN_ROWS].iterator(),
+        rows.values_list("checkpoint_id", "witness", "vkey")[:WITNESSED_SCAN_ROWS].iterator(
+            chunk_size=100
+        ),
         setup,
     )
     return Checkpoint.objects.filter(pk=found).first() if found is not None else None

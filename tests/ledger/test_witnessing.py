@@ -56,18 +56,18 @@ class WitnessProcess:
         self.vkey = signer.vkey()
         self.proc: subprocess.Popen | None = None
 
-    def start(self) -> WitnessProcess:
-        log = open(self.dir / "witness.log", "ab")  # noqa: SIM115 - the child holds it
+    def start(self, *, log: str | None = None) -> WitnessProcess:
+        out = open(self.dir / "witness.log", "ab")  # noqa: SIM115 - the child holds it
         self.proc = subprocess.Popen(
             [
                 sys.executable, "-m", "ledger.witness", "serve",
                 "--db", str(self.dir / "witness.sqlite3"), "--key", str(self.key_file),
-                "--log", f"{log_origin()}={log_signer().vkey()}",
+                "--log", log or f"{log_origin()}={log_signer().vkey()}",
                 "--listen", f"127.0.0.1:{self.port}",
             ],
-            cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            cwd=ROOT, stdout=out, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        log.close()
+        out.close()
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             with (
@@ -476,3 +476,27 @@ def test_cosignatures_are_append_only(witnesses, record_observations):
             ):
                 cursor.execute(sql)
     assert Cosignature.objects.get().line == cosig.line
+
+
+def test_a_witness_that_refuses_the_log_is_stopped_and_named(
+    witnesses, record_observations, client, sign_in
+):
+    from tests import factories
+
+    # w1 witnesses another log only (404), w2 this origin under another key (403).
+    other = note.Signer.generate("another.example/log")
+    witnesses[0].start(log=f"{other.name}={other.vkey()}")
+    witnesses[1].start(log=f"{log_origin()}={note.Signer.generate(log_origin()).vkey()}")
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    assert _cosign_all() == {"w1": "refused", "w2": "refused"}
+    states = {s.name: s for s in WitnessState.objects.all()}
+    assert (states["w1"].last_status, states["w2"].last_status) == (404, 403)
+    assert all(s.stopped for s in states.values())
+    # Not asked again on every checkpoint: only after STOPPED_RETRY (or a new URL or key).
+    assert publication.witnesses_due() == []
+    admin = factories.UserFactory(is_superuser=True, is_staff=True)
+    factories.TOTPDeviceFactory(user=admin)
+    sign_in(client, admin)
+    page = client.get("/admin/ledger/health/").content.decode()
+    assert page.count("<strong>stopped</strong>") == 2 and "HTTP 404" in page and "HTTP 403" in page
