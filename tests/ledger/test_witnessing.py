@@ -156,7 +156,11 @@ def test_checkpoints_have_no_time_line_and_older_ones_with_it_still_verify(recor
     ]
 
 
-def test_without_witnesses_the_log_is_published_without_them(record_observations, client):
+def test_without_witnesses_the_log_is_published_without_them(
+    record_observations, client, sign_in
+):
+    from tests import factories
+
     record_observations(2)
     anchoring.ledger_anchor_pending()
     assert not publication.witness_setup().configured
@@ -166,6 +170,11 @@ def test_without_witnesses_the_log_is_published_without_them(record_observations
     assert response.content.decode() == Checkpoint.objects.order_by("-size").first().note
     report = ledger_verify(subjects_pass=False)
     assert report.ok and report.warnings == []
+    admin = factories.UserFactory(is_superuser=True, is_staff=True)
+    factories.TOTPDeviceFactory(user=admin)
+    sign_in(client, admin)
+    page = client.get("/admin/ledger/health/").content.decode()
+    assert "the log is published without witnesses" in page
 
 
 def test_a_bad_witness_configuration_is_named_not_a_crash(record_observations, settings):
