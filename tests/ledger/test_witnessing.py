@@ -156,9 +156,7 @@ def test_checkpoints_have_no_time_line_and_older_ones_with_it_still_verify(recor
     ]
 
 
-def test_without_witnesses_the_log_is_published_without_them(
-    record_observations, client, sign_in
-):
+def test_without_witnesses_the_log_is_published_without_them(record_observations, client, sign_in):
     from tests import factories
 
     record_observations(2)
