@@ -605,6 +605,13 @@ def witness_findings(*, log_size: int) -> tuple[list[WitnessFinding], list[str]]
     if not setup.configured:
         return findings, warnings
     origin = log_origin()
+    if setup.policy is not None and setup.policy.logs:
+        log = setup.policy.log_for(origin)
+        if log is None or log.verifier.to_string() != log_verifier().to_string():
+            warnings.append(
+                f"the witness policy lists no log {origin!r} with this log's key: readers "
+                "given that policy file will refuse this log's receipts"
+            )
     for witness in setup.witnesses:
         seen: set[str] = set()
         # Stored cosignatures: each checked against the log (a stored one is evidence too).

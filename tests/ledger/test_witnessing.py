@@ -507,3 +507,63 @@ def test_a_witness_that_refuses_the_log_is_stopped_and_named(
     sign_in(client, admin)
     page = client.get("/admin/ledger/health/").content.decode()
     assert page.count("<strong>stopped</strong>") == 2 and "HTTP 404" in page and "HTTP 403" in page
+
+
+class _NoMonitoringProxy:
+    """A witness without the monitoring GET (tlog-witness makes it a SHOULD): POSTs go to the
+    real witness behind it, every GET is a 404."""
+
+    def __init__(self, target: str) -> None:
+        import http.server
+        import threading
+        import urllib.error
+        import urllib.request
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                self.send_error(404)
+
+            def do_POST(self) -> None:
+                body = self.rfile.read(int(self.headers["Content-Length"]))
+                request = urllib.request.Request(target + self.path, data=body, method="POST")  # noqa: S310
+                try:
+                    with urllib.request.urlopen(request, timeout=5) as answer:  # noqa: S310
+                        status, data = answer.status, answer.read()
+                except urllib.error.HTTPError as exc:
+                    status, data = exc.code, exc.read()
+                self.send_response(status)
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+def test_a_witness_without_the_monitoring_endpoint_is_asked_its_size_by_a_409(
+    witnesses, record_observations, settings
+):
+    w1 = witnesses[0].start()
+    proxy = _NoMonitoringProxy(w1.url)
+    try:
+        settings.LEDGER_WITNESSES = f"w1={proxy.url}={w1.vkey}"
+        settings.LEDGER_WITNESS_QUORUM = "1"
+        record_observations(5)
+        anchoring.ledger_anchor_pending()
+        assert _cosign_all() == {"w1": "cosigned"}
+        size = Entry.objects.count()
+        _cut_tail(size - 2)
+        report = ledger_verify(subjects_pass=False)
+        named = [f for f in report.findings if f.kind == "witness"]
+        assert [f.ref for f in named] == ["w1"], (report.findings, report.warnings)
+        assert f"cosigned a tree of size {size} (its 409 answer)" in named[0].problem
+    finally:
+        proxy.close()
