@@ -442,6 +442,13 @@ def test_health_page_names_the_witnesses(witnesses, record_observations, client,
     page = client.get("/admin/ledger/health/").content.decode()
     assert "w1" in page and "w2" in page and "2 of 2" in page
     assert "retrying" in page  # w2 is down
+    # Auditors also read the cosignatures and the witnesses' states, read-only.
+    listing = client.get("/admin/ledger/cosignature/")
+    assert listing.status_code == 200 and "w1" in listing.content.decode()
+    assert client.get("/admin/ledger/witnessstate/").status_code == 200
+    cosig = Cosignature.objects.get()
+    assert client.post(f"/admin/ledger/cosignature/{cosig.pk}/delete/").status_code in (403, 404)
+    assert Cosignature.objects.filter(pk=cosig.pk).exists()
 
 
 def test_patient_sees_which_accesses_are_witnessed(
