@@ -86,7 +86,13 @@ def receipt_for_event(*, event: Event) -> dict[str, Any] | None:
     if row is None:
         return None
     index, leaf = row
-    checkpoint = checkpoint_witnessed(covering=index) or checkpoint_latest()
+    checkpoint = checkpoint_witnessed(covering=index)
+    if checkpoint is None:  # past the scan's bound (a witness long down), or none yet
+        latest_witnessed = checkpoint_witnessed()
+        if latest_witnessed is not None and latest_witnessed.size > index:
+            checkpoint = latest_witnessed
+        else:
+            checkpoint = checkpoint_latest()
     if checkpoint is None or checkpoint.size <= index:
         return None
     proof = inclusion_proof_for(index=index, size=checkpoint.size)
