@@ -118,6 +118,14 @@ def main() -> int:
         ],
         "beat": [PY, "-m", "celery", "-A", "portal", "beat", "--loglevel", "INFO"],
     }  # fmt: skip
+    if not sqlite:
+        # Publication's own worker, so that witnessing does not wait while the main worker's
+        # processes are busy anchoring (on SQLite, one writer: the main worker does both).
+        commands["publisher"] = [
+            PY, "-m", "celery", "-A", "portal", "worker", "--loglevel", "INFO",
+            "-Q", "ledger.witness", "--concurrency", "1", "--hostname", "publisher@%h",
+            "--without-gossip", "--without-mingle",
+        ]  # fmt: skip
     procs: dict[str, subprocess.Popen] = {}
     stopping = False
 

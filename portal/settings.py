@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from portal.localsecrets import SECRET_NAMES, ensure_local_secrets
 
@@ -355,6 +356,15 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# Witness publication (ledger.publish, ledger.cosign) has a queue of its own: a worker whose
+# processes are all busy anchoring (a lingering task holds its prefetch window) would hold it
+# back for as long. A worker started without -Q consumes both queues; `make run` on PostgreSQL
+# adds one for `-Q ledger.witness` only (README, "Witnesses").
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("ledger.witness"))
+CELERY_TASK_ROUTES = {
+    "ledger.publish": {"queue": "ledger.witness"},
+    "ledger.cosign": {"queue": "ledger.witness"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "ledger-sweep": {
