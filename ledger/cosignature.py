@@ -5,7 +5,7 @@ saying "as of this time, this is the largest tree I have seen for this log, and 
 consistent with everything I saw before".  Anyone holding a quorum of witness keys can then
 trust a checkpoint even if the log operator (the hospital) rewrote its own database.
 
-Two cosignature types exist; both are verified here, Ed25519 is also produced:
+Two cosignature types exist; both are verified and produced here:
 
 * ``cosignature/v1`` (Ed25519, signature type 0x04)::
 
@@ -13,7 +13,7 @@ Two cosignature types exist; both are verified here, Ed25519 is also produced:
       line    = "— " name " " base64(key ID || u64be timestamp || 64-byte signature)
       message = "cosignature/v1\\n" "time " <timestamp> "\\n" <whole checkpoint note text>
 
-* ``subtree/v1`` (ML-DSA-44, type 0x06; verified only): the message is the binary
+* ``subtree/v1`` (ML-DSA-44, type 0x06): the message is the binary
   ``cosigned_message`` structure of the spec, covering the cosigner name, timestamp, origin,
   ``[0, size)`` and the root hash, but not the extension lines.
 
@@ -31,9 +31,9 @@ import datetime
 import struct
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import (
     Ed25519PrivateKey,
     Ed25519PublicKey,
@@ -210,83 +210,106 @@ def _check_key(alg: int, key: bytes) -> None:
         )
 
 
-def _mldsa_verify(public_key: bytes, signature: bytes, message: bytes) -> None:
+def _mldsa() -> Any:
+    """The ``cryptography`` ML-DSA module; an older ``cryptography`` fails closed, saying why."""
     try:
         from cryptography.hazmat.primitives.asymmetric import mldsa
-    except ImportError:  # an older cryptography: fail closed, and say why
-        raise note.NoteError("this cryptography version cannot verify ML-DSA-44") from None
+    except ImportError:
+        raise note.NoteError("this version of cryptography has no ML-DSA-44") from None
+    return mldsa
+
+
+def _mldsa_verify(public_key: bytes, signature: bytes, message: bytes) -> None:
     try:
-        key = mldsa.MLDSA44PublicKey.from_public_bytes(public_key)
+        key = _mldsa().MLDSA44PublicKey.from_public_bytes(public_key)
     except (ValueError, UnsupportedAlgorithm) as exc:
         raise note.NoteError(f"cannot load ML-DSA-44 key: {exc}") from None
     key.verify(signature, message)
 
 
 class CosignatureSigner:
-    """A witness's Ed25519 cosigning key.  ``repr`` never shows key material.
+    """A witness's cosigning key: Ed25519 (``cosignature/v1``) or ML-DSA-44 (``subtree/v1``).
 
-    Key file format: ``PRIVATE+KEY+<name>+<hex key ID>+<base64(0x04 || 32-byte seed)>``, the
-    signed-note signer key syntax with the cosignature type byte.  A plain note key (type 0x01,
-    as transparency-dev's ``generate_keys`` writes) is accepted on reading too.
+    ``repr`` never shows key material.  Key string format: the signed-note signer key syntax
+    ``PRIVATE+KEY+<name>+<hex key ID>+<base64(type || 32-byte seed)>`` with type 0x04 (Ed25519)
+    or 0x06 (ML-DSA-44, the seed as in transparency-dev's keys).  A plain Ed25519 note key
+    (type 0x01, as transparency-dev's ``generate_keys`` writes) is accepted on reading too.
     """
 
-    __slots__ = ("_private", "key_id", "name", "public_key")
+    __slots__ = ("_private", "alg", "key_id", "name", "public_key")
 
-    def __init__(self, name: str, private_key: Ed25519PrivateKey) -> None:
+    def __init__(self, name: str, private_key: Any) -> None:
         if not note.is_valid_key_name(name):
             raise note.NoteError(
                 f"invalid witness name {name!r}: it must be non-empty and contain no spaces or '+'"
             )
         self.name = name
         self._private = private_key
-        self.public_key = private_key.public_key().public_bytes(
-            serialization.Encoding.Raw, serialization.PublicFormat.Raw
-        )
-        self.key_id = note.key_id(name, self.public_key, ALG_COSIGNATURE_V1)
+        if isinstance(private_key, Ed25519PrivateKey):
+            self.alg = ALG_COSIGNATURE_V1
+        elif isinstance(private_key, _mldsa().MLDSA44PrivateKey):
+            if len(name.encode("utf-8")) > 255:
+                raise note.NoteError("an ML-DSA-44 cosigner name must be at most 255 bytes")
+            self.alg = ALG_MLDSA44
+        else:
+            raise note.NoteError("a witness key must be Ed25519 or ML-DSA-44")
+        self.public_key: bytes = private_key.public_key().public_bytes_raw()
+        self.key_id = note.key_id(name, self.public_key, self.alg)
 
     def __repr__(self) -> str:
-        return f"CosignatureSigner(name={self.name!r}, key_id={self.key_id:08x})"
+        return f"CosignatureSigner(name={self.name!r}, key_id={self.key_id:08x}, alg={self.alg})"
 
     @classmethod
-    def generate(cls, name: str) -> CosignatureSigner:
-        """A fresh random key."""
-        return cls(name, Ed25519PrivateKey.generate())
+    def generate(cls, name: str, alg: int = ALG_COSIGNATURE_V1) -> CosignatureSigner:
+        """A fresh random key of type ``alg`` (0x04 Ed25519, 0x06 ML-DSA-44)."""
+        if alg == ALG_COSIGNATURE_V1:
+            return cls(name, Ed25519PrivateKey.generate())
+        if alg == ALG_MLDSA44:
+            return cls(name, _mldsa().MLDSA44PrivateKey.generate())
+        raise note.NoteError(f"unsupported witness key type 0x{alg:02x}")
 
     @classmethod
     def from_string(cls, skey: str) -> CosignatureSigner:
-        """Parse a signer key string (type 0x04, or a plain 0x01 note key)."""
+        """Parse a signer key string (type 0x04 or 0x06, or a plain 0x01 Ed25519 note key)."""
         name, hex_id, alg, seed = note.parse_skey(skey)
-        if alg not in (ALG_COSIGNATURE_V1, note.ALG_ED25519) or len(seed) != 32:
+        if len(seed) != 32:
+            raise note.NoteError("malformed witness key: expected a 32-byte seed")
+        if alg in (ALG_COSIGNATURE_V1, note.ALG_ED25519):
+            signer = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
+        elif alg == ALG_MLDSA44:
+            signer = cls(name, _mldsa().MLDSA44PrivateKey.from_seed_bytes(seed))
+        else:
             raise note.NoteError(
-                "malformed witness key: expected type 0x04 (or 0x01) and a 32-byte Ed25519 seed"
+                f"malformed witness key: type 0x{alg:02x} (want 0x04 Ed25519 or 0x06 ML-DSA-44)"
             )
-        signer = cls(name, Ed25519PrivateKey.from_private_bytes(seed))
         if hex_id != note.key_id(name, signer.public_key, alg):
             raise note.NoteError("witness key ID does not match its name and key")
         return signer
 
     def to_string(self) -> str:
         """The signer key string (secret!)."""
-        seed = self._private.private_bytes(
-            serialization.Encoding.Raw,
-            serialization.PrivateFormat.Raw,
-            serialization.NoEncryption(),
-        )
-        raw = note.encode_base64(bytes([ALG_COSIGNATURE_V1]) + seed)
+        raw = note.encode_base64(bytes([self.alg]) + self._private.private_bytes_raw())
         return f"PRIVATE+KEY+{self.name}+{self.key_id:08x}+{raw}"
 
     def verifier(self) -> CosignatureVerifier:
         """The matching public verifier."""
-        return CosignatureVerifier(name=self.name, key_id=self.key_id, public_key=self.public_key)
+        return CosignatureVerifier(
+            name=self.name, key_id=self.key_id, public_key=self.public_key, alg=self.alg
+        )
 
     def vkey(self) -> str:
-        """The public vkey to publish (type 0x04)."""
+        """The public vkey to publish."""
         return self.verifier().to_string()
 
     def cosign(self, checkpoint_body: str, *, timestamp: int) -> str:
         """The ``— <name> base64(key ID || timestamp || signature)\\n`` line for the checkpoint."""
         _check_timestamp(timestamp)
-        sig = self._private.sign(cosigned_message(checkpoint_body, timestamp))
+        if self.alg == ALG_COSIGNATURE_V1:
+            message = cosigned_message(checkpoint_body, timestamp)
+        else:
+            checkpoint = note.parse_checkpoint_body(checkpoint_body)
+            message = _subtree_message(self.name, timestamp, checkpoint)
+        sig = self._private.sign(message)
         raw = self.key_id.to_bytes(4, "big") + struct.pack(">Q", timestamp) + sig
         return f"{note.SIGNATURE_PREFIX}{self.name} {note.encode_base64(raw)}\n"
 

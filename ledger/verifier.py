@@ -57,6 +57,7 @@ import binascii
 import json
 import os
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from typing import Any, NoReturn
@@ -603,6 +604,7 @@ def _trust(args: argparse.Namespace, log_keys: list[note.Verifier]) -> policy.Po
 
 
 def _describe_witnesses(result: policy.PolicyResult, trust: policy.Policy) -> list[str]:
+    now = time.time()
     lines = [
         f"witnessed: quorum {trust.describe_quorum()} met, cosigned by "
         f"{len(result.cosignatures)} of {len(trust.witnesses)} known witness(es)"
@@ -610,7 +612,9 @@ def _describe_witnesses(result: policy.PolicyResult, trust: policy.Policy) -> li
     for name, cosig in sorted(result.cosignatures.items(), key=lambda kv: kv[1].timestamp):
         key = f" (key {cosig.name})" if cosig.name != name else ""
         when = cosig.time.strftime("%Y-%m-%dT%H:%M:%SZ")
-        lines.append(f"  cosigned by {name}{key} at {when} (timestamp {cosig.timestamp})")
+        # The spec lets verifiers reject future times; a clock skew is likelier, so only say it.
+        future = " (in the future by this machine's clock)" if cosig.timestamp > now + 600 else ""
+        lines.append(f"  cosigned by {name}{key} at {when} (timestamp {cosig.timestamp}){future}")
     return lines
 
 
@@ -658,7 +662,23 @@ def _run(args: argparse.Namespace) -> str:
     if trust is not None:
         witnessed = verify_witnesses(receipt["checkpoint"], trust, origin=verified.origin)
         out += _describe_witnesses(witnessed, trust)
+    else:
+        out += _unchecked_signatures(receipt["checkpoint"], verifiers)
     return "\n".join(out)
+
+
+def _unchecked_signatures(checkpoint_note: str, log_keys: list[note.Verifier]) -> list[str]:
+    """Say that other signature lines (witness cosignatures, presumably) were not checked."""
+    logs = {(k.name, k.key_id) for k in log_keys}
+    others = sorted(
+        {s.name for s in note.split_note(checkpoint_note)[1] if (s.name, s.key_id) not in logs}
+    )
+    if not others:
+        return []
+    return [
+        f"note: {len(others)} other signer(s) on the checkpoint ({', '.join(others)}) were not "
+        "checked; give --policy or --witness to check witness cosignatures"
+    ]
 
 
 def _read_bytes(path: str, what: str) -> bytes:

@@ -6,9 +6,15 @@ module imports nothing from Django and nothing that does.
 
 ::
 
-    python -m ledger.witness keygen --name witness.example/w1 --out witness.key
-    python -m ledger.witness serve --db witness.sqlite3 --key witness.key \\
-        --log hospital.example/ledger+1a2b3c4d+AQ... --listen 127.0.0.1:7380
+    python -m ledger.witness keygen --name witness.example/w1 --out witness.key \\
+        [--alg ed25519|ml-dsa-44]
+    python -m ledger.witness serve --db witness.sqlite3 --key witness.key [--key more.key] \\
+        --log hospital.example/ledger+1a2b3c4d+AQ... [--journal FILE] --listen 127.0.0.1:7380
+    python -m ledger.witness vkey --key witness.key
+    python -m ledger.witness recover --db ... --key ... --log ... --journal FILE
+
+Each ``--key`` adds one cosignature line to every answer (Ed25519 ``cosignature/v1`` by default;
+the spec recommends ML-DSA-44 for new witnesses, and a witness may offer both).
 
 HTTP interface:
 
@@ -29,15 +35,16 @@ HTTP interface:
     404 if it never cosigned one for that log.
 
 Extensions (not in the spec): ``GET /checkpoint?origin=<origin>`` (the same, by origin) and
-``GET /vkey`` (the witness's public key).
+``GET /vkey`` (the witness's public key(s), one a line).
 
 State and backups: the witness's promise ("I never cosign two inconsistent views") holds only
 while its state never goes backwards.  A witness restored from an old backup still refuses
 anything smaller than, or forked from, what the restored state holds, but it has forgotten
-what it cosigned after the backup.  Use ``--journal FILE`` on storage that only grows (another
-disk, an append-only file, ``chattr +a``): every cosigned state is appended and fsynced to it
-before the answer, and at start-up the witness refuses to run if its database is behind the
-journal (``recover`` rebuilds the database from the journal).
+what it cosigned after the backup.  So every cosigned state is also appended and fsynced to a
+journal (``DB.journal`` unless ``--journal FILE`` puts it elsewhere, best on storage that only
+grows and is not restored with the database; ``--no-journal`` turns it off) before the answer,
+and at start-up the witness refuses to run if its database is behind the journal (``recover``
+brings the database forward to the journal).
 """
 
 from __future__ import annotations
@@ -49,8 +56,10 @@ import http.server
 import json
 import logging
 import os
+import queue
 import re
 import signal
+import socket
 import sqlite3
 import stat
 import sys
@@ -181,7 +190,7 @@ class Witness:
     def __init__(
         self,
         db_path: str,
-        signer: cosignature.CosignatureSigner,
+        signer: cosignature.CosignatureSigner | Sequence[cosignature.CosignatureSigner],
         logs: dict[str, list[note.Verifier]],
         *,
         journal_path: str | None = None,
@@ -191,11 +200,17 @@ class Witness:
         if not logs:
             raise WitnessError("no logs configured: give at least one --log")
         self.db_path = db_path
-        self.signer = signer
+        # Several keys (e.g. Ed25519 and ML-DSA-44) give several lines in each answer.
+        self.signers = (
+            [signer] if isinstance(signer, cosignature.CosignatureSigner) else list(signer)
+        )
+        if not self.signers:
+            raise WitnessError("no witness key given")
         self.logs = {origin: list(keys) for origin, keys in logs.items()}
         self.journal_path = journal_path
         self.clock = clock
         self._journal_lock = threading.Lock()
+        self._pool: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
         with self._connect() as db:
             db.executescript(SCHEMA)
         if journal_path is not None and check_journal:
@@ -205,17 +220,34 @@ class Witness:
 
     @contextlib.contextmanager
     def _connect(self) -> Iterator[sqlite3.Connection]:
-        # One connection per request: sqlite3 connections are not shared between threads, and
-        # opening one is cheap next to an HTTP request.  Autocommit mode: transactions are
-        # explicit (BEGIN IMMEDIATE) so the read-check-update below is one unit.
-        db = sqlite3.connect(self.db_path, timeout=30, isolation_level=None)
+        # A pool of connections, each used by one request at a time.  Opening and closing one
+        # per request would checkpoint and fsync the WAL on every close (4 ms here).
+        # Autocommit mode: transactions are explicit (BEGIN IMMEDIATE) so that the
+        # read-check-update of add-checkpoint is one unit.
         try:
+            db = self._pool.get_nowait()
+        except queue.Empty:
+            db = sqlite3.connect(
+                self.db_path, timeout=30, isolation_level=None, check_same_thread=False
+            )
             db.execute("PRAGMA journal_mode = WAL")
-            db.execute("PRAGMA synchronous = FULL")  # committed means on disk
+            db.execute("PRAGMA synchronous = FULL")  # committed means on disk: then we answer
             db.execute("PRAGMA busy_timeout = 30000")
+        try:
             yield db
-        finally:
-            db.close()
+        except BaseException:
+            db.close()  # its state is unknown; a fresh one will be opened
+            raise
+        else:
+            self._pool.put(db)
+
+    def close(self) -> None:
+        """Close the pooled database connections."""
+        while True:
+            try:
+                self._pool.get_nowait().close()
+            except queue.Empty:
+                return
 
     def latest(self, origin: str) -> tuple[int, bytes, int, str] | None:
         """``(size, root, timestamp, cosigned note)`` of the latest cosigned checkpoint."""
@@ -305,7 +337,8 @@ class Witness:
                     changed.append(f"{origin}: size {None if row is None else row[0]} -> {size}")
                 db.execute("COMMIT")
             except BaseException:
-                db.execute("ROLLBACK")
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
         return changed
 
@@ -370,14 +403,21 @@ class Witness:
                 "size 0 with a non-empty root",
                 evidence=True,
             )
+        refused: _Refused | None = None
         with self._connect() as db:
             db.execute("BEGIN IMMEDIATE")  # the write lock: check and update are one unit
             try:
                 response = self._advance(db, checkpoint, request, info)
                 db.execute("COMMIT")
-            except BaseException:
+            except _Refused as exc:  # an answer, not a failure: the connection stays pooled
                 db.execute("ROLLBACK")
+                refused = exc
+            except BaseException:
+                if db.in_transaction:
+                    db.execute("ROLLBACK")
                 raise
+        if refused is not None:
+            raise refused
         return response
 
     def _advance(
@@ -395,9 +435,14 @@ class Witness:
         )
         info["stored"] = stored_size
         if request.old_size != stored_size:
+            # Still a 409 (the client resynchronises and is refused with 422 next time), but a
+            # second root for a size already cosigned is evidence of a fork: keep it now.
+            fork = checkpoint.size == stored_size and checkpoint.root != stored_root
             raise _Refused(
                 Response(409, f"{stored_size}\n".encode("ascii"), SIZE_CONTENT_TYPE),
-                f"old size {request.old_size} is not the cosigned size {stored_size}",
+                ("fork: another root for the cosigned size; " if fork else "")
+                + f"old size {request.old_size} is not the cosigned size {stored_size}",
+                evidence=fork,
             )
         if request.old_size == 0 and request.proof:
             raise _Refused(
@@ -414,7 +459,8 @@ class Witness:
             raise _Refused(_text(422, reason), reason, evidence=True) from None
         # Cosignature times never go backwards for a log, even if the clock does.
         timestamp = max(int(self.clock()), stored_ts, 1)
-        line = self.signer.cosign(checkpoint.body(), timestamp=timestamp)
+        body = checkpoint.body()
+        line = "".join(signer.cosign(body, timestamp=timestamp) for signer in self.signers)
         cosigned = cosignature.add_signature_lines(_log_signed_only(request.note_text, self), line)
         if row is None:
             db.execute(
@@ -484,8 +530,15 @@ def _log_signed_only(note_text: str, witness: Witness) -> str:
 
 class _Handler(http.server.BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, as the spec recommends
+    timeout = 60  # seconds a client may stay silent: a stalled one cannot hold a thread forever
     server_version = "ledger-witness/1"
     witness: Witness  # set on the subclass made by make_server
+
+    def setup(self) -> None:
+        super().setup()
+        # Headers and body are two writes; without this, Nagle's algorithm and the client's
+        # delayed ACK add ~40 ms to every answer on a keep-alive connection.
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # one structured line per request is written by _send instead
@@ -550,7 +603,7 @@ class _Handler(http.server.BaseHTTPRequestHandler):
                 if state is not None:
                     response = Response(200, state[3].encode("utf-8"))
         elif url.path == "/vkey":
-            response = _text(200, self.witness.signer.vkey())
+            response = _text(200, "\n".join(s.vkey() for s in self.witness.signers))
         self._send(response, started, info)
 
     do_HEAD = do_GET
@@ -629,7 +682,8 @@ def load_signer(path: str) -> cosignature.CosignatureSigner:
 
 
 def _keygen(args: argparse.Namespace) -> int:
-    signer = cosignature.CosignatureSigner.generate(args.name)
+    alg = {"ed25519": cosignature.ALG_COSIGNATURE_V1, "ml-dsa-44": cosignature.ALG_MLDSA44}
+    signer = cosignature.CosignatureSigner.generate(args.name, alg[args.alg])
     try:
         fd = os.open(args.out, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     except FileExistsError:
@@ -650,9 +704,9 @@ def _parse_listen(value: str) -> tuple[str, int]:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    signer = load_signer(args.key)
+    signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
-    witness = Witness(args.db, signer, logs, journal_path=args.journal)
+    witness = Witness(args.db, signers, logs, journal_path=_journal_path(args))
     host, port = _parse_listen(args.listen)
     server = make_server(witness, host, port)
     bound_host, bound_port = host, int(server.server_address[1])  # the real port if 0
@@ -664,7 +718,7 @@ def _serve(args: argparse.Namespace) -> int:
     signal.signal(signal.SIGINT, stop)
     log.info(
         "witness %s serving %s on http://%s:%d",
-        signer.vkey(),
+        " ".join(s.vkey() for s in signers),
         ", ".join(sorted(logs)),
         bound_host,
         bound_port,
@@ -675,16 +729,24 @@ def _serve(args: argparse.Namespace) -> int:
         server.serve_forever()
     finally:
         server.server_close()
+        witness.close()
         log.info("witness stopped")
     return 0
 
 
+def _journal_path(args: argparse.Namespace) -> str | None:
+    if args.no_journal:
+        return None
+    return str(args.journal) if args.journal else f"{args.db}.journal"
+
+
 def _recover(args: argparse.Namespace) -> int:
-    signer = load_signer(args.key)
+    signers = [load_signer(path) for path in args.key]
     logs = load_log_keys(args.log or [], args.logs or [])
-    if args.journal is None:
-        raise WitnessError("recover needs --journal")
-    witness = Witness(args.db, signer, logs, journal_path=args.journal, check_journal=False)
+    journal_path = _journal_path(args)
+    if journal_path is None:
+        raise WitnessError("recover needs a journal")
+    witness = Witness(args.db, signers, logs, journal_path=journal_path, check_journal=False)
     for change in witness.recover_from_journal() or ["nothing to recover"]:
         print(change)
     return 0
@@ -699,6 +761,12 @@ def _build_parser() -> argparse.ArgumentParser:
     keygen = sub.add_parser("keygen", help="create the witness's private key; prints its vkey")
     keygen.add_argument("--name", required=True, help="witness name, e.g. witness.example/w1")
     keygen.add_argument("--out", required=True, help="private key file to create (mode 0600)")
+    keygen.add_argument(
+        "--alg",
+        choices=["ed25519", "ml-dsa-44"],
+        default="ed25519",
+        help="cosignature type: Ed25519 cosignature/v1 (default) or ML-DSA-44 subtree/v1",
+    )
     vkey = sub.add_parser("vkey", help="print the vkey of a private key file")
     vkey.add_argument("--key", required=True)
     for name, help_text in (
@@ -707,7 +775,12 @@ def _build_parser() -> argparse.ArgumentParser:
     ):
         p = sub.add_parser(name, help=help_text)
         p.add_argument("--db", required=True, help="SQLite file with the witness's state")
-        p.add_argument("--key", required=True, help="private key file (from keygen)")
+        p.add_argument(
+            "--key",
+            required=True,
+            action="append",
+            help="private key file (from keygen); repeat to cosign with several keys",
+        )
         p.add_argument(
             "--log",
             action="append",
@@ -718,10 +791,15 @@ def _build_parser() -> argparse.ArgumentParser:
         p.add_argument(
             "--logs", action="append", metavar="FILE", help="file with one [ORIGIN=]VKEY a line"
         )
-        p.add_argument(
+        journal = p.add_mutually_exclusive_group()
+        journal.add_argument(
             "--journal",
             metavar="FILE",
-            help="append-only journal of cosigned states, kept on storage that only grows",
+            help="append-only journal of cosigned states (default: DB.journal); best kept on "
+            "storage that only grows and is not restored with the database",
+        )
+        journal.add_argument(
+            "--no-journal", action="store_true", help="keep no journal (not recommended)"
         )
         if name == "serve":
             p.add_argument("--listen", default="127.0.0.1:7380", metavar="HOST:PORT")
@@ -745,7 +823,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "recover":
             return _recover(args)
         return _serve(args)
-    except WitnessError as exc:
+    except (WitnessError, note.NoteError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

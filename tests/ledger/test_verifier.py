@@ -617,3 +617,16 @@ def test_cli_quorum_larger_than_the_witnesses(log: Log, key_file: Path, tmp_path
     assert result.returncode == 1 and "more than the 3 witness" in result.stderr
     result = run_cli(path, "--key", key_file, "--witness", key_file.read_text().strip())
     assert result.returncode == 1 and "type 0x01" in result.stderr
+
+
+def test_cli_without_witness_keys_says_cosignatures_were_not_checked(
+    log: Log, key_file: Path, tmp_path: Path
+) -> None:
+    path = write_json(tmp_path / "r.json", cosigned_receipt(log, 2, WITNESSES[0], WITNESSES[1]))
+    result = run_cli(path, "--key", key_file)
+    assert result.returncode == 0, result.stderr
+    assert "2 other signer(s) on the checkpoint (w1.example, w2.example) were not checked" in (
+        result.stdout
+    )
+    plain = write_json(tmp_path / "p.json", log.receipt(2))
+    assert "not checked" not in run_cli(plain, "--key", key_file).stdout

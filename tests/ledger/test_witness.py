@@ -22,9 +22,12 @@ from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from ledger import merkle, note
 from ledger.cosignature import CosignatureSigner, CosignatureVerifier, verify_cosignatures
+from ledger.witness import Witness
 
 REPO = Path(__file__).resolve().parents[2]
 EM = "\u2014"
@@ -326,6 +329,8 @@ def test_fork_of_the_same_size_is_refused_and_kept_as_evidence(
     forked = Log(log.signer, [*log.leaves[:7], b"rewritten"])
     status, _, text = witness.add(forked.body(8, 8, []))
     assert status == 422 and "fork" in text
+    # Sent with a stale old size it is a 409 (the log resynchronises), but kept as evidence.
+    assert witness.add(forked.body(3, 8))[:3] == (409, "text/x.tlog.size", "8\n")
     # A different history that is larger: no valid consistency proof exists from size 8.
     forked.grow(12, b"x")
     assert witness.add(forked.body(8, 12))[0] == 422
@@ -333,7 +338,8 @@ def test_fork_of_the_same_size_is_refused_and_kept_as_evidence(
     assert "fork" in err
     with sqlite3.connect(tmp_path / "witness.sqlite3") as db:
         reasons = [r for (r,) in db.execute("SELECT reason FROM evidence")]
-        assert any(r.startswith("fork") for r in reasons)
+        assert len(reasons) == 3
+        assert [r.startswith("fork") for r in reasons] == [True, True, False]
         assert db.execute("SELECT size FROM log_state").fetchone() == (8,)
 
 
@@ -397,7 +403,7 @@ def test_witness_restored_from_backup_never_goes_back_from_what_it_holds(
     tmp_path: Path, key: Path, log: Log
 ) -> None:
     db = tmp_path / "witness.sqlite3"
-    w = start_witness(tmp_path, key, log.signer.vkey())
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--no-journal")
     log.grow(12)
     assert w.add(log.body(0, 5))[0] == 200
     _backup(db, tmp_path / "backup.sqlite3")
@@ -407,7 +413,7 @@ def test_witness_restored_from_backup_never_goes_back_from_what_it_holds(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{db}{suffix}").unlink(missing_ok=True)
     shutil.copy(tmp_path / "backup.sqlite3", db)
-    w = start_witness(tmp_path, key, log.signer.vkey())
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--no-journal")
     try:
         # The log (honest, at 12) resynchronises through the 409...
         assert w.add(log.body(12, 12)) == (409, "text/x.tlog.size", "5\n")
@@ -425,8 +431,7 @@ def test_journal_catches_a_restored_database_and_recover_brings_it_forward(
     tmp_path: Path, key: Path, log: Log
 ) -> None:
     db = tmp_path / "witness.sqlite3"
-    journal = tmp_path / "journal.jsonl"
-    args = ("--journal", str(journal))
+    args = ()  # the journal is on by default, next to the database
     w = start_witness(tmp_path, key, log.signer.vkey(), *args)
     log.grow(12)
     assert w.add(log.body(0, 5))[0] == 200
@@ -438,6 +443,7 @@ def test_journal_catches_a_restored_database_and_recover_brings_it_forward(
     shutil.copy(tmp_path / "backup.sqlite3", db)
     with pytest.raises(AssertionError, match="restored from an old backup"):
         start_witness(tmp_path, key, log.signer.vkey(), *args)
+    assert Path(f"{db}.journal").exists()
     common = ("--db", str(db), "--key", str(key), "--log", log.signer.vkey(), *args)
     done = run_witness("recover", *common)
     assert done.returncode == 0, done.stderr
@@ -511,6 +517,32 @@ def test_keygen_writes_a_private_file_and_prints_the_vkey(tmp_path: Path) -> Non
     assert "PRIVATE" not in done.stdout + done.stderr
     again = run_witness("keygen", "--name", "w.example", "--out", str(path))
     assert again.returncode == 2 and "refusing to overwrite" in again.stderr
+    bad = run_witness("keygen", "--name", "has space", "--out", str(tmp_path / "k2"))
+    assert bad.returncode == 2 and "invalid witness name" in bad.stderr
+
+
+def test_a_witness_with_an_ed25519_and_an_ml_dsa_key_answers_both_lines(
+    tmp_path: Path, key: Path, log: Log
+) -> None:
+    pytest.importorskip("cryptography.hazmat.primitives.asymmetric.mldsa")
+    pq_key = tmp_path / "pq.key"
+    done = run_witness(
+        "keygen", "--name", "pq.example/w1", "--alg", "ml-dsa-44", "--out", str(pq_key)
+    )
+    assert done.returncode == 0, done.stderr
+    pq_vkey = done.stdout.strip()
+    w = start_witness(tmp_path, key, log.signer.vkey(), "--key", str(pq_key))
+    try:
+        log.grow(3)
+        status, _, body = w.add(log.body(0, 3))
+        assert status == 200 and len(body.splitlines()) == 2
+        keys = [CosignatureVerifier.from_string(v) for v in (w.vkey, pq_vkey)]
+        found = verify_cosignatures(log.checkpoint(3) + body, keys)
+        assert [c.name for c in found] == ["witness.example/w1", "pq.example/w1"]
+        assert found[0].timestamp == found[1].timestamp
+        assert w.request("GET", "/vkey")[2].split() == [w.vkey, pq_vkey]
+    finally:
+        w.stop()
 
 
 def test_bad_configuration_is_a_clear_error(tmp_path: Path, key: Path) -> None:
@@ -534,3 +566,42 @@ def test_the_witness_imports_no_django() -> None:
         [sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
+
+
+# --------------------------------------------------------------------------------------------
+# Whatever arrives, a clear 4xx, never an exception (in process, for speed)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def in_process(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Witness, Log]]:
+    log = Log(note.Signer.generate(ORIGIN))
+    log.grow(6)
+    w = Witness(
+        str(tmp_path_factory.mktemp("fuzz") / "w.sqlite3"),
+        CosignatureSigner.generate("fuzz.example"),
+        {ORIGIN: [log.signer.verifier()]},
+    )
+    assert w.add_checkpoint(log.body(0, 6))[0].status == 200
+    yield w, log
+    w.close()
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(data=st.data())
+def test_mutated_requests_never_raise(in_process: tuple[Witness, Log], data: st.DataObject) -> None:
+    w, log = in_process
+    body = bytearray(log.body(6, 6))
+    for _ in range(data.draw(st.integers(1, 4))):
+        action = data.draw(st.sampled_from(["flip", "cut", "insert"]))
+        at = data.draw(st.integers(0, max(len(body) - 1, 0)))
+        if action == "flip" and body:
+            body[at] ^= data.draw(st.integers(1, 255))
+        elif action == "cut":
+            del body[at:]
+        else:
+            body[at:at] = data.draw(st.binary(min_size=1, max_size=8))
+    response, _ = w.add_checkpoint(bytes(body))
+    assert response.status in (200, 400, 403, 404, 409, 422)
+    if response.status == 200:  # only an unchanged checkpoint (a harmless mutation) is cosigned
+        assert w.latest(ORIGIN)[:2] == (6, log.root(6))  # type: ignore[index]
