@@ -351,6 +351,15 @@ def witness_cosign(*, witness_id: int) -> str:
     try:
         for _ in range(3):  # the second and third only after a 409 told us its size
             if old > checkpoint.size:
+                # Another task may have sent it a newer checkpoint meanwhile: go on from that.
+                newer = Checkpoint.objects.order_by("-size").first()
+                if newer is not None and newer.size >= old:
+                    checkpoint = newer
+                    if Cosignature.objects.filter(
+                        checkpoint=checkpoint, witness=witness.name, vkey=witness.vkey
+                    ).exists():
+                        return "current"
+            if old > checkpoint.size:
                 _record_failure(
                     state, None,
                     f"has cosigned a tree of size {old}, larger than this log's latest "
@@ -375,9 +384,13 @@ def witness_cosign(*, witness_id: int) -> str:
             if status == 200:
                 verified = _store_cosignatures(checkpoint, witness, body)
                 when = datetime.fromtimestamp(max(c.timestamp for c in verified), tz=UTC)
+                # Never backwards: a concurrent task may have had a larger one cosigned.
+                WitnessState.objects.filter(pk=state.pk, size__lte=checkpoint.size).update(
+                    size=checkpoint.size, cosigned_at=when
+                )
                 WitnessState.objects.filter(pk=state.pk).update(
-                    size=checkpoint.size, cosigned_at=when, attempts=0, next_attempt_at=None,
-                    stopped=False, last_status=200, last_error="", updated_at=timezone.now(),
+                    attempts=0, next_attempt_at=None, stopped=False, last_status=200,
+                    last_error="", updated_at=timezone.now(),
                 )  # fmt: skip
                 return "cosigned"
             if status == 409:
