@@ -27,7 +27,15 @@ from django.http import HttpRequest, StreamingHttpResponse
 from django.urls import path
 from django.utils.timezone import get_current_timezone
 
-from ledger.models import AccessEvent, Checkpoint, Entry, Event, VerificationRun
+from ledger.models import (
+    AccessEvent,
+    Checkpoint,
+    Cosignature,
+    Entry,
+    Event,
+    VerificationRun,
+    WitnessState,
+)
 from portal.admin_site import ChoiceListFilter, InputListFilter, admin_hospital_ids
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 
@@ -390,6 +398,25 @@ class CheckpointAdmin(ReadOnlyAdmin):
     @admin.display(description="root")
     def root_hex(self, obj: Checkpoint) -> str:
         return bytes(obj.root_hash).hex()
+
+
+@admin.register(Cosignature)
+class CosignatureAdmin(ReadOnlyAdmin):
+    """Witnesses' cosignatures of the log's checkpoints (auditors only, read-only)."""
+
+    list_display = ["checkpoint", "witness", "timestamp", "created_at"]
+    list_filter = ["witness"]
+    list_select_related = ["checkpoint"]
+    readonly_fields = ["checkpoint", "witness", "vkey", "timestamp", "line", "created_at"]
+
+
+@admin.register(WitnessState)
+class WitnessStateAdmin(ReadOnlyAdmin):
+    list_display = ["name", "size", "cosigned_at", "stopped", "last_status", "next_attempt_at"]
+    readonly_fields = [
+        "name", "url", "vkey", "size", "cosigned_at", "attempts", "next_attempt_at", "stopped",
+        "last_status", "last_error", "last_error_at", "updated_at",
+    ]  # fmt: skip
 
 
 @admin.register(VerificationRun)

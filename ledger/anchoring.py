@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import datetime
 
 from django.db import connection, transaction
 from django.utils import timezone
@@ -20,6 +20,7 @@ from ledger import merkle, note
 from ledger.keys import log_origin, log_signer
 from ledger.models import Checkpoint, Entry, Event, LogHead, Node
 from ledger.proofs import merkle_nodes_fetch
+from ledger.publication import publication_enqueue
 
 logger = logging.getLogger(__name__)
 
@@ -200,11 +201,12 @@ def _anchor_batch(batch_size: int, after_id: int) -> tuple[int, int]:
 
 
 def checkpoint_cut(*, size: int, root: bytes, now: datetime) -> Checkpoint:
-    body = note.Checkpoint(
-        origin=log_origin(),
-        size=size,
-        root=root,
-        extensions=[f"time {now.astimezone(UTC).strftime('%Y-%m-%dT%H:%M:%S.%fZ')}"],
-    )
+    """Sign and store the checkpoint: origin, size and root only. No extension lines (the
+    C2SP spec calls them not recommended, and a witness's cosignature carries its own time);
+    checkpoints stored earlier with a `time` line still open, as any extension line does."""
+    body = note.Checkpoint(origin=log_origin(), size=size, root=root)
     signed = note.sign_checkpoint(body, log_signer())
-    return Checkpoint.objects.create(size=size, root_hash=root, note=signed, created_at=now)
+    checkpoint = Checkpoint.objects.create(size=size, root_hash=root, note=signed, created_at=now)
+    # Witnesses hear of it once it commits; anchoring never waits for them.
+    transaction.on_commit(publication_enqueue)
+    return checkpoint

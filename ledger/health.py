@@ -9,7 +9,7 @@ from django.shortcuts import redirect
 from django.template.response import TemplateResponse
 from django.views.decorators.http import require_POST
 
-from ledger import anchoring, proofs, runs
+from ledger import anchoring, proofs, publication, runs
 from ledger.models import VerificationRun
 
 
@@ -58,6 +58,7 @@ def health_view(request: HttpRequest, admin_site) -> HttpResponse:
         "checkpoint": checkpoint,
         "root_hex": bytes(checkpoint.root_hash).hex() if checkpoint else "",
         "pending": anchoring.pending_count(),
+        "publication": publication.publication_summary(),
         "buckets": runs.anchoring_lag_buckets(hours=hours),
         "hours": hours,
         "run": in_flight,

@@ -241,3 +241,59 @@ class VerificationRun(models.Model):
         if self.finished:
             return 100
         return int(100 * self.done / self.total) if self.total else 0
+
+
+class Cosignature(AppendOnlyModel):
+    """A witness's cosignature (c2sp.org/tlog-cosignature) of one of the log's checkpoints,
+    stored once verified against the witness's key: appending `line` to the checkpoint's
+    note gives the cosigned checkpoint that receipts and /ledger/checkpoint carry."""
+
+    checkpoint = models.ForeignKey(
+        Checkpoint, on_delete=models.PROTECT, related_name="cosignatures"
+    )
+    # The witness's name in the configuration (policy) and the key it was verified with: a
+    # witness that changes its key later does not make older cosignatures count as its.
+    witness = models.CharField(max_length=200)
+    vkey = models.CharField(max_length=400)
+    # The cosignature's own POSIX timestamp (what it says about when it was made).
+    timestamp = models.BigIntegerField()
+    line = models.TextField()  # "— <key name> <base64(key id || timestamp || signature)>\n"
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["checkpoint", "witness", "vkey"], name="ledger_cosignature_once"
+            )
+        ]
+        indexes = [models.Index(fields=["witness", "checkpoint"], name="ledger_cosig_witness")]
+
+    def __str__(self) -> str:
+        return f"cosignature by {self.witness} of checkpoint {self.checkpoint_id}"
+
+
+class WitnessState(models.Model):
+    """What the portal knows of one configured witness: the size it last cosigned for this
+    log (as it told us), the last error, and when to try again. Derived, mutable state:
+    verification asks the witness itself and trusts only signed checkpoints."""
+
+    name = models.CharField(max_length=200, unique=True)
+    url = models.CharField(max_length=500)
+    vkey = models.CharField(max_length=400)
+    size = models.BigIntegerField(default=0)  # the latest size it cosigned (or said it had)
+    cosigned_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveIntegerField(default=0)  # failures in a row (the back-off)
+    next_attempt_at = models.DateTimeField(null=True, blank=True)
+    # A refusal (403/404/422): the witness does not accept this log or this history; not
+    # retried on every checkpoint (only after STOPPED_RETRY), and named on the health page.
+    stopped = models.BooleanField(default=False)
+    last_status = models.IntegerField(null=True, blank=True)
+    last_error = models.TextField(blank=True, default="")
+    last_error_at = models.DateTimeField(null=True, blank=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return f"witness {self.name} (size {self.size})"

@@ -77,29 +77,30 @@ def consistency_proof_for(*, old_size: int, new_size: int) -> list[bytes]:
 
 
 def receipt_for_event(*, event: Event) -> dict[str, Any] | None:
-    """The receipt of an anchored event against the latest checkpoint (None if pending)."""
-    # The entry and the latest checkpoint in one query: no row if either is missing.
-    qn = connection.ops.quote_name
-    with connection.cursor() as cursor:
-        cursor.execute(
-            f"SELECT e.{qn('index')}, e.leaf, c.size, c.note "  # noqa: S608
-            f"FROM {qn(Entry._meta.db_table)} e, (SELECT size, note FROM "
-            f"{qn(Checkpoint._meta.db_table)} ORDER BY size DESC LIMIT 1) c "
-            "WHERE e.event_id = %s",
-            [event.pk],
-        )
-        row = cursor.fetchone()
+    """The receipt of an anchored event (None if pending): its inclusion in the smallest
+    witnessed checkpoint that holds it, with the witnesses' cosignatures on the checkpoint's
+    note; before that is witnessed (or with no witnesses configured), in the latest."""
+    from ledger.publication import checkpoint_witnessed, cosigned_note
+
+    row = Entry.objects.filter(event_id=event.pk).values_list("index", "leaf").first()
     if row is None:
         return None
-    index, leaf, size, checkpoint_note = row
-    if size <= index:
+    index, leaf = row
+    checkpoint = checkpoint_witnessed(covering=index)
+    if checkpoint is None:  # past the scan's bound (a witness long down), or none yet
+        latest_witnessed = checkpoint_witnessed()
+        if latest_witnessed is not None and latest_witnessed.size > index:
+            checkpoint = latest_witnessed
+        else:
+            checkpoint = checkpoint_latest()
+    if checkpoint is None or checkpoint.size <= index:
         return None
-    proof = inclusion_proof_for(index=index, size=size)
+    proof = inclusion_proof_for(index=index, size=checkpoint.size)
     return verifier.receipt_from_parts(
         index,
         bytes(leaf),
         proof,
-        checkpoint_note,
+        cosigned_note(checkpoint),
         extra={"event_id": str(event.event_id), "kind": event.kind},
     )
 

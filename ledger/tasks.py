@@ -46,3 +46,40 @@ def verify(run_id: int) -> str | None:
 
     run = verification_run_execute(run_id=run_id)
     return run.status if run is not None else None
+
+
+@shared_task(name="ledger.publish", ignore_result=True, acks_late=True)
+def publish() -> int:
+    """After a checkpoint, and from beat: send the latest checkpoint to each witness that is
+    behind it and not in back-off, one `ledger.cosign` task per witness (a witness that is
+    down delays only itself). Returns how many were enqueued."""
+    from ledger.publication import witnesses_due
+
+    due = witnesses_due()
+    for witness_id in due:
+        cosign.apply_async((witness_id,))
+    return len(due)
+
+
+@shared_task(
+    name="ledger.cosign",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    ignore_result=True,
+    max_retries=8,
+    time_limit=120,
+    soft_time_limit=100,
+)
+def cosign(self, witness_id: int) -> str:
+    """Send the latest checkpoint to one witness (its WitnessState id) and store its
+    cosignature. Idempotent (a witness already holding the latest is not asked again).
+    A witness that does not answer is retried with exponential back-off (2, 4, 8 ... s);
+    after the last retry the beat task `ledger.publish` takes over at the recorded time."""
+    from ledger.publication import WitnessUnavailable, witness_cosign
+
+    try:
+        return witness_cosign(witness_id=witness_id)
+    except WitnessUnavailable as exc:
+        # The delay recorded on the witness's state (its next attempt), so beat agrees.
+        raise self.retry(countdown=exc.delay, exc=exc) from None

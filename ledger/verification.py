@@ -49,6 +49,8 @@ class Report:
     log_seconds: float = 0.0
     subject_seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
+    # What could not be checked (a witness that cannot be reached): said, not a finding.
+    warnings: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -402,6 +404,19 @@ def verify_subjects(report: Report, progress=None) -> None:
     report.subject_seconds = time.perf_counter() - started
 
 
+def verify_witnesses(report: Report) -> None:
+    """The log against its witnesses (ledger.publication.witness_findings): a witness that
+    cosigned a larger tree than the log holds (a cut tail, the head rewound) or another root
+    at one of its sizes (a fork) is a finding quoting the witness's cosigned checkpoint."""
+    from ledger.publication import witness_findings
+
+    found, warnings = witness_findings(log_size=report.entries)
+    for f in found:
+        quoted = "".join(f"\n      | {line}" for line in f.evidence.rstrip("\n").split("\n"))
+        report.findings.append(Finding("witness", f.witness, f"{f.problem}; evidence:{quoted}"))
+    report.warnings.extend(warnings)
+
+
 def ledger_verify(*, subjects_pass: bool = True, progress_factory=None) -> Report:
     report = Report()
     total = Entry.objects.count()
@@ -410,6 +425,7 @@ def ledger_verify(*, subjects_pass: bool = True, progress_factory=None) -> Repor
             verify_log(report, progress)
     else:
         verify_log(report)
+    verify_witnesses(report)
     if subjects_pass:
         if progress_factory is not None:
             count = Event.objects.values("subject_type", "subject_id").distinct().count()

@@ -10,7 +10,7 @@ from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views.decorators.cache import cache_control, never_cache
 from django.views.decorators.http import require_GET
 
-from ledger import merkle, proofs, selectors
+from ledger import merkle, proofs, publication, selectors, verifier
 
 
 def _json_error(status: int, message: str) -> JsonResponse:
@@ -27,10 +27,16 @@ def public_key_view(request: HttpRequest) -> HttpResponse:
 @require_GET
 @never_cache
 def checkpoint_latest_view(request: HttpRequest) -> HttpResponse:
-    checkpoint = proofs.checkpoint_latest()
+    """The latest witnessed checkpoint with its witnesses' cosignatures (the latest one when
+    no witnesses are configured or none is witnessed yet; the header says which)."""
+    checkpoint, witnessed = publication.checkpoint_published()
     if checkpoint is None:
         return HttpResponse("The log is empty.\n", status=404, content_type="text/plain")
-    return HttpResponse(checkpoint.note, content_type="text/plain; charset=utf-8")
+    response = HttpResponse(
+        publication.cosigned_note(checkpoint), content_type="text/plain; charset=utf-8"
+    )
+    response["X-Ledger-Witnessed"] = "yes" if witnessed else "no"
+    return response
 
 
 @require_GET
@@ -45,11 +51,18 @@ def receipt_view(request: HttpRequest, event_id: str) -> HttpResponse:
     receipt = proofs.receipt_for_event(event=event)
     if receipt is None:
         return _json_error(409, "This event is not anchored yet; try again in a few seconds.")
-    response = HttpResponse(
-        json.dumps(receipt, indent=2), content_type="application/json; charset=utf-8"
-    )
+    if request.GET.get("format") == "tlog-proof":
+        response = HttpResponse(
+            verifier.tlog_proof_from_receipt(receipt), content_type="text/plain; charset=utf-8"
+        )
+        filename = f"receipt-{event.event_id}.tlog-proof"
+    else:
+        response = HttpResponse(
+            json.dumps(receipt, indent=2), content_type="application/json; charset=utf-8"
+        )
+        filename = f"receipt-{event.event_id}.json"
     if request.GET.get("download"):
-        response["Content-Disposition"] = f'attachment; filename="receipt-{event.event_id}.json"'
+        response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

@@ -14,6 +14,7 @@ from pathlib import Path
 import environ
 from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
+from kombu import Queue
 
 from portal.localsecrets import SECRET_NAMES, ensure_local_secrets
 
@@ -355,11 +356,25 @@ CELERY_TASK_SOFT_TIME_LIMIT = 240
 CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_BEAT_SCHEDULE_FILENAME = str(LOCAL_DIR / "celerybeat-schedule")
 CELERY_TASK_PUBLISH_RETRY_POLICY = {"max_retries": 2, "interval_start": 0, "interval_step": 0.2}
+# Witness publication (ledger.publish, ledger.cosign) has a queue of its own: a worker whose
+# processes are all busy anchoring (a lingering task holds its prefetch window) would hold it
+# back for as long. A worker started without -Q consumes both queues; `make run` on PostgreSQL
+# adds one for `-Q ledger.witness` only (README, "Witnesses").
+CELERY_TASK_QUEUES = (Queue("celery"), Queue("ledger.witness"))
+CELERY_TASK_ROUTES = {
+    "ledger.publish": {"queue": "ledger.witness"},
+    "ledger.cosign": {"queue": "ledger.witness"},
+}
 CELERY_BEAT_SCHEDULE: dict[str, dict] = {
     "heartbeat": {"task": "portal.tasks.heartbeat", "schedule": 30.0},
     "ledger-sweep": {
         "task": "ledger.sweep",
         "schedule": env.float("LEDGER_SWEEP_SECONDS", default=5.0),
+    },
+    # Witnesses behind the latest checkpoint (after a failure, at the back-off's time).
+    "ledger-publish": {
+        "task": "ledger.publish",
+        "schedule": env.float("LEDGER_PUBLISH_SWEEP_SECONDS", default=10.0),
     },
     # Bookkeeping only: an ended consent or proxy grant already grants nothing.
     "consent-expire": {"task": "consent.expire_due", "schedule": 60.0},
@@ -397,6 +412,14 @@ else:
 # --- Ledger --------------------------------------------------------------------------------
 # The log's name in its checkpoints (defaults to the signing key's name).
 LEDGER_ORIGIN = env.str("LEDGER_ORIGIN", default="")
+# Witnesses (c2sp.org/tlog-witness) that cosign the log's checkpoints; none = the log is
+# published without witnesses. Either a tlog-policy file (its `witness NAME VKEY URL` lines
+# and quorum), or LEDGER_WITNESSES="name=url=vkey,..." with LEDGER_WITNESS_QUORUM (a number,
+# "all" or "any"; default all). README.md, "Witnesses".
+LEDGER_WITNESS_POLICY = env.str("LEDGER_WITNESS_POLICY", default="")
+LEDGER_WITNESSES = env.str("LEDGER_WITNESSES", default="")
+LEDGER_WITNESS_QUORUM = env.str("LEDGER_WITNESS_QUORUM", default="")
+LEDGER_WITNESS_TIMEOUT = env.float("LEDGER_WITNESS_TIMEOUT", default=5.0)  # each request
 
 # --- Logging: no PHI; ids only ------------------------------------------------------------
 LOGGING = {

@@ -16,6 +16,7 @@ from django.views.decorators.http import require_http_methods, require_POST
 from consent import selectors as consent_selectors
 from consent import services as consent_services
 from consent.models import ProxyGrant
+from ledger import publication
 from ledger import selectors as ledger_selectors
 from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
@@ -91,7 +92,18 @@ def access_log_view(request: HttpRequest) -> HttpResponse:
     entries = consent_selectors.access_log_for_owner(
         user=request.user, patients=request.patient_registrations
     )
-    return render(request, "patient/access_log.html", {"entries": entries})
+    # Whether each receipt is witnessed: in a checkpoint the witnesses' quorum cosigned.
+    witnessing = publication.witness_setup().configured
+    witnessed = (
+        publication.events_witnessed(event_pks=[e.event.pk for e in entries])
+        if witnessing
+        else set()
+    )
+    return render(
+        request,
+        "patient/access_log.html",
+        {"entries": entries, "witnessing": witnessing, "witnessed": witnessed},
+    )
 
 
 @patient_required

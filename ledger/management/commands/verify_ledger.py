@@ -32,6 +32,8 @@ class Command(BaseCommand):
                 f"in {report.log_seconds:.2f} s, {report.subjects:,} subjects in "
                 f"{report.subject_seconds:.2f} s."
             )
+            for warning in report.warnings:
+                self.stdout.write(self.style.WARNING(f"Warning: {warning}"))
             if report.ok:
                 self.stdout.write(self.style.SUCCESS("The ledger is intact."))
             else:
