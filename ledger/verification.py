@@ -48,6 +48,8 @@ class Report:
     subjects: int = 0
     log_seconds: float = 0.0
     subject_seconds: float = 0.0
+    covered_rows: int = 0
+    coverage_seconds: float = 0.0
     findings: list[Finding] = field(default_factory=list)
 
     @property
@@ -341,6 +343,7 @@ def verify_subjects(report: Report, progress=None) -> None:
     """Re-digest live subjects against the digest of their latest anchored entry."""
     started = time.perf_counter()
     latest: dict[tuple[str, str], str] = {}
+    kinds: dict[tuple[str, str], str] = {}
     for (leaf,) in _stream(
         f"SELECT leaf FROM {_table(Entry)} ORDER BY {connection.ops.quote_name('index')}"  # noqa: S608
     ):
@@ -348,11 +351,21 @@ def verify_subjects(report: Report, progress=None) -> None:
             doc = json.loads(bytes(leaf))
             subject_type, _, subject_id = doc["subject"].partition(":")
             latest[(subject_type, subject_id)] = doc["digest"]
+            kinds[(subject_type, subject_id)] = doc["kind"]
         except (ValueError, KeyError, AttributeError):
             continue  # a damaged leaf is already named by the log pass
     registry = subjects.registered()
     by_type: dict[str, dict[str, str]] = {}
+    # A subject with a newer pending event, or whose last event deleted it, is the coverage
+    # pass's to check (against that pending event / that it is gone).
+    newer = set(
+        Event.objects.filter(status=Event.PENDING).values_list("subject_type", "subject_id")
+    )
     for (subject_type, subject_id), digest in latest.items():
+        if (subject_type, subject_id) in newer or subjects.is_removal(
+            subject_type, kinds.get((subject_type, subject_id), "")
+        ):
+            continue
         by_type.setdefault(subject_type, {})[subject_id] = digest
     for subject_type, wanted in by_type.items():
         if subject_type not in registry:
@@ -399,6 +412,78 @@ def verify_subjects(report: Report, progress=None) -> None:
     report.subject_seconds = time.perf_counter() - started
 
 
+def verify_coverage(report: Report, progress=None) -> None:
+    """Every row of every registered subject model is accounted for by its events.
+
+    The latest event of each subject (anchored or pending, in event order) is read once from
+    the outbox, then each model's keys are streamed and compared with it. Named: a row with
+    no event; a row present whose last event removed it; a row gone whose last event is
+    pending and did not remove it; a row whose last event is pending and whose digest
+    differs. Rows whose last event is anchored are re-digested against the leaf, and
+    anchored subjects that are gone named, by `verify_subjects`; the outbox rows read here
+    are held to their leaves by the log pass.
+    """
+    started = time.perf_counter()
+    registry = subjects.registered()
+    labels = sorted(registry)
+    latest: dict[str, dict[str, tuple[str, str, int]]] = {label: {} for label in labels}
+    marks = ", ".join(["%s"] * len(labels))
+    for subject_type, subject_id, kind, digest, status in _stream(
+        f"SELECT subject_type, subject_id, kind, digest, status FROM {_table(Event)} "  # noqa: S608
+        f"WHERE subject_type IN ({marks}) ORDER BY id",
+        tuple(labels),
+    ):
+        latest[subject_type][subject_id] = (kind, digest, status)
+    findings = report.findings
+    for label in labels:
+        model = registry[label][0]
+        key = subjects.key_field(label)
+        events = latest[label]
+        present: set[str] = set()
+        pending: dict[str, str] = {}
+        keys = model._base_manager.order_by().values_list(key, flat=True)
+        for value in keys.iterator(chunk_size=CHUNK):
+            subject_id = str(value)
+            present.add(subject_id)
+            last = events.get(subject_id)
+            if last is None:
+                findings.append(
+                    Finding("subject", f"{label} {subject_id}", "row has no event (written "
+                            "behind the application's back)")
+                )  # fmt: skip
+            elif subjects.is_removal(label, last[0]):
+                findings.append(
+                    Finding("subject", f"{label} {subject_id}", f"row exists but its last "
+                            f"event ({last[0]}) removed it")
+                )  # fmt: skip
+            elif last[2] == Event.PENDING:
+                pending[subject_id] = last[1]
+        for subject_id, (kind, _digest, status) in events.items():
+            if (
+                status == Event.PENDING
+                and subject_id not in present
+                and not subjects.is_removal(label, kind)
+            ):
+                findings.append(
+                    Finding("subject", f"{label} {subject_id}", "row gone without a removal "
+                            "event (deleted behind the application's back)")
+                )  # fmt: skip
+        ids = list(pending)
+        for start in range(0, len(ids), 2000):
+            chunk = ids[start : start + 2000]
+            for obj in model._base_manager.filter(**{f"{key}__in": chunk}):
+                subject_id = subjects.subject_id(obj)
+                if _digest_or_none(obj) != pending[subject_id]:
+                    findings.append(
+                        Finding("subject", f"{label} {subject_id}", "row differs from its "
+                                "last event (changed behind the application's back)")
+                    )  # fmt: skip
+        report.covered_rows += len(present)
+        if progress is not None:
+            progress.advance(1)
+    report.coverage_seconds = time.perf_counter() - started
+
+
 def ledger_verify(*, subjects_pass: bool = True, progress_factory=None) -> Report:
     report = Report()
     total = Entry.objects.count()
@@ -414,4 +499,9 @@ def ledger_verify(*, subjects_pass: bool = True, progress_factory=None) -> Repor
                 verify_subjects(report, progress)
         else:
             verify_subjects(report)
+        if progress_factory is not None:
+            with progress_factory("Checking coverage", len(subjects.registered())) as progress:
+                verify_coverage(report, progress)
+        else:
+            verify_coverage(report)
     return report
