@@ -262,3 +262,23 @@ def test_expired_break_glass_rows_swept_with_events(world):
     assert not PatientUserObjectPermission.objects.filter(source__startswith="breakglass:")
     anchoring.ledger_anchor_pending()
     assert _findings() == []
+
+
+def test_backfill_accounts_for_rows_from_before_coverage(world):
+    """An upgraded database: rows written before their model was covered have no event.
+    `ledger_backfill` records one `backfilled` event each, once; verify_ledger is then clean."""
+    nurse = world["nurse_b"]
+    group = hospital_clinical_group(hospital_id=world["b"]["hospital"].pk)
+    tamper("DELETE FROM auth_user_groups WHERE user_id = %s", (nurse.pk,))
+    tamper("INSERT INTO auth_user_groups (user_id, group_id) VALUES (%s, %s)", (nurse.pk, group.pk))
+    row = User.groups.through.objects.get(user=nurse, group=group)
+    assert _named(_findings(), User.groups.through, row.pk, "row has no event")
+    out = StringIO()
+    call_command("ledger_backfill", stdout=out)
+    assert "auth.user_groups: recorded 1 backfill event(s)" in out.getvalue()
+    anchoring.ledger_anchor_pending()
+    findings = _findings()
+    assert not _named(findings, User.groups.through, row.pk, "")
+    out = StringIO()
+    call_command("ledger_backfill", stdout=out)
+    assert out.getvalue().startswith("0 row(s) without an event")
