@@ -3,11 +3,11 @@ no event at all (`manage.py ledger_backfill`).
 
 Run once when upgrading a database whose rows predate their model's registration (the
 permission rows, group rows, care team entries and sign-in devices became ledger subjects
-later); verify_ledger's coverage pass would otherwise name every one of them. It records what
-is there now, so it is run by an operator who has checked the rows, and its events say
-`backfilled`: anyone reading the log sees when those rows entered it. Rows that have an
-event, even one that differs or removed them, are left for verify_ledger to name.
-Idempotent: a second run finds nothing to do.
+later); verify_ledger's coverage pass would otherwise name every one of them (a read is no
+account of a row). It records what is there now, so it is run by an operator who has checked
+the rows, and its events say `backfilled`: anyone reading the log sees when those rows
+entered it. Rows that have an event, even one that differs or removed them, are left for
+verify_ledger to name. Idempotent: a second run finds nothing to do.
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ def subjects_backfill(*, dry_run: bool = False) -> dict[str, int]:
         key = subjects.key_field(label)
         evented = set(
             Event.objects.filter(subject_type=label)
+            .exclude(kind__endswith=subjects.READ_SUFFIX)
             .order_by()
             .values_list("subject_id", flat=True)
             .distinct()

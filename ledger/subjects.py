@@ -57,6 +57,16 @@ def subject_id(obj: models.Model) -> str:
     return str(getattr(obj, key_field(obj._meta.label_lower)))
 
 
+# Events whose kind ends so record that a subject was read, not changed: their digest is what
+# the reader was shown, so they never vouch for a row's state (a row changed behind the
+# application's back and then read would otherwise be vouched for by the read).
+READ_SUFFIX = ".read"
+
+
+def is_read(kind: str) -> bool:
+    return kind.endswith(READ_SUFFIX)
+
+
 def is_removal(label: str, kind: str) -> bool:
     """Does an event of this kind record that the subject row was deleted."""
     return kind in _removal_kinds.get(label, frozenset())

@@ -350,6 +350,8 @@ def verify_subjects(report: Report, progress=None) -> None:
         try:
             doc = json.loads(bytes(leaf))
             subject_type, _, subject_id = doc["subject"].partition(":")
+            if subjects.is_read(doc["kind"]):
+                continue  # a read vouches for nothing (ledger.subjects.READ_SUFFIX)
             latest[(subject_type, subject_id)] = doc["digest"]
             kinds[(subject_type, subject_id)] = doc["kind"]
         except (ValueError, KeyError, AttributeError):
@@ -359,7 +361,9 @@ def verify_subjects(report: Report, progress=None) -> None:
     # A subject with a newer pending event, or whose last event deleted it, is the coverage
     # pass's to check (against that pending event / that it is gone).
     newer = set(
-        Event.objects.filter(status=Event.PENDING).values_list("subject_type", "subject_id")
+        Event.objects.filter(status=Event.PENDING)
+        .exclude(kind__endswith=subjects.READ_SUFFIX)
+        .values_list("subject_type", "subject_id")
     )
     for (subject_type, subject_id), digest in latest.items():
         if (subject_type, subject_id) in newer or subjects.is_removal(
@@ -415,7 +419,8 @@ def verify_subjects(report: Report, progress=None) -> None:
 def verify_coverage(report: Report, progress=None) -> None:
     """Every row of every registered subject model is accounted for by its events.
 
-    The latest event of each subject (anchored or pending, in event order) is read once from
+    The latest event that is not a read (reads vouch for nothing) of each subject, anchored or
+    pending, in event order, is read once from
     the outbox, then each model's keys are streamed and compared with it. Named: a row with
     no event; a row present whose last event removed it; a row gone whose last event is
     pending and did not remove it; a row whose last event is pending and whose digest
@@ -430,8 +435,8 @@ def verify_coverage(report: Report, progress=None) -> None:
     marks = ", ".join(["%s"] * len(labels))
     for subject_type, subject_id, kind, digest, status in _stream(
         f"SELECT subject_type, subject_id, kind, digest, status FROM {_table(Event)} "  # noqa: S608
-        f"WHERE subject_type IN ({marks}) ORDER BY id",
-        tuple(labels),
+        f"WHERE subject_type IN ({marks}) AND kind NOT LIKE %s ORDER BY id",
+        (*labels, f"%{subjects.READ_SUFFIX}"),
     ):
         latest[subject_type][subject_id] = (kind, digest, status)
     findings = report.findings

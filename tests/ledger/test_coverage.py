@@ -128,11 +128,31 @@ def test_group_membership_row_inserted_is_named(world):
     assert _named(_findings(), User.groups.through, row.pk, "row has no event")
 
 
+def _read(world, record) -> None:
+    """A clinician of the chart's hospital reads the record (a `record.read` event)."""
+    from portal.records import access, audit
+
+    clinician = world["a"]["clinician"]
+    chart = access.open_chart(user=clinician, patient_id=record.patient_id)
+    audit.chart_read_record(reader=clinician, chart=chart, record=record)
+
+
 def test_condition_inserted_into_a_chart_is_named(world):
     condition = world["a"]["condition"]
     row_uuid = uuid.uuid4()
     _insert_copy(Condition, condition.pk, row_uuid=row_uuid)
     assert _named(_findings(), Condition, row_uuid, "row has no event")
+
+
+def test_record_edited_then_read_is_still_named(world):
+    """A read records what was shown; it does not vouch for the row's state."""
+    condition = world["a"]["condition"]
+    tamper(
+        "UPDATE records_condition SET onset_date = %s WHERE id = %s", ("2001-01-01", condition.pk)
+    )
+    _read(world, Condition._base_manager.get(pk=condition.pk))
+    anchoring.ledger_anchor_pending()
+    assert _named(_findings(), Condition, condition.row_uuid, "differs")
 
 
 def test_records_clerk_made_clinician_is_named(world):
