@@ -18,7 +18,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, Group, Permission
+from django.contrib.auth.models import AbstractBaseUser, Group, Permission, User
 from django.db import IntegrityError, connection, models, transaction
 from django.db.models import F
 
@@ -50,11 +50,10 @@ _CHART = {
 
 
 def _row_event(
-    *, kind: str, row: Any, hospital_id: int, patient_id: int, actor: AbstractBaseUser | None
+    *, kind: str, row: Any, hospital_id: int, patient_id: int, actor: User | None
 ) -> None:
     event_record(
-        kind=kind, hospital=hospital_id, subject=row, actor=actor,  # type: ignore[arg-type]
-        patient=patient_id,
+        kind=kind, hospital=hospital_id, subject=row, actor=actor, patient=patient_id,
         attrs={
             "user": getattr(row, "user_id", None), "group": getattr(row, "group_id", None),
             "permission": row.permission_id, "source": row.source,
@@ -70,7 +69,7 @@ def _rows_add(
     target: models.Model,
     hospital_id: int,
     patient_id: int,
-    actor: AbstractBaseUser | None,
+    actor: User | None,
 ) -> None:
     """Insert the rows this grant does not hold yet, each with its `grant.added` event
     (idempotent per grant: a row already there is left as it is)."""
@@ -103,31 +102,24 @@ def _rows_add(
                 row.pk = None
 
 
-def _rows_remove(queryset: models.QuerySet, *, actor: AbstractBaseUser | None) -> int:
-    """Delete these rows, each with its `grant.removed` event (read first: the event's
-    digest is the row as it was)."""
+def _rows_remove(queryset: models.QuerySet, *, actor: User | None) -> int:
+    """Delete these rows, each with its `grant.removed` event (read first, locked: the event's
+    digest is the row as it was, and a concurrent removal records none twice)."""
     model = queryset.model
     chart, hospital = _CHART[model]
     with transaction.atomic():
-        return _rows_remove_locked(queryset, model, chart, hospital, actor)
-
-
-def _rows_remove_locked(
-    queryset: models.QuerySet, model: Any, chart: str, hospital: str, actor: Any
-) -> int:
-    rows = list(
-        queryset.select_for_update(of=("self",))
-        .annotate(ledger_patient=F(chart), ledger_hospital=F(hospital))
-        .order_by("pk")
-    )
-    if not rows:
-        return 0
-    for row in rows:
-        _row_event(
-            kind=GRANT_REMOVED, row=row, hospital_id=row.ledger_hospital,
-            patient_id=row.ledger_patient, actor=actor,
-        )  # fmt: skip
-    model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
+        rows = list(
+            queryset.select_for_update(of=("self",))
+            .annotate(ledger_patient=F(chart), ledger_hospital=F(hospital))
+            .order_by("pk")
+        )
+        for row in rows:
+            _row_event(
+                kind=GRANT_REMOVED, row=row, hospital_id=row.ledger_hospital,
+                patient_id=row.ledger_patient, actor=actor,
+            )  # fmt: skip
+        if rows:
+            model._default_manager.filter(pk__in=[row.pk for row in rows]).delete()
     return len(rows)
 
 
@@ -154,7 +146,7 @@ def chart_grant(
     source: str = "",
     starts_at: datetime | None = None,
     expires_at: datetime | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> None:
     """Give a user or a group these permissions on one chart (idempotent per grant)."""
     if (user is None) == (group is None):
@@ -201,7 +193,7 @@ def chart_revoke(
     user: AbstractBaseUser | None = None,
     group: Group | None = None,
     source: str = "",
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> None:
     """Remove exactly the rows of one grant; rows of other grants stay."""
     codenames = list(codenames)
@@ -224,7 +216,7 @@ def chart_revoke(
 
 
 def chart_group_grants_remove(
-    *, patient: Patient, source: str = "", actor: AbstractBaseUser | None = None
+    *, patient: Patient, source: str = "", actor: User | None = None
 ) -> None:
     """Drop every group grant of one source on a chart (restriction removes hospital-wide)."""
     _rows_remove(
@@ -240,7 +232,7 @@ def note_grant_write(
     source: str = "",
     starts_at: datetime | None = None,
     expires_at: datetime | None = None,
-    actor: AbstractBaseUser | None = None,
+    actor: User | None = None,
 ) -> None:
     (perm,) = _permissions(ClinicalNote, ["view_clinicalnote"])
     row = ClinicalNoteUserObjectPermission(
@@ -257,7 +249,7 @@ def note_grant_write(
     )  # fmt: skip
 
 
-def grant_source_remove(*, source: str, actor: AbstractBaseUser | None = None) -> int:
+def grant_source_remove(*, source: str, actor: User | None = None) -> int:
     """Delete every row a grant wrote (consent revoked, proxy ended, break-glass expired)."""
     if not source:
         raise ValueError("registration and care-team rows are removed by their own services")
