@@ -302,3 +302,39 @@ def test_backfill_accounts_for_rows_from_before_coverage(world):
     out = StringIO()
     call_command("ledger_backfill", stdout=out)
     assert out.getvalue().startswith("0 row(s) without an event")
+
+
+def test_every_grant_path_through_the_services_is_accounted_for(every_grant):
+    """Consents (granted, revoked), break-glass, proxy and restricted-note grants, a
+    restriction and a care team entry: each row and each removal has its event. The one row
+    the fixture writes behind the services' back (a user added to a group directly) is named."""
+    _world, users = every_grant
+    anchoring.ledger_anchor_pending()
+    (finding,) = _findings()
+    row = User.groups.through.objects.get(
+        user=users["department"], group__name="security-cardiology"
+    )
+    assert finding.startswith(f"subject auth.user_groups {row.pk}: row has no event")
+
+
+def test_admin_and_account_changes_verify_clean(world):
+    """A membership deactivated (its group rows go, with events), an admin's reset of a
+    user's sign-in devices (each device removed with its event)."""
+    from portal.accounts import services as accounts_services
+    from portal.tenancy import services as tenancy_services
+
+    a, clerk = world["a"], world["clerk"]
+    membership = Membership._base_manager.get(user=clerk)
+    tenancy_services.membership_update(
+        membership=membership, role=membership.role, department=None, is_active=False,
+        actor=a["clinician"],
+    )  # fmt: skip
+    assert not User.groups.through.objects.filter(user=clerk).exists()
+    admin_device = TOTPDevice.objects.filter(user=a["clinician"]).get()
+    removed = accounts_services.totp_devices_reset(
+        user=clerk, actor=a["clinician"], verified_by=admin_device
+    )
+    assert removed == 1
+    assert _findings() == []
+    anchoring.ledger_anchor_pending()
+    assert _findings() == []
