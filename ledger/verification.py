@@ -419,70 +419,73 @@ def verify_subjects(report: Report, progress=None) -> None:
 def verify_coverage(report: Report, progress=None) -> None:
     """Every row of every registered subject model is accounted for by its events.
 
-    The latest event that is not a read (reads vouch for nothing) of each subject, anchored or
-    pending, in event order, is read once from
-    the outbox, then each model's keys are streamed and compared with it. Named: a row with
-    no event; a row present whose last event removed it; a row gone whose last event is
-    pending and did not remove it; a row whose last event is pending and whose digest
-    differs. Rows whose last event is anchored are re-digested against the leaf, and
-    anchored subjects that are gone named, by `verify_subjects`; the outbox rows read here
-    are held to their leaves by the log pass.
+    Each subject's latest event that is not a read (reads vouch for nothing), anchored or
+    pending, is read once from the outbox in event order; then each model's keys are
+    streamed and compared with it. Named: a row with no event; a row present whose last
+    event removed it; a row gone whose last event is pending and did not remove it; a row
+    whose last event is pending and whose digest differs. Rows whose last event is anchored
+    are re-digested against its leaf, and anchored subjects that are gone named, by
+    `verify_subjects`; the outbox rows read here are held to their leaves by the log pass.
     """
     started = time.perf_counter()
     registry = subjects.registered()
     labels = sorted(registry)
-    latest: dict[str, dict[str, tuple[str, str, int]]] = {label: {} for label in labels}
+    # Per subject, as little as the checks need (a large hospital has millions of rows):
+    # None when the last event is anchored, its digest when pending, "!kind" when it removed.
+    latest: dict[str, dict[str, str | None]] = {label: {} for label in labels}
     marks = ", ".join(["%s"] * len(labels))
     for subject_type, subject_id, kind, digest, status in _stream(
         f"SELECT subject_type, subject_id, kind, digest, status FROM {_table(Event)} "  # noqa: S608
         f"WHERE subject_type IN ({marks}) AND kind NOT LIKE %s ORDER BY id",
         (*labels, f"%{subjects.READ_SUFFIX}"),
     ):
-        latest[subject_type][subject_id] = (kind, digest, status)
+        if subjects.is_removal(subject_type, kind):
+            state: str | None = "!" + kind
+        else:
+            state = digest if status == Event.PENDING else None
+        latest[subject_type][subject_id] = state
     findings = report.findings
+
+    def named(label: str, subject_id: str, problem: str) -> None:
+        findings.append(Finding("subject", f"{label} {subject_id}", problem))
+
     for label in labels:
         model = registry[label][0]
         key = subjects.key_field(label)
-        events = latest[label]
+        events = latest.pop(label)
         present: set[str] = set()
         pending: dict[str, str] = {}
         keys = model._base_manager.order_by().values_list(key, flat=True)
         for value in keys.iterator(chunk_size=CHUNK):
             subject_id = str(value)
             present.add(subject_id)
-            last = events.get(subject_id)
-            if last is None:
-                findings.append(
-                    Finding("subject", f"{label} {subject_id}", "row has no event (written "
-                            "behind the application's back)")
-                )  # fmt: skip
-            elif subjects.is_removal(label, last[0]):
-                findings.append(
-                    Finding("subject", f"{label} {subject_id}", f"row exists but its last "
-                            f"event ({last[0]}) removed it")
-                )  # fmt: skip
-            elif last[2] == Event.PENDING:
-                pending[subject_id] = last[1]
-        for subject_id, (kind, _digest, status) in events.items():
-            if (
-                status == Event.PENDING
-                and subject_id not in present
-                and not subjects.is_removal(label, kind)
-            ):
-                findings.append(
-                    Finding("subject", f"{label} {subject_id}", "row gone without a removal "
-                            "event (deleted behind the application's back)")
+            if subject_id not in events:
+                named(label, subject_id, "row has no event (written behind the application's back)")
+                continue
+            state = events[subject_id]
+            if state is None:
+                continue
+            if state.startswith("!"):
+                named(label, subject_id, f"row exists but its last event ({state[1:]}) removed it")
+            else:
+                pending[subject_id] = state
+        for subject_id, state in events.items():
+            if state is not None and not state.startswith("!") and subject_id not in present:
+                named(
+                    label, subject_id,
+                    "row gone without a removal event (deleted behind the application's back)",
                 )  # fmt: skip
         ids = list(pending)
         for start in range(0, len(ids), 2000):
-            chunk = ids[start : start + 2000]
-            for obj in model._base_manager.filter(**{f"{key}__in": chunk}):
+            for obj in model._base_manager.filter(**{f"{key}__in": ids[start : start + 2000]}):
                 subject_id = subjects.subject_id(obj)
-                if _digest_or_none(obj) != pending[subject_id]:
-                    findings.append(
-                        Finding("subject", f"{label} {subject_id}", "row differs from its "
-                                "last event (changed behind the application's back)")
-                    )  # fmt: skip
+                current = _digest_or_none(obj)
+                if current is None:
+                    named(label, subject_id, "row cannot be read back (an encrypted value was "
+                          "altered, moved or its key is missing)")  # fmt: skip
+                elif current != pending[subject_id]:
+                    named(label, subject_id, "row differs from its last event (changed behind "
+                          "the application's back)")  # fmt: skip
         report.covered_rows += len(present)
         if progress is not None:
             progress.advance(1)
