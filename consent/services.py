@@ -151,14 +151,14 @@ def consent_grant(
     }
     if grantee_kind == kinds.HOSPITAL and grantee_hospital is not None:
         group = hospital_clinical_group(hospital_id=grantee_hospital.pk)
-        chart_grant(patient=patient, codenames=codenames, group=group, **window)
+        chart_grant(patient=patient, codenames=codenames, group=group, actor=actor, **window)
     elif grantee_kind == kinds.DEPARTMENT and grantee_department is not None:
         group = department_group(department_id=grantee_department.pk)
-        chart_grant(patient=patient, codenames=codenames, group=group, **window)
+        chart_grant(patient=patient, codenames=codenames, group=group, actor=actor, **window)
     elif grantee_user is not None:  # a practitioner (the target check above)
-        chart_grant(patient=patient, codenames=codenames, user=grantee_user, **window)
+        chart_grant(patient=patient, codenames=codenames, user=grantee_user, actor=actor, **window)
         for note in notes:
-            note_grant_write(note=note, user=grantee_user, **window)
+            note_grant_write(note=note, user=grantee_user, actor=actor, **window)
     event_record(
         kind="consent.granted", hospital=patient.hospital_id, subject=consent, actor=actor,
         patient=patient,
@@ -190,7 +190,7 @@ def _consent_end(consent: Consent, *, status: str, at: datetime, actor) -> Conse
     consent.ended_at = at
     consent.ended_by = actor
     consent.save(update_fields=["status", "ended_at", "ended_by"])
-    grant_source_remove(source=consent.source)
+    grant_source_remove(source=consent.source, actor=actor)
     event_record(
         kind=f"consent.{status}", hospital=consent.hospital_id, subject=consent, actor=actor,
         patient=consent.patient_id,
@@ -451,7 +451,7 @@ def break_glass_open(
     )  # fmt: skip
     chart_grant(
         patient=patient, codenames=["view_patient"], user=user, source=glass.source,
-        expires_at=glass.expires_at,
+        expires_at=glass.expires_at, actor=user,
     )  # fmt: skip
     event_record(
         kind="breakglass.opened", hospital=patient.hospital_id, subject=glass, actor=user,
@@ -677,7 +677,7 @@ def proxy_accept(*, invitation: ProxyInvitation, actor: User) -> ProxyGrant:
     for patient in registrations:
         chart_grant(
             patient=patient, codenames=codenames, user=actor, source=grant.source,
-            expires_at=grant.period_end,
+            expires_at=grant.period_end, actor=actor,
         )  # fmt: skip
         event_record(
             kind="proxy.accepted", hospital=patient.hospital_id, subject=invitation,
@@ -756,7 +756,7 @@ def _proxy_end(grant: ProxyGrant, *, status: str, at: datetime, actor) -> ProxyG
     grant.ended_at = at
     grant.ended_by = actor
     grant.save(update_fields=["status", "ended_at", "ended_by"])
-    grant_source_remove(source=grant.source)
+    grant_source_remove(source=grant.source, actor=actor)
     for patient in Patient._base_manager.filter(user_id=grant.grantor_id):
         event_record(
             kind=f"proxy.{status}", hospital=patient.hospital_id, subject=grant, actor=actor,

@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from django.db import models
@@ -45,14 +45,24 @@ class UnknownLeafVersion(ValueError):
 _registry: dict[str, tuple[type[models.Model], Canonical]] = {}
 _key_fields: dict[str, str] = {}
 _digest_key: list[DigestKey] = []
+_removal_kinds: dict[str, frozenset[str]] = {}
 
 
-def register(model: type[models.Model], canonical: Canonical, *, key: str = "pk") -> None:
+def register(
+    model: type[models.Model],
+    canonical: Canonical,
+    *,
+    key: str = "pk",
+    removed: Iterable[str] = (),
+) -> None:
     """Register a subject model. `key` names the field that identifies a row in the ledger:
     a UUID known before the row is inserted lets the row and its event go to the database in
-    one statement (see records.services)."""
+    one statement (see records.services). `removed`: the event kinds that record the row's
+    deletion (verify_ledger's coverage pass expects the row gone after one, and present
+    after any other); none for rows that are never deleted."""
     _registry[model._meta.label_lower] = (model, canonical)
     _key_fields[model._meta.label_lower] = key
+    _removal_kinds[model._meta.label_lower] = frozenset(removed)
 
 
 def digest_key_register(key: DigestKey) -> None:
@@ -73,6 +83,21 @@ def key_field(label: str) -> str:
 def subject_id(obj: models.Model) -> str:
     """How the ledger names this row (its registered key, else the primary key)."""
     return str(getattr(obj, key_field(obj._meta.label_lower)))
+
+
+# Events whose kind ends so record that a subject was read, not changed: their digest is what
+# the reader was shown, so they never vouch for a row's state (a row changed behind the
+# application's back and then read would otherwise be vouched for by the read).
+READ_SUFFIX = ".read"
+
+
+def is_read(kind: str) -> bool:
+    return kind.endswith(READ_SUFFIX)
+
+
+def is_removal(label: str, kind: str) -> bool:
+    """Does an event of this kind record that the subject row was deleted."""
+    return kind in _removal_kinds.get(label, frozenset())
 
 
 def registered() -> dict[str, tuple[type[models.Model], Canonical]]:

@@ -73,12 +73,12 @@ class MembershipFactory(BaseManagerFactory):
     hospital = factory.SubFactory(HospitalFactory)
     role = Role.CLINICIAN
 
-    @factory.post_generation
-    def _groups(obj, create, extracted, **kwargs):
-        if create:  # as the membership service does
-            from portal.tenancy.services import membership_sync_groups
+    @classmethod
+    def _create(cls, model_class, *args, **kwargs):
+        # Through the service: the row, its ledger event and the groups in step.
+        from portal.tenancy.services import membership_create
 
-            membership_sync_groups(membership=obj)
+        return membership_create(actor=None, **kwargs)
 
 
 class PatientFactory(BaseManagerFactory):
@@ -95,8 +95,18 @@ class PatientFactory(BaseManagerFactory):
 
     @factory.post_generation
     def _grant(obj, create, extracted, **kwargs):
-        # As patient_register does: the hospital's clinical staff may open the chart.
-        if create and not obj.restricted:
+        # As patient_register does: the hospital's clinical staff may open the chart, and the
+        # registration is a ledger event (verify_ledger accounts for every patient).
+        if create:
+            from ledger.events import event_record
             from portal.records.services import _grant_hospital_wide
 
-            _grant_hospital_wide(obj)
+            if not obj.restricted:
+                _grant_hospital_wide(obj, None)
+            event_record(
+                kind="patient.registered",
+                hospital=obj.hospital_id,
+                subject=obj,
+                actor=None,
+                patient=obj,
+            )

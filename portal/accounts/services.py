@@ -18,6 +18,7 @@ from django.contrib.auth import get_user_model, login
 from django.contrib.auth.models import User
 from django.contrib.auth.signals import user_login_failed
 from django.db import transaction
+from django.db.models import QuerySet
 from django.http import HttpRequest
 from django.utils import timezone
 from django_otp import DEVICE_ID_SESSION_KEY
@@ -128,13 +129,54 @@ def totp_device_create(
     confirmed: bool = False,
     secret: bytes | None = None,
 ) -> TOTPDevice:
-    """A device with a new random secret (or `secret`), encrypted before it is written.
-    No event: a device counts once it is confirmed (totp_enrol_confirm, totp_device_confirm_new)
-    or when set-up code (seed_demo, tests) makes it confirmed directly."""
+    """A device with a new random secret (or `secret`), encrypted before it is written, with
+    the device row's `totpdevice.created` event. The account's own `totp.*` event comes once
+    it is confirmed (totp_enrol_confirm, totp_device_confirm_new); set-up code (seed_demo,
+    tests) may make it confirmed directly."""
     device = TOTPDevice(user=user, name=name, confirmed=confirmed)
     device.set_key(os.urandom(SECRET_BYTES) if secret is None else secret)
-    device.save()
+    with transaction.atomic():
+        device.save()
+        _device_row_event(kind=DEVICE_CREATED, device=device, actor=user)
     return device
+
+
+DEVICE_CREATED = "totpdevice.created"
+DEVICE_CONFIRMED = "totpdevice.confirmed"
+DEVICE_REMOVED = "totpdevice.removed"
+
+
+def device_canonical(device: Any) -> dict[str, Any]:
+    """A device row's ledger content (accounts.apps registers it): whose, confirmed or not,
+    and its TOTP parameters. Not the secret, nor what changes with every code (last_t, drift,
+    throttling, last use) or with a key rotation (the wrapped key)."""
+    return {
+        "row_uuid": str(device.row_uuid), "user": device.user_id, "name": device.name,
+        "confirmed": device.confirmed, "step": device.step, "t0": device.t0,
+        "digits": device.digits, "tolerance": device.tolerance,
+    }  # fmt: skip
+
+
+def _device_row_event(*, kind: str, device: TOTPDevice, actor: User | None) -> None:
+    """The device row's own event (verify_ledger accounts for every device row); the
+    account's `totp.*` events say what happened to the account."""
+    from ledger.events import event_record
+
+    event_record(
+        kind=kind, hospital=None, subject=device, actor=actor,
+        attrs={"user": device.user_id, "device": device.pk},
+    )  # fmt: skip
+
+
+def _devices_delete(devices: QuerySet[TOTPDevice], *, actor: User | None) -> int:
+    """Delete these devices, each with its `totpdevice.removed` event, recorded first (its
+    digest is the row as it was). In the caller's transaction."""
+    rows = list(devices.order_by("pk"))
+    for device in rows:
+        _device_row_event(kind=DEVICE_REMOVED, device=device, actor=actor)
+    if rows:
+        TOTPDevice.objects.filter(pk__in=[device.pk for device in rows]).delete()
+    return len(rows)
 
 
 def totp_device_for_enrolment(*, user: User, device_id: Any) -> TOTPDevice:
@@ -143,7 +185,11 @@ def totp_device_for_enrolment(*, user: User, device_id: Any) -> TOTPDevice:
     device = selectors.totp_device_pending(user=user, device_id=device_id)
     if device is None:
         cutoff = timezone.now() - selectors.UNCONFIRMED_DEVICE_TTL
-        TOTPDevice.objects.filter(user=user, confirmed=False, created_at__lte=cutoff).delete()
+        with transaction.atomic():
+            _devices_delete(
+                TOTPDevice.objects.filter(user=user, confirmed=False, created_at__lte=cutoff),
+                actor=user,
+            )
         device = totp_device_create(user=user)
     return device
 
@@ -228,7 +274,8 @@ def totp_enrol_confirm(*, user: User, device_id: Any, token: str) -> TOTPDevice 
             return None  # leaves the block normally: the throttling is kept
         device.confirmed = True
         device.save(update_fields=["confirmed"])
-        TOTPDevice.objects.filter(user=user, confirmed=False).delete()
+        _device_row_event(kind=DEVICE_CONFIRMED, device=device, actor=user)
+        _devices_delete(TOTPDevice.objects.filter(user=user, confirmed=False), actor=user)
         _device_event(
             kind="totp.enrolled", user=user, actor=user, attrs={"device": device.pk, "via": "login"}
         )
@@ -267,11 +314,12 @@ def totp_device_confirm_new(
             return None  # leaves the block normally: the throttling is kept
         device.confirmed = True
         device.save(update_fields=["confirmed"])
+        _device_row_event(kind=DEVICE_CONFIRMED, device=device, actor=user)
         attrs: dict[str, Any] = {"device": device.pk}
         if verified_by is not None:
             attrs["verified_by"] = verified_by.pk
         if replace is not None:
-            TOTPDevice.objects.filter(pk=replace.pk, user=user).delete()
+            _devices_delete(TOTPDevice.objects.filter(pk=replace.pk, user=user), actor=user)
             kind, attrs["replaced"] = "totp.replaced", replace.pk
         else:
             kind = "totp.added" if confirmed else "totp.turned_on"
@@ -295,7 +343,7 @@ def totp_device_remove(*, user: User, device: TOTPDevice, verified_by: TOTPDevic
             raise TwoFactorRefused("Enter a code from a device you keep.")
         if not TOTPDevice.objects.filter(pk=device.pk, user=user, confirmed=True).exists():
             raise TwoFactorRefused("That device was already removed.")
-        TOTPDevice.objects.filter(pk=device.pk, user=user).delete()
+        _devices_delete(TOTPDevice.objects.filter(pk=device.pk, user=user), actor=user)
         _device_event(
             kind="totp.removed", user=user, actor=user,
             attrs={"device": device.pk, "verified_by": verified_by.pk},
@@ -309,7 +357,7 @@ def totp_turn_off(*, user: User, verified_by: TOTPDevice) -> int:
         raise TwoFactorRefused("Staff accounts must keep two-factor sign-in.")
     with transaction.atomic():
         _lock_account(user)
-        removed, _ = TOTPDevice.objects.filter(user=user).delete()
+        removed = _devices_delete(TOTPDevice.objects.filter(user=user), actor=user)
         _device_event(
             kind="totp.turned_off", user=user, actor=user,
             attrs={"removed": removed, "verified_by": verified_by.pk},
@@ -324,12 +372,22 @@ def totp_devices_reset(*, user: User, actor: User, verified_by: TOTPDevice) -> i
     accepted the admin's own current code."""
     with transaction.atomic():
         _lock_account(user)
-        removed, _ = TOTPDevice.objects.filter(user=user).delete()
+        removed = _devices_delete(TOTPDevice.objects.filter(user=user), actor=actor)
         _device_event(
             kind="totp.reset", user=user, actor=actor,
             attrs={"removed": removed, "verified_by": verified_by.pk},
         )  # fmt: skip
     return removed
+
+
+def totp_device_secret_set(*, device: TOTPDevice, secret: bytes, actor: User | None) -> None:
+    """Set-up code only (seed_demo re-seeded with another SECRET_KEY): give a device this
+    secret and confirm it, with the device row's event."""
+    with transaction.atomic():
+        device.set_key(secret)
+        device.confirmed = True
+        device.save(update_fields=["key_master_id", "encrypted_key", "confirmed"])
+        _device_row_event(kind=DEVICE_CONFIRMED, device=device, actor=actor)
 
 
 def totp_device_rewrap(*, device_id: int, ring: KeyRing) -> bool:

@@ -107,9 +107,7 @@ def _totp(user: AbstractBaseUser) -> None:
             user=user, name="Demo authenticator", confirmed=True, secret=key
         )
     elif device.bin_key != key or not device.confirmed:  # re-seeded with another SECRET_KEY
-        device.set_key(key)
-        device.confirmed = True
-        device.save(update_fields=["key_master_id", "encrypted_key", "confirmed"])
+        accounts_services.totp_device_secret_set(device=device, secret=key, actor=None)
 
 
 def staff_logins() -> list[DemoLogin]:

@@ -46,9 +46,9 @@ def _label(model: type[ClinicalRecord]) -> str:
     return model_name(model)
 
 
-def _grant_hospital_wide(patient: Patient) -> None:
+def _grant_hospital_wide(patient: Patient, actor: User | None) -> None:
     group = hospital_clinical_group(hospital_id=patient.hospital_id)
-    chart_grant(patient=patient, codenames=CHART_PERMS, group=group)
+    chart_grant(patient=patient, codenames=CHART_PERMS, group=group, actor=actor)
 
 
 @transaction.atomic
@@ -74,7 +74,7 @@ def patient_register(
     if patient_by_mrn(hospital=hospital, mrn=mrn) is not None:
         raise ValidationError({"mrn": "A patient with this MRN is already registered here."})
     patient.save()
-    _grant_hospital_wide(patient)
+    _grant_hospital_wide(patient, actor)
     event_record(
         kind="patient.registered", hospital=hospital, subject=patient, actor=actor, patient=patient
     )
@@ -90,9 +90,9 @@ def patient_set_restricted(*, patient: Patient, restricted: bool, actor: User) -
     patient.restricted = restricted
     patient.save(update_fields=["restricted"])
     if restricted:
-        chart_group_grants_remove(patient=patient)
+        chart_group_grants_remove(patient=patient, actor=actor)
     else:
-        _grant_hospital_wide(patient)
+        _grant_hospital_wide(patient, actor)
     event_record(
         kind="patient.restricted" if restricted else "patient.unrestricted",
         hospital=patient.hospital_id, subject=patient, actor=actor, patient=patient,
@@ -110,10 +110,12 @@ def care_team_add(*, patient: Patient, user: User, actor: User) -> CareTeamMembe
     member, created = CareTeamMember._base_manager.get_or_create(
         patient=patient, user=user, defaults={"hospital_id": patient.hospital_id, "added_by": actor}
     )
-    chart_grant(patient=patient, codenames=CHART_PERMS, user=user)
+    chart_grant(patient=patient, codenames=CHART_PERMS, user=user, actor=actor)
     if created:
+        # The entry is its own ledger subject (verify_ledger accounts for every entry); the
+        # patient id puts it in the chart's history.
         event_record(
-            kind="careteam.added", hospital=patient.hospital_id, subject=patient, actor=actor,
+            kind="careteam.added", hospital=patient.hospital_id, subject=member, actor=actor,
             patient=patient, attrs={"member": user.pk},
         )  # fmt: skip
     return member
@@ -121,13 +123,15 @@ def care_team_add(*, patient: Patient, user: User, actor: User) -> CareTeamMembe
 
 @transaction.atomic
 def care_team_remove(*, patient: Patient, user: User, actor: User) -> None:
-    deleted, _ = CareTeamMember._base_manager.filter(patient=patient, user=user).delete()
-    chart_revoke(patient=patient, codenames=CHART_PERMS, user=user)
-    if deleted:
+    member = CareTeamMember._base_manager.select_for_update().filter(patient=patient, user=user)
+    for entry in member:
+        # Recorded before the DELETE: the event's digest is the entry as it was.
         event_record(
-            kind="careteam.removed", hospital=patient.hospital_id, subject=patient, actor=actor,
+            kind="careteam.removed", hospital=patient.hospital_id, subject=entry, actor=actor,
             patient=patient, attrs={"member": user.pk},
         )  # fmt: skip
+        CareTeamMember._base_manager.filter(pk=entry.pk).delete()
+    chart_revoke(patient=patient, codenames=CHART_PERMS, user=user, actor=actor)
 
 
 def _validate_effective(value: datetime | date | None, field: str) -> None:
@@ -176,7 +180,7 @@ def record_create(*, actor: User | None, patient: Patient, model: type[R], **fie
         )  # fmt: skip
         if needs_grant:
             assert isinstance(record, ClinicalNote) and actor is not None  # as needs_grant says
-            note_grant_write(note=record, user=actor)
+            note_grant_write(note=record, user=actor, actor=actor)
     return record
 
 
@@ -221,8 +225,10 @@ def record_correct(*, actor: User, record: R, **changes: Any) -> R:
         ).values_list("user_id", "source", "expires_at")
         users = get_user_model()._default_manager.in_bulk([g[0] for g in grants] + [actor.pk])
         for user_id, source, expires_at in grants:
-            note_grant_write(note=new, user=users[user_id], source=source, expires_at=expires_at)
-        note_grant_write(note=new, user=actor)
+            note_grant_write(
+                note=new, user=users[user_id], source=source, expires_at=expires_at, actor=actor
+            )
+        note_grant_write(note=new, user=actor, actor=actor)
     event_record(
         kind=f"{_label(model)}.entered-in-error", hospital=old.hospital_id, subject=old,
         actor=actor, patient=old.patient_id,
@@ -254,7 +260,7 @@ def observation_create(
 @transaction.atomic
 def note_grant(*, note: ClinicalNote, user: User, actor: User) -> None:
     """Let one user read a restricted note (the only way to see it)."""
-    note_grant_write(note=note, user=user)
+    note_grant_write(note=note, user=user, actor=actor)
     event_record(
         kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
         patient=note.patient_id, attrs={"grantee": user.pk},

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
-from django.contrib.auth.models import User
+from django.contrib.auth.models import Group, User
 from django.core.exceptions import PermissionDenied
 from django.db import transaction
 from django.http import Http404, HttpRequest
@@ -52,6 +52,22 @@ def membership_ensure(
     )
 
 
+GROUP_MEMBER_ADDED = "groupmember.added"
+GROUP_MEMBER_REMOVED = "groupmember.removed"
+
+
+def membership_canonical(membership: Any) -> dict[str, Any]:
+    """A membership's ledger content (tenancy.apps registers it): who, where, which role,
+    department and whether active. The same dict the events before registration digested."""
+    return _membership_state(membership)
+
+
+def group_member_canonical(row: Any) -> dict[str, Any]:
+    """A group membership row's ledger content (auth's User.groups table): the hospital-wide
+    clinical and department groups open charts, so each row is a ledger subject."""
+    return {"user": row.user_id, "group": row.group_id}
+
+
 def _membership_state(membership: Membership) -> dict:
     return {
         "user": membership.user_id,
@@ -65,13 +81,11 @@ def _membership_state(membership: Membership) -> dict:
 def _membership_event(*, membership: Membership, actor: User | None, before: dict | None) -> None:
     """`membership.changed`: ids and codes only (the old and new role, department, active)."""
     from ledger.events import event_record
-    from ledger.subjects import digest_content
 
-    digest = digest_content(_membership_state(membership), hospital_id=membership.hospital_id)
     before = before or {}
     event_record(
         kind="membership.changed", hospital=membership.hospital_id,
-        subject=("tenancy.membership", membership.pk), actor=actor, digest=digest,
+        subject=membership, actor=actor,
         attrs={
             "user": membership.user_id,
             "created": not before,
@@ -106,7 +120,7 @@ def membership_create(
         user=user, hospital=hospital, role=role, department=department, is_active=is_active
     )
     _membership_event(membership=membership, actor=actor, before=None)
-    membership_sync_groups(membership=membership)
+    membership_sync_groups(membership=membership, actor=actor)
     return membership
 
 
@@ -129,41 +143,61 @@ def membership_update(
     locked.department = department
     locked.is_active = is_active
     if _membership_state(locked) == before:
-        membership_sync_groups(membership=locked)  # idempotent; repairs drifted groups
+        membership_sync_groups(membership=locked, actor=actor)  # idempotent; repairs drift
         return locked
     locked.save(update_fields=["role", "department", "is_active"])
     _membership_event(membership=locked, actor=actor, before=before)
-    membership_sync_groups(membership=locked)
+    membership_sync_groups(membership=locked, actor=actor)
     return locked
 
 
-def membership_sync_groups(*, membership: Membership) -> None:
+def membership_sync_groups(*, membership: Membership, actor: User | None = None) -> None:
     """Keep the hospital-wide clinical group in step with the membership.
 
     Clinicians, nurses and records clerks of a hospital see its (unrestricted) patients
     through this group's object permissions; hospital admins administer and are not in it.
+    Department groups: only the membership's own department, only while clinical. Each
+    group row added or removed is a ledger event of its own (`groupmember.added` /
+    `groupmember.removed`), in the caller's transaction.
     """
+    from ledger.events import event_record
+
     clinical = membership.is_active and membership.role in CLINICAL_ROLES
-    group = selectors.hospital_clinical_group(hospital_id=membership.hospital_id)
+    hospital_group = selectors.hospital_clinical_group(hospital_id=membership.hospital_id)
+    managed = {hospital_group.pk}
+    managed.update(
+        Group.objects.filter(
+            name__in=[
+                f"department-{pk}"
+                for pk in Department.objects.filter(hospital_id=membership.hospital_id).values_list(
+                    "pk", flat=True
+                )
+            ]
+        ).values_list("pk", flat=True)
+    )
+    wanted: set[int] = set()
     if clinical:
-        membership.user.groups.add(group)
-    else:
-        membership.user.groups.remove(group)
-    # Department groups: only the membership's own department, only while clinical.
-    own = f"department-{membership.department_id}" if membership.department_id else None
-    stale = membership.user.groups.filter(
-        name__in=[
-            f"department-{pk}"
-            for pk in Department.objects.filter(hospital_id=membership.hospital_id).values_list(
-                "pk", flat=True
-            )
-        ]
-    ).exclude(name=own if clinical else None)
-    membership.user.groups.remove(*stale)
-    if clinical and own and membership.department_id is not None:
-        membership.user.groups.add(
-            selectors.department_group(department_id=membership.department_id)
-        )
+        wanted.add(hospital_group.pk)
+        if membership.department_id is not None:
+            department = selectors.department_group(department_id=membership.department_id)
+            wanted.add(department.pk)
+            managed.add(department.pk)
+    through = User.groups.through
+    rows = through.objects.filter(user_id=membership.user_id, group_id__in=managed)
+    current = {row.group_id: row for row in rows.select_for_update().order_by("pk")}
+    for group_id, row in current.items():
+        if group_id not in wanted:
+            event_record(
+                kind=GROUP_MEMBER_REMOVED, hospital=membership.hospital_id, subject=row,
+                actor=actor, attrs={"user": row.user_id, "group": group_id},
+            )  # fmt: skip
+            through.objects.filter(pk=row.pk).delete()
+    for group_id in sorted(wanted - set(current)):
+        row = through.objects.create(user_id=membership.user_id, group_id=group_id)
+        event_record(
+            kind=GROUP_MEMBER_ADDED, hospital=membership.hospital_id, subject=row, actor=actor,
+            attrs={"user": row.user_id, "group": group_id},
+        )  # fmt: skip
 
 
 def department_ensure(*, hospital: Hospital, slug: str, name: str) -> Department:

@@ -32,6 +32,11 @@ class Command(BaseCommand):
                 f"in {report.log_seconds:.2f} s, {report.subjects:,} subjects in "
                 f"{report.subject_seconds:.2f} s."
             )
+            if report.covered_rows:
+                self.stdout.write(
+                    f"Accounted for {report.covered_rows:,} rows of ledger subjects in "
+                    f"{report.coverage_seconds:.2f} s."
+                )
             for warning in report.warnings:
                 self.stdout.write(self.style.WARNING(f"Warning: {warning}"))
             if report.ok:
