@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, connections, transaction
 
-from ledger import merkle, note, subjects
+from ledger import facts, merkle, note, subjects
 from ledger.keys import log_origin, log_verifier
 from ledger.models import GENESIS_CHAIN_HASH, Checkpoint, Entry, Event, LogHead
 
@@ -155,7 +156,7 @@ def _outbox_findings() -> list[Finding]:
         )
         for index, no_event, same_leaf, _status in cursor.fetchall():
             if no_event:
-                problem = "has no outbox event (inserted into the log)"
+                problem = "has no outbox event (inserted into the log, or its event deleted)"
             elif not same_leaf:
                 problem = "leaf bytes differ from its recorded event"
             else:
@@ -169,8 +170,79 @@ def _outbox_findings() -> list[Finding]:
     return found
 
 
+# The facts a leaf states, each compared with its column, in SQL: the database parses every
+# leaf on its own core and returns only the events where something differs, which
+# `facts.facts_differing` then names. A leaf it cannot parse (or a time it cannot read) fails
+# the statement: then every event goes through the Python comparison instead.
+_FACTS_DIFFER_SQL = """
+SELECT ev.id FROM {event_t} ev
+CROSS JOIN LATERAL (SELECT convert_from(ev.leaf, 'UTF8')::jsonb AS l) j
+WHERE jsonb_typeof(j.l) <> 'object'
+   OR j.l->>'event' IS DISTINCT FROM ev.event_id::text
+   OR j.l->>'kind' IS DISTINCT FROM ev.kind
+   OR j.l->'hospital' IS DISTINCT FROM COALESCE(to_jsonb(ev.hospital_id), 'null'::jsonb)
+   OR j.l->>'subject' IS DISTINCT FROM ev.subject_type || ':' || ev.subject_id
+   OR j.l->'patient' IS DISTINCT FROM COALESCE(to_jsonb(ev.patient_id), 'null'::jsonb)
+   OR j.l->'actor' IS DISTINCT FROM COALESCE(to_jsonb(ev.actor_id), 'null'::jsonb)
+   OR j.l->'actor_hospital' IS DISTINCT FROM to_jsonb(ev.actor_hospital_id)
+   OR (j.l->>'time')::timestamptz IS DISTINCT FROM ev.recorded_at
+   OR j.l->>'digest' IS DISTINCT FROM ev.digest
+   OR j.l->'attrs' IS DISTINCT FROM ev.attrs
+ORDER BY ev.id
+"""
+
+
+def _event_fact_findings() -> list[Finding]:
+    """Every event's columns (what the portal shows) against its leaf: an anchored event's
+    leaf is its entry's (the outbox pass names any difference in the bytes), a pending
+    event's its own. Names each event and which facts differ."""
+    candidates: list[int] | None = None
+    if connection.vendor == "postgresql":
+        try:
+            with transaction.atomic(), connection.cursor() as cursor:
+                cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+                cursor.execute(_FACTS_DIFFER_SQL.format(event_t=_table(Event)))
+                candidates = [pk for (pk,) in cursor.fetchall()]
+        except DatabaseError:
+            candidates = None  # named one by one below
+        if candidates == []:
+            return []
+    rows = Event.objects.order_by("id")
+    if candidates is not None:
+        rows = rows.filter(pk__in=candidates)
+    found: list[Finding] = []
+    for status, index, leaf, *values in rows.values_list(
+        "status", "entry__index", "leaf", *facts.FACT_COLUMNS
+    ).iterator(chunk_size=2000):
+        event_id = values[0]
+        where = (
+            f"its anchored leaf (entry {index})"
+            if status == Event.ANCHORED and index is not None
+            else "its recorded leaf"
+        )
+        try:
+            differing = facts.facts_differing(facts.facts_of_values(*values), bytes(leaf))
+        except facts.LeafUnreadable as exc:
+            found.append(Finding("event", str(event_id), f"{where} cannot be read: {exc}"))
+            continue
+        if differing:
+            found.append(
+                Finding(
+                    "event",
+                    str(event_id),
+                    f"{facts.describe(differing)} in the database differ from {where} "
+                    "(changed behind the application's back)",
+                )
+            )
+    return found
+
+
+def _database_findings() -> list[Finding]:
+    return _outbox_findings() + _event_fact_findings()
+
+
 class _Background:
-    """Run `_outbox_findings` on a second connection while the log pass hashes (the database
+    """Run `_database_findings` on a second connection while the log pass hashes (the database
     does the join on the other core). Only outside a transaction: a second connection
     cannot see the caller's uncommitted rows, so inside one it runs inline afterwards."""
 
@@ -184,7 +256,7 @@ class _Background:
 
     def _run(self) -> None:
         try:
-            self.result = _outbox_findings()
+            self.result = _database_findings()
         except BaseException as exc:  # re-raised in the caller's thread
             self.error = exc
         finally:
@@ -192,7 +264,7 @@ class _Background:
 
     def findings(self) -> list[Finding]:
         if self.thread is None:
-            return _outbox_findings()
+            return _database_findings()
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -337,45 +409,86 @@ def _digest_or_none(obj) -> str | None:
         return None
 
 
+def _subject_key(model, key: str, subject_id: str) -> Any:
+    """The subject id as the key field's value, or None when it cannot be one (an integer
+    where the key is a UUID, say): such an entry names no row, and is a finding."""
+    field_ = model._meta.pk if key == "pk" else model._meta.get_field(key)
+    try:
+        return field_.to_python(subject_id)
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
 def verify_subjects(report: Report, progress=None) -> None:
-    """Re-digest live subjects against the digest of their latest anchored entry."""
+    """Re-digest live subjects against the digest of their latest anchored entry.
+
+    Never raises on what it reads: a leaf that cannot be parsed, or a subject id that cannot
+    name a row of its type, is a finding naming the entry."""
     started = time.perf_counter()
-    latest: dict[tuple[str, str], str] = {}
-    for (leaf,) in _stream(
-        f"SELECT leaf FROM {_table(Entry)} ORDER BY {connection.ops.quote_name('index')}"  # noqa: S608
+    latest: dict[tuple[str, str], tuple[int, str]] = {}
+    idx = connection.ops.quote_name("index")
+    for index, leaf in _stream(
+        f"SELECT {idx}, leaf FROM {_table(Entry)} ORDER BY {idx}"  # noqa: S608
     ):
         try:
             doc = json.loads(bytes(leaf))
             subject_type, _, subject_id = doc["subject"].partition(":")
-            latest[(subject_type, subject_id)] = doc["digest"]
-        except (ValueError, KeyError, AttributeError):
-            continue  # a damaged leaf is already named by the log pass
+            latest[(subject_type, subject_id)] = (index, doc["digest"])
+        except (ValueError, KeyError, AttributeError, TypeError):
+            report.findings.append(
+                Finding("entry", str(index), "leaf cannot be read (names no subject and digest)")
+            )
     registry = subjects.registered()
-    by_type: dict[str, dict[str, str]] = {}
-    for (subject_type, subject_id), digest in latest.items():
-        by_type.setdefault(subject_type, {})[subject_id] = digest
+    by_type: dict[str, dict[str, tuple[int, str]]] = {}
+    for (subject_type, subject_id), seen in latest.items():
+        by_type.setdefault(subject_type, {})[subject_id] = seen
     for subject_type, wanted in by_type.items():
         if subject_type not in registry:
             continue  # events about things that are not rows (for example a whole chart view)
         model = registry[subject_type][0]
-        ids = list(wanted)
+        key = subjects.key_field(subject_type)
+        # Each id as its key's value; one that cannot be is named, never looked up.
+        keys: dict[str, Any] = {}
+        for subject_id, (index, _) in wanted.items():
+            value = _subject_key(model, key, subject_id)
+            if value is None:
+                report.findings.append(
+                    Finding(
+                        "subject",
+                        f"{subject_type} {subject_id}",
+                        f"entry {index} names a subject id that cannot be a {subject_type} key",
+                    )
+                )
+            else:
+                keys[subject_id] = value
+        ids = list(keys)
         for start in range(0, len(ids), 2000):
             chunk = ids[start : start + 2000]
-            key = subjects.key_field(subject_type)
             rows = {
-                str(getattr(obj, key)): obj
-                for obj in model._base_manager.filter(**{f"{key}__in": chunk})
+                getattr(obj, key): obj
+                for obj in model._base_manager.filter(
+                    **{f"{key}__in": [keys[subject_id] for subject_id in chunk]}
+                )
             }
             for subject_id in chunk:
-                obj = rows.get(subject_id)
+                obj = rows.get(keys[subject_id])
                 ref = f"{subject_type} {subject_id}"
+                digest = wanted[subject_id][1]
                 if obj is None:
                     report.findings.append(
                         Finding(
                             "subject", ref, "row is gone (deleted behind the application's back)"
                         )
                     )
-                elif (current := _digest_or_none(obj)) is None:
+                    continue
+                try:
+                    current = _digest_or_none(obj)
+                except Exception as exc:  # what the row holds must not stop the check
+                    report.findings.append(
+                        Finding("subject", ref, f"row cannot be digested ({type(exc).__name__})")
+                    )
+                    continue
+                if current is None:
                     report.findings.append(
                         Finding(
                             "subject",
@@ -384,7 +497,7 @@ def verify_subjects(report: Report, progress=None) -> None:
                             "or its key is missing)",
                         )
                     )
-                elif current != wanted[subject_id]:
+                elif current != digest:
                     report.findings.append(
                         Finding(
                             "subject",

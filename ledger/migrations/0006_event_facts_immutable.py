@@ -1,0 +1,96 @@
+"""An event's facts are fixed once written, in the database itself: an UPDATE of ledger_event
+may only anchor the event (status pending -> anchored, anchored_at set once), and DELETE and
+TRUNCATE are refused, whoever connects. What the patient and the auditors are shown is read
+from these columns, and verify_ledger compares them with the anchored leaf.
+
+PostgreSQL and SQLite (the demo) both get triggers. The UPDATE trigger's WHEN clause is
+evaluated by the executor, so anchoring's own UPDATE (about 20,000 rows a second) never
+calls a function."""
+
+from django.db import migrations
+
+# Every column but status and anchored_at (the only ones anchoring sets).
+FACTS = (
+    "id", "event_id", "kind", "hospital_id", "subject_type", "subject_id", "patient_id",
+    "actor_id", "actor_hospital_id", "recorded_at", "digest", "attrs", "leaf",
+)  # fmt: skip
+ANCHORED = 1
+
+PG_FUNCTION = """
+CREATE OR REPLACE FUNCTION ledger_refuse_event_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    RAISE EXCEPTION 'ledger_event is append-only: an event''s facts are fixed once written '
+        '(% refused; anchoring may only set status and anchored_at, once)', TG_OP
+        USING ERRCODE = 'insufficient_privilege';
+END;
+$$;
+"""
+
+
+def _changed(ne: str) -> str:
+    """The WHEN condition of an UPDATE that changes more than anchoring may; `ne` is the
+    null-safe inequality of the dialect."""
+    facts = " OR ".join(f"OLD.{c} {ne} NEW.{c}" for c in FACTS)
+    return (
+        f"{facts} OR (OLD.status = {ANCHORED} AND NEW.status {ne} {ANCHORED}) "
+        f"OR (OLD.anchored_at IS NOT NULL AND OLD.anchored_at {ne} NEW.anchored_at) "
+        f"OR (NEW.status = {ANCHORED} AND NEW.anchored_at IS NULL)"
+    )
+
+
+SQLITE_MESSAGE = (
+    "'ledger_event is append-only: an event''s facts are fixed once written "
+    "(anchoring may only set status and anchored_at, once)'"
+)
+SQLITE_TRIGGERS = {
+    "ledger_event_facts_immutable": (
+        "CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE ON ledger_event "
+        f"FOR EACH ROW WHEN {_changed('IS NOT')} "
+        f"BEGIN SELECT RAISE(ABORT, {SQLITE_MESSAGE}); END"
+    ),
+    "ledger_event_no_delete": (
+        "CREATE TRIGGER ledger_event_no_delete BEFORE DELETE ON ledger_event "
+        f"FOR EACH ROW BEGIN SELECT RAISE(ABORT, {SQLITE_MESSAGE}); END"
+    ),
+}
+
+
+def install_triggers(apps, schema_editor):
+    vendor = schema_editor.connection.vendor
+    if vendor == "postgresql":
+        schema_editor.execute(PG_FUNCTION, params=None)  # the body has a literal % placeholder
+        schema_editor.execute(
+            "CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE ON ledger_event "
+            f"FOR EACH ROW WHEN ({_changed('IS DISTINCT FROM')}) "
+            "EXECUTE FUNCTION ledger_refuse_event_change()"
+        )
+        # ledger_refuse_change() is 0002's: the log tables' own refusal.
+        schema_editor.execute(
+            "CREATE TRIGGER ledger_event_no_delete BEFORE DELETE ON ledger_event "
+            "FOR EACH ROW EXECUTE FUNCTION ledger_refuse_change()"
+        )
+        schema_editor.execute(
+            "CREATE TRIGGER ledger_event_no_truncate BEFORE TRUNCATE ON ledger_event "
+            "FOR EACH STATEMENT EXECUTE FUNCTION ledger_refuse_change()"
+        )
+    elif vendor == "sqlite":
+        for sql in SQLITE_TRIGGERS.values():
+            schema_editor.execute(sql, params=None)
+
+
+def remove_triggers(apps, schema_editor):
+    vendor = schema_editor.connection.vendor
+    if vendor not in ("postgresql", "sqlite"):
+        return
+    on = " ON ledger_event" if vendor == "postgresql" else ""
+    for name in ("ledger_event_facts_immutable", "ledger_event_no_delete"):
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
+    if vendor == "postgresql":
+        schema_editor.execute(f"DROP TRIGGER IF EXISTS ledger_event_no_truncate{on}")
+        schema_editor.execute("DROP FUNCTION IF EXISTS ledger_refuse_event_change()")
+
+
+class Migration(migrations.Migration):
+    dependencies = [("ledger", "0005_event_actor_hospital")]
+
+    operations = [migrations.RunPython(install_triggers, remove_triggers)]
