@@ -170,50 +170,70 @@ def _outbox_findings() -> list[Finding]:
     return found
 
 
-# The facts a leaf states, each compared with its column, in SQL: the database parses every
-# leaf on its own core and returns only the events where something differs, which
-# `facts.facts_differing` then names. A leaf it cannot parse (or a time it cannot read) fails
-# the statement: then every event goes through the Python comparison instead.
-_FACTS_DIFFER_SQL = """
-SELECT ev.id FROM {event_t} ev
-CROSS JOIN LATERAL (SELECT convert_from(ev.leaf, 'UTF8')::jsonb AS l) j
-WHERE jsonb_typeof(j.l) <> 'object'
-   OR j.l->>'event' IS DISTINCT FROM ev.event_id::text
-   OR j.l->>'kind' IS DISTINCT FROM ev.kind
-   OR j.l->'hospital' IS DISTINCT FROM COALESCE(to_jsonb(ev.hospital_id), 'null'::jsonb)
-   OR j.l->>'subject' IS DISTINCT FROM ev.subject_type || ':' || ev.subject_id
-   OR j.l->'patient' IS DISTINCT FROM COALESCE(to_jsonb(ev.patient_id), 'null'::jsonb)
-   OR j.l->'actor' IS DISTINCT FROM COALESCE(to_jsonb(ev.actor_id), 'null'::jsonb)
-   OR j.l->'actor_hospital' IS DISTINCT FROM to_jsonb(ev.actor_hospital_id)
-   OR (j.l->>'time')::timestamptz IS DISTINCT FROM ev.recorded_at
-   OR j.l->>'digest' IS DISTINCT FROM ev.digest
-   OR j.l->'attrs' IS DISTINCT FROM ev.attrs
-ORDER BY ev.id
+# A prefilter, on PostgreSQL: the database picks the events whose leaf might not state their
+# columns, and `facts.facts_differing` (the rule) then names what differs for those only. It
+# rebuilds what the leaf says of the columns as canonical_leaf writes it (sorted keys, compact)
+# and compares text, which costs a fraction of parsing a million leaves. The attributes are
+# compared as jsonb, cut from the leaf between `"attrs":` and `},"digest":` (attribute
+# values are codes: no braces). A leaf in another format only makes every event a candidate
+# (slower, still exact); one the database cannot read fails the statement, and then every
+# event goes through the Python comparison, which names it.
+_FACTS_PREFILTER_SQL = """
+WITH x AS (
+  SELECT id, attrs, convert_from(leaf, 'UTF8') AS s,
+    '{{"actor":' || COALESCE(actor_id::text, 'null')
+      || COALESCE(',"actor_hospital":' || actor_hospital_id::text, '') || ',"attrs":' AS head,
+    ',"digest":' || to_json(digest)::text || ',"event":"' || event_id::text
+      || '","hospital":' || COALESCE(hospital_id::text, 'null')
+      || ',"kind":' || to_json(kind)::text
+      || ',"patient":' || COALESCE(patient_id::text, 'null')
+      || ',"subject":' || to_json(subject_type || ':' || subject_id)::text
+      || ',"time":"' || to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+      || '",' AS tail
+  FROM {event_t}
+)
+SELECT id FROM x WHERE NOT CASE
+  WHEN attrs = '{{}}'::jsonb THEN starts_with(s, head || '{{}}' || tail)
+  ELSE starts_with(s, head) AND strpos(s, '}}' || tail) > length(head)
+    AND substr(s, length(head) + 1, strpos(s, '}}' || tail) - length(head))::jsonb = attrs
+END
+ORDER BY id
 """
+
+
+def _fact_candidates() -> list[int] | None:
+    """The ids of events whose leaf may not state their columns (PostgreSQL's prefilter), or
+    None: every event is to be compared."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(_FACTS_PREFILTER_SQL.format(event_t=_table(Event)))
+            return [pk for (pk,) in cursor.fetchall()]
+    except DatabaseError:
+        return None  # a leaf it cannot read: each is named by the comparison
 
 
 def _event_fact_findings() -> list[Finding]:
     """Every event's columns (what the portal shows) against its leaf: an anchored event's
     leaf is its entry's (the outbox pass names any difference in the bytes), a pending
     event's its own. Names each event and which facts differ."""
-    candidates: list[int] | None = None
-    if connection.vendor == "postgresql":
-        try:
-            with transaction.atomic(), connection.cursor() as cursor:
-                cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
-                cursor.execute(_FACTS_DIFFER_SQL.format(event_t=_table(Event)))
-                candidates = [pk for (pk,) in cursor.fetchall()]
-        except DatabaseError:
-            candidates = None  # named one by one below
-        if candidates == []:
-            return []
-    rows = Event.objects.order_by("id")
-    if candidates is not None:
-        rows = rows.filter(pk__in=candidates)
+    candidates = _fact_candidates()
+    if candidates == []:
+        return []
+    columns = ("status", "entry__index", "leaf", *facts.FACT_COLUMNS)
+    everything = Event.objects.order_by("id").values_list(*columns)
+    if candidates is None:
+        rows: Iterator[tuple] = everything.iterator(chunk_size=2000)
+    else:
+        rows = (
+            row
+            for start in range(0, len(candidates), 2000)
+            for row in everything.filter(pk__in=candidates[start : start + 2000])
+        )
     found: list[Finding] = []
-    for status, index, leaf, *values in rows.values_list(
-        "status", "entry__index", "leaf", *facts.FACT_COLUMNS
-    ).iterator(chunk_size=2000):
+    for status, index, leaf, *values in rows:
         event_id = values[0]
         where = (
             f"its anchored leaf (entry {index})"
