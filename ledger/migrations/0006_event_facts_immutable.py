@@ -3,9 +3,7 @@ may only anchor the event (status pending -> anchored, anchored_at set once), an
 TRUNCATE are refused, whoever connects. What the patient and the auditors are shown is read
 from these columns, and verify_ledger compares them with the anchored leaf.
 
-PostgreSQL and SQLite (the demo) both get triggers. The UPDATE trigger's WHEN clause is
-evaluated by the executor, so anchoring's own UPDATE (about 20,000 rows a second) never
-calls a function."""
+PostgreSQL and SQLite (the demo) both get the same triggers."""
 
 from django.db import migrations
 
@@ -27,12 +25,19 @@ $$;
 """
 
 
-def _changed(ne: str) -> str:
-    """The WHEN condition of an UPDATE that changes more than anchoring may; `ne` is the
+# Any UPDATE naming a fact column is refused, whatever the value: `UPDATE OF` fires only when
+# a listed column is a target, so anchoring's own UPDATE (about 20,000 rows a second, of
+# status and anchored_at only) never runs it. That UPDATE is checked by a WHEN clause, which
+# the executor evaluates without calling a function.
+UPDATE_OF_FACTS = ", ".join(FACTS)
+
+
+def _not_forward(ne: str) -> str:
+    """An UPDATE of status/anchored_at that is not the one step anchoring takes; `ne` is the
     null-safe inequality of the dialect."""
-    facts = " OR ".join(f"OLD.{c} {ne} NEW.{c}" for c in FACTS)
     return (
-        f"{facts} OR (OLD.status = {ANCHORED} AND NEW.status {ne} {ANCHORED}) "
+        f"NEW.status NOT IN (0, {ANCHORED}) "
+        f"OR (OLD.status = {ANCHORED} AND NEW.status {ne} {ANCHORED}) "
         f"OR (OLD.anchored_at IS NOT NULL AND OLD.anchored_at {ne} NEW.anchored_at) "
         f"OR (NEW.status = {ANCHORED} AND NEW.anchored_at IS NULL)"
     )
@@ -44,8 +49,12 @@ SQLITE_MESSAGE = (
 )
 SQLITE_TRIGGERS = {
     "ledger_event_facts_immutable": (
-        "CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE ON ledger_event "
-        f"FOR EACH ROW WHEN {_changed('IS NOT')} "
+        f"CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE OF {UPDATE_OF_FACTS} "
+        f"ON ledger_event FOR EACH ROW BEGIN SELECT RAISE(ABORT, {SQLITE_MESSAGE}); END"
+    ),
+    "ledger_event_anchoring_forward": (
+        "CREATE TRIGGER ledger_event_anchoring_forward BEFORE UPDATE OF status, anchored_at "
+        f"ON ledger_event FOR EACH ROW WHEN {_not_forward('IS NOT')} "
         f"BEGIN SELECT RAISE(ABORT, {SQLITE_MESSAGE}); END"
     ),
     "ledger_event_no_delete": (
@@ -60,8 +69,12 @@ def install_triggers(apps, schema_editor):
     if vendor == "postgresql":
         schema_editor.execute(PG_FUNCTION, params=None)  # the body has a literal % placeholder
         schema_editor.execute(
-            "CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE ON ledger_event "
-            f"FOR EACH ROW WHEN ({_changed('IS DISTINCT FROM')}) "
+            f"CREATE TRIGGER ledger_event_facts_immutable BEFORE UPDATE OF {UPDATE_OF_FACTS} "
+            "ON ledger_event FOR EACH ROW EXECUTE FUNCTION ledger_refuse_event_change()"
+        )
+        schema_editor.execute(
+            "CREATE TRIGGER ledger_event_anchoring_forward BEFORE UPDATE OF status, anchored_at "
+            f"ON ledger_event FOR EACH ROW WHEN ({_not_forward('IS DISTINCT FROM')}) "
             "EXECUTE FUNCTION ledger_refuse_event_change()"
         )
         # ledger_refuse_change() is 0002's: the log tables' own refusal.
@@ -83,7 +96,7 @@ def remove_triggers(apps, schema_editor):
     if vendor not in ("postgresql", "sqlite"):
         return
     on = " ON ledger_event" if vendor == "postgresql" else ""
-    for name in ("ledger_event_facts_immutable", "ledger_event_no_delete"):
+    for name in SQLITE_TRIGGERS:  # the same names on both
         schema_editor.execute(f"DROP TRIGGER IF EXISTS {name}{on}")
     if vendor == "postgresql":
         schema_editor.execute(f"DROP TRIGGER IF EXISTS ledger_event_no_truncate{on}")
