@@ -6,6 +6,7 @@ patient's Verify page. Runs on both passes (both databases have the triggers).""
 from __future__ import annotations
 
 import json
+from uuid import uuid4
 
 import pytest
 from django.db import DatabaseError, connection, transaction
@@ -248,3 +249,32 @@ def test_the_databases_prefilter_picks_exactly_the_changed_events(glass):
     tamper("UPDATE ledger_event SET recorded_at = recorded_at + interval '1 microsecond' "
            "WHERE id = %s", (glass["opened"].pk,))  # fmt: skip
     assert _fact_candidates() == sorted([glass["read"].pk, glass["opened"].pk])
+
+
+@pytest.mark.parametrize(
+    ("sql", "fact"),
+    [
+        ("UPDATE ledger_event SET event_id = %s WHERE id = %s", "event id"),
+        ("UPDATE ledger_event SET hospital_id = NULL WHERE id = %s", "hospital"),
+        ("UPDATE ledger_event SET actor_hospital_id = NULL WHERE id = %s", "actor's hospital"),
+        ("UPDATE ledger_event SET subject_id = 'x' WHERE id = %s", "subject"),
+        ("UPDATE ledger_event SET digest = %s WHERE id = %s", "digest"),
+        ("UPDATE ledger_event SET attrs = %s WHERE id = %s", "attributes (break_glass)"),
+    ],
+)
+def test_every_fact_column_is_compared(glass, sql, fact):
+    from ledger.verification import _fact_candidates
+
+    read = glass["read"]
+    params: tuple = (read.pk,)
+    if "event_id" in sql:
+        params = (Event._meta.get_field("event_id").get_db_prep_value(uuid4(), connection), read.pk)
+    elif "digest" in sql:
+        params = ("f" * 64, read.pk)
+    elif "attrs" in sql:  # 1 is not true: the leaf's type is a fact too
+        params = (json.dumps({**read.attrs, "break_glass": 1}), read.pk)
+    tamper(sql, params)
+    if connection.vendor == "postgresql":
+        assert _fact_candidates() == [read.pk]
+    (finding,) = [f for f in _findings() if f.startswith("event ")]
+    assert f": {fact} in the database differ from its anchored leaf" in finding
