@@ -127,6 +127,9 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+LEAF_BYTES_DIFFER = "leaf bytes differ from its recorded event"
+
+
 def _outbox_findings() -> list[Finding]:
     """Cross-check the log against the outbox: every entry has its event, with the same leaf
     bytes, marked anchored; every anchored event has its entry.
@@ -158,7 +161,7 @@ def _outbox_findings() -> list[Finding]:
             if no_event:
                 problem = "has no outbox event (inserted into the log, or its event deleted)"
             elif not same_leaf:
-                problem = "leaf bytes differ from its recorded event"
+                problem = LEAF_BYTES_DIFFER
             else:
                 problem = "its event is not marked anchored"
             found.append(Finding("entry", str(index), problem))
@@ -215,14 +218,24 @@ def _fact_candidates() -> list[int] | None:
         return None  # a leaf it cannot read: each is named by the comparison
 
 
-def _event_fact_findings() -> list[Finding]:
+def _event_fact_findings(rewritten: frozenset[int] = frozenset()) -> list[Finding]:
     """Every event's columns (what the portal shows) against its leaf: an anchored event's
-    leaf is its entry's (the outbox pass names any difference in the bytes), a pending
-    event's its own. Names each event and which facts differ."""
+    own leaf bytes are its entry's (the outbox pass names any difference), a pending event's
+    are its own. Names each event and which facts differ. `rewritten`: indexes of entries
+    whose event's leaf bytes were found rewritten; their columns are compared with the
+    entry's leaf instead."""
+    found: list[Finding] = []
+    columns = ("status", "entry__index", "leaf", *facts.FACT_COLUMNS)
+    # Where the outbox copy of the leaf was rewritten (the columns with it, say), the facts
+    # are named against the entry's, the one the log proves.
+    if rewritten:
+        for index, leaf, *values in Entry.objects.filter(index__in=sorted(rewritten)).values_list(
+            "index", "leaf", *(f"event__{column}" for column in facts.FACT_COLUMNS)
+        ):
+            found += _fact_finding(values, bytes(leaf), f"its anchored leaf (entry {index})")
     candidates = _fact_candidates()
     if candidates == []:
-        return []
-    columns = ("status", "entry__index", "leaf", *facts.FACT_COLUMNS)
+        return found
     everything = Event.objects.order_by("id").values_list(*columns)
     if candidates is None:
         rows: Iterator[tuple] = everything.iterator(chunk_size=2000)
@@ -232,33 +245,42 @@ def _event_fact_findings() -> list[Finding]:
             for start in range(0, len(candidates), 2000)
             for row in everything.filter(pk__in=candidates[start : start + 2000])
         )
-    found: list[Finding] = []
     for status, index, leaf, *values in rows:
-        event_id = values[0]
+        if index in rewritten:
+            continue  # named above, against the entry's leaf
         where = (
             f"its anchored leaf (entry {index})"
             if status == Event.ANCHORED and index is not None
             else "its recorded leaf"
         )
-        try:
-            differing = facts.facts_differing(facts.facts_of_values(*values), bytes(leaf))
-        except facts.LeafUnreadable as exc:
-            found.append(Finding("event", str(event_id), f"{where} cannot be read: {exc}"))
-            continue
-        if differing:
-            found.append(
-                Finding(
-                    "event",
-                    str(event_id),
-                    f"{facts.describe(differing)} in the database differ from {where} "
-                    "(changed behind the application's back)",
-                )
-            )
+        found += _fact_finding(values, bytes(leaf), where)
     return found
 
 
+def _fact_finding(values: list[Any], leaf: bytes, where: str) -> list[Finding]:
+    event_id = values[0]
+    try:
+        differing = facts.facts_differing(facts.facts_of_values(*values), leaf)
+    except facts.LeafUnreadable as exc:
+        return [Finding("event", str(event_id), f"{where} cannot be read: {exc}")]
+    if not differing:
+        return []
+    return [
+        Finding(
+            "event",
+            str(event_id),
+            f"{facts.describe(differing)} in the database differ from {where} "
+            "(changed behind the application's back)",
+        )
+    ]
+
+
 def _database_findings() -> list[Finding]:
-    return _outbox_findings() + _event_fact_findings()
+    outbox = _outbox_findings()
+    rewritten = frozenset(
+        int(f.ref) for f in outbox if f.kind == "entry" and f.problem == LEAF_BYTES_DIFFER
+    )
+    return outbox + _event_fact_findings(rewritten)
 
 
 class _Background:

@@ -278,3 +278,31 @@ def test_every_fact_column_is_compared(glass, sql, fact):
         assert _fact_candidates() == [read.pk]
     (finding,) = [f for f in _findings() if f.startswith("event ")]
     assert f": {fact} in the database differ from its anchored leaf" in finding
+
+
+def test_columns_rewritten_with_their_outbox_leaf_are_named_against_the_entry(
+    client, sign_in, glass
+):
+    """The forged trail with the event's own copy of the leaf rewritten to match: the entry's
+    leaf (the one the log proves) still names who read, and why."""
+    read, forger = glass["read"], glass["clinician_a"]
+    attrs = {**read.attrs, "break_glass": False, "purpose": "TREAT", "via": "staff"}
+    leaf = events.canonical_leaf(
+        event_id=read.event_id, kind=read.kind, hospital_id=read.hospital_id,
+        subject_type=read.subject_type, subject_id=read.subject_id, patient_id=read.patient_id,
+        actor_id=forger.pk, recorded_at=read.recorded_at, digest=read.digest, attrs=attrs,
+        actor_hospital_id=read.actor_hospital_id,
+    )  # fmt: skip
+    tamper(
+        "UPDATE ledger_event SET actor_id = %s, attrs = %s, leaf = %s WHERE id = %s",
+        (forger.pk, json.dumps(attrs), leaf, read.pk),
+    )
+    index = Entry.objects.get(event=read).index
+    assert sorted(_findings()) == [
+        f"entry {index}: leaf bytes differ from its recorded event",
+        f"event {read.event_id}: actor, attributes (break_glass, purpose, via) in the database "
+        f"differ from its anchored leaf (entry {index}) (changed behind the application's back)",
+    ]
+    sign_in(client, glass["account"])
+    page = client.get(f"/patient/access/{read.event_id}/verify/")
+    assert b"NOT verified" in page.content and b"Verified: entry" not in page.content
