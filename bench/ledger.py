@@ -117,7 +117,7 @@ def main() -> int:
                 eid = uuid.uuid4()
                 leaf = events.canonical_leaf(
                     event_id=eid, kind="chart.read", hospital_id=p.hospital_id,
-                    subject_type="records.patient", subject_id=str(p.pk), patient_id=p.pk,
+                    subject_type="records.patient", subject_id=str(p.row_uuid), patient_id=p.pk,
                     actor_id=None, recorded_at=now, digest=digests[p.pk], attrs={},
                 )  # fmt: skip
                 batch.append(
@@ -126,7 +126,7 @@ def main() -> int:
                         kind="chart.read",
                         hospital_id=p.hospital_id,
                         subject_type="records.patient",
-                        subject_id=str(p.pk),
+                        subject_id=str(p.row_uuid),
                         patient_id=p.pk,
                         recorded_at=now,
                         digest=digests[p.pk],

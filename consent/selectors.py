@@ -7,7 +7,7 @@ answering 404 for missing and forbidden alike.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
@@ -26,7 +26,7 @@ from consent.models import (
     ProxyGrant,
     ProxyInvitation,
 )
-from ledger import verifier
+from ledger import facts, verifier
 from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
 from ledger.proofs import receipt_for_event
@@ -232,7 +232,10 @@ def access_log_for_owner(
     *, user: User, patients: list[Patient], limit: int = 200
 ) -> list[AccessEntry]:
     """Who opened my records: staff reads and break-glass, from the ledger's events, for the
-    account's own registrations only; one query whatever the number of rows."""
+    account's own registrations only; one query whatever the number of rows.
+
+    Every fact shown is an event column the database refuses to change once written and that
+    verify_ledger compares with the anchored leaf; "Verify" compares them for this event."""
     charts = {p.pk: p.hospital for p in patients if p.user_id == user.pk}
     ids = list(charts)
     events = (
@@ -240,35 +243,40 @@ def access_log_for_owner(
         .select_related("actor", "hospital", "actor_hospital")
         .order_by("-recorded_at", "-id")[:limit]
     )
-    entries = []
-    for event in events:
-        attrs = event.attrs or {}
-        flagged = event.kind == "breakglass.opened" or bool(attrs.get("break_glass"))
-        what = {
-            "chart.read": "Opened your chart",
-            "record.read": f"Opened a record ({attrs.get('record_type') or 'record'})",
-            "document.read": "Downloaded a document",
-            "breakglass.opened": "Used emergency access",
-        }[event.kind]
-        actor = event.actor
-        label = PURPOSE_LABELS.get(attrs.get("purpose") or "")
-        if label is None:
-            label = "Emergency treatment" if flagged else "Treatment"
-        # A read belongs to the chart's hospital and names the reader's; an older read names
-        # one hospital only, the one it was recorded under: the reader's.
-        reader_hospital = event.actor_hospital or event.hospital
-        entries.append(
-            AccessEntry(
-                event=event,
-                hospital=reader_hospital.name if reader_hospital is not None else "",
-                chart_hospital=charts[event.patient_id].name if event.patient_id in charts else "",
-                actor=(actor.get_full_name() or actor.get_username()) if actor else "system",
-                purpose=label,
-                break_glass=flagged,
-                what=what,
-            )
-        )
-    return entries
+    return [access_entry(event=event, charts=charts) for event in events]
+
+
+ACCESS_WHAT = {
+    "chart.read": "Opened your chart",
+    "record.read": "Opened a record ({record_type})",
+    "document.read": "Downloaded a document",
+    "breakglass.opened": "Used emergency access",
+}
+
+
+def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
+    """How an access event is shown to its patient (the log's row, the Verify page)."""
+    attrs = event.attrs or {}
+    flagged = event.kind == "breakglass.opened" or bool(attrs.get("break_glass"))
+    what = ACCESS_WHAT.get(event.kind, event.kind).format(
+        record_type=attrs.get("record_type") or "record"
+    )
+    actor = event.actor
+    label = PURPOSE_LABELS.get(attrs.get("purpose") or "")
+    if label is None:
+        label = "Emergency treatment" if flagged else "Treatment"
+    # A read belongs to the chart's hospital and names the reader's; an older read names
+    # one hospital only, the one it was recorded under: the reader's.
+    reader_hospital = event.actor_hospital or event.hospital
+    return AccessEntry(
+        event=event,
+        hospital=reader_hospital.name if reader_hospital is not None else "",
+        chart_hospital=charts[event.patient_id].name if event.patient_id in charts else "",
+        actor=(actor.get_full_name() or actor.get_username()) if actor else "system",
+        purpose=label,
+        break_glass=flagged,
+        what=what,
+    )
 
 
 def events_about(*, objects: list[Any]) -> dict[str, list[Event]]:
@@ -294,26 +302,69 @@ class Verification:
     message: str
     size: int | None = None
     index: int | None = None
+    # What the page shows, each checked against the signed entry's leaf: (label, value).
+    checked: list[tuple[str, str]] = field(default_factory=list)
+    # The facts whose shown value the signed entry does not state (see ledger.facts).
+    differing: list[str] = field(default_factory=list)
 
 
-def event_verify(*, event: Event) -> Verification:
+def event_verify(*, event: Event, patients: list[Patient] | None = None) -> Verification:
     """Check an event's inclusion proof against the latest signed checkpoint, with the
-    standalone verifier's own code and the log's public key."""
+    standalone verifier's own code and the log's public key, and that the included leaf
+    states the very facts the page shows (who, from where, what, purpose, break-glass,
+    when, whose records): a row changed behind the application's back is not verified."""
+    checked = _shown_facts(event, patients or [])
     receipt = receipt_for_event(event=event)
     if receipt is None:
-        return Verification(False, "Not anchored yet: the ledger takes a few seconds. Try again.")
+        return Verification(
+            False, "Not anchored yet: the ledger takes a few seconds. Try again.", checked=checked
+        )
     key = verifier.load_verifier_key(log_signer().vkey())
     try:
         result = verifier.verify_receipt(receipt, key)
     except verifier.VerificationError as exc:
-        return Verification(False, f"Verification FAILED: {exc}")
+        return Verification(False, f"Verification FAILED: {exc}", checked=checked)
+    try:
+        differing = facts.facts_differing(facts.facts_of_event(event), result.leaf)
+    except facts.LeafUnreadable as exc:
+        return Verification(False, f"Verification FAILED: {exc}", checked=checked)
+    if differing:
+        return Verification(
+            False,
+            f"NOT verified: entry {result.index} is in the signed log, but it does not say "
+            f"what this page shows ({facts.describe(differing)} differ).",
+            size=result.size,
+            index=result.index,
+            checked=checked,
+            differing=differing,
+        )
     return Verification(
         True,
         f"Verified: entry {result.index} is included in the signed checkpoint of size "
-        f"{result.size}.",
+        f"{result.size}, and it states each fact below.",
         size=result.size,
         index=result.index,
+        checked=checked,
     )
+
+
+def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]:
+    """The Verify page's facts, as the access log words them (access_entry)."""
+    charts = {p.pk: p.hospital for p in patients}
+    rows = [("Event", str(event.event_id)), ("Kind", event.kind)]
+    if event.kind in ACCESS_KINDS:
+        entry = access_entry(event=event, charts=charts)
+        rows += [
+            ("Who", entry.actor),
+            ("From", entry.hospital),
+            ("Your records at", entry.chart_hospital),
+            ("What", entry.what),
+            ("Purpose", entry.purpose),
+            ("Break-glass", "yes" if entry.break_glass else "no"),
+        ]
+    recorded = timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S")
+    rows.append(("Recorded", recorded))
+    return rows
 
 
 def consents_for_patient(*, patient: Patient) -> list[Consent]:

@@ -51,8 +51,43 @@ class AppendOnlyModel(models.Model):
         raise AppendOnlyError(f"{type(self).__name__} rows are append-only; delete refused.")
 
 
+# What anchoring sets on an event; every other column is a fact, fixed once written.
+EVENT_ANCHORING_FIELDS = frozenset({"status", "anchored_at"})
+
+
+class EventQuerySet(models.QuerySet):
+    """An event's facts are fixed once written (so are they in the database: migration
+    0006's triggers); only anchoring's columns may be updated, and nothing deleted."""
+
+    def update(self, **kwargs):
+        _refuse_facts(self.model, kwargs)
+        return super().update(**kwargs)
+
+    def bulk_update(self, objs, fields, batch_size=None):
+        _refuse_facts(self.model, fields)
+        return super().bulk_update(objs, fields, batch_size=batch_size)
+
+    def delete(self):
+        raise AppendOnlyError(f"{self.model.__name__} rows are append-only; delete refused.")
+
+    def update_or_create(self, *args, **kwargs):
+        raise AppendOnlyError(f"{self.model.__name__} facts are fixed; update refused.")
+
+
+def _refuse_facts(model: type[models.Model], fields) -> None:
+    changed = set(fields) - EVENT_ANCHORING_FIELDS
+    if changed:
+        raise AppendOnlyError(
+            f"{model.__name__} facts are fixed once written; update of "
+            f"{', '.join(sorted(changed))} refused."
+        )
+
+
 class Event(models.Model):
-    """An outbox row: what happened, to which subject, by whom; ids and digests only."""
+    """An outbox row: what happened, to which subject, by whom; ids and digests only.
+
+    Its facts never change once written: only anchoring sets `status` and `anchored_at`.
+    """
 
     PENDING = 0
     ANCHORED = 1
@@ -96,6 +131,8 @@ class Event(models.Model):
     status = models.PositiveSmallIntegerField(choices=STATUS_CHOICES, default=PENDING)
     anchored_at = models.DateTimeField(null=True, blank=True)
 
+    objects = EventQuerySet.as_manager()
+
     class Meta:
         # Every index is paid by every audited write (each chart read, each record created),
         # so only reads that exist keep one: anchoring (pending ids, partial: it stays as
@@ -115,6 +152,14 @@ class Event(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} {self.subject_type}:{self.subject_id} ({self.event_id})"
+
+    def save(self, *args, **kwargs):
+        if self.pk is not None and not kwargs.get("force_insert"):
+            _refuse_facts(type(self), kwargs.get("update_fields") or ["every field"])
+        super().save(*args, **kwargs)
+
+    def delete(self, *args, **kwargs):
+        raise AppendOnlyError(f"{type(self).__name__} rows are append-only; delete refused.")
 
 
 class Entry(AppendOnlyModel):
@@ -183,7 +228,7 @@ class LogHead(models.Model):
 ACCESS_KINDS = ("chart.read", "record.read", "document.read", "breakglass.opened")
 
 
-class AccessEventManager(models.Manager):
+class AccessEventManager(models.Manager.from_queryset(EventQuerySet)):  # type: ignore[misc]
     def get_queryset(self) -> models.QuerySet:
         return super().get_queryset().filter(kind__in=ACCESS_KINDS)
 

@@ -22,9 +22,10 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from django.db import connection, connections, transaction
+from django.core.exceptions import ValidationError
+from django.db import DatabaseError, connection, connections, transaction
 
-from ledger import merkle, note, subjects
+from ledger import facts, merkle, note, subjects
 from ledger.keys import log_origin, log_verifier
 from ledger.models import GENESIS_CHAIN_HASH, Checkpoint, Entry, Event, LogHead
 
@@ -130,6 +131,9 @@ def _table(model) -> str:
     return connection.ops.quote_name(model._meta.db_table)
 
 
+LEAF_BYTES_DIFFER = "leaf bytes differ from its recorded event"
+
+
 def _outbox_findings() -> list[Finding]:
     """Cross-check the log against the outbox: every entry has its event, with the same leaf
     bytes, marked anchored; every anchored event has its entry.
@@ -159,9 +163,9 @@ def _outbox_findings() -> list[Finding]:
         )
         for index, no_event, same_leaf, _status in cursor.fetchall():
             if no_event:
-                problem = "has no outbox event (inserted into the log)"
+                problem = "has no outbox event (inserted into the log, or its event deleted)"
             elif not same_leaf:
-                problem = "leaf bytes differ from its recorded event"
+                problem = LEAF_BYTES_DIFFER
             else:
                 problem = "its event is not marked anchored"
             found.append(Finding("entry", str(index), problem))
@@ -173,8 +177,118 @@ def _outbox_findings() -> list[Finding]:
     return found
 
 
+# A prefilter, on PostgreSQL: the database picks the events whose leaf might not state their
+# columns, and `facts.facts_differing` (the rule) then names what differs for those only. It
+# writes the columns as canonical_leaf writes them (sorted keys, compact; values quoted
+# without escaping: a value that needs escaping only makes its event a candidate) and looks
+# for them in the leaf's text, which costs a fraction of parsing a million leaves as jsonb.
+# The attributes are compared as jsonb, cut from the leaf after `"attrs":{` up to the first
+# `}` (attribute values are codes: no braces). A leaf in another format only makes every
+# event a candidate (slower, still exact); one the database cannot read fails the statement,
+# and then every event goes through the Python comparison, which names it.
+_FACTS_PREFILTER_SQL = """
+WITH x AS (
+  SELECT id, attrs, convert_from(leaf, 'UTF8') AS s,
+    '{{"actor":' || COALESCE(actor_id::text, 'null')
+      || COALESCE(',"actor_hospital":' || actor_hospital_id::text, '')
+      || CASE WHEN attrs = '{{}}'::jsonb THEN ',"attrs":{{}}' ELSE ',"attrs":{{"' END AS head,
+    '}},"digest":"' || digest || '","event":"' || event_id::text
+      || '","hospital":' || COALESCE(hospital_id::text, 'null')
+      || ',"kind":"' || kind || '","patient":' || COALESCE(patient_id::text, 'null')
+      || ',"subject":"' || subject_type || ':' || subject_id
+      || '","time":"' || to_char(recorded_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')
+      || '",' AS tail
+  FROM {event_t}
+)
+SELECT id FROM x
+WHERE NOT starts_with(s, head) OR strpos(s, tail) = 0
+   OR (attrs <> '{{}}'::jsonb
+       AND ('{{' || split_part(split_part(s, '"attrs":{{', 2), '}}', 1) || '}}')::jsonb <> attrs)
+ORDER BY id
+"""
+
+
+def _fact_candidates() -> list[int] | None:
+    """The ids of events whose leaf may not state their columns (PostgreSQL's prefilter), or
+    None: every event is to be compared."""
+    if connection.vendor != "postgresql":
+        return None
+    try:
+        with transaction.atomic(), connection.cursor() as cursor:
+            cursor.execute("SET LOCAL jit = off; SET LOCAL max_parallel_workers_per_gather = 0")
+            cursor.execute(_FACTS_PREFILTER_SQL.format(event_t=_table(Event)))
+            return [pk for (pk,) in cursor.fetchall()]
+    except DatabaseError:
+        return None  # a leaf it cannot read: each is named by the comparison
+
+
+def _event_fact_findings(rewritten: frozenset[int] = frozenset()) -> list[Finding]:
+    """Every event's columns (what the portal shows) against its leaf: an anchored event's
+    own leaf bytes are its entry's (the outbox pass names any difference), a pending event's
+    are its own. Names each event and which facts differ. `rewritten`: indexes of entries
+    whose event's leaf bytes were found rewritten; their columns are compared with the
+    entry's leaf instead."""
+    found: list[Finding] = []
+    columns = ("status", "entry__index", "leaf", *facts.FACT_COLUMNS)
+    # Where the outbox copy of the leaf was rewritten (the columns with it, say), the facts
+    # are named against the entry's, the one the log proves.
+    if rewritten:
+        for index, leaf, *values in Entry.objects.filter(index__in=sorted(rewritten)).values_list(
+            "index", "leaf", *(f"event__{column}" for column in facts.FACT_COLUMNS)
+        ):
+            found += _fact_finding(values, bytes(leaf), f"its anchored leaf (entry {index})")
+    candidates = _fact_candidates()
+    if candidates == []:
+        return found
+    everything = Event.objects.order_by("id").values_list(*columns)
+    if candidates is None:
+        rows: Iterator[tuple] = everything.iterator(chunk_size=2000)
+    else:
+        rows = (
+            row
+            for start in range(0, len(candidates), 2000)
+            for row in everything.filter(pk__in=candidates[start : start + 2000])
+        )
+    for status, index, leaf, *values in rows:
+        if index in rewritten:
+            continue  # named above, against the entry's leaf
+        where = (
+            f"its anchored leaf (entry {index})"
+            if status == Event.ANCHORED and index is not None
+            else "its recorded leaf"
+        )
+        found += _fact_finding(values, bytes(leaf), where)
+    return found
+
+
+def _fact_finding(values: list[Any], leaf: bytes, where: str) -> list[Finding]:
+    event_id = values[0]
+    try:
+        differing = facts.facts_differing(facts.facts_of_values(*values), leaf)
+    except facts.LeafUnreadable as exc:
+        return [Finding("event", str(event_id), f"{where} cannot be read: {exc}")]
+    if not differing:
+        return []
+    return [
+        Finding(
+            "event",
+            str(event_id),
+            f"{facts.describe(differing)} in the database differ from {where} "
+            "(changed behind the application's back)",
+        )
+    ]
+
+
+def _database_findings() -> list[Finding]:
+    outbox = _outbox_findings()
+    rewritten = frozenset(
+        int(f.ref) for f in outbox if f.kind == "entry" and f.problem == LEAF_BYTES_DIFFER
+    )
+    return outbox + _event_fact_findings(rewritten)
+
+
 class _Background:
-    """Run `_outbox_findings` on a second connection while the log pass hashes (the database
+    """Run `_database_findings` on a second connection while the log pass hashes (the database
     does the join on the other core). Only outside a transaction: a second connection
     cannot see the caller's uncommitted rows, so inside one it runs inline afterwards."""
 
@@ -188,7 +302,7 @@ class _Background:
 
     def _run(self) -> None:
         try:
-            self.result = _outbox_findings()
+            self.result = _database_findings()
         except BaseException as exc:  # re-raised in the caller's thread
             self.error = exc
         finally:
@@ -196,7 +310,7 @@ class _Background:
 
     def findings(self) -> list[Finding]:
         if self.thread is None:
-            return _outbox_findings()
+            return _database_findings()
         self.thread.join()
         if self.error is not None:
             raise self.error
@@ -343,26 +457,43 @@ def _digest_or_none(obj, leaf: tuple[str, int, int | None]) -> str | None:
         return None
 
 
+def _subject_key(model, key: str, subject_id: str) -> Any:
+    """The subject id as the key field's value, or None when it cannot be one (an integer
+    where the key is a UUID, say): such an entry names no row, and is a finding."""
+    field_ = model._meta.pk if key == "pk" else model._meta.get_field(key)
+    try:
+        return field_.to_python(subject_id)
+    except (ValidationError, ValueError, TypeError):
+        return None
+
+
 def verify_subjects(report: Report, progress=None) -> None:
-    """Re-digest live subjects against the digest of their latest anchored entry."""
+    """Re-digest live subjects against the digest of their latest anchored entry.
+
+    Never raises on what it reads: a leaf that cannot be parsed, or a subject id that cannot
+    name a row of its type, is a finding naming the entry."""
     started = time.perf_counter()
-    # (digest, leaf format, hospital): the format and hospital say how to re-digest.
-    latest: dict[tuple[str, str], tuple[str, int, int | None]] = {}
+    # (entry index, digest, leaf format, hospital): the format and hospital say how to
+    # re-digest; reads are skipped (a read vouches for nothing: ledger.subjects.READ_SUFFIX).
+    latest: dict[tuple[str, str], tuple[int, str, int, int | None]] = {}
     kinds: dict[tuple[str, str], str] = {}
-    for (leaf,) in _stream(
-        f"SELECT leaf FROM {_table(Entry)} ORDER BY {connection.ops.quote_name('index')}"  # noqa: S608
+    idx = connection.ops.quote_name("index")
+    for index, leaf in _stream(
+        f"SELECT {idx}, leaf FROM {_table(Entry)} ORDER BY {idx}"  # noqa: S608
     ):
         try:
             doc = json.loads(bytes(leaf))
             subject_type, _, subject_id = doc["subject"].partition(":")
             if subjects.is_read(doc["kind"]):
-                continue  # a read vouches for nothing (ledger.subjects.READ_SUFFIX)
-            latest[(subject_type, subject_id)] = (doc["digest"], doc["v"], doc["hospital"])
+                continue
+            latest[(subject_type, subject_id)] = (index, doc["digest"], doc["v"], doc["hospital"])
             kinds[(subject_type, subject_id)] = doc["kind"]
-        except (ValueError, KeyError, AttributeError):
-            continue  # a damaged leaf is already named by the log pass
+        except (ValueError, KeyError, AttributeError, TypeError):
+            report.findings.append(
+                Finding("entry", str(index), "leaf cannot be read (names no subject and digest)")
+            )
     registry = subjects.registered()
-    by_type: dict[str, dict[str, tuple[str, int, int | None]]] = {}
+    by_type: dict[str, dict[str, tuple[int, str, int, int | None]]] = {}
     # A subject with a newer pending event, or whose last event deleted it, is the coverage
     # pass's to check (against that pending event / that it is gone).
     newer = set(
@@ -370,34 +501,59 @@ def verify_subjects(report: Report, progress=None) -> None:
         .exclude(kind__endswith=subjects.READ_SUFFIX)
         .values_list("subject_type", "subject_id")
     )
-    for (subject_type, subject_id), digest in latest.items():
+    for (subject_type, subject_id), seen in latest.items():
         if (subject_type, subject_id) in newer or subjects.is_removal(
             subject_type, kinds.get((subject_type, subject_id), "")
         ):
             continue
-        by_type.setdefault(subject_type, {})[subject_id] = digest
+        by_type.setdefault(subject_type, {})[subject_id] = seen
     for subject_type, wanted in by_type.items():
         if subject_type not in registry:
             continue  # events about things that are not rows (for example a whole chart view)
         model = registry[subject_type][0]
-        ids = list(wanted)
+        key = subjects.key_field(subject_type)
+        # Each id as its key's value; one that cannot be is named, never looked up.
+        keys: dict[str, Any] = {}
+        for subject_id, (index, *_) in wanted.items():
+            value = _subject_key(model, key, subject_id)
+            if value is None:
+                report.findings.append(
+                    Finding(
+                        "subject",
+                        f"{subject_type} {subject_id}",
+                        f"entry {index} names a subject id that cannot be a {subject_type} key",
+                    )
+                )
+            else:
+                keys[subject_id] = value
+        ids = list(keys)
         for start in range(0, len(ids), 2000):
             chunk = ids[start : start + 2000]
-            key = subjects.key_field(subject_type)
             rows = {
-                str(getattr(obj, key)): obj
-                for obj in model._base_manager.filter(**{f"{key}__in": chunk})
+                getattr(obj, key): obj
+                for obj in model._base_manager.filter(
+                    **{f"{key}__in": [keys[subject_id] for subject_id in chunk]}
+                )
             }
             for subject_id in chunk:
-                obj = rows.get(subject_id)
+                obj = rows.get(keys[subject_id])
                 ref = f"{subject_type} {subject_id}"
+                _index, digest, version, hospital_id = wanted[subject_id]
                 if obj is None:
                     report.findings.append(
                         Finding(
                             "subject", ref, "row is gone (deleted behind the application's back)"
                         )
                     )
-                elif (current := _digest_or_none(obj, wanted[subject_id])) is None:
+                    continue
+                try:
+                    current = _digest_or_none(obj, (digest, version, hospital_id))
+                except Exception as exc:  # what the row holds must not stop the check
+                    report.findings.append(
+                        Finding("subject", ref, f"row cannot be digested ({type(exc).__name__})")
+                    )
+                    continue
+                if current is None:
                     report.findings.append(
                         Finding(
                             "subject",
@@ -406,7 +562,7 @@ def verify_subjects(report: Report, progress=None) -> None:
                             "or its key is missing)",
                         )
                     )
-                elif current != wanted[subject_id][0]:
+                elif current != digest:
                     report.findings.append(
                         Finding(
                             "subject",

@@ -109,7 +109,7 @@ def access_log_view(request: HttpRequest) -> HttpResponse:
 @patient_required
 def event_verify_view(request: HttpRequest, event_id: str) -> HttpResponse:
     event = ledger_selectors.access_event(request.user, event_id)
-    result = consent_selectors.event_verify(event=event)
+    result = consent_selectors.event_verify(event=event, patients=request.patient_registrations)
     return render(request, "patient/verify.html", {"event": event, "result": result})
 
 

@@ -4,24 +4,11 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from portal.records import services as records_services
 from tests import factories
-
-
-def tamper(sql: str, params: tuple = ()) -> None:
-    """Change the database the way someone with direct access would: on PostgreSQL the
-    append-only triggers are bypassed as only a superuser can (replication role)."""
-    with connection.cursor() as cursor:
-        if connection.vendor == "postgresql":
-            cursor.execute("SET session_replication_role = replica")
-        try:
-            cursor.execute(sql, params)
-        finally:
-            if connection.vendor == "postgresql":
-                cursor.execute("SET session_replication_role = DEFAULT")
+from tests.tamper import tamper  # noqa: F401 - the ledger tests' import
 
 
 @pytest.fixture
