@@ -29,7 +29,7 @@ def remove_triggers(apps, schema_editor):
 
 
 class Migration(migrations.Migration):
-    dependencies = [("ledger", "0005_event_actor_hospital")]
+    dependencies = [("ledger", "0006_event_facts_immutable")]
 
     operations = [
         migrations.CreateModel(
