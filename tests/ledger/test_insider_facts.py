@@ -155,7 +155,10 @@ def test_each_change_past_the_triggers_is_named_and_not_verified(client, sign_in
         f"event {event.event_id}: {', '.join(named)} in the database differ from its anchored "
         f"leaf (entry {index}) (changed behind the application's back)"
     )
-    assert findings == [expected]
+    # Relabelling a break-glass opening as a read also leaves its row with no event that
+    # vouches for it (reads vouch for nothing): the coverage pass names that too.
+    assert [f for f in findings if f.startswith("event ")] == [expected]
+    assert all(f.startswith(("event ", "subject consent.breakglass ")) for f in findings)
     # The patient's Verify checks the facts it shows against the signed entry.
     event.refresh_from_db()
     result = consent_selectors.event_verify(event=event, patients=[glass["patient"]])
@@ -203,7 +206,11 @@ def test_subject_ids_that_name_no_row_are_findings_not_exceptions(glass):
     digest = "0" * 64
     for subject in [("records.patient", "1"), ("records.patient", "not-a-uuid")]:
         events.event_record(
-            kind="chart.read", hospital=glass["a"], subject=subject, actor=None, digest=digest
+            kind="patient.restricted",
+            hospital=glass["a"],
+            subject=subject,
+            actor=None,
+            digest=digest,
         )
     anchoring.ledger_anchor_pending()
     indexes = dict(
