@@ -251,6 +251,18 @@ def _ledger_triggers_and_flush(request, django_db_blocker):
             cursor.execute("SET session_replication_role = replica")
 
 
+@pytest.fixture(autouse=True)
+def _forget_flushed_keys(request):
+    """A transactional test ends with a flush that deletes the committed keys (hospital data
+    keys, the site key) this process has cached; a worker started by the next test would
+    create new ones and digest under another key. Production never deletes a key."""
+    yield
+    if _transactional(request):
+        from portal.records.crypto import clear_key_cache
+
+        clear_key_cache()
+
+
 def _transactional(request) -> bool:
     marker = request.node.get_closest_marker("django_db")
     return (
