@@ -74,7 +74,7 @@ def main() -> int:
     from ledger.keys import log_verifier
     from ledger.models import Entry, Event
     from ledger.proofs import receipt_for_event
-    from ledger.subjects import digest_of
+    from ledger.subjects import digest_of, subject_id
     from ledger.tasks import anchor
     from ledger.verification import ledger_verify
     from portal.celery import app
@@ -100,6 +100,9 @@ def main() -> int:
         for i in range(1000)
     )
     digests = {p.pk: digest_of(p) for p in patients}
+    # Events name a patient as the application does: by its registered ledger key (the
+    # row's UUID), so verify_ledger's subject pass finds the rows.
+    keys = {p.pk: subject_id(p) for p in patients}
 
     def bulk_events(n: int) -> None:
         """Fast generator of pending outbox rows (the same leaf bytes event_record makes)."""
@@ -111,7 +114,7 @@ def main() -> int:
                 eid = uuid.uuid4()
                 leaf = events.canonical_leaf(
                     event_id=eid, kind="chart.read", hospital_id=p.hospital_id,
-                    subject_type="records.patient", subject_id=str(p.pk), patient_id=p.pk,
+                    subject_type="records.patient", subject_id=keys[p.pk], patient_id=p.pk,
                     actor_id=None, recorded_at=now, digest=digests[p.pk], attrs={},
                 )  # fmt: skip
                 batch.append(
@@ -120,7 +123,7 @@ def main() -> int:
                         kind="chart.read",
                         hospital_id=p.hospital_id,
                         subject_type="records.patient",
-                        subject_id=str(p.pk),
+                        subject_id=keys[p.pk],
                         patient_id=p.pk,
                         recorded_at=now,
                         digest=digests[p.pk],
