@@ -45,6 +45,14 @@ def setup_environment() -> tuple[str, str]:
     return db_url, broker
 
 
+def worker_environment() -> dict[str, str]:
+    """The worker runs as deployed (the pool as configured); this process has no pool,
+    because its load processes fork and a pool's connections cannot cross a fork."""
+    env = dict(os.environ)
+    os.environ["DB_POOL"] = "false"
+    return env
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
@@ -55,6 +63,7 @@ def main() -> int:
     rate = 2_000
 
     db_url, _broker = setup_environment()
+    env = worker_environment()
     say(f"Ledger benchmark ({'quick' if args.quick else 'full'}) on {db_url.split('@')[-1]}")
     recreate_database(db_url)
 
@@ -147,7 +156,6 @@ def main() -> int:
         # took a good part of a core from the worker being measured.
         return Event.objects.filter(status=Event.PENDING).exists()
 
-    env = {**os.environ}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
          "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"],

@@ -13,7 +13,8 @@ import logging
 import time
 from datetime import UTC, datetime
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from ledger import merkle, note
@@ -24,6 +25,7 @@ from ledger.proofs import merkle_nodes_fetch
 logger = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 
 # Enqueue debounce. A publisher that enqueued less than ENQUEUE_DEBOUNCE seconds ago does not
 # enqueue again: the task it enqueued starts after that publish and keeps polling the outbox
@@ -89,22 +91,28 @@ def ledger_anchor_and_linger(
     """Anchor what is pending, then keep polling until nothing new came for `idle_tail`
     seconds (see ENQUEUE_DEBOUNCE for why), or for at most `max_seconds` in all."""
     started = idle_since = time.monotonic()
-    total = ledger_anchor_pending()
+    # A large backlog is cut at the deadline too, so a run ends well inside the task's time
+    # limits and the task hands the rest on.
+    deadline = started + max_seconds
+    total = ledger_anchor_pending(deadline=deadline)
     while True:
         now = time.monotonic()
-        if now - idle_since >= idle_tail or now - started >= max_seconds:
+        if now - idle_since >= idle_tail or now >= deadline:
             break
         time.sleep(poll)
         if pending_exists():
-            anchored = ledger_anchor_pending()
+            anchored = ledger_anchor_pending(deadline=deadline)
             if anchored:
                 total += anchored
                 idle_since = time.monotonic()
     return total
 
 
-def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> int:
-    """Anchor pending events in batches until none is left; returns how many were anchored."""
+def ledger_anchor_pending(
+    *, batch_size: int = BATCH_SIZE, max_batches: int | None = None, deadline: float | None = None
+) -> int:
+    """Anchor pending events in batches until none is left (or `deadline`, a time.monotonic()
+    value, has passed); returns how many were anchored."""
     total = 0
     batches = 0
     # Within one call each batch resumes after the last id taken: the partial index on
@@ -117,17 +125,53 @@ def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | No
         n, after_id = _anchor_batch(batch_size, after_id)
         total += n
         batches += 1
-        if n < batch_size:
+        if n < batch_size or (deadline is not None and time.monotonic() >= deadline):
             break
     return total
 
 
-def _lock_head() -> LogHead:
-    # The head row lock serializes appenders across workers: the log never forks.
-    head = LogHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:  # a database flushed after migrating (tests) has no head row yet
-        LogHead.objects.get_or_create(pk=1)
-        head = LogHead.objects.select_for_update().get(pk=1)
+class LogHeadBusy(Exception):
+    """Another session held the log head's lock for longer than LEDGER_ANCHOR_LOCK_TIMEOUT.
+
+    Either a worker is appending (its batch ends within milliseconds) or one hangs inside its
+    anchoring transaction, and the server ends that session after LEDGER_ANCHOR_IDLE_TIMEOUT:
+    either way, trying again shortly succeeds."""
+
+
+def _milliseconds(setting: str) -> str:
+    return str(max(0, round(float(getattr(settings, setting)) * 1000)))
+
+
+def log_head_lock() -> LogHead:
+    """Lock the log head row for the current transaction (the anchoring transaction).
+
+    The row lock serializes appenders across workers, so the log never forks. On PostgreSQL
+    the transaction is bounded first, so that no session can hold the lock for long: one that
+    sits idle in it (a worker stopped or frozen mid-batch) is ended by the server after
+    LEDGER_ANCHOR_IDLE_TIMEOUT, which rolls its batch back whole, and waiting for the lock
+    gives up after LEDGER_ANCHOR_LOCK_TIMEOUT (LogHeadBusy). `set_config(..., true)` is
+    SET LOCAL with bound values: both end with the transaction, so a pooled connection
+    keeps nothing of them."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true), "
+                "set_config('idle_in_transaction_session_timeout', %s, true)",
+                [
+                    _milliseconds("LEDGER_ANCHOR_LOCK_TIMEOUT"),
+                    _milliseconds("LEDGER_ANCHOR_IDLE_TIMEOUT"),
+                ],
+            )
+    try:
+        head = LogHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:  # a database flushed after migrating (tests) has no head row yet
+            LogHead.objects.get_or_create(pk=1)
+            head = LogHead.objects.select_for_update().get(pk=1)
+    except OperationalError as exc:
+        # psycopg's documented SQLSTATE of the cause: 55P03 is lock_not_available.
+        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise LogHeadBusy("the log head is locked by another session") from exc
+        raise
     return head
 
 
@@ -158,7 +202,7 @@ def _anchor_batch(batch_size: int, after_id: int) -> tuple[int, int]:
     pipeline), then the checkpoint and the head. The ORM's bulk_create spent most of a
     batch building and binding one huge INSERT (measured: several times slower)."""
     with transaction.atomic():
-        head = _lock_head()
+        head = log_head_lock()
         now = timezone.now()
         stamp = connection.ops.adapt_datetimefield_value(now)  # as the ORM would bind it
         qn = connection.ops.quote_name
