@@ -20,7 +20,7 @@ from django.core.management import call_command
 from django.db import connection, transaction
 
 from ledger import anchoring, events
-from ledger.models import Entry, Event
+from ledger.models import Entry, Event, LogHead
 from ledger.subjects import digest_of
 from ledger.tasks import anchor
 from ledger.verification import ledger_verify
@@ -222,18 +222,28 @@ def head_lock_holders() -> dict[int, str]:
         return dict(cursor.fetchall())
 
 
+def session_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0] > 0
+
+
 def start_victim_stopped_holding_the_head(start_worker):
     """A real worker, SIGSTOPped whole (main process and pool child, so Celery's own time
     limits cannot help) at a moment when its session holds the head lock, idle in its
-    transaction: the soak's hung worker."""
+    transaction: the soak's hung worker. Returns it and that session's pid."""
+    # The head row, as migrations leave it (the test database was flushed): a first batch
+    # that found no row to lock would hold no lock worth the name.
+    LogHead.objects.get_or_create(pk=1)
     victim = start_worker(name="victim", extra_env={"DB_APPLICATION_NAME": VICTIM_APPLICATION_NAME})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if head_lock_holders():
             os.killpg(victim.proc.pid, signal.SIGSTOP)
             time.sleep(0.3)  # a statement in flight finishes; then the session waits on us
-            if "idle in transaction" in head_lock_holders().values():
-                return victim
+            for pid, state in head_lock_holders().items():
+                if state == "idle in transaction":
+                    return victim, pid
             os.killpg(victim.proc.pid, signal.SIGCONT)  # caught between batches: again
         time.sleep(0.002)
     raise AssertionError("never caught the worker holding the head lock\n" + victim.output())
@@ -254,7 +264,7 @@ def wait_for_progress(since: int, timeout: float) -> float:
 def test_worker_stopped_holding_the_head_lock_another_worker_takes_over(patient, start_worker):
     record_events(patient, 20_000)
     total = Event.objects.count()
-    victim = start_victim_stopped_holding_the_head(start_worker)
+    victim, session = start_victim_stopped_holding_the_head(start_worker)
     try:
         left = pending()
         assert left > 0, "the victim finished before it could be stopped"
@@ -266,6 +276,7 @@ def test_worker_stopped_holding_the_head_lock_another_worker_takes_over(patient,
         # victim wakes up.
         wait_for_progress(left, timeout=20)
         wait_drained([survivor], timeout=60)
+        assert not session_alive(session), "the server did not end the stopped session"
     finally:
         os.killpg(victim.proc.pid, signal.SIGCONT)
     # The victim wakes up on a session the server has ended: its batch is gone, nothing it
@@ -279,13 +290,14 @@ def test_worker_stopped_holding_the_head_lock_another_worker_takes_over(patient,
 def test_worker_stopped_holding_the_head_lock_manage_anchor_takes_over(patient, start_worker):
     record_events(patient, 20_000)
     total = Event.objects.count()
-    victim = start_victim_stopped_holding_the_head(start_worker)
+    victim, session = start_victim_stopped_holding_the_head(start_worker)
     try:
         assert pending() > 0, "the victim finished before it could be stopped"
         started = time.monotonic()
         call_command("anchor", stdout=io.StringIO(), stderr=io.StringIO())
         assert time.monotonic() - started < 20, "manage.py anchor waited for the hung worker"
         assert pending() == 0
+        assert not session_alive(session), "the server did not end the stopped session"
     finally:
         os.killpg(victim.proc.pid, signal.SIGCONT)
     time.sleep(2)  # the woken worker retries on a fresh session and finds nothing pending
