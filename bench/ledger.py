@@ -1,6 +1,6 @@
 """Ledger benchmark: prints figures and ends with one JSON line of them. Not a test.
 
-    .venv/bin/python bench/ledger.py [--quick]
+    .venv/bin/python bench/ledger.py [--quick] [--witnesses N]
 
 Runs against PostgreSQL and Redis (a fresh database `portal_bench`, Redis db 14 by default;
 override with BENCH_DATABASE_URL / BENCH_BROKER_URL) with a real Celery worker process.
@@ -45,9 +45,40 @@ def setup_environment() -> tuple[str, str]:
     return db_url, broker
 
 
+def worker_environment() -> dict[str, str]:
+    """The worker runs as deployed (the pool as configured); this process has no pool,
+    because its load processes fork and a pool's connections cannot cross a fork."""
+    env = dict(os.environ)
+    os.environ["DB_POOL"] = "false"
+    return env
+
+
+def start_witnesses(count: int) -> list:
+    """Witnesses for the run: none yet. Where witnessing is measured (commit -> witnessed
+    p50/p99 at the load's rate, add-checkpoint requests/s), this starts `count` processes
+    of `python -m ledger.witness` on loopback and configures the portal and its worker with
+    them before Django is set up."""
+    if count <= 0:
+        return []
+    import importlib.util
+
+    if importlib.util.find_spec("ledger.witness") is None:
+        say(f"--witnesses {count}: ledger.witness is not in this checkout; measuring without")
+    else:
+        say(f"--witnesses {count}: witnessing is not wired into this benchmark yet; without")
+    return []
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="smaller sizes, under a minute")
+    parser.add_argument(
+        "--witnesses",
+        type=int,
+        default=0,
+        metavar="N",
+        help="run N witnesses on loopback and measure witnessing too (needs ledger.witness)",
+    )
     args = parser.parse_args()
     log_size = 50_000 if args.quick else 1_000_000
     throughput_n = 20_000 if args.quick else 200_000
@@ -55,6 +86,8 @@ def main() -> int:
     rate = 2_000
 
     db_url, _broker = setup_environment()
+    env = worker_environment()
+    witnesses = start_witnesses(args.witnesses)
     say(f"Ledger benchmark ({'quick' if args.quick else 'full'}) on {db_url.split('@')[-1]}")
     recreate_database(db_url)
 
@@ -150,7 +183,6 @@ def main() -> int:
         # took a good part of a core from the worker being measured.
         return Event.objects.filter(status=Event.PENDING).exists()
 
-    env = {**os.environ}
     worker = subprocess.Popen(
         [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
          "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
@@ -317,6 +349,7 @@ def main() -> int:
         except subprocess.TimeoutExpired:
             worker.kill()
     results["quick"] = bool(args.quick)
+    results["witnesses"] = len(witnesses)
     print(json.dumps(results, sort_keys=True), flush=True)
     return 0
 

@@ -13,7 +13,8 @@ import logging
 import time
 from datetime import datetime
 
-from django.db import connection, transaction
+from django.conf import settings
+from django.db import OperationalError, connection, transaction
 from django.utils import timezone
 
 from ledger import merkle, note
@@ -24,7 +25,8 @@ from ledger.publication import publication_enqueue
 
 logger = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
+BATCH_SIZE = 2000  # events per transaction under a backlog (each cuts one checkpoint)
+LOCK_NOT_AVAILABLE = "55P03"  # PostgreSQL's SQLSTATE for lock_timeout
 
 # Enqueue debounce. A publisher that enqueued less than ENQUEUE_DEBOUNCE seconds ago does not
 # enqueue again: the task it enqueued starts after that publish and keeps polling the outbox
@@ -90,22 +92,28 @@ def ledger_anchor_and_linger(
     """Anchor what is pending, then keep polling until nothing new came for `idle_tail`
     seconds (see ENQUEUE_DEBOUNCE for why), or for at most `max_seconds` in all."""
     started = idle_since = time.monotonic()
-    total = ledger_anchor_pending()
+    # A large backlog is cut at the deadline too, so a run ends well inside the task's time
+    # limits and the task hands the rest on.
+    deadline = started + max_seconds
+    total = ledger_anchor_pending(deadline=deadline)
     while True:
         now = time.monotonic()
-        if now - idle_since >= idle_tail or now - started >= max_seconds:
+        if now - idle_since >= idle_tail or now >= deadline:
             break
         time.sleep(poll)
         if pending_exists():
-            anchored = ledger_anchor_pending()
+            anchored = ledger_anchor_pending(deadline=deadline)
             if anchored:
                 total += anchored
                 idle_since = time.monotonic()
     return total
 
 
-def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | None = None) -> int:
-    """Anchor pending events in batches until none is left; returns how many were anchored."""
+def ledger_anchor_pending(
+    *, batch_size: int = BATCH_SIZE, max_batches: int | None = None, deadline: float | None = None
+) -> int:
+    """Anchor pending events in batches until none is left (or `deadline`, a time.monotonic()
+    value, has passed); returns how many were anchored."""
     total = 0
     batches = 0
     # Within one call each batch resumes after the last id taken: the partial index on
@@ -118,17 +126,53 @@ def ledger_anchor_pending(*, batch_size: int = BATCH_SIZE, max_batches: int | No
         n, after_id = _anchor_batch(batch_size, after_id)
         total += n
         batches += 1
-        if n < batch_size:
+        if n < batch_size or (deadline is not None and time.monotonic() >= deadline):
             break
     return total
 
 
-def _lock_head() -> LogHead:
-    # The head row lock serializes appenders across workers: the log never forks.
-    head = LogHead.objects.select_for_update().filter(pk=1).first()
-    if head is None:  # a database flushed after migrating (tests) has no head row yet
-        LogHead.objects.get_or_create(pk=1)
-        head = LogHead.objects.select_for_update().get(pk=1)
+class LogHeadBusy(Exception):
+    """Another session held the log head's lock for longer than LEDGER_ANCHOR_LOCK_TIMEOUT.
+
+    Either a worker is appending (its batch ends within milliseconds) or one hangs inside its
+    anchoring transaction, and the server ends that session after LEDGER_ANCHOR_IDLE_TIMEOUT:
+    either way, trying again shortly succeeds."""
+
+
+def _milliseconds(setting: str) -> str:
+    return str(max(0, round(float(getattr(settings, setting)) * 1000)))
+
+
+def log_head_lock() -> LogHead:
+    """Lock the log head row for the current transaction (the anchoring transaction).
+
+    The row lock serializes appenders across workers, so the log never forks. On PostgreSQL
+    the transaction is bounded first, so that no session can hold the lock for long: one that
+    sits idle in it (a worker stopped or frozen mid-batch) is ended by the server after
+    LEDGER_ANCHOR_IDLE_TIMEOUT, which rolls its batch back whole, and waiting for the lock
+    gives up after LEDGER_ANCHOR_LOCK_TIMEOUT (LogHeadBusy). `set_config(..., true)` is
+    SET LOCAL with bound values: both end with the transaction, so a pooled connection
+    keeps nothing of them."""
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('lock_timeout', %s, true), "
+                "set_config('idle_in_transaction_session_timeout', %s, true)",
+                [
+                    _milliseconds("LEDGER_ANCHOR_LOCK_TIMEOUT"),
+                    _milliseconds("LEDGER_ANCHOR_IDLE_TIMEOUT"),
+                ],
+            )
+    try:
+        head = LogHead.objects.select_for_update().filter(pk=1).first()
+        if head is None:  # a database flushed after migrating (tests) has no head row yet
+            LogHead.objects.get_or_create(pk=1)
+            head = LogHead.objects.select_for_update().get(pk=1)
+    except OperationalError as exc:
+        # psycopg's documented SQLSTATE of the cause: 55P03 is lock_not_available.
+        if getattr(exc.__cause__, "sqlstate", None) == LOCK_NOT_AVAILABLE:
+            raise LogHeadBusy("the log head is locked by another session") from exc
+        raise
     return head
 
 
@@ -150,16 +194,36 @@ def _hash_batch(
     return leaf_hashes, chains, acc, nodes
 
 
+def _insert_rows(cursor, table: str, columns: list[str], rows: list[tuple]) -> None:
+    """Append rows to a table: the one writer of the batch's entries and nodes.
+
+    On PostgreSQL one COPY (psycopg's `Cursor.copy`, through Django's cursor): the server
+    loads the whole batch in one command. Elsewhere (SQLite, the demo) `executemany`. One
+    INSERT per row, even pipelined, cost the server an executor start-up per row and psycopg
+    a round of binding per row, most of a batch's time (cProfile); one multi-row VALUES
+    statement was slower still (psycopg splits and the server parses its text anew)."""
+    if not rows:
+        return
+    names = ", ".join(columns)
+    if connection.vendor == "postgresql":
+        with cursor.copy(f"COPY {table} ({names}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+    else:
+        placeholders = ", ".join(["%s"] * len(columns))
+        cursor.executemany(f"INSERT INTO {table} ({names}) VALUES ({placeholders})", rows)  # noqa: S608
+
+
 def _anchor_batch(batch_size: int, after_id: int) -> tuple[int, int]:
     """Anchor up to `batch_size` pending events with id > `after_id`, in id order, in one
     transaction; returns how many and the highest id taken.
 
     Statements through Django's cursor, the same on every database: one claims and reads
-    the batch, `executemany` appends the entries and the new nodes (psycopg sends them in a
-    pipeline), then the checkpoint and the head. The ORM's bulk_create spent most of a
-    batch building and binding one huge INSERT (measured: several times slower)."""
+    the batch, one appends the entries and one the new nodes (`_insert_rows`), then the
+    checkpoint and the head. The ORM's bulk_create spent most of a batch building one huge
+    INSERT from model instances (measured: several times slower); these bind plain tuples."""
     with transaction.atomic():
-        head = _lock_head()
+        head = log_head_lock()
         now = timezone.now()
         stamp = connection.ops.adapt_datetimefield_value(now)  # as the ORM would bind it
         qn = connection.ops.quote_name
@@ -179,20 +243,16 @@ def _anchor_batch(batch_size: int, after_id: int) -> tuple[int, int]:
             size = head.size
             leaves = [bytes(leaf) for _, leaf in rows]
             leaf_hashes, chains, acc, nodes = _hash_batch(size, bytes(head.chain_hash), leaves)
-            cursor.executemany(
-                f"INSERT INTO {entry_t} ({qn('index')}, event_id, leaf, leaf_hash, chain_hash, "  # noqa: S608
-                "created_at) VALUES (%s, %s, %s, %s, %s, %s)",
+            _insert_rows(
+                cursor, entry_t,
+                [qn("index"), "event_id", "leaf", "leaf_hash", "chain_hash", "created_at"],
                 [
                     (size + offset, event_pk, leaves[offset], leaf_hashes[offset],
                      chains[offset], stamp)
                     for offset, (event_pk, _) in enumerate(rows)
                 ],
             )  # fmt: skip
-            if nodes:
-                cursor.executemany(
-                    f"INSERT INTO {node_t} (level, {qn('index')}, hash) VALUES (%s, %s, %s)",  # noqa: S608
-                    nodes,
-                )
+            _insert_rows(cursor, node_t, ["level", qn("index"), "hash"], nodes)
         checkpoint_cut(size=acc.size, root=acc.root(), now=now)
         head.size = acc.size
         head.chain_hash = chains[-1]

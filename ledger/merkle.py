@@ -452,6 +452,62 @@ class MerkleAccumulator:
         finally:
             self._size = size
 
+    def extend_roots(self, leaf_hashes: Sequence[bytes], sizes: Iterable[int]) -> dict[int, bytes]:
+        """Append leaf hashes and return the root at each of ``sizes`` (tree sizes from the
+        old size to the new one): what checking a log against its checkpoints needs.
+
+        Level by level, one list comprehension per level: the same ``n - 1`` node hashes as
+        :meth:`extend`, without a Python loop iteration per leaf (the 1M-entry verifier's
+        hot path). A root at any size in between is a fold of at most one node per level.
+        """
+        base = self._size
+        end = base + len(leaf_hashes)
+        wanted = list(sizes)
+        for size in wanted:
+            if not base <= size <= end:
+                raise ValueError(f"size {size} is outside [{base}, {end}]")
+        if leaf_hashes and set(map(len, leaf_hashes)) != {HASH_SIZE}:
+            raise ValueError(f"leaf hashes must be {HASH_SIZE} bytes")
+        # The old frontier by level: its nodes are the left siblings the new ones lack.
+        old = dict(
+            zip(
+                [k for k in range(base.bit_length() - 1, -1, -1) if base >> k & 1],
+                self._stack,
+                strict=True,
+            )
+        )
+        sha = _sha256
+        levels: list[tuple[int, list[bytes]]] = []  # per level: first index, its nodes
+        nodes, first = [bytes(h) for h in leaf_hashes], base
+        while nodes:
+            if first & 1:  # bit k of the old size: the old frontier's node completes a pair
+                nodes.insert(0, old[len(levels)])
+                first -= 1
+            levels.append((first, nodes))
+            nodes = [
+                sha(b"\x01" + nodes[i] + nodes[i + 1]).digest() for i in range(0, len(nodes) - 1, 2)
+            ]
+            first >>= 1
+
+        def node(level: int, index: int) -> bytes:
+            if level < len(levels):
+                start, row = levels[level]
+                if start <= index < start + len(row):
+                    return row[index - start]
+            return old[level]  # a node of the old tree: the old frontier's at this level
+
+        def frontier(size: int) -> list[bytes]:
+            return [
+                node(k, (size >> k) - 1)
+                for k in range(size.bit_length() - 1, -1, -1)
+                if size >> k & 1
+            ]
+
+        roots = {size: _fold(frontier(size)) if size else EMPTY_ROOT for size in wanted}
+        self._stack = frontier(end)
+        self._size = end
+        return roots
+
     def append_with_nodes(self, leaf_hash: bytes) -> list[tuple[int, int, bytes]]:
         """Append one leaf hash and return the ``(level, index, hash)`` nodes it completed.
 

@@ -2,6 +2,8 @@
 source of truth, so a lost, repeated or late message changes nothing but timing."""
 
 from celery import shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
 from django.db import DatabaseError
 
 from ledger import anchoring
@@ -11,14 +13,25 @@ from ledger import anchoring
     name="ledger.anchor",
     acks_late=True,
     reject_on_worker_lost=True,
-    autoretry_for=(DatabaseError,),
+    # LogHeadBusy: the head lock was held past LEDGER_ANCHOR_LOCK_TIMEOUT; a session hung
+    # inside its anchoring transaction is ended by the server within seconds, so retry soon.
+    autoretry_for=(DatabaseError, anchoring.LogHeadBusy),
     retry_backoff=1,
     retry_backoff_max=30,
     max_retries=10,
     ignore_result=True,
+    # The run lingers for at most TASK_MAX_SECONDS; the limits stop a pool process that hangs
+    # (the hard one kills it, and acks_late returns the message to the queue).
+    soft_time_limit=settings.LEDGER_ANCHOR_SOFT_TIME_LIMIT,
+    time_limit=settings.LEDGER_ANCHOR_TIME_LIMIT,
 )
 def anchor() -> int:
-    anchored = anchoring.ledger_anchor_and_linger()
+    try:
+        anchored = anchoring.ledger_anchor_and_linger()
+    except SoftTimeLimitExceeded:
+        # The batch in progress rolled back with its transaction; what is left goes on.
+        anchoring.anchor_enqueue()
+        return 0
     if anchoring.pending_exists():  # the time cap was reached with work left: hand it on
         anchoring.anchor_enqueue()
     return anchored

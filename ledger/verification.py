@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import json
+import operator
 import queue
 import threading
 import time
@@ -125,6 +126,13 @@ def _stream(sql: str, params: tuple = ()) -> Iterator[tuple]:
     """Rows of a large query without loading them all."""
     for rows in _chunks(sql, params):
         yield from rows
+
+
+def _as_bytes(values: tuple) -> list[bytes]:
+    """A column's values as a list of bytes (copied only when the driver gave another type)."""
+    if set(map(type, values)) == {bytes}:
+        return list(values)
+    return [bytes(value) for value in values]
 
 
 def _table(model) -> str:
@@ -384,18 +392,19 @@ def verify_log(report: Report, progress=None) -> None:
         else:
             expected += n
         leaf_hashes = [sha(b"\x00" + leaf).digest() for leaf in leaves]
-        stored_leaf_hashes = [bytes(h) for h in stored_leaf_rows]
+        # psycopg's binary format (and SQLite) give bytea as bytes already: no copies.
+        stored_leaf_hashes = _as_bytes(stored_leaf_rows)
         if leaf_hashes != stored_leaf_hashes:
             for index, lh, stored in zip(indexes, leaf_hashes, stored_leaf_hashes, strict=True):
                 if lh != stored:
                     findings.append(
                         Finding("entry", str(index), "leaf bytes do not match the stored leaf hash")
                     )
-        stored_chains = [bytes(h) for h in stored_chain_rows]
+        stored_chains = _as_bytes(stored_chain_rows)
         # Each link continues from the *stored* previous value, so one bad entry is named
         # once, not with all after it.
         previous = [prev_chain, *stored_chains[:-1]]
-        chains = [sha(p + lh).digest() for p, lh in zip(previous, leaf_hashes, strict=True)]
+        chains = [sha(link).digest() for link in map(operator.add, previous, leaf_hashes)]
         if chains != stored_chains:
             for index, chain, stored in zip(indexes, chains, stored_chains, strict=True):
                 if chain != stored:
@@ -407,20 +416,18 @@ def verify_log(report: Report, progress=None) -> None:
                         )
                     )
         prev_chain = stored_chains[-1]
-        # The tree, stopping at every checkpoint size inside this chunk to compare roots.
-        base = acc.size
-        while cp_pos < len(cp_sizes) and cp_sizes[cp_pos] <= base + n:
-            size = cp_sizes[cp_pos]
-            if size > acc.size:
-                acc.extend(leaf_hashes[acc.size - base : size - base])
-            if size == acc.size and acc.root() != signed_roots[size]:
+        # The tree, with its root at every checkpoint size inside this chunk.
+        first_cp = cp_pos
+        while cp_pos < len(cp_sizes) and cp_sizes[cp_pos] <= acc.size + n:
+            cp_pos += 1
+        roots = acc.extend_roots(leaf_hashes, cp_sizes[first_cp:cp_pos])
+        for size, root in roots.items():
+            if root != signed_roots[size]:
                 findings.append(
                     Finding(
                         "checkpoint", f"size {size}", "signed root does not match the log's entries"
                     )
                 )
-            cp_pos += 1
-        acc.extend(leaf_hashes[acc.size - base :])
         if progress is not None:
             progress.advance(n)
     report.entries = acc.size

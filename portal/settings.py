@@ -420,6 +420,17 @@ LEDGER_WITNESS_POLICY = env.str("LEDGER_WITNESS_POLICY", default="")
 LEDGER_WITNESSES = env.str("LEDGER_WITNESSES", default="")
 LEDGER_WITNESS_QUORUM = env.str("LEDGER_WITNESS_QUORUM", default="")
 LEDGER_WITNESS_TIMEOUT = env.float("LEDGER_WITNESS_TIMEOUT", default=5.0)  # each request
+# Bounds on an anchoring transaction (PostgreSQL; see docs/deployment.md): a worker that hangs
+# holding the log head's lock (stopped, frozen, partitioned) is ended by the server after
+# LEDGER_ANCHOR_IDLE_TIMEOUT seconds idle in its transaction, which then rolls back; a worker
+# waiting for the lock gives up after LEDGER_ANCHOR_LOCK_TIMEOUT seconds and tries again.
+LEDGER_ANCHOR_LOCK_TIMEOUT = env.float("LEDGER_ANCHOR_LOCK_TIMEOUT", default=2.0)
+LEDGER_ANCHOR_IDLE_TIMEOUT = env.float("LEDGER_ANCHOR_IDLE_TIMEOUT", default=5.0)
+# The anchor task's Celery time limits (seconds): the soft one ends a run cleanly (the batch
+# in progress rolls back, the rest is handed to a new task); the hard one kills a pool process
+# that hangs, and its message returns to the queue (acks_late).
+LEDGER_ANCHOR_SOFT_TIME_LIMIT = env.float("LEDGER_ANCHOR_SOFT_TIME_LIMIT", default=60.0)
+LEDGER_ANCHOR_TIME_LIMIT = env.float("LEDGER_ANCHOR_TIME_LIMIT", default=90.0)
 
 # --- Logging: no PHI; ids only ------------------------------------------------------------
 LOGGING = {

@@ -7,16 +7,20 @@ These run in the PostgreSQL + Redis pass of `make test` (required under CI=true)
 from __future__ import annotations
 
 import contextlib
+import io
+import os
+import signal
 import subprocess
 import time
 
 import pytest
 import redis
 from django.conf import settings
+from django.core.management import call_command
 from django.db import connection, transaction
 
 from ledger import anchoring, events
-from ledger.models import Entry, Event
+from ledger.models import Entry, Event, LogHead
 from ledger.subjects import digest_of
 from ledger.tasks import anchor
 from ledger.verification import ledger_verify
@@ -196,3 +200,105 @@ def test_two_workers_at_once(patient, start_worker):
         lambda: all(runs()), timeout=60,
         message=lambda: f"both workers should have anchored: {runs()}",
     )  # fmt: skip
+
+
+# --- a worker stopped (SIGSTOP) while it holds the log head's lock -------------------------
+
+VICTIM_APPLICATION_NAME = "portal-test-victim"
+
+
+def head_lock_holders() -> dict[int, str]:
+    """pid -> state of the victim's sessions inside a transaction that took the log head's
+    lock (SELECT ... FOR UPDATE holds ROW SHARE on the table until the transaction ends)."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT a.pid, a.state FROM pg_stat_activity a "
+            "JOIN pg_locks l ON l.pid = a.pid AND l.granted "
+            "JOIN pg_class c ON c.oid = l.relation "
+            "WHERE a.datname = current_database() AND a.application_name = %s "
+            "AND c.relname = 'ledger_loghead' AND l.mode = 'RowShareLock'",
+            [VICTIM_APPLICATION_NAME],
+        )
+        return dict(cursor.fetchall())
+
+
+def session_alive(pid: int) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE pid = %s", [pid])
+        return cursor.fetchone()[0] > 0
+
+
+def start_victim_stopped_holding_the_head(start_worker):
+    """A real worker, SIGSTOPped whole (main process and pool child, so Celery's own time
+    limits cannot help) at a moment when its session holds the head lock, idle in its
+    transaction: the soak's hung worker. Returns it and that session's pid."""
+    # The head row, as migrations leave it (the test database was flushed): a first batch
+    # that found no row to lock would hold no lock worth the name.
+    LogHead.objects.get_or_create(pk=1)
+    victim = start_worker(name="victim", extra_env={"DB_APPLICATION_NAME": VICTIM_APPLICATION_NAME})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if head_lock_holders():
+            os.killpg(victim.proc.pid, signal.SIGSTOP)
+            time.sleep(0.3)  # a statement in flight finishes; then the session waits on us
+            for pid, state in head_lock_holders().items():
+                if state == "idle in transaction":
+                    return victim, pid
+            os.killpg(victim.proc.pid, signal.SIGCONT)  # caught between batches: again
+        time.sleep(0.002)
+    raise AssertionError("never caught the worker holding the head lock\n" + victim.output())
+
+
+def wait_for_progress(since: int, timeout: float) -> float:
+    """Seconds until fewer than `since` events are pending (anchoring has taken over)."""
+    started = time.monotonic()
+    wait_until(
+        lambda: pending() < since,
+        timeout=timeout,
+        interval=0.05,
+        message=f"anchoring stalled: {since} events still pending",
+    )
+    return time.monotonic() - started
+
+
+def test_worker_stopped_holding_the_head_lock_another_worker_takes_over(patient, start_worker):
+    record_events(patient, 20_000)
+    total = Event.objects.count()
+    victim, session = start_victim_stopped_holding_the_head(start_worker)
+    try:
+        left = pending()
+        assert left > 0, "the victim finished before it could be stopped"
+        survivor = start_worker(name="survivor")
+        anchor.delay()  # the survivor's own message (the victim holds its own, unacked)
+        # The server ends the stopped session after LEDGER_ANCHOR_IDLE_TIMEOUT (its batch
+        # rolls back); the survivor's lock waits give up after LEDGER_ANCHOR_LOCK_TIMEOUT and
+        # retry, so it takes over within seconds (a worker's start included), not when the
+        # victim wakes up.
+        wait_for_progress(left, timeout=20)
+        wait_drained([survivor], timeout=60)
+        assert not session_alive(session), "the server did not end the stopped session"
+    finally:
+        os.killpg(victim.proc.pid, signal.SIGCONT)
+    # The victim wakes up on a session the server has ended: its batch is gone, nothing it
+    # held reaches the log twice; it reconnects and anchors on with the survivor.
+    record_events(patient, 500)
+    wait_drained([survivor, victim], timeout=60)
+    time.sleep(1)  # let the woken task finish its retry
+    assert_log_complete(total + 500)
+
+
+def test_worker_stopped_holding_the_head_lock_manage_anchor_takes_over(patient, start_worker):
+    record_events(patient, 20_000)
+    total = Event.objects.count()
+    victim, session = start_victim_stopped_holding_the_head(start_worker)
+    try:
+        assert pending() > 0, "the victim finished before it could be stopped"
+        started = time.monotonic()
+        call_command("anchor", stdout=io.StringIO(), stderr=io.StringIO())
+        assert time.monotonic() - started < 20, "manage.py anchor waited for the hung worker"
+        assert pending() == 0
+        assert not session_alive(session), "the server did not end the stopped session"
+    finally:
+        os.killpg(victim.proc.pid, signal.SIGCONT)
+    time.sleep(2)  # the woken worker retries on a fresh session and finds nothing pending
+    assert_log_complete(total)

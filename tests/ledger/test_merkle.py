@@ -725,3 +725,35 @@ def test_accumulator_chunked_matches_reference(chunks: list[int]) -> None:
         assert acc.root() == naive_mth(hashes[:pos])
     assert len(rows) == perfect_node_count(pos)
     assert rows == new_perfect_nodes(0, hashes, {})
+
+
+@given(
+    chunks=st.lists(st.integers(0, 70), max_size=8),
+    picks=st.lists(st.floats(0, 1), min_size=0, max_size=4),
+)
+def test_extend_roots_gives_the_root_at_every_size_asked(
+    chunks: list[int], picks: list[float]
+) -> None:
+    """The verifier's level-by-level append: roots at sizes inside each chunk, and the state it
+    leaves (size, frontier, root), are those of the leaf-by-leaf accumulator."""
+    hashes = [leaf_hash(i.to_bytes(4, "big")) for i in range(sum(chunks))]
+    acc, reference, done = MerkleAccumulator(), MerkleAccumulator(), 0
+    for count in chunks:
+        sizes = sorted({done + round(p * count) for p in picks})
+        roots = acc.extend_roots(hashes[done : done + count], sizes)
+        assert roots == {size: root_from_leaf_hashes(hashes[:size]) for size in sizes}
+        reference.extend(hashes[done : done + count])
+        done += count
+        assert (acc.size, acc.frontier(), acc.root()) == (
+            reference.size, reference.frontier(), reference.root()
+        )  # fmt: skip
+
+
+def test_extend_roots_refuses_sizes_outside_the_chunk_and_bad_hashes() -> None:
+    acc = MerkleAccumulator()
+    acc.extend([leaf_hash(b"a")] * 3)
+    with pytest.raises(ValueError, match="outside"):
+        acc.extend_roots([leaf_hash(b"b")], [2])
+    with pytest.raises(ValueError, match="32 bytes"):
+        acc.extend_roots([b"short"], [])
+    assert acc.size == 3
