@@ -306,6 +306,11 @@ class Verification:
     checked: list[tuple[str, str]] = field(default_factory=list)
     # The facts whose shown value the signed entry does not state (see ledger.facts).
     differing: list[str] = field(default_factory=list)
+    # The configured witnesses whose cosignature on the receipt's checkpoint verifies, with
+    # the time each cosigned (their own statement), and whether they meet the quorum.
+    cosigned_by: list[tuple[str, datetime]] = field(default_factory=list)
+    witnessed: bool = False
+    quorum: str = ""
 
 
 def event_verify(*, event: Event, patients: list[Patient] | None = None) -> Verification:
@@ -338,6 +343,7 @@ def event_verify(*, event: Event, patients: list[Patient] | None = None) -> Veri
             checked=checked,
             differing=differing,
         )
+    cosigned_by, witnessed, quorum = _receipt_witnesses(receipt["checkpoint"])
     return Verification(
         True,
         f"Verified: entry {result.index} is included in the signed checkpoint of size "
@@ -345,7 +351,31 @@ def event_verify(*, event: Event, patients: list[Patient] | None = None) -> Veri
         size=result.size,
         index=result.index,
         checked=checked,
+        cosigned_by=cosigned_by,
+        witnessed=witnessed,
+        quorum=quorum,
     )
+
+
+def _receipt_witnesses(checkpoint_note: str) -> tuple[list[tuple[str, datetime]], bool, str]:
+    """Which configured witnesses cosigned the receipt's checkpoint (each cosignature
+    verified with the witness's key), when, and whether they meet the quorum."""
+    from ledger import cosignature, note
+    from ledger.publication import witness_setup
+
+    setup = witness_setup()
+    if not setup.configured:
+        return [], False, ""
+    names = {(w.verifier.name, w.verifier.key_id): w.name for w in setup.witnesses}
+    try:
+        cosigs = cosignature.verify_cosignatures(
+            checkpoint_note, [w.verifier for w in setup.witnesses]
+        )
+    except note.NoteError:
+        return [], False, setup.describe_quorum()
+    cosigned = sorted((names[(c.name, c.key_id)], c.time) for c in cosigs)
+    witnessed = setup.quorum_met({name for name, _ in cosigned})
+    return cosigned, witnessed, setup.describe_quorum()
 
 
 def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]:

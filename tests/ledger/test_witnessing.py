@@ -471,6 +471,29 @@ def test_patient_sees_which_accesses_are_witnessed(
     assert "witnessed</span>" in page and "not witnessed yet" not in page
 
 
+def test_patient_verify_page_names_the_witnesses_that_cosigned(
+    witnesses, patient_with_login, clinician_a, client, sign_in
+):
+    from ledger import events
+
+    for w in witnesses:
+        w.start()
+    user, patient = patient_with_login
+    read = events.event_record(
+        kind="chart.read", hospital=patient.hospital_id, subject=patient, actor=clinician_a,
+        patient=patient, attrs={"purpose": "TREAT"},
+    )  # fmt: skip
+    anchoring.ledger_anchor_pending()
+    sign_in(client, user)
+    page = client.get(f"/patient/access/{read.event_id}/verify/").content.decode()
+    assert "Verified:" in page and "Not witnessed yet" in page
+    _cosign_all()
+    page = client.get(f"/patient/access/{read.event_id}/verify/").content.decode()
+    assert "Witnessed:" in page
+    listed = page.split('id="cosigned-by"')[1].split("</ul>")[0]
+    assert listed.count("<li>") == len(witnesses)
+
+
 def test_cosignatures_are_append_only(witnesses, record_observations):
     witnesses[0].start()
     record_observations(2)
