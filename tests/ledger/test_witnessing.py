@@ -290,6 +290,31 @@ def test_a_stale_size_is_resynchronised_by_the_409(witnesses, record_observation
     assert publication.checkpoint_witnessed() == Checkpoint.objects.order_by("-size").first()
 
 
+def test_witnesses_cosign_the_checkpoint_publish_chose_while_newer_ones_are_cut(
+    witnesses, record_observations
+):
+    """Under a stream of checkpoints each witness's task once sent the latest of its own
+    moment: the two cosigned different checkpoints and the 2-of-2 quorum was never met."""
+    for w in witnesses:
+        w.start()
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    chosen = publication.checkpoint_to_publish()
+    first, second = publication.witness_states_sync()
+    assert publication.witness_cosign(witness_id=first.pk, checkpoint_id=chosen) == "cosigned"
+    record_observations(2)
+    anchoring.ledger_anchor_pending()  # a newer checkpoint before the second task runs
+    newest = publication.checkpoint_to_publish()
+    assert newest != chosen
+    assert publication.witness_cosign(witness_id=second.pk, checkpoint_id=chosen) == "cosigned"
+    witnessed = publication.checkpoint_witnessed()
+    assert witnessed is not None and witnessed.pk == chosen
+    # The next round sends both the newest one; with no checkpoint named, the latest.
+    assert publication.witness_cosign(witness_id=first.pk, checkpoint_id=newest) == "cosigned"
+    assert publication.witness_cosign(witness_id=second.pk) == "cosigned"
+    assert publication.checkpoint_witnessed().pk == newest
+
+
 def _anchored_size() -> int:
     return LogHead.objects.get(pk=1).size
 
