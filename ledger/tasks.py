@@ -68,10 +68,10 @@ def publish() -> int:
     down delays only itself). Every task names the same checkpoint, so that the witnesses
     cosign one tree head and the quorum is met while newer ones are being cut. Returns how
     many were enqueued."""
-    from ledger.publication import checkpoint_to_publish, witnesses_due
+    from ledger.publication import publication_round_start
 
-    checkpoint_id = checkpoint_to_publish()
-    due = witnesses_due()
+    # Witnesses whose previous task has not answered yet are left out (publication_round_start).
+    checkpoint_id, due = publication_round_start()
     for witness_id in due:
         cosign.apply_async((witness_id, checkpoint_id))
     return len(due)

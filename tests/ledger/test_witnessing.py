@@ -315,6 +315,30 @@ def test_witnesses_cosign_the_checkpoint_publish_chose_while_newer_ones_are_cut(
     assert publication.checkpoint_witnessed().pk == newest
 
 
+def test_a_witness_whose_task_has_not_answered_is_not_sent_another(witnesses, record_observations):
+    """Rounds cut faster than the publisher ran them piled up in its queue, each a request
+    for a checkpoint already superseded: a witness is leased until its task answers."""
+    for w in witnesses:
+        w.start()
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    chosen, due = publication.publication_round_start()
+    assert len(due) == 2
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    assert publication.publication_round_start() == (publication.checkpoint_to_publish(), [])
+    first, second = due
+    assert publication.witness_cosign(witness_id=first, checkpoint_id=chosen) == "cosigned"
+    newest, again = publication.publication_round_start()
+    assert newest != chosen and again == [first]  # the other's task is still queued
+    assert publication.witness_cosign(witness_id=second, checkpoint_id=chosen) == "cosigned"
+    assert publication.checkpoint_witnessed().pk == chosen
+    # A task that never answers (lost) holds its witness only until the lease passes.
+    assert publication.publication_round_start()[1] == [second]  # `first` still leased
+    WitnessState.objects.filter(pk=first).update(next_attempt_at=timezone.now())
+    assert publication.publication_round_start()[1] == [first]
+
+
 def _anchored_size() -> int:
     return LogHead.objects.get(pk=1).size
 
