@@ -76,12 +76,8 @@ def _chunks(sql: str, params: tuple = ()) -> Iterator[list[tuple]]:
             connection.connection.cursor(name="verify_ledger", binary=True) as cur,
         ):
             cur.itersize = CHUNK
-            # A plain scan: JIT compiling it only adds latency. A sequential scan read in
-            # physical order must start at the table's first page, not join another scan
-            # midway (synchronized scans), or the log pass would fall back for nothing.
-            connection.connection.execute(
-                "SET LOCAL jit = off; SET LOCAL synchronize_seqscans = off"
-            )
+            # A plain ordered index scan: JIT compiling it only adds latency.
+            connection.connection.execute("SET LOCAL jit = off")
             cur.execute(sql, params)
             yield from _read_ahead(cur)
     else:
@@ -330,102 +326,6 @@ class _Background:
         return self.result
 
 
-class _OutOfOrder(Exception):
-    """A physical-order read met an entry out of index order: read in index order instead."""
-
-
-def _log_pass(
-    sql: str,
-    cp_sizes: list[int],
-    signed_roots: dict[int, bytes],
-    progress: Any,
-    *,
-    physical: bool,
-) -> tuple[merkle.MerkleAccumulator, bytes, int, list[Finding]]:
-    """The entries' hashes, chain and tree, and the signed roots at each checkpoint size;
-    returns the tree, the last chain hash, how many checkpoint sizes were reached, and the
-    findings. With `physical`, raises _OutOfOrder unless every chunk is the next run of
-    indexes (then nothing found so far is kept: the ordered pass names it)."""
-    findings: list[Finding] = []
-    cp_pos = 0
-    acc = merkle.MerkleAccumulator()
-    sha = hashlib.sha256
-    prev_chain = GENESIS_CHAIN_HASH
-    expected = 0
-    # Whole chunks at a time: the hashes are list comprehensions compared as lists, and only a
-    # chunk with a mismatch is walked entry by entry to name the entries.
-    with contextlib.closing(_chunks(sql)) as chunks:
-        for rows in chunks:
-            n = len(rows)
-            indexes, leaves, stored_leaf_rows, stored_chain_rows = zip(*rows, strict=True)
-            if physical and indexes != tuple(range(expected, expected + n)):
-                raise _OutOfOrder
-            if indexes[0] != expected or indexes[-1] - indexes[0] != n - 1:
-                # Sorted indexes are contiguous from `expected` exactly when both hold.
-                for index in indexes:
-                    if index != expected:
-                        if index > expected:
-                            findings.append(
-                                Finding(
-                                    "log",
-                                    f"entries {expected}..{index - 1}",
-                                    "missing (deleted from the log)",
-                                )
-                            )
-                        else:
-                            findings.append(
-                                Finding("entry", str(index), "duplicate or out-of-order index")
-                            )
-                        expected = index
-                    expected += 1
-            else:
-                expected += n
-            leaf_hashes = [sha(b"\x00" + leaf).digest() for leaf in leaves]
-            # psycopg's binary format (and SQLite) give bytea as bytes already: no copies.
-            stored_leaf_hashes = _as_bytes(stored_leaf_rows)
-            if leaf_hashes != stored_leaf_hashes:
-                for index, lh, stored in zip(indexes, leaf_hashes, stored_leaf_hashes, strict=True):
-                    if lh != stored:
-                        findings.append(
-                            Finding(
-                                "entry", str(index), "leaf bytes do not match the stored leaf hash"
-                            )
-                        )
-            stored_chains = _as_bytes(stored_chain_rows)
-            # Each link continues from the *stored* previous value, so one bad entry is named
-            # once, not with all after it.
-            previous = [prev_chain, *stored_chains[:-1]]
-            chains = [sha(link).digest() for link in map(operator.add, previous, leaf_hashes)]
-            if chains != stored_chains:
-                for index, chain, stored in zip(indexes, chains, stored_chains, strict=True):
-                    if chain != stored:
-                        findings.append(
-                            Finding(
-                                "entry",
-                                str(index),
-                                "hash chain broken (does not follow the previous entry)",
-                            )
-                        )
-            prev_chain = stored_chains[-1]
-            # The tree, with its root at every checkpoint size inside this chunk.
-            first_cp = cp_pos
-            while cp_pos < len(cp_sizes) and cp_sizes[cp_pos] <= acc.size + n:
-                cp_pos += 1
-            roots = acc.extend_roots(leaf_hashes, cp_sizes[first_cp:cp_pos])
-            for size, root in roots.items():
-                if root != signed_roots[size]:
-                    findings.append(
-                        Finding(
-                            "checkpoint",
-                            f"size {size}",
-                            "signed root does not match the log's entries",
-                        )
-                    )
-            if progress is not None:
-                progress.advance(n)
-    return acc, prev_chain, cp_pos, findings
-
-
 def verify_log(report: Report, progress=None) -> None:
     started = time.perf_counter()
     findings = report.findings
@@ -458,22 +358,78 @@ def verify_log(report: Report, progress=None) -> None:
         signed_roots[cp.size] = cp.root
 
     cp_sizes = sorted(signed_roots)
+    cp_pos = 0
+    acc = merkle.MerkleAccumulator()
+    sha = hashlib.sha256
+    prev_chain = GENESIS_CHAIN_HASH
+    expected = 0
     idx = connection.ops.quote_name("index")
-    select = f"SELECT {idx}, leaf, leaf_hash, chain_hash FROM {_table(Entry)}"  # noqa: S608
-    # In physical order first: entries are appended in index order and never updated, so a
-    # sequential scan reads them in order, at a fraction of an index scan's cost (measured
-    # 0.3 to 0.5 s against 1.15 s for 1,000,000 entries). Each chunk is checked to be the
-    # next run of indexes; at the first that is not (a row moved or removed), the pass is
-    # redone in index order, which names what is wrong.
-    try:
-        acc, prev_chain, cp_pos, found = _log_pass(
-            select, cp_sizes, signed_roots, progress, physical=True
-        )
-    except _OutOfOrder:
-        acc, prev_chain, cp_pos, found = _log_pass(
-            f"{select} ORDER BY {idx}", cp_sizes, signed_roots, progress, physical=False
-        )
-    findings.extend(found)
+    # Whole chunks at a time: the hashes are list comprehensions compared as lists, and only a
+    # chunk with a mismatch is walked entry by entry to name the entries.
+    for rows in _chunks(
+        f"SELECT {idx}, leaf, leaf_hash, chain_hash FROM {_table(Entry)} ORDER BY {idx}"  # noqa: S608
+    ):
+        n = len(rows)
+        indexes, leaves, stored_leaf_rows, stored_chain_rows = zip(*rows, strict=True)
+        if indexes[0] != expected or indexes[-1] - indexes[0] != n - 1:
+            # Sorted indexes are contiguous from `expected` exactly when both hold.
+            for index in indexes:
+                if index != expected:
+                    if index > expected:
+                        findings.append(
+                            Finding(
+                                "log",
+                                f"entries {expected}..{index - 1}",
+                                "missing (deleted from the log)",
+                            )
+                        )
+                    else:
+                        findings.append(
+                            Finding("entry", str(index), "duplicate or out-of-order index")
+                        )
+                    expected = index
+                expected += 1
+        else:
+            expected += n
+        leaf_hashes = [sha(b"\x00" + leaf).digest() for leaf in leaves]
+        # psycopg's binary format (and SQLite) give bytea as bytes already: no copies.
+        stored_leaf_hashes = _as_bytes(stored_leaf_rows)
+        if leaf_hashes != stored_leaf_hashes:
+            for index, lh, stored in zip(indexes, leaf_hashes, stored_leaf_hashes, strict=True):
+                if lh != stored:
+                    findings.append(
+                        Finding("entry", str(index), "leaf bytes do not match the stored leaf hash")
+                    )
+        stored_chains = _as_bytes(stored_chain_rows)
+        # Each link continues from the *stored* previous value, so one bad entry is named
+        # once, not with all after it.
+        previous = [prev_chain, *stored_chains[:-1]]
+        chains = [sha(link).digest() for link in map(operator.add, previous, leaf_hashes)]
+        if chains != stored_chains:
+            for index, chain, stored in zip(indexes, chains, stored_chains, strict=True):
+                if chain != stored:
+                    findings.append(
+                        Finding(
+                            "entry",
+                            str(index),
+                            "hash chain broken (does not follow the previous entry)",
+                        )
+                    )
+        prev_chain = stored_chains[-1]
+        # The tree, with its root at every checkpoint size inside this chunk.
+        first_cp = cp_pos
+        while cp_pos < len(cp_sizes) and cp_sizes[cp_pos] <= acc.size + n:
+            cp_pos += 1
+        roots = acc.extend_roots(leaf_hashes, cp_sizes[first_cp:cp_pos])
+        for size, root in roots.items():
+            if root != signed_roots[size]:
+                findings.append(
+                    Finding(
+                        "checkpoint", f"size {size}", "signed root does not match the log's entries"
+                    )
+                )
+        if progress is not None:
+            progress.advance(n)
     report.entries = acc.size
     for size in cp_sizes[cp_pos:]:
         findings.append(
