@@ -29,7 +29,6 @@ from pathlib import Path
 
 from django.conf import settings
 from django.db import transaction
-from django.db.models import Q
 from django.utils import timezone
 
 from ledger import cosignature, merkle, note, policy
@@ -407,7 +406,7 @@ def witness_cosign(*, witness_id: int, checkpoint_id: int | None = None) -> str:
                     last_error="", updated_at=timezone.now(),
                 )  # fmt: skip
                 if Checkpoint.objects.filter(size__gt=checkpoint.size).exists():
-                    # Rounds asked for meanwhile found this witness leased: one more for them.
+                    # Rounds asked for meanwhile found this one out: one more for them.
                     publication_enqueue()
                 return "cosigned"
             if status == 409:
@@ -467,23 +466,37 @@ def _cosign_lease() -> timedelta:
 def publication_round_start() -> tuple[int | None, list[int]]:
     """For `ledger.publish`: the checkpoint to send (the latest) and the witnesses to send it
     to, each claimed by a lease on its next attempt until its task has answered (or the
-    lease has passed: a lost task). A witness with a task still queued is not sent another:
-    rounds cut faster than a busy publisher worker runs them piled up in its queue (commit ->
-    witnessed p99 2.3 s at 2,000 events/s in bench/ledger.py, the lag growing through the
-    load), each task a round trip to the witness for a checkpoint already superseded."""
+    lease has passed: a lost task). While any answering witness's task of the last round is
+    still out, no round starts: rounds cut faster than a busy publisher worker ran them
+    piled up in its queue (commit -> witnessed p99 2.3 s at 2,000 events/s in
+    bench/ledger.py, the lag growing through the load), and witnesses sent rounds one at a
+    time fell out of step and cosigned different checkpoints. A witness failing (in back-off,
+    retried by its own task) holds no round back."""
     checkpoint_id = checkpoint_to_publish()
     if checkpoint_id is None:
         return None, []
+    due = set(witnesses_due())
+    if not due:
+        return checkpoint_id, []
     now = timezone.now()
-    free = Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
-    claimed = [
-        witness_id
-        for witness_id in witnesses_due()
-        # Conditional: of two publish tasks running at once, one claims each witness.
-        if WitnessState.objects.filter(free, pk=witness_id).update(
-            next_attempt_at=now + _cosign_lease()
+    with transaction.atomic():
+        # Locked: of two publish tasks at once, one starts the round, for every witness.
+        states = list(
+            WitnessState.objects.select_for_update()
+            .filter(name__in=list(witness_setup().by_name))
+            .order_by("pk")
         )
-    ]
+        if any(
+            s.attempts == 0 and not s.stopped and s.next_attempt_at and s.next_attempt_at > now
+            for s in states
+        ):
+            return checkpoint_id, []
+        claimed = [
+            s.pk
+            for s in states
+            if s.pk in due and (s.next_attempt_at is None or s.next_attempt_at <= now)
+        ]
+        WitnessState.objects.filter(pk__in=claimed).update(next_attempt_at=now + _cosign_lease())
     return checkpoint_id, claimed
 
 
