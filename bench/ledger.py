@@ -10,7 +10,12 @@ Measures, in one run:
 - verify_ledger on the whole log (1,000,000 entries; --quick: 50,000): the log checks, and
   separately the subject re-digest pass;
 - receipt generation and verification time, and receipt size;
-- the raw hashlib SHA-256 rate over the same leaf bytes, so figures also print as ratios.
+- the raw hashlib SHA-256 rate over the same leaf bytes, so figures also print as ratios;
+- with --witnesses N: N `python -m ledger.witness` processes on loopback (keys and SQLite files
+  in a temporary directory), the portal configured with them (quorum: all) and a worker for
+  the `ledger.witness` queue; then also commit -> witnessed p50/p99 under the same load (when
+  each event's entry first fell under a checkpoint whose stored cosignatures met the quorum),
+  and add-checkpoint requests/s against a fresh witness (sequential, and 4 clients).
 """
 
 from __future__ import annotations
