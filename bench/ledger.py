@@ -10,7 +10,12 @@ Measures, in one run:
 - verify_ledger on the whole log (1,000,000 entries; --quick: 50,000): the log checks, and
   separately the subject re-digest pass;
 - receipt generation and verification time, and receipt size;
-- the raw hashlib SHA-256 rate over the same leaf bytes, so figures also print as ratios.
+- the raw hashlib SHA-256 rate over the same leaf bytes, so figures also print as ratios;
+- with --witnesses N: N `python -m ledger.witness` processes on loopback (keys and SQLite files
+  in a temporary directory), the portal configured with them (quorum: all) and a worker for
+  the `ledger.witness` queue; then also commit -> witnessed p50/p99 under the same load (when
+  each event's entry first fell under a checkpoint whose stored cosignatures met the quorum),
+  and add-checkpoint requests/s against a fresh witness (sequential, and 4 clients).
 """
 
 from __future__ import annotations
@@ -21,9 +26,11 @@ import json
 import multiprocessing
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -53,20 +60,89 @@ def worker_environment() -> dict[str, str]:
     return env
 
 
-def start_witnesses(count: int) -> list:
-    """Witnesses for the run: none yet. Where witnessing is measured (commit -> witnessed
-    p50/p99 at the load's rate, add-checkpoint requests/s), this starts `count` processes
-    of `python -m ledger.witness` on loopback and configures the portal and its worker with
-    them before Django is set up."""
-    if count <= 0:
-        return []
-    import importlib.util
+class Witnesses:
+    """Witness processes on loopback (python -m ledger.witness), their keys and SQLite files
+    in a temporary directory, and the settings that make the portal use them."""
 
-    if importlib.util.find_spec("ledger.witness") is None:
-        say(f"--witnesses {count}: ledger.witness is not in this checkout; measuring without")
-    else:
-        say(f"--witnesses {count}: witnessing is not wired into this benchmark yet; without")
-    return []
+    def __init__(self) -> None:
+        self.folder = Path(tempfile.mkdtemp(prefix="bench-witnesses-"))
+        self.procs: list[subprocess.Popen] = []
+        self.urls: list[str] = []
+        self.vkeys: list[str] = []
+        self.env: dict[str, str] = {}
+        self.configured = 0  # how many the portal uses (the add-checkpoint one is not)
+
+    def start(self, name: str, logs: list[str]) -> str:
+        """Start one witness of these logs (ORIGIN=VKEY each) on a random port: its URL."""
+        key = self.folder / f"{name}.key"
+        subprocess.run(
+            [sys.executable, "-m", "ledger.witness", "keygen", "--name", f"bench.localhost/{name}",
+             "--out", str(key)],
+            cwd=ROOT, check=True, stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        vkey = subprocess.run(
+            [sys.executable, "-m", "ledger.witness", "vkey", "--key", str(key)],
+            cwd=ROOT, check=True, text=True, stdout=subprocess.PIPE,
+        ).stdout.strip()  # fmt: skip
+        log_args = [arg for log in logs for arg in ("--log", log)]
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "ledger.witness", "serve", "--db",
+             str(self.folder / f"{name}.sqlite3"), "--key", str(key), *log_args,
+             "--listen", "127.0.0.1:0"],
+            cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
+        )  # fmt: skip
+        self.procs.append(proc)
+        assert proc.stdout is not None
+        line = proc.stdout.readline().strip()  # "listening http://HOST:PORT", first
+        if not line.startswith("listening "):
+            raise SystemExit(f"witness {name} did not start (it said {line!r})")
+        url = line.split(" ", 1)[1]
+        self.urls.append(url)
+        self.vkeys.append(vkey)
+        return url
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            proc.terminate()
+        for proc in self.procs:
+            try:
+                proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+
+def log_key() -> str:
+    """The bench log's ORIGIN=VKEY, from the settings the bench runs with (the demo's .local
+    secrets), asked of a separate process: this one must not load settings before the
+    witnesses are in its environment."""
+    from portal.run import LOG_KEY_CODE
+
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", LOG_KEY_CODE],
+        cwd=ROOT, check=True, text=True, stdout=subprocess.PIPE, env=dict(os.environ),
+    ).stdout  # fmt: skip
+    return out.strip().splitlines()[-1]
+
+
+def start_witnesses(count: int, env: dict[str, str]) -> Witnesses:
+    """`count` witnesses of the bench log on loopback, configured (quorum: all) in this
+    process's environment and in `env` (the workers'), before Django is set up."""
+    witnesses = Witnesses()
+    if count <= 0:
+        return witnesses
+    log = log_key()
+    specs = []
+    for n in range(1, count + 1):
+        url = witnesses.start(f"w{n}", [log])
+        specs.append(f"w{n}={url}={witnesses.vkeys[-1]}")
+    witnesses.configured = count
+    witnesses.env = {"LEDGER_WITNESSES": ",".join(specs), "LEDGER_WITNESS_QUORUM": "all"}
+    os.environ.update(witnesses.env)
+    env.update(witnesses.env)
+    say(f"{count} witnesses on loopback (quorum all): {', '.join(witnesses.urls)}")
+    return witnesses
 
 
 def main() -> int:
@@ -80,14 +156,20 @@ def main() -> int:
         help="run N witnesses on loopback and measure witnessing too (needs ledger.witness)",
     )
     args = parser.parse_args()
+    db_url, _broker = setup_environment()
+    env = worker_environment()
+    witnesses = start_witnesses(args.witnesses, env)
+    try:
+        return run(args, db_url, env, witnesses)
+    finally:
+        witnesses.stop()
+
+
+def run(args: argparse.Namespace, db_url: str, env: dict[str, str], witnesses: Witnesses) -> int:
     log_size = 50_000 if args.quick else 1_000_000
     throughput_n = 20_000 if args.quick else 200_000
     load_seconds = 5 if args.quick else 15
     rate = 2_000
-
-    db_url, _broker = setup_environment()
-    env = worker_environment()
-    witnesses = start_witnesses(args.witnesses)
     say(f"Ledger benchmark ({'quick' if args.quick else 'full'}) on {db_url.split('@')[-1]}")
     recreate_database(db_url)
 
@@ -119,6 +201,7 @@ def main() -> int:
 
     with app.connection_for_write() as conn:
         conn.default_channel.queue_purge("celery")
+        conn.default_channel.queue_purge("ledger.witness")
 
     hospitals = [
         Hospital.objects.create(slug="bench-a", name="Bench A"),
@@ -188,6 +271,17 @@ def main() -> int:
          "--concurrency", "2", "--without-gossip", "--without-mingle", "--without-heartbeat"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+    workers = [worker]
+    if witnesses.procs:
+        # Publication's own worker, as README advises ("Witnesses"): the bench worker's two
+        # processes are busy lingering in anchoring tasks.
+        publisher = subprocess.Popen(
+            [sys.executable, "-m", "celery", "-A", "portal", "worker", "--loglevel", "WARNING",
+             "-Q", "ledger.witness", "--concurrency", "1", "--hostname", "publisher@%h",
+             "--without-gossip", "--without-mingle", "--without-heartbeat"],
+            cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )  # fmt: skip
+        workers.append(publisher)
     results: dict[str, float] = {}
     try:
         call_command("worker_ping", "--timeout", "60", stdout=open(os.devnull, "w"))  # noqa: SIM115
@@ -276,6 +370,8 @@ def main() -> int:
             f"   achieved {achieved:,.0f} events/s; p50 {results['anchor_latency_p50_ms']} ms, "
             f"p99 {results['anchor_latency_p99_ms']} ms"
         )
+        if witnesses.urls:
+            witnessed_latency(committed, results)
 
         # 3. verify_ledger over the whole log, grown to `log_size` entries.
         missing = log_size - Entry.objects.count()
@@ -342,16 +438,151 @@ def main() -> int:
         )
         results["anchor_ratio_to_sha256"] = round(results["anchor_events_per_s"] / raw, 4)
         results["verify_ratio_to_sha256"] = round(report.entries / report.log_seconds / raw, 4)
+
+        # 6. The witnesses' side: add-checkpoint requests/s.
+        if witnesses.urls:
+            add_checkpoint_rate(witnesses, results, limit=300 if args.quick else 1000)
     finally:
-        worker.terminate()
-        try:
-            worker.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            worker.kill()
+        for proc in workers:
+            proc.terminate()
+        for proc in workers:
+            try:
+                proc.wait(timeout=20)
+            except subprocess.TimeoutExpired:
+                proc.kill()
     results["quick"] = bool(args.quick)
-    results["witnesses"] = len(witnesses)
+    results["witnesses"] = witnesses.configured
     print(json.dumps(results, sort_keys=True), flush=True)
     return 0
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[max(0, int(len(ordered) * q) - 1)]
+
+
+def witnessed_latency(committed: dict[int, float], results: dict[str, float]) -> None:
+    """Commit -> witnessed: when an event's entry first fell under a checkpoint whose stored
+    cosignatures met the quorum (the time the quorum's last cosignature was stored), for
+    the load's events, once publication has caught up with them."""
+    import bisect
+
+    from ledger.models import Checkpoint, Cosignature, Entry
+    from ledger.publication import checkpoint_witnessed, witness_setup
+
+    index_of = dict(
+        Entry.objects.filter(event_id__in=list(committed)).values_list("event_id", "index")
+    )
+    last = max(index_of.values())
+    deadline = time.monotonic() + 120
+    while True:
+        witnessed = checkpoint_witnessed()
+        if witnessed is not None and witnessed.size > last:
+            break
+        if time.monotonic() > deadline:
+            say("   not witnessed within 120 s of the load's end")
+            results["witnessed_latency_p50_ms"] = results["witnessed_latency_p99_ms"] = -1
+            return
+        time.sleep(0.05)
+    setup = witness_setup()
+    quorum_at: dict[int, float] = {}  # checkpoint size -> when its quorum was stored
+    names: dict[int, set[str]] = {}
+    for size, name, vkey, stored in Cosignature.objects.order_by("created_at").values_list(
+        "checkpoint__size", "witness", "vkey", "created_at"
+    ):
+        w = setup.by_name.get(name)
+        if w is None or w.vkey != vkey or size in quorum_at:
+            continue
+        names.setdefault(size, set()).add(name)
+        if setup.quorum_met(names[size]):
+            quorum_at[size] = stored.timestamp()
+    sizes = sorted(quorum_at)
+    earliest = [0.0] * len(sizes)  # earliest witnessed time among checkpoints sizes[j:]
+    running = float("inf")
+    for j in range(len(sizes) - 1, -1, -1):
+        running = min(running, quorum_at[sizes[j]])
+        earliest[j] = running
+    lat = []
+    for pk, at in committed.items():
+        j = bisect.bisect_right(sizes, index_of[pk])  # the first witnessed size > index
+        lat.append(max(0.0, earliest[j] - at) * 1000)
+    cosigned = len(quorum_at)
+    total = Checkpoint.objects.count()
+    results["witnessed_latency_p50_ms"] = round(statistics.median(lat), 1)
+    results["witnessed_latency_p99_ms"] = round(percentile(lat, 0.99), 1)
+    results["witnessed_checkpoints"] = cosigned
+    say(
+        f"   commit -> witnessed (quorum): p50 {results['witnessed_latency_p50_ms']} ms, "
+        f"p99 {results['witnessed_latency_p99_ms']} ms ({cosigned:,} of {total:,} checkpoints "
+        "witnessed)"
+    )
+
+
+def add_checkpoint_rate(witnesses: Witnesses, results: dict[str, float], limit: int) -> None:
+    """tlog-witness add-checkpoint requests/s against one fresh witness over keep-alive
+    connections: successive real checkpoints of the bench log (sizes and roots, with their
+    consistency proofs), signed under five bench origins of their own, so that four
+    concurrent clients each extend their own log (one log's requests are sequential by
+    nature: each names the size the witness cosigned before)."""
+    import http.client
+    import threading
+    from urllib.parse import urlsplit
+
+    from ledger import note
+    from ledger.models import Checkpoint
+    from ledger.proofs import consistency_proof_for
+    from ledger.publication import add_checkpoint_body
+
+    say("6. Witness add-checkpoint requests/s (a fresh witness, keep-alive connections)")
+    rows = list(Checkpoint.objects.order_by("size").values_list("size", "root_hash")[:limit])
+    proofs = [
+        consistency_proof_for(old_size=rows[i - 1][0], new_size=rows[i][0]) if i else []
+        for i in range(len(rows))
+    ]
+    signers = [note.Signer.generate(f"bench.localhost/log{n}") for n in range(5)]
+    url = witnesses.start("wrate", [f"{s.name}={s.vkey()}" for s in signers])
+    host = urlsplit(url)
+
+    def bodies(signer: note.Signer) -> list[bytes]:
+        out = []
+        for i, (size, root) in enumerate(rows):
+            signed = note.sign_checkpoint(
+                note.Checkpoint(origin=signer.name, size=size, root=bytes(root)), signer
+            )
+            out.append(add_checkpoint_body(rows[i - 1][0] if i else 0, proofs[i], signed))
+        return out
+
+    def client(requests: list[bytes], failures: list[int]) -> None:
+        conn = http.client.HTTPConnection(host.hostname, host.port, timeout=30)
+        for body in requests:
+            conn.request("POST", "/add-checkpoint", body=body,
+                         headers={"Content-Type": "text/plain; charset=utf-8"})  # fmt: skip
+            response = conn.getresponse()
+            response.read()
+            if response.status != 200:
+                failures.append(response.status)
+        conn.close()
+
+    all_bodies = [bodies(signer) for signer in signers]
+    failures: list[int] = []
+    t0 = time.perf_counter()
+    client(all_bodies[0], failures)
+    sequential = len(rows) / (time.perf_counter() - t0)
+    threads = [threading.Thread(target=client, args=(all_bodies[n], failures)) for n in range(1, 5)]
+    t0 = time.perf_counter()
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    concurrent = 4 * len(rows) / (time.perf_counter() - t0)
+    if failures:
+        say(f"   {len(failures)} requests failed: {sorted(set(failures))}")
+    results["witness_add_checkpoint_per_s"] = round(sequential)
+    results["witness_add_checkpoint_4_clients_per_s"] = round(concurrent)
+    say(
+        f"   {sequential:,.0f} requests/s sequential, {concurrent:,.0f} with 4 clients "
+        f"({len(rows):,} successive checkpoints each; every answer fsynced)"
+    )
 
 
 if __name__ == "__main__":

@@ -65,12 +65,15 @@ def verify(run_id: int) -> str | None:
 def publish() -> int:
     """After a checkpoint, and from beat: send the latest checkpoint to each witness that is
     behind it and not in back-off, one `ledger.cosign` task per witness (a witness that is
-    down delays only itself). Returns how many were enqueued."""
-    from ledger.publication import witnesses_due
+    down delays only itself). Every task names the same checkpoint, so that the witnesses
+    cosign one tree head and the quorum is met while newer ones are being cut. Returns how
+    many were enqueued."""
+    from ledger.publication import publication_round_start
 
-    due = witnesses_due()
+    # Witnesses whose previous task has not answered yet are left out (publication_round_start).
+    checkpoint_id, due = publication_round_start()
     for witness_id in due:
-        cosign.apply_async((witness_id,))
+        cosign.apply_async((witness_id, checkpoint_id))
     return len(due)
 
 
@@ -84,15 +87,16 @@ def publish() -> int:
     time_limit=120,
     soft_time_limit=100,
 )
-def cosign(self, witness_id: int) -> str:
-    """Send the latest checkpoint to one witness (its WitnessState id) and store its
-    cosignature. Idempotent (a witness already holding the latest is not asked again).
+def cosign(self, witness_id: int, checkpoint_id: int | None = None) -> str:
+    """Send a checkpoint (the one `ledger.publish` chose; none: the latest) to one witness
+    (its WitnessState id) and store its cosignature. Idempotent (a witness already holding
+    it is not asked again).
     A witness that does not answer is retried with exponential back-off (2, 4, 8 ... s);
     after the last retry the beat task `ledger.publish` takes over at the recorded time."""
     from ledger.publication import WitnessUnavailable, witness_cosign
 
     try:
-        return witness_cosign(witness_id=witness_id)
+        return witness_cosign(witness_id=witness_id, checkpoint_id=checkpoint_id)
     except WitnessUnavailable as exc:
         # The delay recorded on the witness's state (its next attempt), so beat agrees.
         raise self.retry(countdown=exc.delay, exc=exc) from None

@@ -290,6 +290,59 @@ def test_a_stale_size_is_resynchronised_by_the_409(witnesses, record_observation
     assert publication.checkpoint_witnessed() == Checkpoint.objects.order_by("-size").first()
 
 
+def test_witnesses_cosign_the_checkpoint_publish_chose_while_newer_ones_are_cut(
+    witnesses, record_observations
+):
+    """Under a stream of checkpoints each witness's task once sent the latest of its own
+    moment: the two cosigned different checkpoints and the 2-of-2 quorum was never met."""
+    for w in witnesses:
+        w.start()
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    chosen = publication.checkpoint_to_publish()
+    first, second = publication.witness_states_sync()
+    assert publication.witness_cosign(witness_id=first.pk, checkpoint_id=chosen) == "cosigned"
+    record_observations(2)
+    anchoring.ledger_anchor_pending()  # a newer checkpoint before the second task runs
+    newest = publication.checkpoint_to_publish()
+    assert newest != chosen
+    assert publication.witness_cosign(witness_id=second.pk, checkpoint_id=chosen) == "cosigned"
+    witnessed = publication.checkpoint_witnessed()
+    assert witnessed is not None and witnessed.pk == chosen
+    # The next round sends both the newest one; with no checkpoint named, the latest.
+    assert publication.witness_cosign(witness_id=first.pk, checkpoint_id=newest) == "cosigned"
+    assert publication.witness_cosign(witness_id=second.pk) == "cosigned"
+    assert publication.checkpoint_witnessed().pk == newest
+
+
+def test_no_round_starts_while_a_witness_has_not_answered_the_last(witnesses, record_observations):
+    """Rounds cut faster than the publisher ran them piled up in its queue, and witnesses
+    sent rounds one at a time fell out of step (each cosigned checkpoints the other did not):
+    a round is sent to every witness at once, and the next waits for their answers."""
+    for w in witnesses:
+        w.start()
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    chosen, due = publication.publication_round_start()
+    assert len(due) == 2
+    record_observations(2)
+    anchoring.ledger_anchor_pending()
+    assert publication.publication_round_start() == (publication.checkpoint_to_publish(), [])
+    first, second = due
+    assert publication.witness_cosign(witness_id=first, checkpoint_id=chosen) == "cosigned"
+    newest, again = publication.publication_round_start()
+    assert newest != chosen and again == []  # the other's task is still out
+    assert publication.witness_cosign(witness_id=second, checkpoint_id=chosen) == "cosigned"
+    assert publication.checkpoint_witnessed().pk == chosen
+    assert sorted(publication.publication_round_start()[1]) == sorted(due)
+    # Tasks that never answer (lost) hold the round back only until their leases pass.
+    record_observations(1)
+    anchoring.ledger_anchor_pending()
+    assert publication.publication_round_start()[1] == []
+    WitnessState.objects.update(next_attempt_at=timezone.now())
+    assert sorted(publication.publication_round_start()[1]) == sorted(due)
+
+
 def _anchored_size() -> int:
     return LogHead.objects.get(pk=1).size
 
