@@ -486,16 +486,20 @@ def _read_text(path: str, what: str) -> str:
         raise VerificationError(f"{what} {path!r} is not valid UTF-8") from None
 
 
+def _key_text(value: str, flag: str, what: str) -> tuple[str, str]:
+    """A key given on the command line as a file holding it, or as the key itself: its text,
+    and how to name where it came from in an error."""
+    if os.path.isfile(value):
+        return _read_text(value, what).strip(), f"{what} {value!r}"
+    text = value.strip()
+    if "+" not in text:
+        raise VerificationError(f"{flag} {value!r} is neither an existing file nor a key")
+    return text, f"{flag} value"
+
+
 def load_verifier_key(value: str) -> note.Verifier:
     """``--key``: a path to a file holding the verifier key, or the key string itself."""
-    if os.path.isfile(value):
-        text = _read_text(value, "key file").strip()
-        source = f"key file {value!r}"
-    else:
-        text = value.strip()
-        source = "--key value"
-        if "+" not in text:
-            raise VerificationError(f"--key {value!r} is neither an existing file nor a key")
+    text, source = _key_text(value, "--key", "key file")
     if "\n" in text:
         raise VerificationError(f"{source} must contain exactly one verifier key line")
     try:
@@ -506,13 +510,7 @@ def load_verifier_key(value: str) -> note.Verifier:
 
 def load_witness_key(value: str) -> cosignature.CosignatureVerifier:
     """``--witness``: a witness vkey (type 0x04), or a file containing one."""
-    if os.path.isfile(value):
-        text = _read_text(value, "witness key file").strip()
-        source = f"witness key file {value!r}"
-    else:
-        text, source = value.strip(), "--witness value"
-        if "+" not in text:
-            raise VerificationError(f"--witness {value!r} is neither an existing file nor a key")
+    text, source = _key_text(value, "--witness", "witness key file")
     try:
         return cosignature.CosignatureVerifier.from_string(text)
     except note.NoteError as exc:
