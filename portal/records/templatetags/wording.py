@@ -1,0 +1,56 @@
+"""Template filters over portal.wording: `{% load wording %}` then `{{ kind|event_kind }}`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django import template
+
+from portal import wording
+
+register = template.Library()
+
+
+@register.filter
+def record_type(name: str) -> str:
+    return wording.record_type_label(name)
+
+
+@register.filter
+def purpose(code: str | None) -> str:
+    return wording.purpose_label(code)
+
+
+@register.filter
+def channel(via: str | None) -> str:
+    return wording.channel_label(via)
+
+
+@register.filter
+def event_kind(kind: str | None) -> str:
+    return wording.event_kind_label(kind)
+
+
+@register.filter
+def unit(code: str | None) -> str:
+    return wording.unit_label(code)
+
+
+@register.filter
+def number(value: Any) -> str:
+    return wording.number_label(value)
+
+
+@register.filter
+def quantity(value: Any, unit_code: str | None) -> str:
+    return wording.quantity_label(value, unit_code)
+
+
+@register.filter
+def yes_no(value: Any) -> str:
+    return wording.yes_no(value)
+
+
+@register.filter
+def person(user: Any, role: str | None = None) -> str:
+    return wording.person_label(user, role)
