@@ -30,6 +30,7 @@ from ledger import facts, verifier
 from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
 from ledger.proofs import receipt_for_event
+from portal import wording
 from portal.records.models import Patient
 from portal.tenancy.models import PRACTITIONER_ROLES, Department, Hospital, Membership
 
@@ -259,7 +260,7 @@ def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
     attrs = event.attrs or {}
     flagged = event.kind == "breakglass.opened" or bool(attrs.get("break_glass"))
     what = ACCESS_WHAT.get(event.kind, event.kind).format(
-        record_type=attrs.get("record_type") or "record"
+        record_type=wording.record_type_label(attrs.get("record_type") or "record").lower()
     )
     actor = event.actor
     label = PURPOSE_LABELS.get(attrs.get("purpose") or "")
@@ -272,7 +273,8 @@ def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
         event=event,
         hospital=reader_hospital.name if reader_hospital is not None else "",
         chart_hospital=charts[event.patient_id].name if event.patient_id in charts else "",
-        actor=(actor.get_full_name() or actor.get_username()) if actor else "system",
+        # By name and the role they read as ("Ana Silva, Clinician"); the hospital has its column.
+        actor=wording.staff_label(actor, attrs.get("role")) if actor else "System",
         purpose=label,
         break_glass=flagged,
         what=what,
@@ -381,7 +383,7 @@ def _receipt_witnesses(checkpoint_note: str) -> tuple[list[tuple[str, datetime]]
 def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]:
     """The Verify page's facts, as the access log words them (access_entry)."""
     charts = {p.pk: p.hospital for p in patients}
-    rows = [("Event", str(event.event_id)), ("Kind", event.kind)]
+    rows = [("Event", str(event.event_id)), ("Kind", wording.event_kind_label(event.kind))]
     if event.kind in ACCESS_KINDS:
         entry = access_entry(event=event, charts=charts)
         rows += [
@@ -390,9 +392,9 @@ def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]
             ("Your records at", entry.chart_hospital),
             ("What", entry.what),
             ("Purpose", entry.purpose),
-            ("Break-glass", "yes" if entry.break_glass else "no"),
+            ("Break-glass", wording.yes_no(entry.break_glass)),
         ]
-    recorded = timezone.localtime(event.recorded_at).strftime("%Y-%m-%d %H:%M:%S")
+    recorded = wording.datetime_label(event.recorded_at, seconds=True)
     rows.append(("Recorded", recorded))
     return rows
 

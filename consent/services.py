@@ -37,6 +37,7 @@ from consent.selectors import (
     user_is_practitioner,
 )
 from ledger.events import event_record
+from portal import wording
 from portal.records.access import chart_opened_for
 from portal.records.categories import CATEGORY_CODES, category_codename
 from portal.records.grants import (
@@ -331,7 +332,7 @@ def access_request_decide(
     if approve:
         notification_send(
             user=request.requester, kind="access_request",
-            text=f"Your access request of {timezone.localtime(request.created_at):%d %b %Y %H:%M} "
+            text=f"Your access request of {_site_time(request.created_at)} "
             "was approved: the chart is under Shared with me.",
         )  # fmt: skip
     return request
@@ -459,7 +460,8 @@ def break_glass_open(
         attrs={"from_hospital": user_hospital.pk, "minutes": int(duration.total_seconds() // 60)},
     )  # fmt: skip
     who = f"{_staff_name(user)} ({user_hospital.name})"
-    when = f"{timezone.localtime(now):%d %b %Y %H:%M}"
+    # Written once for several readers: in the site's zone, named (not the actor's own zone).
+    when = _site_time(now)
     if patient.user is not None:
         notification_send(
             user=patient.user, kind="break_glass", flagged=True,
@@ -489,7 +491,15 @@ def _hospital_admins(hospital_id: int) -> list[User]:
 
 
 def _staff_name(user: User) -> str:
-    return user.get_full_name() or user.get_username()
+    return wording.person_label(user)
+
+
+def _site_time(when: datetime) -> str:
+    """ "6 Dec 2026, 14:05 (Europe/Lisbon)": a time in a notice's stored text, which readers
+    in any zone see, in the site's zone and saying so."""
+    zone = timezone.get_default_timezone()
+    local = timezone.make_naive(when, zone)
+    return f"{wording.datetime_label(local)} ({timezone.get_default_timezone_name()})"
 
 
 class NoticeNotSent(Exception):

@@ -91,6 +91,8 @@ MIDDLEWARE = [
     "portal.ops.middleware.NoStoreMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
+    # Times shown in the user's own zone (the browser's, from a cookie; portal/accounts).
+    "portal.accounts.middleware.TimeZoneMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
     # django-otp's: request.user.is_verified() (accounts.gates asks it).

@@ -8,9 +8,12 @@ It imports nothing of the portal's apps (any of them may use it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from django.utils import timezone
 
 # Record types (model names) as people call them.
 RECORD_TYPE_LABELS: dict[str, str] = {
@@ -37,6 +40,33 @@ RECORD_TYPE_LABELS: dict[str, str] = {
     "api_token": "API token",
     "totpdevice": "Authenticator app",
     "totp": "Authenticator app",
+}
+
+# Staff roles (tenancy.Role values) and the ledger's reader roles.
+ROLE_LABELS: dict[str, str] = {
+    "clinician": "Clinician",
+    "nurse": "Nurse",
+    "records_clerk": "Records clerk",
+    "hospital_admin": "Hospital admin",
+    "auditor": "Auditor",
+}
+
+# Stored content types: how people call them and the extension a download's name carries.
+CONTENT_TYPE_LABELS: dict[str, str] = {
+    "application/pdf": "PDF",
+    "image/png": "PNG",
+    "image/jpeg": "JPEG",
+    "text/plain": "plain text",
+    "application/json": "JSON",
+    "application/fhir+json": "FHIR JSON",
+}
+CONTENT_TYPE_EXTENSIONS: dict[str, str] = {
+    "application/pdf": "pdf",
+    "image/png": "png",
+    "image/jpeg": "jpg",
+    "text/plain": "txt",
+    "application/json": "json",
+    "application/fhir+json": "json",
 }
 
 # HL7 v3 PurposeOfUse codes recorded on access events.
@@ -87,6 +117,13 @@ EVENT_KIND_LABELS: dict[str, str] = {
     "totp.reset": "Reset an authenticator app",
     "totp.turned_on": "Turned on two-factor sign-in",
     "totp.turned_off": "Turned off two-factor sign-in",
+    "accessrequest.created": "Access requested",
+    "proxy.invited": "Proxy invited",
+    "proxy.accepted": "Proxy invitation accepted",
+    "proxy.declined": "Proxy invitation declined",
+    "proxy.withdrawn": "Proxy invitation withdrawn",
+    "proxy.granted": "Proxy access granted",
+    "proxy.revoked": "Proxy access ended",
 }
 
 VERB_LABELS: dict[str, str] = {
@@ -219,8 +256,76 @@ def person_label(user: Any, role: str | None = None) -> str:
     return f"{name}, {role}" if role else name
 
 
-def date_label(value: date | datetime | None) -> str:
-    """A day as people read it: "31 Jan 2027"."""
-    if value is None:
+def role_label(role: str | None) -> str:
+    if not role:
         return ""
+    return ROLE_LABELS.get(role, role.replace("_", " ").capitalize())
+
+
+def staff_label(user: Any, role: str | None = None, hospital: Any = None) -> str:
+    """ "Ana Silva, Clinician, St Mary's Hospital": a person_label with the role's words and,
+    where the page does not say it already, the hospital."""
+    text = person_label(user, role_label(role) or None)
+    name = getattr(hospital, "name", hospital)
+    return f"{text}, {name}" if user is not None and name else text
+
+
+def date_label(value: date | datetime | None) -> str:
+    """A day as people read it: "31 Jan 2027" (an aware time on the user's own day)."""
+    if value is None or value == "":
+        return ""
+    if isinstance(value, datetime) and timezone.is_aware(value):
+        value = timezone.localtime(value)
     return f"{value.day} {value.strftime('%b %Y')}"
+
+
+def datetime_label(value: datetime | date | None, *, seconds: bool = False) -> str:
+    """A time to the minute in the user's time zone (the one the request activated):
+    "6 Dec 2026, 14:05" ("14:05:09" with seconds, for a proof); a date alone as date_label."""
+    if value is None or value == "":
+        return ""
+    if not isinstance(value, datetime):
+        return date_label(value)
+    if timezone.is_aware(value):
+        value = timezone.localtime(value)
+    clock = f"{value.hour:02d}:{value.minute:02d}"
+    if seconds:
+        clock = f"{clock}:{value.second:02d}"
+    return f"{value.day} {value.strftime('%b %Y')}, {clock}"
+
+
+def zone_label() -> str:
+    """The time zone times are shown in ("Europe/Lisbon"), for a page to say so."""
+    return str(timezone.get_current_timezone_name())
+
+
+def content_type_label(content_type: str | None) -> str:
+    key = (content_type or "").split(";")[0].strip().lower()
+    return CONTENT_TYPE_LABELS.get(key, key)
+
+
+def size_label(size: int | None) -> str:
+    """Bytes as people say them: "10 MB", "512 KB", "900 bytes" (binary multiples)."""
+    if size is None:
+        return ""
+    for limit, unit in ((1024 * 1024, "MB"), (1024, "KB")):
+        if size >= limit:
+            return f"{number_label(round(Decimal(size) / limit, 1))} {unit}"
+    return f"{size} bytes"
+
+
+def accepted_files_label(content_types: Iterable[str], max_bytes: int) -> str:
+    """ "PDF, PNG, JPEG or plain text, up to 5 MB" from an upload rule's own types and limit."""
+    names = [content_type_label(t) for t in content_types]
+    listed = f"{', '.join(names[:-1])} or {names[-1]}" if len(names) > 1 else "".join(names)
+    return f"{listed}, up to {size_label(max_bytes)}"
+
+
+def download_filename(stem: str, content_type: str | None) -> str:
+    """A download's name with the extension of its stored type: "document-12.pdf". The stem
+    is reduced to letters, digits, "-" and "_" (a header value, and no PHI in it)."""
+    safe = "".join(c if c.isascii() and (c.isalnum() or c in "-_") else "-" for c in stem)
+    safe = safe.strip("-") or "download"
+    key = (content_type or "").split(";")[0].strip().lower()
+    extension = CONTENT_TYPE_EXTENSIONS.get(key, "bin")
+    return f"{safe}.{extension}"

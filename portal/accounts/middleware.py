@@ -1,13 +1,17 @@
 from __future__ import annotations
 
+import functools
 import time
+import zoneinfo
 from collections.abc import Callable
+from urllib.parse import unquote
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
 
 AUTH_AT = "auth_at"
 SEEN_AT = "seen_at"
@@ -51,3 +55,39 @@ class SessionTimeoutMiddleware:
         logout(request)
         messages.info(request, message)
         return redirect_to_login(request.get_full_path())
+
+
+TIME_ZONE_COOKIE = "portal_tz"
+
+
+@functools.cache
+def _known_zones() -> frozenset[str]:
+    return frozenset(zoneinfo.available_timezones())
+
+
+def time_zone_from_cookie(value: str | None) -> zoneinfo.ZoneInfo | None:
+    """The IANA zone the browser reported (portal/static/portal/timezone.js), or None for a
+    missing or unknown name: only names of the system's zone database are ever loaded."""
+    name = unquote(value or "")
+    if not name or len(name) > 64 or name not in _known_zones():
+        return None
+    return zoneinfo.ZoneInfo(name)
+
+
+class TimeZoneMiddleware:
+    """Shows times in the user's own time zone: the one their browser reports in a cookie,
+    else the site's TIME_ZONE. It changes only how times are shown; storage stays UTC."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        zone = time_zone_from_cookie(request.COOKIES.get(TIME_ZONE_COOKIE))
+        if zone is None:
+            timezone.deactivate()
+        else:
+            timezone.activate(zone)
+        try:
+            return self.get_response(request)
+        finally:
+            timezone.deactivate()

@@ -18,6 +18,7 @@ from consent import services as consent_services
 from consent.models import ProxyGrant
 from ledger import publication
 from ledger import selectors as ledger_selectors
+from portal import wording
 from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
 from portal.records import access, selectors
@@ -306,7 +307,8 @@ def export_json_view(request: HttpRequest) -> HttpResponse:
         json.dumps(bundle, indent=2, default=str), content_type="application/fhir+json"
     )
     stamp = timezone.now().strftime("%Y%m%d")
-    response["Content-Disposition"] = f'attachment; filename="my-records-{stamp}.json"'
+    filename = wording.download_filename(f"my-records-{stamp}", response["Content-Type"])
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response
 
 

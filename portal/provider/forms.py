@@ -9,7 +9,12 @@ from django.utils import timezone
 
 from portal.records.catalog import DIASTOLIC, MEASURES, SYSTOLIC
 from portal.records.models import Patient
-from portal.records.uploads import document_content_validate, document_size_validate
+from portal.records.uploads import (
+    DOCUMENT_TYPES,
+    document_content_validate,
+    document_rules_label,
+    document_size_validate,
+)
 
 UNITS = sorted({m.unit for m in MEASURES.values()})
 
@@ -134,6 +139,15 @@ class CareTeamAddForm(forms.Form):
 class DocumentUploadForm(forms.Form):
     title = forms.CharField(max_length=200)
     file = forms.FileField()
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        # Said before the upload, from the rule that checks it (portal.records.uploads).
+        field = self.fields["file"]
+        field.help_text = f"Accepted: {document_rules_label()}."
+        field.widget.attrs.update(
+            {"accept": ",".join(DOCUMENT_TYPES), "aria-describedby": "id_file-help"}
+        )
 
     def clean_file(self):
         # The same rule as every other way a document comes in (portal.records.uploads).

@@ -4,12 +4,15 @@ opened is an access event in the ledger."""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
+from decimal import Decimal
 
 from django.contrib import messages
 from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
+from django.db.models import Field
 from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
@@ -17,12 +20,14 @@ from django.views.decorators.http import require_http_methods, require_POST
 
 from consent import selectors as consent_selectors
 from consent import services as consent_services
+from portal import wording
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import access, audit, search, services
 from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document
+from portal.tenancy import selectors as tenancy_selectors
 
 
 @staff_required
@@ -175,7 +180,8 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
     return render(
         request, "provider/record.html",
         {"record": record, "patient": record.patient, "record_type": record_type,
-         "history": history, "fields": _display_fields(record)},
+         "history": history, "fields": _display_fields(record),
+         "recorded_by": _recorded_by(record)},
     )  # fmt: skip
 
 
@@ -192,12 +198,51 @@ def _history(record: ClinicalRecord) -> list[ClinicalRecord]:
 
 
 def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
+    """The record's fields as people read them (portal.wording): choices by their labels,
+    yes/no, a value with its unit as people write it and no trailing zeros, times in the
+    user's zone."""
     skip = {"id", "row_uuid", "hospital", "patient", "replaces", "recorded_by", "content"}
+    measured = hasattr(record, "value") and hasattr(record, "unit")
+    if measured:
+        skip.add("unit")  # shown with its value: "97 %"
     return [
-        (f.verbose_name, getattr(record, f.name))
+        (f.verbose_name, _field_words(record, f, measured=measured))
         for f in record._meta.concrete_fields
         if f.name not in skip and not isinstance(f, BlindIndexField)  # search tokens
     ]
+
+
+def _field_words(record: ClinicalRecord, field: Field, *, measured: bool) -> object:
+    # By the value's type: the encrypted fields are not Django's own field classes.
+    value = getattr(record, field.attname)
+    if value is None or value == "":
+        return None
+    if field.choices:
+        return getattr(record, f"get_{field.name}_display")()
+    if measured and field.name == "value":
+        return wording.quantity_label(value, getattr(record, "unit", ""))
+    if isinstance(value, bool):
+        return wording.yes_no(value)
+    if isinstance(value, Decimal | float):
+        return wording.number_label(value)
+    if isinstance(value, dt.date):  # datetimes too
+        return wording.datetime_label(value)
+    if field.name == "size":
+        return wording.size_label(value)
+    if field.name == "content_type":
+        return wording.content_type_label(value)
+    return value
+
+
+def _recorded_by(record: ClinicalRecord) -> str:
+    """ "Ana Silva, Clinician": the author's name and role at the record's hospital."""
+    user = record.recorded_by
+    if user is None:
+        return ""
+    roles = tenancy_selectors.membership_roles_at(
+        hospital_id=record.hospital_id, user_ids=[user.pk]
+    )
+    return wording.staff_label(user, roles.get(user.pk))
 
 
 @staff_required
@@ -241,9 +286,9 @@ def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> 
         except ValidationError as exc:
             _add_errors(form, exc)
         else:
-            messages.success(request, f"{form.Meta.model._meta.verbose_name.capitalize()} added.")
+            messages.success(request, f"{wording.record_type_label(record_type)} added.")
             return redirect("provider:chart", patient_id=patient.pk)
-    title = f"Add {form_class.Meta.model._meta.verbose_name}"
+    title = f"Add {wording.record_type_label(record_type).lower()}"
     return _form_page(request, form, title, patient=patient, status_if_errors=True)
 
 
@@ -269,7 +314,7 @@ def record_correct_view(request: HttpRequest, record_type: str, record_id: int) 
                 request, "Corrected; the previous version is kept as entered in error."
             )
             return redirect("provider:record", record_type=record_type, record_id=new.pk)
-    title = f"Correct {record._meta.verbose_name}"
+    title = f"Correct {wording.record_type_label(record_type).lower()}"
     return _form_page(request, form, title, patient=record.patient, status_if_errors=True)
 
 
@@ -289,9 +334,14 @@ def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
         except ValidationError as exc:
             form.add_error("username", exc.messages)
         else:
-            messages.success(request, f"{user.get_username()} joined the care team.")
+            messages.success(request, f"{wording.person_label(user)} joined the care team.")
             return redirect("provider:care_team", patient_id=patient.pk)
-    members = patient.care_team.select_related("user").order_by("user__username")
+    members = list(patient.care_team.select_related("user").order_by("user__username"))
+    roles = tenancy_selectors.membership_roles_at(
+        hospital_id=patient.hospital_id, user_ids=[m.user_id for m in members]
+    )
+    for member in members:
+        member.role = roles.get(member.user_id, "")
     status = 400 if form.errors else 200
     return render(
         request, "provider/care_team.html",
@@ -307,7 +357,7 @@ def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -
     if member is None:
         raise Http404("No such care team member.")
     services.care_team_remove(patient=patient, user=member.user, actor=request.user)
-    messages.success(request, f"{member.user.get_username()} left the care team.")
+    messages.success(request, f"{wording.person_label(member.user)} left the care team.")
     return redirect("provider:care_team", patient_id=patient.pk)
 
 
@@ -340,7 +390,9 @@ def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse
             reader=request.user, chart=opened.chart, record=document, membership=request.membership
         )
     response = HttpResponse(bytes(document.content), content_type=document.content_type)
-    response["Content-Disposition"] = f'attachment; filename="document-{document.pk}"'
+    # The name carries the extension of the stored type, never the title (no PHI in headers).
+    filename = wording.download_filename(f"document-{document.pk}", document.content_type)
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
     response["X-Content-Type-Options"] = "nosniff"
     response["Cache-Control"] = "no-store"
     return response

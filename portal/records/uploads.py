@@ -14,6 +14,8 @@ import re
 from django.conf import settings
 from django.core.exceptions import ValidationError
 
+from portal import wording
+
 DOCUMENT_TYPES: dict[str, tuple[bytes, ...]] = {
     "application/pdf": (b"%PDF-",),
     "image/png": (b"\x89PNG\r\n\x1a\n",),
@@ -30,6 +32,12 @@ _MARKUP_ELEMENT = re.compile(
 )
 
 
+def document_rules_label() -> str:
+    """What a form tells people it accepts ("PDF, PNG, JPEG or plain text, up to 5 MB"),
+    from the same types and limit the checks below use."""
+    return wording.accepted_files_label(DOCUMENT_TYPES, settings.DOCUMENT_MAX_BYTES)
+
+
 def document_size_validate(*, size: int) -> None:
     """Refuse a document over the size limit (before reading it, where the size is known)."""
     limit = settings.DOCUMENT_MAX_BYTES
@@ -44,7 +52,7 @@ def document_content_validate(*, content: bytes, declared_type: str) -> str:
     document_size_validate(size=len(content))
     declared = (declared_type or "").split(";")[0].strip().lower()
     if declared not in DOCUMENT_TYPES:
-        raise ValidationError("Only PDF, PNG, JPEG and plain-text files are accepted.")
+        raise ValidationError(f"Only these files are accepted: {document_rules_label()}.")
     mismatch = f"The file's content does not match its type ({declared}); it was not saved."
     magics = DOCUMENT_TYPES[declared]
     if magics and not any(content.startswith(m) for m in magics):

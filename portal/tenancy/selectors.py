@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import cast
 
 from django.contrib.auth import get_user_model
@@ -47,6 +48,19 @@ def membership_for_hospital(
         if membership.hospital_id == hospital_id:
             return membership
     return None
+
+
+def membership_roles_at(*, hospital_id: int, user_ids: Iterable[int]) -> dict[int, str]:
+    """The role codes these users hold at one hospital, by user id, for naming staff on a
+    page ("Ana Silva, Clinician"); one query. The hospital's filter is explicit, as above."""
+    ids = [i for i in user_ids if i is not None]
+    if not ids:
+        return {}
+    return dict(
+        Membership._base_manager.filter(hospital_id=hospital_id, user_id__in=ids).values_list(
+            "user_id", "role"
+        )
+    )
 
 
 def hospital_ids_administered(*, user: User | AnonymousUser) -> list[int]:

@@ -36,7 +36,7 @@ def test_patient_grants_on_the_form_and_the_clinician_opens_the_chart(
     consent = Consent.objects.get()
     assert consent.categories == ["labs"]
     listing = client.get("/patient/consents/")
-    assert b"Laboratory results" in listing.content and b"consent.granted" in listing.content
+    assert b"Laboratory results" in listing.content and b"Consent granted" in listing.content
 
     sign_in(client, w["clinician_b"])
     shared = client.get("/provider/shared/")

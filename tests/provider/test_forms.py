@@ -128,7 +128,7 @@ def test_register_patient_validation(client, sign_in, world):
     ("name", "content", "content_type", "message"),
     [
         ("x.pdf", b"not a pdf at all", "application/pdf", "does not match its type"),
-        ("x.exe", b"MZ\x90\x00", "application/x-msdownload", "Only PDF"),
+        ("x.exe", b"MZ\x90\x00", "application/x-msdownload", "accepted: PDF, PNG"),
         ("x.txt", b"\xff\xfe\x00bad", "text/plain", "UTF-8"),
     ],
 )

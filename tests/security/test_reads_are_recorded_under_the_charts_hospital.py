@@ -266,16 +266,17 @@ def test_the_patient_sees_who_read_and_from_which_hospital(client, sign_in, worl
         [re.sub(r"<[^>]+>", "", cell).strip() for cell in re.findall(r"<td>(.*?)</td>", tr)]
         for tr in re.findall(r"<tr[^>]*>\s*<td>.*?</tr>", body, flags=re.S)
     ]
-    # Cells: when, who, from, records at, what, purpose, proof.
+    # Cells: when, who (name and role: issue 16), from, records at, what, purpose, proof.
     seen = {(r[1], r[2], r[3], r[4]) for r in rows}
     mary = MARY_HTML
     assert {
+        # The break-glass event records no role: the name alone.
         ("Eve Glass", RIVERSIDE, mary, "Used emergency access"),
-        ("Eve Glass", RIVERSIDE, mary, "Opened your chart"),
-        ("Rui Costa", RIVERSIDE, mary, "Opened your chart"),
-        ("Rui Costa", RIVERSIDE, mary, "Opened a record (observation)"),
-        ("Lou Locum", RIVERSIDE, mary, "Opened your chart"),
-        ("Ann Shaw", mary, mary, "Opened your chart"),
+        ("Eve Glass, Clinician", RIVERSIDE, mary, "Opened your chart"),
+        ("Rui Costa, Clinician", RIVERSIDE, mary, "Opened your chart"),
+        ("Rui Costa, Clinician", RIVERSIDE, mary, "Opened a record (measurement)"),
+        ("Lou Locum, Clinician", RIVERSIDE, mary, "Opened your chart"),
+        ("Ann Shaw, Clinician", mary, mary, "Opened your chart"),
     } <= seen
 
 

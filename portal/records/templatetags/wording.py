@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django import template
+from django.urls import reverse
+from django.utils import timezone
+from django.utils.html import format_html
+from django.utils.safestring import SafeString, mark_safe
 
 from portal import wording
 
@@ -54,3 +59,76 @@ def yes_no(value: Any) -> str:
 @register.filter
 def person(user: Any, role: str | None = None) -> str:
     return wording.person_label(user, role)
+
+
+@register.filter
+def staff(user: Any, role_code: str | None = None) -> str:
+    """ "Ana Silva, Clinician" from a user and a role code (tenancy.Role)."""
+    return wording.staff_label(user, role_code)
+
+
+@register.filter
+def role(code: str | None) -> str:
+    return wording.role_label(code)
+
+
+@register.filter
+def when(value: Any) -> str:
+    """ "6 Dec 2026, 14:05" in the user's time zone; `{{ t|when }}`."""
+    return wording.datetime_label(value)
+
+
+@register.filter
+def day(value: Any) -> str:
+    """ "6 Dec 2026"; `{{ d|day }}`."""
+    return wording.date_label(value)
+
+
+@register.simple_tag
+def time_zone() -> str:
+    return wording.zone_label()
+
+
+@register.simple_tag
+def timeline_rows(timeline: list) -> SafeString:
+    """The chart's timeline rows (the page's `<li>`s): each record's time to the minute in the
+    user's zone, its type by name, and what it says in people's words. Built in Python, as
+    the timeline it replaces was, because a chart shows up to 100 rows."""
+    rows = []
+    links: dict[str, str] = {}
+    for when_at, kind, record in timeline:
+        link = links.get(kind)
+        if link is None:
+            link = links[kind] = reverse("provider:record", args=[kind, 0])[: -len("0/")]
+        if kind == "observation":
+            detail = format_html(
+                "<span>{}: <strong>{}</strong></span>",
+                record.display,
+                wording.quantity_label(record.value, record.unit),
+            )
+        elif kind == "clinicalnote":
+            badge = mark_safe(' <span class="badge">restricted</span>') if record.restricted else ""
+            detail = format_html("<span>{}{}</span>", record.title, badge)
+        elif getattr(record, "display", None):
+            detail = format_html("<span>{}</span>", record.display)
+        elif getattr(record, "title", None):
+            detail = format_html("<span>{}</span>", record.title)
+        else:
+            detail = ""
+        if isinstance(when_at, datetime) and timezone.is_aware(when_at):
+            iso = timezone.localtime(when_at).isoformat()
+        else:
+            iso = when_at.isoformat()
+        rows.append(
+            format_html(
+                '    <li><time datetime="{}">{}</time>\n'
+                '      <a href="{}{}/" class="kind">{}</a>\n      {}\n    </li>\n',
+                iso,
+                wording.datetime_label(when_at),
+                link,
+                int(record.pk),
+                wording.record_type_label(kind),
+                detail,
+            )
+        )
+    return mark_safe("".join(rows))  # noqa: S308 - every row is format_html's
