@@ -146,8 +146,9 @@ def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpRespon
                     display=measure.display, value=value, unit=measure.unit,
                     effective_at=data["effective_at"], category=measure.category,
                 )  # fmt: skip
+        pressure = "/".join(wording.number_label(data[k]) for k in ("systolic", "diastolic"))
         messages.success(
-            request, f"Blood pressure {data['systolic']}/{data['diastolic']} mm[Hg] recorded."
+            request, f"Blood pressure {wording.quantity_label(pressure, 'mm[Hg]')} recorded."
         )
         return redirect("provider:chart", patient_id=patient.pk)
     return _form_page(
@@ -201,7 +202,9 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     """The record's fields as people read them (portal.wording): choices by their labels,
     yes/no, a value with its unit as people write it and no trailing zeros, times in the
     user's zone."""
+    # The version is in the page's title, created_at is its "Recorded at".
     skip = {"id", "row_uuid", "hospital", "patient", "replaces", "recorded_by", "content"}
+    skip |= {"version", "created_at"}
     measured = hasattr(record, "value") and hasattr(record, "unit")
     if measured:
         skip.add("unit")  # shown with its value: "97 %"

@@ -104,7 +104,7 @@ def test_clinician_records_a_blood_pressure_and_sees_it(
     page.get_by_label("Diastolic").fill("82")
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(f"**/provider/patients/{patient.pk}/")
-    assert "Blood pressure 128/82 mm[Hg] recorded." in page.inner_text("main")
+    assert "Blood pressure 128/82 mmHg recorded." in page.inner_text("main")
     systolic = page.locator('figure[data-code="8480-6"]')
     assert "Latest: 128 mm[Hg]" in systolic.inner_text()
     assert systolic.locator("svg[role=img]").count() == 1
