@@ -95,3 +95,32 @@ def test_times_follow_the_browsers_time_zone_at_desktop_and_phone_sizes(
     )
     assert not violations, violations
     context.close()
+
+
+def test_patient_reads_who_opened_their_records_in_words(
+    live_server, browser, client, sign_in, make_staff, make_patient_user, hospital_a, hospital_b
+):
+    clinician = make_staff(hospital_a, Role.CLINICIAN, first_name="Ana", last_name="Silva")
+    owner, (reg, _other) = make_patient_user(hospital_a, hospital_b)
+    assert sign_in(client, clinician).get(f"/provider/patients/{reg.pk}/").status_code == 200
+    context = browser.new_context(
+        timezone_id="Europe/Lisbon", viewport={"width": 390, "height": 900}
+    )
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    violations = watch_csp(page)
+    page.goto(f"{live_server.url}/accounts/login/")
+    page.get_by_label("Username").fill(owner.username)
+    page.get_by_label("Password").fill(factories.PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url("**/patient/")
+    page.goto(f"{live_server.url}/patient/access/")
+    assert "Ana Silva, Clinician" in page.inner_text("main")
+    assert "Europe/Lisbon" in page.inner_text("footer")
+    _shot(page, "patient-access-390")
+    page.get_by_role("link", name="Verify").first.click()
+    main = page.inner_text("main")
+    assert "Opened a chart" in main and "chart.read" not in main
+    _shot(page, "patient-verify-390")
+    assert not violations, violations
+    context.close()
