@@ -8,6 +8,7 @@ It imports nothing of the portal's apps (any of them may use it).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import date, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -139,6 +140,17 @@ UNIT_LABELS: dict[str, str] = {
     "{score}": "",
     "1": "",
 }
+
+
+# What a partial chart says where a category is withheld (records.access: OpenedChart.withheld):
+# never "None recorded", which would read as "the patient has none".
+NOT_SHARED = "Not shared with you"
+
+
+def not_shared_label(labels: Iterable[str] = ()) -> str:
+    """ "Not shared with you: Allergies, Medications"; "Not shared with you" alone."""
+    names = ", ".join(labels)
+    return f"{NOT_SHARED}: {names}" if names else NOT_SHARED
 
 
 def record_type_label(name: str) -> str:

@@ -54,3 +54,10 @@ def yes_no(value: Any) -> str:
 @register.filter
 def person(user: Any, role: str | None = None) -> str:
     return wording.person_label(user, role)
+
+
+@register.simple_tag
+def not_shared(labels: Any = ()) -> str:
+    """`{% not_shared %}`: "Not shared with you"; `{% not_shared chart.withheld_labels %}`
+    names them."""
+    return wording.not_shared_label(labels or ())
