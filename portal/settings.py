@@ -100,6 +100,8 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "portal.accounts.middleware.SessionTimeoutMiddleware",
     "portal.tenancy.middleware.ActiveHospitalMiddleware",
+    # With DEBUG (the demo): the portal's own 404 and 400 pages, not Django's technical ones.
+    "portal.errors.DebugErrorPagesMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Last, as django-axes requires: it turns a lockout flagged during the view into a response.
     "axes.middleware.AxesMiddleware",
@@ -270,6 +272,8 @@ SESSION_COOKIE_SAMESITE = "Lax"
 SESSION_COOKIE_SECURE = env.bool("SESSION_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_SECURE = env.bool("CSRF_COOKIE_SECURE", default=not DEBUG)
 CSRF_COOKIE_HTTPONLY = True
+# A refused form (no or a stale CSRF token) gets a page that says what to do.
+CSRF_FAILURE_VIEW = "portal.errors.csrf_failure"
 
 # --- HTTP security -------------------------------------------------------------------------
 SECURE_SSL_REDIRECT = env.bool("SECURE_SSL_REDIRECT", default=not DEBUG)

@@ -178,6 +178,17 @@ UNIT_LABELS: dict[str, str] = {
 }
 
 
+# What a partial chart says where a category is withheld (records.access: OpenedChart.withheld):
+# never "None recorded", which would read as "the patient has none".
+NOT_SHARED = "Not shared with you"
+
+
+def not_shared_label(labels: Iterable[str] = ()) -> str:
+    """ "Not shared with you: Allergies, Medications"; "Not shared with you" alone."""
+    names = ", ".join(labels)
+    return f"{NOT_SHARED}: {names}" if names else NOT_SHARED
+
+
 def record_type_label(name: str) -> str:
     """ "Clinical note" for "clinicalnote" (a model name, any case)."""
     key = (name or "").lower().replace(" ", "")

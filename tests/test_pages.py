@@ -39,7 +39,7 @@ def test_login_form_fields_have_labels(client, db):
 def test_unknown_url_is_a_plain_404(client, db):
     response = client.get("/no/such/page/")
     assert response.status_code == 404
-    assert b"Not found" in response.content
+    assert b"This is not available to you" in response.content
 
 
 def test_healthz(client, db):

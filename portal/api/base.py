@@ -240,13 +240,20 @@ def _link(request: Request, cursor: str | None) -> str | None:
 
 
 def page_response(
-    request: Request, results: list[Any], *, next_cursor: str | None, prev_cursor: str | None
+    request: Request,
+    results: list[Any],
+    *,
+    next_cursor: str | None,
+    prev_cursor: str | None,
+    extra: dict[str, Any] | None = None,
 ) -> Response:
+    """A page of `results`; `extra`: more of the page's own fields (its serializer's)."""
     return Response(
         {
             "next": _link(request, next_cursor),
             "previous": _link(request, prev_cursor),
             "results": results,
+            **(extra or {}),
         }
     )
 

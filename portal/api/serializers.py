@@ -188,8 +188,35 @@ class RecordSerializer(serializers.Serializer):
     )
 
 
+class WithheldSerializer(serializers.Serializer):
+    # Serializes a records.categories.Category: one category the reader is not shown.
+
+    category = serializers.ChoiceField(choices=[code for code, _ in CHART_CATEGORIES])
+    label = serializers.CharField(help_text="Its name, as the portal's pages say it.")
+
+
+WITHHELD_HELP = (
+    "The categories of the chart you are not shown (a consent that shares only some): "
+    "records of these may exist. Empty: nothing is withheld."
+)
+
 PatientPageSerializer = _page("PatientPage", PatientSerializer)
 RecordPageSerializer = _page("RecordPage", RecordSerializer)
+
+
+# A staff record list: a page that also says what the list leaves out.
+ChartRecordPageSerializer = type(
+    "ChartRecordPage",
+    (RecordPageSerializer,),
+    {
+        "withheld": WithheldSerializer(
+            many=True,
+            help_text="The categories of this record type you are not shown (observations: "
+            "vital signs, laboratory results): the list leaves out what they hold. Empty: "
+            "the list is complete.",
+        )
+    },
+)
 
 
 class AccessSerializer(serializers.Serializer):
@@ -256,6 +283,7 @@ class ChartSerializer(serializers.Serializer):
     allergies = RecordSerializer(many=True, source="chart.allergies")
     series = SeriesSerializer(many=True, source="chart.series")
     timeline = TimelineItemSerializer(many=True, source="chart.timeline")
+    withheld = WithheldSerializer(many=True, source="chart.withheld", help_text=WITHHELD_HELP)
 
 
 # --- consent, requests, break-glass, proxies ---------------------------------------------

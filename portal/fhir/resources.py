@@ -35,6 +35,7 @@ from portal.records.models import (
     Procedure,
     RecordStatus,
 )
+from portal.wording import not_shared_label
 
 FHIR_JSON = "application/fhir+json"
 LOINC = "http://loinc.org"
@@ -532,8 +533,15 @@ def provenance_to_fhir(
 
 
 def bundle(
-    resources: list[dict[str, Any]], *, bundle_type: str = "searchset", base_url: str = ""
+    resources: list[dict[str, Any]],
+    *,
+    bundle_type: str = "searchset",
+    base_url: str = "",
+    outcome: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """A Bundle of `resources`; a searchset's `outcome` (an OperationOutcome about the
+    search, e.g. what it withheld) is one more entry, search.mode "outcome", not counted in
+    `total` (FHIR R4 3.1.1.5.8)."""
     entries = []
     for resource in resources:
         entry: dict[str, Any] = {"resource": resource}
@@ -545,7 +553,25 @@ def bundle(
     result: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
     if bundle_type == "searchset":
         result["total"] = len(entries)
+        if outcome is not None:
+            entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     return result
+
+
+def withheld_outcome(labels: list[str], *, incomplete: bool) -> dict[str, Any]:
+    """A search's answer on a partial chart: which categories the reader is not shown, in
+    words ("Not shared with you: Allergies, Medications"). A warning when the search's own
+    type is among them (its matches leave records out), information otherwise."""
+    return {
+        "resourceType": "OperationOutcome",
+        "issue": [
+            {
+                "severity": "warning" if incomplete else "information",
+                "code": "suppressed",
+                "details": {"text": not_shared_label(labels)},
+            }
+        ],
+    }
 
 
 def operation_outcome(

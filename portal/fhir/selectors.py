@@ -16,6 +16,7 @@ from ledger.selectors import access_event
 from portal.fhir import resources
 from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
+from portal.records.categories import categories_named
 from portal.records.crypto import blind_index
 from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
 from portal.records.search import patient_list_for_user
@@ -43,7 +44,30 @@ def fhir_patient_everything(
     from consent.selectors import consents_for_patient
 
     found += [resources.consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
-    return resources.bundle(found, base_url=base_url)
+    return resources.bundle(
+        found, base_url=base_url, outcome=fhir_withheld_outcome(chart=chart, resource_type=None)
+    )
+
+
+def fhir_withheld_outcome(
+    *, chart: OpenedChart, resource_type: str | None
+) -> dict[str, Any] | None:
+    """What a search on `chart` says it withheld (records.access: OpenedChart.withheld, the
+    categories the reader is not shown, whatever they hold), or None on a complete chart.
+    `resource_type`: the type searched (None: every type, $everything). Restricted notes
+    are in no category: nothing here tells whether one exists."""
+    withheld = categories_named(records_access.chart_required(chart).withheld)
+    if not withheld:
+        return None
+    searched = {
+        category
+        for category, rtype in resources.CATEGORY_RESOURCE.items()
+        if resource_type is None or rtype == resource_type
+    }
+    return resources.withheld_outcome(
+        [c.label for c in withheld],
+        incomplete=any(c.category in searched for c in withheld),
+    )
 
 
 def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[dict[str, Any]]:

@@ -290,7 +290,8 @@ def _search(request: Request, resource_type: str, params: QueryDict) -> Response
     if code:
         code = code.rpartition("|")[2]
         found = [r for r in found if code in {c.get("code") for c in _codings(r)}]
-    return Response(resources.bundle(found, base_url=base))
+    outcome = selectors.fhir_withheld_outcome(chart=opened, resource_type=resource_type)
+    return Response(resources.bundle(found, base_url=base, outcome=outcome))
 
 
 def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:

@@ -22,7 +22,7 @@ from portal import wording
 from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
 from portal.records import access, selectors
-from portal.records.categories import CHART_CATEGORIES
+from portal.records.categories import CHART_CATEGORIES, categories_named
 from portal.records.chart import records_by_category
 
 
@@ -79,6 +79,9 @@ def _records_page(request, charts, *, base_title: str, proxy_grant=None) -> Http
             "view": view,
             "patients": [c.patient for c in charts],
             "proxy_grant": proxy_grant,
+            # A proxy's grant may share only some categories: the page names the others.
+            "withheld_labels": [c.label for c in categories_named(first.withheld)],
+            "category_withheld": category in first.withheld,
         },
     )
 

@@ -6,7 +6,8 @@ restricted notes are never in a category and are shared only when named one by o
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Iterable
+from typing import Any, NamedTuple
 
 CHART_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("vitals", "Vital signs"),
@@ -35,6 +36,26 @@ MODEL_CATEGORY = {
     "document": "documents",
 }
 OBSERVATION_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
+
+
+class Category(NamedTuple):
+    """A category by its code and its name (what a partial chart says it withholds)."""
+
+    category: str
+    label: str
+
+
+def categories_named(codes: Iterable[str]) -> list[Category]:
+    """`codes` with their names, in the chart's order (the same order on every page)."""
+    wanted = set(codes)
+    return [Category(code, label) for code, label in CHART_CATEGORIES if code in wanted]
+
+
+def type_categories(record_type: str) -> frozenset[str]:
+    """The categories records of a type (model name) fall in: observations two."""
+    if record_type == "observation":
+        return frozenset(OBSERVATION_CATEGORY.values())
+    return frozenset({MODEL_CATEGORY[record_type]})
 
 
 def category_codename(code: str) -> str:

@@ -15,7 +15,12 @@ from django.db.models.functions import RowNumber
 
 from portal.records import access
 from portal.records.access import OpenedChart
-from portal.records.categories import MODEL_CATEGORY, OBSERVATION_CATEGORY
+from portal.records.categories import (
+    MODEL_CATEGORY,
+    OBSERVATION_CATEGORY,
+    Category,
+    categories_named,
+)
 from portal.records.models import (
     RECORD_MODELS,
     AllergyIntolerance,
@@ -55,6 +60,19 @@ class Chart:
     allergies: list[AllergyIntolerance] = field(default_factory=list)
     timeline: list[tuple[Any, str, ClinicalRecord]] = field(default_factory=list)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The categories the reader is not shown (OpenedChart.withheld), whatever they hold:
+    # the page says "Not shared with you" there, never "None recorded".
+    withheld: list[Category] = field(default_factory=list)
+
+    @property
+    def withheld_labels(self) -> list[str]:
+        return [c.label for c in self.withheld]
+
+    @property
+    def trends_withheld(self) -> list[str]:
+        """The measurement categories (vital signs, laboratory results) not shown."""
+        measured = set(OBSERVATION_CATEGORY.values())
+        return [c.label for c in self.withheld if c.category in measured]
 
 
 def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
@@ -79,7 +97,7 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
     if timeline_limit > access.TREND_POINTS:
         raise ValueError("the timeline cannot be longer than a trend's newest values")
     access.chart_required(chart)
-    page = Chart(patient=chart.patient)
+    page = Chart(patient=chart.patient, withheld=categories_named(chart.withheld))
     present = record_types_present(chart=chart)
     for model in RECORD_MODELS:
         name = model._meta.model_name

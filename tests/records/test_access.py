@@ -54,7 +54,9 @@ def _interfaces(client, user, patient):
     observations = None
     if fhir:
         bundle = client.get(f"{FHIR}Observation", {"patient": patient.pk}).json()
-        observations = len(bundle.get("entry", []))
+        # The matches: a partial chart's answer also has an OperationOutcome entry.
+        entries = bundle.get("entry", [])
+        observations = len([e for e in entries if e["search"]["mode"] == "match"])
     adds = client.get(f"/provider/patients/{patient.pk}/observations/new/").status_code == 200
     return {
         "page": page,

@@ -34,6 +34,7 @@ from portal.api.base import (
 from portal.api.views.common import CURSOR_PARAM, doc, type_param
 from portal.provider import forms as provider_forms
 from portal.records import access, audit, search, services
+from portal.records.categories import categories_named, type_categories
 from portal.records.chart import chart_for
 from portal.records.models import ClinicalNote, Document, RecordStatus
 from portal.tenancy.models import Hospital
@@ -178,7 +179,9 @@ def _model(record_type: str, allowed: list[str]):
 class RecordListView(ApiView):
     @doc(
         summary="Records of one type on a chart (a chart read), newest first", tag="staff",
-        response=out.RecordPageSerializer,
+        response=out.ChartRecordPageSerializer,
+        description="`withheld` names the categories of this type you are not shown (a "
+        "consent that shares only some): records of these may exist.",
         parameters=(
             PATIENT_ID, type_param(sorted(access.RECORD_TYPES)), CURSOR_PARAM,
             OpenApiParameter("status", OpenApiTypes.STR, enum=["active", "all"],
@@ -197,9 +200,11 @@ class RecordListView(ApiView):
         if model is Document:
             qs = qs.defer("content")
         rows, next_cursor, prev_cursor = queryset_page(request, qs)
+        withheld = categories_named(type_categories(record_type) & opened.withheld)
         return page_response(
             request, out.RecordSerializer(rows, many=True).data,
             next_cursor=next_cursor, prev_cursor=prev_cursor,
+            extra={"withheld": out.WithheldSerializer(withheld, many=True).data},
         )  # fmt: skip
 
     @doc(

@@ -132,3 +132,10 @@ def timeline_rows(timeline: list) -> SafeString:
             )
         )
     return mark_safe("".join(rows))  # noqa: S308 - every row is format_html's
+
+
+@register.simple_tag
+def not_shared(labels: Any = ()) -> str:
+    """`{% not_shared %}`: "Not shared with you"; `{% not_shared chart.withheld_labels %}`
+    names them."""
+    return wording.not_shared_label(labels or ())

@@ -1,0 +1,60 @@
+"""A chart shared in part (issue 16, item 1): consent_world's patient at St Mary's, with a
+high-criticality penicillin allergy, a medication and a problem, shared by consent with
+Riverside clinicians: one sees vital signs and laboratory results only, one the whole chart
+(restricted notes aside), one nothing. Used by the page, API and FHIR tests alike."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from django.utils import timezone
+
+from consent import services as consent_services
+from portal.records import services
+from portal.records.models import AllergyIntolerance, Condition, MedicationRequest
+from portal.tenancy.models import Role
+from portal.tenancy.scoping import unscoped
+
+# What the vitals-and-labs consent does not share, in the chart's order.
+NOT_SHARED = [
+    "Problems", "Medications", "Allergies", "Immunizations", "Procedures", "Encounters",
+    "Clinical notes (not restricted ones)", "Documents",
+]  # fmt: skip
+
+
+def partial_world(consent_world, make_staff) -> dict:
+    w = dict(consent_world)
+    patient, now = w["patient"], timezone.now()
+    with unscoped():
+        w["allergy"] = services.record_create(
+            actor=w["clinician_a"], patient=patient, model=AllergyIntolerance,
+            code="91936005", display="Allergy to penicillin", criticality="high",
+            recorded_date=now - dt.timedelta(days=30),
+        )  # fmt: skip
+        w["medication"] = services.record_create(
+            actor=w["clinician_a"], patient=patient, model=MedicationRequest, code="860975",
+            display="Metformin 500 mg", authored_on=now - dt.timedelta(days=10),
+        )  # fmt: skip
+        w["problem"] = services.record_create(
+            actor=w["clinician_a"], patient=patient, model=Condition, code="44054006",
+            display="Diabetes mellitus type 2", onset_date=dt.date(2020, 1, 1),
+        )  # fmt: skip
+        # clinician_b (Riverside): vital signs and laboratory results only.
+        w["consent"] = consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=w["clinician_b"], scope_all=False, categories=["vitals", "labs"],
+        )  # fmt: skip
+        # Another Riverside clinician: the whole chart (but not the restricted note).
+        w["whole"] = make_staff(w["b"], Role.CLINICIAN)
+        consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=w["whole"],
+        )  # fmt: skip
+        # And one with labs only: the measurements are shared in part.
+        w["labs_only"] = make_staff(w["b"], Role.CLINICIAN)
+        consent_services.consent_grant(
+            patient=patient, actor=w["account"], grantee_kind="practitioner",
+            grantee_user=w["labs_only"], scope_all=False, categories=["labs"],
+        )  # fmt: skip
+        w["stranger"] = make_staff(w["b"], Role.CLINICIAN)  # no consent at all
+    return w
