@@ -8,9 +8,11 @@ It imports nothing of the portal's apps (any of them may use it).
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
+
+from django.utils import timezone
 
 # Record types (model names) as people call them.
 RECORD_TYPE_LABELS: dict[str, str] = {
@@ -49,6 +51,7 @@ PURPOSE_LABELS: dict[str, str] = {
     "HOPERAT": "Hospital operations",
     "HSYSADMIN": "Hospital administration",
     "PUBHLTH": "Public health",
+    "FAMRQT": "Family or carer, with the patient's permission",
 }
 
 # The channel a read came through (records.access.Via values and the admin's).
@@ -224,3 +227,36 @@ def date_label(value: date | datetime | None) -> str:
     if value is None:
         return ""
     return f"{value.day} {value.strftime('%b %Y')}"
+
+
+# -- The days a period covers -------------------------------------------------------------------
+# A patient picks the last day a consent or a proxy grant covers; it is stored as the
+# instant that day ends: midnight after it in the site's time zone (settings.TIME_ZONE, the
+# hospitals'), the exclusive end every grant compares with `now`. Every page says that day
+# back, whoever reads it and whatever time zone their browser is in.
+
+
+def end_of_day(day: date) -> datetime:
+    """The instant `day` ends in the site's time zone (the next midnight there)."""
+    return datetime.combine(
+        day + timedelta(days=1), time.min, tzinfo=timezone.get_default_timezone()
+    )
+
+
+def period_end_label(value: datetime | None) -> str:
+    """The last day a period covers ("31 Jan 2027") for an end stored by `end_of_day`; an
+    end at another time of day (the API and FHIR take any instant) with its time, to the
+    minute, in the site's time zone."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value, timezone.get_default_timezone())
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return date_label(local.date() - timedelta(days=1))
+    return f"{date_label(local)} {local:%H:%M}"
+
+
+def period_start_label(value: datetime | None) -> str:
+    """The first day a period covers, in the site's time zone (as its end)."""
+    if value is None:
+        return ""
+    return date_label(timezone.localtime(value, timezone.get_default_timezone()))

@@ -174,6 +174,16 @@ class CategoryView:
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     date_field: str = "created_at"
 
+    # The notes category is "not restricted ones": a page lists those under it and the
+    # restricted notes the reader may see (the owner's own) under a heading of their own.
+    @property
+    def unrestricted(self) -> list[ClinicalRecord]:
+        return [r for r in self.records if not getattr(r, "restricted", False)]
+
+    @property
+    def restricted(self) -> list[ClinicalRecord]:
+        return [r for r in self.records if getattr(r, "restricted", False)]
+
 
 def records_by_category(
     *, charts: list[OpenedChart], category: str, limit: int = 500

@@ -54,3 +54,14 @@ def yes_no(value: Any) -> str:
 @register.filter
 def person(user: Any, role: str | None = None) -> str:
     return wording.person_label(user, role)
+
+
+@register.filter
+def period_end(value: Any) -> str:
+    """The last day a consent or proxy grant covers ("31 Jan 2027"), as the patient chose it."""
+    return wording.period_end_label(value)
+
+
+@register.filter
+def period_start(value: Any) -> str:
+    return wording.period_start_label(value)
