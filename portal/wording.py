@@ -144,6 +144,21 @@ UNIT_LABELS: dict[str, str] = {
 }
 
 
+# Document types (the store's content types) as people call them.
+DOCUMENT_TYPE_LABELS: dict[str, str] = {
+    "application/pdf": "PDF",
+    "image/png": "PNG image",
+    "image/jpeg": "JPEG image",
+    "text/plain": "Text",
+}
+
+
+def document_type_label(content_type: str | None) -> str:
+    if not content_type:
+        return ""
+    return DOCUMENT_TYPE_LABELS.get(content_type, content_type)
+
+
 def record_type_label(name: str) -> str:
     """ "Clinical note" for "clinicalnote" (a model name, any case)."""
     key = (name or "").lower().replace(" ", "")

@@ -125,7 +125,6 @@ def test_the_notes_tab_holds_no_restricted_note_and_the_owner_sees_it_under_its_
 
 
 def test_a_proxy_never_sees_a_restricted_note(client, sign_in, consent_world, make_patient_user):
-    w = consent_world
     carer, grant = _proxy(consent_world, make_patient_user)
     sign_in(client, carer)
     html = client.get(f"/patient/proxies/{grant.row_uuid}/records/?category=notes").content

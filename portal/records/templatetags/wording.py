@@ -65,3 +65,8 @@ def period_end(value: Any) -> str:
 @register.filter
 def period_start(value: Any) -> str:
     return wording.period_start_label(value)
+
+
+@register.filter
+def document_type(content_type: str | None) -> str:
+    return wording.document_type_label(content_type)
