@@ -51,7 +51,7 @@ PURPOSE_LABELS: dict[str, str] = {
     "HOPERAT": "Hospital operations",
     "HSYSADMIN": "Hospital administration",
     "PUBHLTH": "Public health",
-    "FAMRQT": "Family or carer, with the patient's permission",
+    "FAMRQT": "Family or carer, on the patient's behalf",
 }
 
 # The channel a read came through (records.access.Via values and the admin's).
