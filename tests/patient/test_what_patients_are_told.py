@@ -263,3 +263,44 @@ def test_a_patient_of_another_hospital_gets_404_for_a_document(
     stranger, _ = make_patient_user(consent_world["b"])
     sign_in(client, stranger)
     assert client.get(reverse("patient:document_download", args=[mine.pk])).status_code == 404
+
+
+def test_the_log_and_the_documents_tab_run_constant_queries(
+    client, sign_in, consent_world, documents, make_patient_user
+):
+    """Admin, carer and staff reads in the log, documents in the tab: no query per row."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    w = consent_world
+    carer, grant = _proxy(consent_world, make_patient_user)
+
+    def reads():
+        sign_in(client, w["admin_a"])
+        client.get(f"/admin/records/patient/{w['patient'].pk}/change/")
+        sign_in(client, carer)
+        client.get(f"/patient/proxies/{grant.row_uuid}/records/?category=documents")
+        sign_in(client, w["clinician_a"])
+        client.get(f"/provider/patients/{w['patient'].pk}/")
+        with unscoped():
+            record_services.record_create(
+                actor=w["clinician_a"], patient=w["patient"], model=Document, title="Scan",
+                content_type="image/png", size=4, sha256="2" * 64, content=b"\x89PNG",
+            )  # fmt: skip
+
+    def count(user, url):
+        sign_in(client, user)
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(url).status_code == 200
+        return len(ctx)
+
+    pages = [
+        (w["account"], reverse("patient:access_log")),
+        (w["account"], "/patient/records/?category=documents"),
+        (carer, f"/patient/proxies/{grant.row_uuid}/records/?category=documents"),
+    ]
+    reads()
+    before = [count(user, url) for user, url in pages]
+    for _ in range(3):
+        reads()
+    assert [count(user, url) for user, url in pages] == before
