@@ -180,6 +180,8 @@ def test_a_proxys_reads_are_in_the_patients_access_log(
     assert "Treatment" not in row
     verify = client.get(reverse("patient:event_verify", args=[event.event_id]))
     assert verify.status_code == 200 and b"Cara Carer" in verify.content
+    home = client.get(reverse("patient:home")).content.decode()
+    assert "Cara Carer (proxy access)" in home
 
 
 def test_the_owners_own_reads_are_not_in_their_access_log(client, sign_in, consent_world):
