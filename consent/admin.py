@@ -22,6 +22,7 @@ from consent.models import (
     ProxyInvitation,
 )
 from consent.selectors import events_about
+from portal import wording
 from portal.admin_site import admin_hospital_ids
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
 
@@ -58,7 +59,7 @@ class ReadOnlyScopedAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAd
 class ConsentAdmin(ReadOnlyScopedAdmin):
     list_display = [
         "row_uuid", "patient_id", "hospital", "grantee_kind", "grantee", "purpose", "status",
-        "period_start", "period_end", "created_at",
+        "first_day", "last_day", "created_at",
     ]  # fmt: skip
     list_filter = [
         "status", "grantee_kind", "purpose", ("hospital", admin.RelatedOnlyFieldListFilter),
@@ -69,14 +70,24 @@ class ConsentAdmin(ReadOnlyScopedAdmin):
     search_fields = ["=row_uuid"]
     fields = [
         "row_uuid", "patient", "hospital", "grantee_kind", "grantee", "purpose", "scope",
-        "period_start", "period_end", "status", "granted_by", "access_request", "created_at",
-        "ended_at", "ended_by", "history",
+        "first_day", "last_day", "period_start", "period_end", "status", "granted_by",
+        "access_request", "created_at", "ended_at", "ended_by", "history",
     ]  # fmt: skip
     readonly_fields = fields
 
     @admin.display(description="grantee")
     def grantee(self, obj: Consent) -> str:
         return obj.grantee_label
+
+    # The days the patient chose (the end is the last day included, as on their page); the
+    # exact instants stay in the detail view.
+    @admin.display(description="from", ordering="period_start")
+    def first_day(self, obj: Consent) -> str:
+        return wording.period_start_label(obj.period_start)
+
+    @admin.display(description="last day", ordering="period_end")
+    def last_day(self, obj: Consent) -> str:
+        return wording.period_end_label(obj.period_end) or "no end"
 
     @admin.display(description="scope")
     def scope(self, obj: Consent) -> str:
@@ -274,9 +285,15 @@ class ProxyInvitationAdmin(ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin):
 class ProxyGrantAdmin(ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin):
     """Between two patient accounts, of no one hospital: auditors only."""
 
-    list_display = ["row_uuid", "grantor", "proxy", "relationship", "status", "created_at"]
+    list_display = [
+        "row_uuid", "grantor", "proxy", "relationship", "status", "last_day", "created_at",
+    ]  # fmt: skip
     list_filter = ["status", "relationship"]
     list_select_related = ["grantor", "proxy"]
+
+    @admin.display(description="last day", ordering="period_end")
+    def last_day(self, obj: ProxyGrant) -> str:
+        return wording.period_end_label(obj.period_end) or "no end"
 
     def get_readonly_fields(self, request: HttpRequest, obj=None):
         return [f.name for f in self.opts.fields]

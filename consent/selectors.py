@@ -31,6 +31,7 @@ from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
 from ledger.proofs import receipt_for_event
 from portal import wording
+from portal.records.access import PURPOSE_EMERGENCY
 from portal.records.models import Patient
 from portal.tenancy.models import PRACTITIONER_ROLES, Department, Hospital, Membership
 
@@ -218,22 +219,38 @@ def notifications_for(*, user: User, limit: int = 10) -> list[Notification]:
 @dataclass
 class AccessEntry:
     event: Event
-    hospital: str  # where the reader read from (the hospital they acted in)
+    hospital: str  # where the reader read from (the hospital they acted in; "" for none)
     chart_hospital: str  # whose records: the registration's hospital
     actor: str
-    purpose: str
+    purpose: str  # the recorded purpose, in words
     break_glass: bool
     what: str
+    channel: str = ""  # the recorded way in ("via"), in words
 
 
-PURPOSE_LABELS = {"TREAT": "Treatment", "ETREAT": "Emergency treatment"}
+ACCESS_WHAT = {
+    "chart.read": "Opened your chart",
+    "record.read": "Opened a record ({record_type})",
+    "document.read": "Downloaded a document",
+    "breakglass.opened": "Used emergency access",
+}
+# A carer reads in the patient portal, not "opens a chart".
+PROXY_WHAT = {
+    "chart.read": "Your carer {name} viewed your records",
+    "record.read": "Your carer {name} viewed a record ({record_type})",
+    "document.read": "Your carer {name} downloaded a document",
+}
+# Ways in whose reader acts in no hospital: the admin site's auditors (a hospital admin's
+# read names their hospital), carers and the patient.
+NO_HOSPITAL_VIA = frozenset({"admin", "proxy", "owner"})
 
 
 def access_log_for_owner(
     *, user: User, patients: list[Patient], limit: int = 200
 ) -> list[AccessEntry]:
-    """Who opened my records: staff reads and break-glass, from the ledger's events, for the
-    account's own registrations only; one query whatever the number of rows.
+    """Who opened my records: staff, admin and carers' reads and break-glass, from the
+    ledger's events, for the account's own registrations only; one query whatever the
+    number of rows.
 
     Every fact shown is an event column the database refuses to change once written and that
     verify_ledger compares with the anchored leaf; "Verify" compares them for this event."""
@@ -247,37 +264,36 @@ def access_log_for_owner(
     return [access_entry(event=event, charts=charts) for event in events]
 
 
-ACCESS_WHAT = {
-    "chart.read": "Opened your chart",
-    "record.read": "Opened a record ({record_type})",
-    "document.read": "Downloaded a document",
-    "breakglass.opened": "Used emergency access",
-}
-
-
 def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
-    """How an access event is shown to its patient (the log's row, the Verify page)."""
+    """How an access event is shown to its patient (the log's row, the Verify page): the
+    purpose and the way in as they were recorded, never a default standing in for them."""
     attrs = event.attrs or {}
     flagged = event.kind == "breakglass.opened" or bool(attrs.get("break_glass"))
-    what = ACCESS_WHAT.get(event.kind, event.kind).format(
-        record_type=wording.record_type_label(attrs.get("record_type") or "record").lower()
-    )
+    via = str(attrs.get("via") or ("breakglass" if event.kind == "breakglass.opened" else ""))
     actor = event.actor
-    label = PURPOSE_LABELS.get(attrs.get("purpose") or "")
-    if label is None:
-        label = "Emergency treatment" if flagged else "Treatment"
-    # A read belongs to the chart's hospital and names the reader's; an older read names
-    # one hospital only, the one it was recorded under: the reader's.
-    reader_hospital = event.actor_hospital or event.hospital
+    name = (actor.get_full_name() or actor.get_username()) if actor else "system"
+    record_type = wording.record_type_label(attrs.get("record_type") or "record").lower()
+    template = (PROXY_WHAT if via == "proxy" else ACCESS_WHAT).get(event.kind, event.kind)
+    what = template.format(record_type=record_type, name=name)
+    purpose = attrs.get("purpose") or ""
+    if not purpose and event.kind == "breakglass.opened":
+        purpose = PURPOSE_EMERGENCY  # the opening states no purpose: it is the emergency
+    # A read belongs to the chart's hospital and names the reader's. An auditor, a carer
+    # or the patient reads from no hospital; an older staff read names one hospital only,
+    # the one it was recorded under: the reader's.
+    reader_hospital = event.actor_hospital
+    if reader_hospital is None and via not in NO_HOSPITAL_VIA:
+        reader_hospital = event.hospital
     return AccessEntry(
         event=event,
         hospital=reader_hospital.name if reader_hospital is not None else "",
         chart_hospital=charts[event.patient_id].name if event.patient_id in charts else "",
         # By name and the role they read as ("Ana Silva, Clinician"); the hospital has its column.
         actor=wording.staff_label(actor, attrs.get("role")) if actor else "System",
-        purpose=label,
+        purpose=wording.purpose_label(purpose),
         break_glass=flagged,
         what=what,
+        channel=wording.channel_label(via),
     )
 
 
@@ -392,6 +408,7 @@ def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]
             ("Your records at", entry.chart_hospital),
             ("What", entry.what),
             ("Purpose", entry.purpose),
+            ("Through", entry.channel),
             ("Break-glass", wording.yes_no(entry.break_glass)),
         ]
     recorded = wording.datetime_label(event.recorded_at, seconds=True)

@@ -39,6 +39,11 @@ def checkpoint_latest_view(request: HttpRequest) -> HttpResponse:
     return response
 
 
+def receipt_filename(*, event) -> str:
+    """The name a JSON receipt is downloaded under (the Verify page's command names it)."""
+    return f"receipt-{event.event_id}.json"
+
+
 @require_GET
 @never_cache
 def receipt_view(request: HttpRequest, event_id: str) -> HttpResponse:
@@ -60,7 +65,7 @@ def receipt_view(request: HttpRequest, event_id: str) -> HttpResponse:
         response = HttpResponse(
             json.dumps(receipt, indent=2), content_type="application/json; charset=utf-8"
         )
-        filename = f"receipt-{event.event_id}.json"
+        filename = receipt_filename(event=event)
     if request.GET.get("download"):
         response["Content-Disposition"] = f'attachment; filename="{filename}"'
     return response

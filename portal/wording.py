@@ -9,7 +9,7 @@ It imports nothing of the portal's apps (any of them may use it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
@@ -79,6 +79,7 @@ PURPOSE_LABELS: dict[str, str] = {
     "HOPERAT": "Hospital operations",
     "HSYSADMIN": "Hospital administration",
     "PUBHLTH": "Public health",
+    "FAMRQT": "Family or carer, on the patient's behalf",
 }
 
 # The channel a read came through (records.access.Via values and the admin's).
@@ -187,6 +188,21 @@ def not_shared_label(labels: Iterable[str] = ()) -> str:
     """ "Not shared with you: Allergies, Medications"; "Not shared with you" alone."""
     names = ", ".join(labels)
     return f"{NOT_SHARED}: {names}" if names else NOT_SHARED
+
+
+# Document types (the store's content types) as people call them.
+DOCUMENT_TYPE_LABELS: dict[str, str] = {
+    "application/pdf": "PDF",
+    "image/png": "PNG image",
+    "image/jpeg": "JPEG image",
+    "text/plain": "Text",
+}
+
+
+def document_type_label(content_type: str | None) -> str:
+    if not content_type:
+        return ""
+    return DOCUMENT_TYPE_LABELS.get(content_type, content_type)
 
 
 def record_type_label(name: str) -> str:
@@ -340,3 +356,36 @@ def download_filename(stem: str, content_type: str | None) -> str:
     key = (content_type or "").split(";")[0].strip().lower()
     extension = CONTENT_TYPE_EXTENSIONS.get(key, "bin")
     return f"{safe}.{extension}"
+
+
+# -- The days a period covers -------------------------------------------------------------------
+# A patient picks the last day a consent or a proxy grant covers; it is stored as the
+# instant that day ends: midnight after it in the site's time zone (settings.TIME_ZONE, the
+# hospitals'), the exclusive end every grant compares with `now`. Every page says that day
+# back, whoever reads it and whatever time zone their browser is in.
+
+
+def end_of_day(day: date) -> datetime:
+    """The instant `day` ends in the site's time zone (the next midnight there)."""
+    return datetime.combine(
+        day + timedelta(days=1), time.min, tzinfo=timezone.get_default_timezone()
+    )
+
+
+def period_end_label(value: datetime | None) -> str:
+    """The last day a period covers ("31 Jan 2027") for an end stored by `end_of_day`; an
+    end at another time of day (the API and FHIR take any instant) with its time, to the
+    minute, in the site's time zone."""
+    if value is None:
+        return ""
+    local = timezone.localtime(value, timezone.get_default_timezone())
+    if (local.hour, local.minute, local.second, local.microsecond) == (0, 0, 0, 0):
+        return date_label(local.date() - timedelta(days=1))
+    return f"{date_label(local.date())} {local:%H:%M}"
+
+
+def period_start_label(value: datetime | None) -> str:
+    """The first day a period covers, in the site's time zone (as its end)."""
+    if value is None:
+        return ""
+    return date_label(timezone.localtime(value, timezone.get_default_timezone()).date())

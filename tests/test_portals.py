@@ -257,6 +257,10 @@ CROSS_TENANT_CASES = {
         )
     },
     "patient:home": "test_patient_sees_every_registration_and_nobody_elses",
+    "patient:document_download": "tests/patient/test_what_patients_are_told.py::"
+    "test_a_patient_downloads_their_own_document (and ..._of_another_hospital_gets_404...)",
+    "patient:proxy_document_download": "tests/patient/test_what_patients_are_told.py::"
+    "test_a_proxy_downloads_documents_only_if_the_grant_covers_them",
     "healthz": "tests/test_pages.py::test_healthz (no data at all)",
     "ledger:public_key": "tests/ledger/test_views.py (public, no tenant data)",
     "ledger:checkpoint": "tests/ledger/test_views.py (public: size and root only)",

@@ -386,10 +386,15 @@ class AccessLogEntrySerializer(serializers.Serializer):
         source="event.event_id", help_text="The ledger event (verify it in the portal)."
     )
     at = IsoDateTimeField(source="event.recorded_at")
-    hospital = serializers.CharField(help_text="The hospital the reader acted in.")
+    hospital = serializers.CharField(
+        help_text="The hospital the reader acted in; empty for an auditor, a proxy or you."
+    )
     chart_hospital = serializers.CharField(help_text="The hospital whose records were read.")
     actor = serializers.CharField()
-    purpose = serializers.CharField()
+    purpose = serializers.CharField(help_text="The recorded purpose of use, in words.")
+    channel = serializers.CharField(
+        help_text="How the reader came to see the records (the recorded way in), in words."
+    )
     break_glass = serializers.BooleanField()
     what = serializers.CharField()
 

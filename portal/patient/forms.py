@@ -3,13 +3,14 @@ registrations and restricted notes; another patient's id is simply not a valid c
 
 from __future__ import annotations
 
-from datetime import datetime, time, timedelta
+from datetime import datetime, time
 
 from django import forms
 from django.utils import timezone
 
 from consent.models import Consent, ProxyGrant, Purpose
 from consent.selectors import consent_grantee_choices
+from portal import wording
 from portal.records.categories import CHART_CATEGORIES
 from portal.records.models import ClinicalNote, Patient, RecordStatus
 
@@ -17,10 +18,11 @@ DATE = {"widget": forms.DateInput(attrs={"type": "date"})}
 
 
 def _end_of(day) -> datetime | None:
-    """An end date is inclusive: access ends when that day is over (local time)."""
+    """An end date is inclusive: access ends when that day is over in the site's time zone
+    (portal.wording.end_of_day; every page shows that day back with period_end_label)."""
     if day is None:
         return None
-    return timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
+    return wording.end_of_day(day)
 
 
 class ScopeFields(forms.Form):
@@ -123,7 +125,7 @@ class ConsentForm(ScopeFields):
             self.add_error("period_end", "The end must not be before the start.")
         start_at = None
         if start is not None and start > today:
-            start_at = timezone.make_aware(datetime.combine(start, time.min))
+            start_at = datetime.combine(start, time.min, tzinfo=timezone.get_default_timezone())
         data["period_start_at"] = start_at
         data.setdefault("restricted_notes", [])
         if data.get("restricted_notes") and kind != Consent.GranteeKind.PRACTITIONER:

@@ -18,6 +18,12 @@ urlpatterns = [
     path("proxies/<str:grant_id>/accept/", views.proxy_accept_view, name="proxy_accept"),
     path("proxies/<str:grant_id>/revoke/", views.proxy_revoke_view, name="proxy_revoke"),
     path("proxies/<str:grant_id>/records/", views.proxy_records_view, name="proxy_records"),
+    path("documents/<str:document_id>/", views.document_download_view, name="document_download"),
+    path(
+        "proxies/<str:grant_id>/documents/<str:document_id>/",
+        views.proxy_document_download_view,
+        name="proxy_document_download",
+    ),
     path("export.json", views.export_json_view, name="export_json"),
     path("export/", views.export_print_view, name="export_print"),
 ]

@@ -5,11 +5,14 @@ selectors decide what the account may see, the consent services write."""
 from __future__ import annotations
 
 import json
+import shlex
 
 from django.contrib import messages
 from django.core.exceptions import ValidationError
+from django.db import transaction
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
+from django.urls import reverse
 from django.utils import timezone
 from django.views.decorators.http import require_http_methods, require_POST
 
@@ -18,12 +21,13 @@ from consent import services as consent_services
 from consent.models import ProxyGrant
 from ledger import publication
 from ledger import selectors as ledger_selectors
+from ledger import views as ledger_views
 from portal import wording
 from portal.accounts.decorators import account_required, patient_required
 from portal.patient import forms
-from portal.records import access, selectors
+from portal.records import access, audit, downloads, selectors
 from portal.records.categories import CHART_CATEGORIES, categories_named
-from portal.records.chart import records_by_category
+from portal.records.chart import chart_document, records_by_category
 
 
 def _add_errors(form, exc: ValidationError) -> None:
@@ -67,6 +71,12 @@ def _records_page(request, charts, *, base_title: str, proxy_grant=None) -> Http
     if not charts:
         raise Http404("No such record.")
     view = records_by_category(charts=charts, category=category)
+    if proxy_grant is not None:
+        # A carer's read is someone else's access to the patient's records: recorded as
+        # staff reads are (via "proxy"), so it is in the patient's access log. The owner's
+        # own reads are not (nobody else read anything).
+        for chart in charts:
+            audit.chart_read_record(reader=request.user, chart=chart)
     first = charts[0]
     return render(
         request,
@@ -114,7 +124,28 @@ def access_log_view(request: HttpRequest) -> HttpResponse:
 def event_verify_view(request: HttpRequest, event_id: str) -> HttpResponse:
     event = ledger_selectors.access_event(request.user, event_id)
     result = consent_selectors.event_verify(event=event, patients=request.patient_registrations)
-    return render(request, "patient/verify.html", {"event": event, "result": result})
+    return render(
+        request,
+        "patient/verify.html",
+        {
+            "event": event,
+            "result": result,
+            "receipt_filename": ledger_views.receipt_filename(event=event),
+            "key_url": request.build_absolute_uri(reverse("ledger:public_key")),
+            "verify_command": _verify_command(request, event),
+        },
+    )
+
+
+def _verify_command(request: HttpRequest, event) -> str:
+    """The shell command that checks the downloaded receipt, as it works when copied: the
+    key's absolute URL (a relative one gives curl nothing to fetch, and the verifier an
+    empty key), curl failing loudly rather than passing an error page on, every argument
+    quoted for a POSIX shell."""
+    key_url = request.build_absolute_uri(reverse("ledger:public_key"))
+    receipt = ledger_views.receipt_filename(event=event)
+    key = f"$(curl -fsS {shlex.quote(key_url)})"
+    return f'python -m ledger.verifier {shlex.quote(receipt)} --key "{key}"'
 
 
 @patient_required
@@ -288,17 +319,46 @@ def proxy_revoke_view(request: HttpRequest, grant_id: str) -> HttpResponse:
     return redirect("patient:proxies")
 
 
-@account_required
-def proxy_records_view(request: HttpRequest, grant_id: str) -> HttpResponse:
-    grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+def _proxy_charts(request: HttpRequest, grant_id: str, *, grant=None) -> list:
+    """The registrations a live proxy grant held by this account opens; 404 otherwise."""
+    if grant is None:
+        grant = consent_selectors.access_proxy_grant(request.user, grant_id)
     charts = [
         access.access_patient_as_owner(request.user, p.pk)
         for p in consent_selectors.registrations_via_proxy(user=request.user, grant=grant)
     ]
     if not charts:
         raise Http404("No such proxy access.")
+    return charts
+
+
+@account_required
+def proxy_records_view(request: HttpRequest, grant_id: str) -> HttpResponse:
+    grant = consent_selectors.access_proxy_grant(request.user, grant_id)
+    charts = _proxy_charts(request, grant_id, grant=grant)
     name = grant.grantor.get_full_name() or grant.grantor.get_username()
     return _records_page(request, charts, base_title=f"Records of {name}", proxy_grant=grant)
+
+
+@patient_required
+def document_download_view(request: HttpRequest, document_id: str) -> HttpResponse:
+    """The patient's own document. Not recorded as an access: the log tells the patient who
+    else read their records, and a download of one's own is no one else's read."""
+    _chart, document = chart_document(charts=_owned(request), document_id=document_id)
+    return downloads.document_response(document=document)
+
+
+@account_required
+def proxy_document_download_view(
+    request: HttpRequest, grant_id: str, document_id: str
+) -> HttpResponse:
+    """A document of the patient whose proxy grant covers documents; recorded as a read
+    (via "proxy") before it is served, so it is in the patient's access log."""
+    charts = _proxy_charts(request, grant_id)
+    with transaction.atomic():
+        chart, document = chart_document(charts=charts, document_id=document_id)
+        audit.chart_read_record(reader=request.user, chart=chart, record=document)
+    return downloads.document_response(document=document)
 
 
 @patient_required

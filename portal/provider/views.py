@@ -23,7 +23,7 @@ from consent import services as consent_services
 from portal import wording
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
-from portal.records import access, audit, search, services
+from portal.records import access, audit, downloads, search, services
 from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document
@@ -392,13 +392,7 @@ def document_download_view(request: HttpRequest, record_id: int) -> HttpResponse
         audit.chart_read_record(
             reader=request.user, chart=opened.chart, record=document, membership=request.membership
         )
-    response = HttpResponse(bytes(document.content), content_type=document.content_type)
-    # The name carries the extension of the stored type, never the title (no PHI in headers).
-    filename = wording.download_filename(f"document-{document.pk}", document.content_type)
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    response["X-Content-Type-Options"] = "nosniff"
-    response["Cache-Control"] = "no-store"
-    return response
+    return downloads.document_response(document=document)
 
 
 @staff_required

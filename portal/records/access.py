@@ -61,6 +61,7 @@ PROXY_PREFIX = "proxy:"
 # HL7 v3 PurposeOfUse codes recorded on access events.
 PURPOSE_TREATMENT = "TREAT"
 PURPOSE_EMERGENCY = "ETREAT"
+PURPOSE_FAMILY = "FAMRQT"  # a family member or carer the patient authorised (a proxy)
 VIEW_CODENAMES: tuple[str, ...] = (
     "view_patient",
     *(category_codename(c) for c in sorted(CATEGORY_CODES)),
@@ -139,6 +140,8 @@ class OpenedChart:
 
     @property
     def purpose(self) -> str:
+        if self.proxy:
+            return PURPOSE_FAMILY  # a carer's read is not treatment
         return PURPOSE_EMERGENCY if self.break_glass else PURPOSE_TREATMENT
 
     @property

@@ -16,7 +16,7 @@ from django.contrib.auth.models import User
 from ledger.events import event_record
 from ledger.models import Event
 from ledger.selectors import user_is_verified
-from portal.records.access import OpenedChart, chart_required
+from portal.records.access import OpenedChart, Via, chart_required
 from portal.records.models import ClinicalRecord, Document, Patient
 from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.models import Membership
@@ -66,6 +66,10 @@ def chart_read_record(
         opened = chart_required(chart, user=reader)  # opened for this reader, or 404
         patient = opened.patient
         purpose, break_glass, via = opened.purpose, opened.break_glass, str(opened.via)
+        if opened.via is Via.STAFF:
+            membership = _staff_membership(reader, patient, membership)
+        elif opened.via in (Via.PROXY, Via.OWNER):
+            membership = None  # the patient portal: no hospital's staff
         role = membership.role if membership is not None else ""
         acting_hospital_id = membership.hospital_id if membership is not None else None
     return event_record(
@@ -84,6 +88,25 @@ def chart_read_record(
             "record": record.pk if record is not None else None,
         },
     )
+
+
+def _staff_membership(
+    reader: User, patient: Patient, chosen: Membership | None
+) -> Membership | None:
+    """The membership a staff read was made in: the chart's own hospital's when the reader
+    works there too (a locum at two hospitals reads a St Mary's chart as St Mary's staff,
+    whichever hospital they have chosen in the header), else the one they chose (a care
+    team member from another hospital). One query, only when the two differ."""
+    if chosen is not None and chosen.hospital_id == patient.hospital_id:
+        return chosen
+    own = (
+        Membership._base_manager.filter(
+            user=reader, hospital_id=patient.hospital_id, is_active=True
+        )
+        .order_by("id")
+        .first()
+    )
+    return own or chosen
 
 
 def event_readable_by(user: User, event: Event) -> bool:

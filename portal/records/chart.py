@@ -12,7 +12,9 @@ from typing import Any
 
 from django.db.models import F, Window
 from django.db.models.functions import RowNumber
+from django.http import Http404
 
+from portal.ids import row_id
 from portal.records import access
 from portal.records.access import OpenedChart
 from portal.records.categories import (
@@ -26,6 +28,7 @@ from portal.records.models import (
     AllergyIntolerance,
     ClinicalRecord,
     Condition,
+    Document,
     MedicationRequest,
     Observation,
     Patient,
@@ -192,6 +195,16 @@ class CategoryView:
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     date_field: str = "created_at"
 
+    # The notes category is "not restricted ones": a page lists those under it and the
+    # restricted notes the reader may see (the owner's own) under a heading of their own.
+    @property
+    def unrestricted(self) -> list[ClinicalRecord]:
+        return [r for r in self.records if not getattr(r, "restricted", False)]
+
+    @property
+    def restricted(self) -> list[ClinicalRecord]:
+        return [r for r in self.records if getattr(r, "restricted", False)]
+
 
 def records_by_category(
     *, charts: list[OpenedChart], category: str, limit: int = 500
@@ -231,3 +244,18 @@ def records_by_category(
                 s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}
             s["points"].append((obs.effective_at, obs.value))
     return view
+
+
+def chart_document(*, charts: list[OpenedChart], document_id: Any) -> tuple[OpenedChart, Document]:
+    """A document on one of these charts opened alike (the account's own, or one proxy
+    grant's), as far as they show documents, with the chart it is on (one query). Another
+    patient's document, a missing one and one the charts do not show are the same 404."""
+    pk = row_id(document_id)
+    if pk is None or not charts:
+        raise Http404("No such document.")
+    rows = access.charts_records(charts=charts, model=Document, status=RecordStatus.ACTIVE)
+    document = rows.filter(pk=pk).first()
+    by_patient = {chart.patient.pk: chart for chart in charts}
+    if document is None or document.patient_id not in by_patient:
+        raise Http404("No such document.")
+    return by_patient[document.patient_id], document

@@ -47,6 +47,7 @@ def test_my_registrations_records_and_access_log(api, api_world, make_patient_us
     log = _results(client.get("/api/v1/me/access-log/"))
     assert log[0]["what"] == "Opened your chart" and log[0]["break_glass"] is False
     assert log[0]["hospital"] == log[0]["chart_hospital"] == a["patient"].hospital.name
+    assert (log[0]["purpose"], log[0]["channel"]) == ("Treatment", "the hospital's own staff")
     # B's patient sees nothing of A's reads.
     assert _results(api(b["patient_token"]).get("/api/v1/me/access-log/")) == []
 

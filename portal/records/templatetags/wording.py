@@ -139,3 +139,18 @@ def not_shared(labels: Any = ()) -> str:
     """`{% not_shared %}`: "Not shared with you"; `{% not_shared chart.withheld_labels %}`
     names them."""
     return wording.not_shared_label(labels or ())
+
+
+def period_end(value: Any) -> str:
+    """The last day a consent or proxy grant covers ("31 Jan 2027"), as the patient chose it."""
+    return wording.period_end_label(value)
+
+
+@register.filter
+def period_start(value: Any) -> str:
+    return wording.period_start_label(value)
+
+
+@register.filter
+def document_type(content_type: str | None) -> str:
+    return wording.document_type_label(content_type)
