@@ -141,6 +141,7 @@ def not_shared(labels: Any = ()) -> str:
     return wording.not_shared_label(labels or ())
 
 
+@register.filter
 def period_end(value: Any) -> str:
     """The last day a consent or proxy grant covers ("31 Jan 2027"), as the patient chose it."""
     return wording.period_end_label(value)
