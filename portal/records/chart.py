@@ -55,6 +55,9 @@ class Chart:
     allergies: list[AllergyIntolerance] = field(default_factory=list)
     timeline: list[tuple[Any, str, ClinicalRecord]] = field(default_factory=list)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The hospitals the series' values come from, by id (each series' "hospitals" lists
+    # one id per point): the trend charts name them in a legend.
+    hospitals: dict[int, str] = field(default_factory=dict)
 
 
 def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
@@ -80,6 +83,8 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
         raise ValueError("the timeline cannot be longer than a trend's newest values")
     access.chart_required(chart)
     page = Chart(patient=chart.patient)
+    # A chart's records are its registration's hospital's (loaded with the patient).
+    page.hospitals[chart.patient.hospital_id] = chart.patient.hospital.name
     present = record_types_present(chart=chart)
     for model in RECORD_MODELS:
         name = model._meta.model_name
@@ -116,9 +121,11 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
                         "display": obs.display,
                         "unit": obs.unit,
                         "points": [],
+                        "hospitals": [],
                         "truncated": obs.code_index in cut,
                     }
                 s["points"].append((obs.effective_at, obs.value))
+                s["hospitals"].append(obs.hospital_id)
             recent = kept[-timeline_limit:]
         else:
             recent = list(_active(chart, model).order_by(f"-{date}", "-id")[:timeline_limit])
@@ -173,6 +180,7 @@ class CategoryView:
     records: list[ClinicalRecord] = field(default_factory=list)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     date_field: str = "created_at"
+    hospitals: dict[int, str] = field(default_factory=dict)  # as Chart.hospitals
 
 
 def records_by_category(
@@ -183,6 +191,8 @@ def records_by_category(
     for chart in charts:
         access.chart_required(chart)
     view = CategoryView(category=category)
+    for chart in charts:  # in the registrations' order, which the page lists them in
+        view.hospitals.setdefault(chart.patient.hospital_id, chart.patient.hospital.name)
     if not charts or category not in CATEGORY_MODEL:
         return view
     model = CATEGORY_MODEL[category]
@@ -210,6 +220,12 @@ def records_by_category(
                 code = decrypted[key] = plain
             s = view.series.get(code)
             if s is None:
-                s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}
+                s = view.series[code] = {
+                    "display": obs.display,
+                    "unit": obs.unit,
+                    "points": [],
+                    "hospitals": [],
+                }
             s["points"].append((obs.effective_at, obs.value))
+            s["hospitals"].append(obs.hospital_id)
     return view
