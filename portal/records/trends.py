@@ -39,7 +39,7 @@ W, H = 340, 206
 PAD_T, PAD_R, PAD_B = 26, 16, 40  # the unit above the plot; two lines of dates below it
 FONT = 13  # .trend-svg text's font-size in site.css (the label widths below estimate it)
 CHAR = 7.4  # a digit's advance at FONT px in a sans-serif (0.57 em), for the padding maths
-X_TICKS, Y_TICKS = 4, 5  # at most: ~70 px between date labels, ~28 px between value lines
+X_TICKS, Y_TICKS = 5, 5  # at most: ~58 px between date labels, ~28 px between value lines
 BLOOD_PRESSURE = "85354-9"  # LOINC's blood pressure panel: the combined chart's data-code
 BP_PARTS = ((SYSTOLIC.code, "sys"), (DIASTOLIC.code, "dia"))
 MARKERS = ("circle", "square", "triangle", "diamond")  # per hospital, with a colour each
@@ -137,7 +137,7 @@ def _value_label(value: float, decimals: int) -> str:
 # Date steps, smallest first: (unit, count, about how many seconds).
 _STEPS = (
     [("hour", n, 3600 * n) for n in (1, 2, 3, 6, 12)]
-    + [("day", n, 86400 * n) for n in (1, 2, 7, 14)]
+    + [("day", n, 86400 * n) for n in (1, 2, 3, 7, 14)]
     + [("month", n, 2629746 * n) for n in (1, 2, 3, 6)]
     + [("year", n, 31556952 * n) for n in (1, 2, 5, 10, 20, 50, 100)]
 )
@@ -152,14 +152,17 @@ def date_ticks(
     if tz is not None:
         start, end = start.astimezone(tz), end.astimezone(tz)
     span = (end - start).total_seconds()
-    ticks: list[datetime] = []
-    unit = "year"
+    # The smallest step that gives at least two ticks and at most `most` (else one tick).
+    chosen: tuple[str, list[datetime]] | None = None
     for unit, n, seconds in _STEPS:
-        if span / seconds + 1 > most + 1:
+        if span / seconds > most + 1:  # too many for sure
             continue
         ticks = [t for t in _steps(start, end, unit, n, tz) if start <= t <= end]
-        if 0 < len(ticks) <= most:
-            break
+        if 0 < len(ticks) <= most and (chosen is None or len(ticks) > 1):
+            chosen = (unit, ticks)
+            if len(ticks) > 1:
+                break
+    unit, ticks = chosen or ("year", [])
     out = []
     seen = None
     for t in ticks:
@@ -184,10 +187,8 @@ def _steps(start: datetime, end: datetime, unit: str, n: int, tz) -> Iterable[da
         step = timedelta(hours=n)
     elif unit == "day":
         wall = naive.replace(hour=0, minute=0, second=0, microsecond=0)
-        if n == 7:
-            wall -= timedelta(days=wall.weekday())  # weeks start on Monday
-        elif n > 1:
-            wall -= timedelta(days=wall.toordinal() % n)
+        # Day 1 of the proleptic calendar is a Monday: weeks and fortnights start on one.
+        wall -= timedelta(days=(wall.toordinal() - 1) % n)
         step = timedelta(days=n)
     else:
         step = None
