@@ -372,7 +372,11 @@ def _figure(
         cells = "".join(f"<td>{vals.get(ln.key, '—')}</td>" for ln in drawn)
         if by_hospital:
             cells += f"<td>{names.get(hid, '')}</td>"
-        body.append(f'<tr><th scope="row">{stamps[when][1]}</th>{cells}</tr>')
+        # "6 Dec 2026, 18:40": on a phone the time wraps, never the date.
+        day, _, clock = stamps[when][1].rpartition(", ")
+        body.append(
+            f'<tr><th scope="row"><span class="nowrap">{day},</span> {clock}</th>{cells}</tr>'
+        )
 
     count = len(ordered)
     readings = "reading" if count == 1 else "readings"
