@@ -186,7 +186,8 @@ def number_label(value: Any) -> str:
     if value is None or value == "":
         return ""
     try:
-        number = Decimal(str(value))
+        # A Decimal as it is (the trend charts label every value they draw).
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
     if not number.is_finite():

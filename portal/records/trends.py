@@ -131,7 +131,11 @@ def nice_ticks(low: float, high: float, most: int = Y_TICKS) -> tuple[list[float
 
 
 def _value_label(value: float, decimals: int) -> str:
-    return wording.number_label(f"{value:.{decimals}f}")
+    """A tick's value with the decimals its step needs, none trailing: "36", "36.5"."""
+    text = f"{value:.{decimals}f}"
+    if decimals:
+        text = text.rstrip("0").rstrip(".")
+    return "0" if text == "-0" else text
 
 
 # Date steps, smallest first: (unit, count, about how many seconds).
@@ -179,37 +183,40 @@ def date_ticks(
     return out
 
 
+_HOUR, _DAY = timedelta(hours=1), timedelta(days=1)
+
+
 def _steps(start: datetime, end: datetime, unit: str, n: int, tz) -> Iterable[datetime]:
     """Local wall times on `n`-unit boundaries from before `start` to past `end`."""
-    naive = start.replace(tzinfo=None)
+    zone = start.tzinfo if tz is not None else None
+    limit = end.replace(tzinfo=None) + 2 * _HOUR  # a DST shift at the end is no tick
+    y, m = start.year, start.month
+    step = None
     if unit == "hour":
-        wall = naive.replace(hour=naive.hour - naive.hour % n, minute=0, second=0, microsecond=0)
-        step = timedelta(hours=n)
+        wall = datetime(y, m, start.day, start.hour - start.hour % n)
+        step = n * _HOUR
     elif unit == "day":
-        wall = naive.replace(hour=0, minute=0, second=0, microsecond=0)
+        wall = datetime(y, m, start.day)
         # Day 1 of the proleptic calendar is a Monday: weeks and fortnights start on one.
-        wall -= timedelta(days=(wall.toordinal() - 1) % n)
-        step = timedelta(days=n)
+        wall -= ((wall.toordinal() - 1) % n) * _DAY
+        step = n * _DAY
+    elif unit == "month":
+        wall = datetime(y, m - (m - 1) % n, 1)
     else:
-        step = None
-        month = 1 if unit == "year" else naive.month - (naive.month - 1) % n
-        year = naive.year - naive.year % n if unit == "year" else naive.year
-        wall = naive.replace(year=max(year, 1), month=month, day=1, hour=0, minute=0,
-                             second=0, microsecond=0)  # fmt: skip
-    end_naive = end.replace(tzinfo=None)
+        wall = datetime(max(y - y % n, 1), 1, 1)
     for _ in range(1000):
-        if wall > end_naive + timedelta(hours=2):  # a DST shift at the end is no tick
+        if wall > limit:
             return
-        yield wall.replace(tzinfo=start.tzinfo) if tz is not None else wall
+        yield wall.replace(tzinfo=zone) if zone is not None else wall
         if step is not None:
             wall += step
         elif unit == "month":
             month = wall.month - 1 + n
-            wall = wall.replace(year=wall.year + month // 12, month=month % 12 + 1)
+            wall = datetime(wall.year + month // 12, month % 12 + 1, 1)
+        elif wall.year + n > 9999:
+            return
         else:
-            if wall.year + n > 9999:
-                return
-            wall = wall.replace(year=wall.year + n)
+            wall = datetime(wall.year + n, 1, 1)
 
 
 # --- drawing --------------------------------------------------------------------------------
