@@ -250,7 +250,8 @@ def number_label(value: Any) -> str:
     if value is None or value == "":
         return ""
     try:
-        number = Decimal(str(value))
+        # A Decimal as it is (the trend charts label every value they draw).
+        number = value if isinstance(value, Decimal) else Decimal(str(value))
     except (InvalidOperation, ValueError):
         return str(value)
     if not number.is_finite():
@@ -389,3 +390,54 @@ def period_start_label(value: datetime | None) -> str:
     if value is None:
         return ""
     return date_label(timezone.localtime(value, timezone.get_default_timezone()).date())
+
+
+# --- Trend charts (records.trends) ----------------------------------------------------------
+
+# Measurements by the names people use (LOINC codes; the stored display is LOINC's long name,
+# "Glucose [Mass/volume] in Blood"). An unknown code keeps its stored display.
+MEASURE_LABELS: dict[str, str] = {
+    "8867-4": "Heart rate",
+    "8480-6": "Systolic blood pressure",
+    "8462-4": "Diastolic blood pressure",
+    "85354-9": "Blood pressure",
+    "8310-5": "Body temperature",
+    "9279-1": "Breathing rate",
+    "59408-5": "Oxygen saturation",
+    "29463-7": "Weight",
+    "8302-2": "Height",
+    "39156-5": "Body mass index",
+    "2339-0": "Blood glucose",
+    "4548-4": "HbA1c",
+    "2093-3": "Cholesterol",
+    "2160-0": "Creatinine",
+    "718-7": "Haemoglobin",
+}
+# The two lines of the one blood-pressure chart.
+BLOOD_PRESSURE_LINE_LABELS: dict[str, str] = {"8480-6": "Systolic", "8462-4": "Diastolic"}
+
+
+def measure_label(code: str | None, display: str | None = None) -> str:
+    """ "Blood glucose" for LOINC 2339-0; an unknown code by its stored display."""
+    return MEASURE_LABELS.get(code or "", display or code or "")
+
+
+# Month abbreviations as date_label's strftime("%b") writes them in the portal's (C) locale,
+# without strftime's cost: a chart labels every value it draws.
+MONTH_ABBREVIATIONS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun",
+                       "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")  # fmt: skip
+
+
+def short_date_label(value: date | datetime) -> str:
+    """A day within a year, as on a chart's axis: "3 Dec"."""
+    return f"{value.day} {MONTH_ABBREVIATIONS[value.month - 1]}"
+
+
+def clock_label(value: datetime) -> str:
+    """A time of day to the minute, 24-hour: "14:05"."""
+    return f"{value.hour:02d}:{value.minute:02d}"
+
+
+def reading_time_label(value: datetime) -> str:
+    """When a value was measured, to the minute: "3 Dec 2026, 14:05" (already local)."""
+    return f"{short_date_label(value)} {value.year}, {clock_label(value)}"

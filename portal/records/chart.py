@@ -77,6 +77,10 @@ class Chart:
         measured = set(OBSERVATION_CATEGORY.values())
         return [c.label for c in self.withheld if c.category in measured]
 
+    # The hospitals the series' values come from, by id (each series' "hospitals" lists
+    # one id per point): the trend charts name them in a legend.
+    hospitals: dict[int, str] = field(default_factory=dict)
+
 
 def record_types_present(*, chart: OpenedChart) -> frozenset[str]:
     """The record types with an active row on the chart (open_chart's answer, or one
@@ -101,6 +105,8 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
         raise ValueError("the timeline cannot be longer than a trend's newest values")
     access.chart_required(chart)
     page = Chart(patient=chart.patient, withheld=categories_named(chart.withheld))
+    # A chart's records are its registration's hospital's (loaded with the patient).
+    page.hospitals[chart.patient.hospital_id] = chart.patient.hospital.name
     present = record_types_present(chart=chart)
     for model in RECORD_MODELS:
         name = model._meta.model_name
@@ -137,9 +143,11 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
                         "display": obs.display,
                         "unit": obs.unit,
                         "points": [],
+                        "hospitals": [],
                         "truncated": obs.code_index in cut,
                     }
                 s["points"].append((obs.effective_at, obs.value))
+                s["hospitals"].append(obs.hospital_id)
             recent = kept[-timeline_limit:]
         else:
             recent = list(_active(chart, model).order_by(f"-{date}", "-id")[:timeline_limit])
@@ -194,6 +202,7 @@ class CategoryView:
     records: list[ClinicalRecord] = field(default_factory=list)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     date_field: str = "created_at"
+    hospitals: dict[int, str] = field(default_factory=dict)  # as Chart.hospitals
 
     # The notes category is "not restricted ones": a page lists those under it and the
     # restricted notes the reader may see (the owner's own) under a heading of their own.
@@ -214,6 +223,8 @@ def records_by_category(
     for chart in charts:
         access.chart_required(chart)
     view = CategoryView(category=category)
+    for chart in charts:  # in the registrations' order, which the page lists them in
+        view.hospitals.setdefault(chart.patient.hospital_id, chart.patient.hospital.name)
     if not charts or category not in CATEGORY_MODEL:
         return view
     model = CATEGORY_MODEL[category]
@@ -241,8 +252,14 @@ def records_by_category(
                 code = decrypted[key] = plain
             s = view.series.get(code)
             if s is None:
-                s = view.series[code] = {"display": obs.display, "unit": obs.unit, "points": []}
+                s = view.series[code] = {
+                    "display": obs.display,
+                    "unit": obs.unit,
+                    "points": [],
+                    "hospitals": [],
+                }
             s["points"].append((obs.effective_at, obs.value))
+            s["hospitals"].append(obs.hospital_id)
     return view
 
 

@@ -105,8 +105,10 @@ def test_clinician_records_a_blood_pressure_and_sees_it(
     page.get_by_role("button", name="Save").click()
     page.wait_for_url(f"**/provider/patients/{patient.pk}/")
     assert "Blood pressure 128/82 mmHg recorded." in page.inner_text("main")
-    systolic = page.locator('figure[data-code="8480-6"]')
-    assert "Latest: 128 mm[Hg]" in systolic.inner_text()
-    assert systolic.locator("svg[role=img]").count() == 1
-    assert "Latest: 82 mm[Hg]" in page.locator('figure[data-code="8462-4"]').inner_text()
+    # One blood-pressure chart with both pressures (issue 16), in mmHg as people write it.
+    pressure = page.locator('figure[data-code="85354-9"]')
+    assert "Latest: 128/82 mmHg" in pressure.inner_text()
+    assert pressure.locator("svg[role=img]").count() == 1
+    assert pressure.locator("svg[role=img] polyline.line").count() == 2
+    assert page.locator('figure[data-code="8480-6"], figure[data-code="8462-4"]').count() == 0
     assert not violations, violations

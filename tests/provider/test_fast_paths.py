@@ -137,21 +137,3 @@ def test_a_trend_with_older_values_says_so_on_the_page(world, client, sign_in):
     assert heart.count("<circle ") == access.TREND_POINTS
     assert f"The newest {access.TREND_POINTS} values are drawn; older ones are not." in heart
     assert glucose.count("<circle ") == 1 and "older ones are not" not in glucose
-
-
-@pytest.mark.parametrize(
-    "when",
-    [
-        dt.datetime(2026, 3, 9, 7, 5, tzinfo=dt.UTC),
-        dt.datetime(1000, 12, 31, 23, 59),
-        dt.datetime(999, 1, 2, 3, 4),  # strftime does not pad years below 1000
-        dt.datetime(5, 6, 7, 8, 9),
-    ],
-)
-def test_trend_dates_are_strftimes(when):
-    """The trend chart formats its dates without strftime (charts._day, charts._minute)."""
-    from portal.records.templatetags import charts
-
-    assert charts._day(when) == when.strftime("%Y-%m-%d") == f"{when:%Y-%m-%d}"
-    assert charts._day(when.date()) == when.date().strftime("%Y-%m-%d")
-    assert charts._minute(when) == when.strftime("%Y-%m-%d %H:%M")

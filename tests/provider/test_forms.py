@@ -33,8 +33,9 @@ def test_record_blood_pressure_shows_on_chart(client, sign_in, world):
     )
     assert response.status_code == 302
     chart = client.get(f"/provider/patients/{a['patient'].pk}/").content.decode()
-    assert 'data-code="8480-6"' in chart and 'data-code="8462-4"' in chart
-    assert "131 mm[Hg]" in chart and "84 mm[Hg]" in chart
+    # One blood-pressure chart with both values (issue 16; the two codes are stored apart).
+    assert 'data-code="85354-9"' in chart and 'data-code="8480-6"' not in chart
+    assert "Latest: <strong>131/84 mmHg</strong>" in chart
 
 
 @pytest.mark.parametrize(

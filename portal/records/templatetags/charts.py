@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import html
-from datetime import date, datetime
+from datetime import datetime
 from decimal import Decimal
 
 from django import template
@@ -12,66 +12,22 @@ from django.urls import reverse
 from django.utils import timezone
 from django.utils.safestring import SafeString, mark_safe
 
+from portal.records.trends import render_trends
+
 register = template.Library()
 
-W, H, PAD_L, PAD_R, PAD_T, PAD_B = 480, 160, 48, 12, 12, 28
-
-
-# Both tags build their markup with f-strings and the standard library's html.escape, which
-# is what Django's escape() calls, without format_html's per-argument lazy-string checks: a
-# chart escapes a few hundred values, and that bookkeeping was a third of its render time.
-# Every value interpolated below is either escaped here or a number this code formatted.
+# timeline_items (and records.trends, which draws the trend charts) build their markup with
+# f-strings and the standard library's html.escape, which is what Django's escape() calls,
+# without format_html's per-argument lazy-string checks: a chart escapes a few hundred
+# values, and that bookkeeping was a third of its render time. Every value interpolated
+# below is either escaped here or a number this code formatted.
 
 
 @register.simple_tag
-def trend_chart(series: dict, code: str) -> SafeString:
-    points: list[tuple[datetime, Decimal]] = series["points"]
-    title = _e(f"{series['display']} ({series['unit']})")
-    if not points:
-        return mark_safe(f"<p>No values for {title}.</p>")  # noqa: S308 - escaped above
-    times = [p[0].timestamp() for p in points]
-    values = [float(p[1]) for p in points]
-    t0, t1 = min(times), max(times)
-    v0, v1 = min(values), max(values)
-    if v0 == v1:
-        v0, v1 = v0 - 1, v1 + 1
-    if t0 == t1:
-        t0, t1 = t0 - 1, t1 + 1
-    # The same arithmetic as before, operation for operation, so every coordinate rounds alike.
-    xs = [f"{PAD_L + (t - t0) / (t1 - t0) * (W - PAD_L - PAD_R):.1f}" for t in times]
-    ys = [f"{PAD_T + (1 - (v - v0) / (v1 - v0)) * (H - PAD_T - PAD_B):.1f}" for v in values]
-    unit = _e(str(series["unit"]))
-    coords = " ".join(f"{x},{y}" for x, y in zip(xs, ys, strict=True))
-    dots = "".join(
-        f'<circle cx="{x}" cy="{y}" r="3"><title>{_minute(p[0])}: '
-        f"{_num(p[1])} {unit}</title></circle>"  # _num: digits, sign, point
-        for x, y, p in zip(xs, ys, points, strict=True)
-    )
-    last = points[-1]
-    summary = _e(
-        f"{series['display']} ({series['unit']}): {len(points)} values from "
-        f"{_day(points[0][0])} to {_day(last[0])}, latest {_num(last[1])} "
-        f"{series['unit']}, range {min(values):g} to {max(values):g}."
-    )
-    bottom, right = H - PAD_B, W - PAD_R
-    older = (
-        f'<p class="muted older">The newest {len(points)} values are drawn; older ones are not.</p>'
-        if series.get("truncated")
-        else ""
-    )
-    return mark_safe(  # noqa: S308 - every value is escaped above or formatted here
-        f'<figure class="trend" data-code="{_e(str(code))}"><figcaption>{title}</figcaption>'
-        f'<svg viewBox="0 0 {W} {H}" role="img" aria-label="{summary}" class="trend-svg">'
-        f'<line x1="{PAD_L}" y1="{bottom}" x2="{right}" y2="{bottom}" class="axis"/>'
-        f'<line x1="{PAD_L}" y1="{PAD_T}" x2="{PAD_L}" y2="{bottom}" class="axis"/>'
-        f'<text x="{PAD_L - 6}" y="{PAD_T + 8}" class="tick" text-anchor="end">{v1:g}</text>'
-        f'<text x="{PAD_L - 6}" y="{bottom}" class="tick" text-anchor="end">{v0:g}</text>'
-        f'<text x="{PAD_L}" y="{H - 8}" class="tick">{_day(points[0][0])}</text>'
-        f'<text x="{right}" y="{H - 8}" class="tick" text-anchor="end">{_day(last[0])}</text>'
-        f'<polyline points="{coords}" class="line"/>{dots}</svg>'
-        f'<p class="latest">Latest: <strong>{_e(_num(last[1]))} {unit}</strong></p>{older}'
-        "</figure>"
-    )
+def trend_charts(series: dict, hospitals: dict | None = None) -> SafeString:
+    """A chart page's trends (records.trends): one figure per series, blood pressure's two
+    in one, each hospital's values told apart when `hospitals` names more than one."""
+    return mark_safe(render_trends(series, hospitals or {}))  # noqa: S308 - escaped there
 
 
 @register.simple_tag
@@ -133,21 +89,6 @@ def timeline_items(timeline: list) -> SafeString:
             f"      {detail}\n    </li>\n"
         )
     return mark_safe("".join(rows))  # noqa: S308 - every value is escaped above
-
-
-def _day(when: date) -> str:
-    """`when.strftime("%Y-%m-%d")` without strftime's cost (about 3 us; a trend formats one
-    per point): the same text, strftime's own for years below 1000, which it does not pad."""
-    if when.year < 1000:
-        return when.strftime("%Y-%m-%d")
-    return f"{when.year}-{when.month:02d}-{when.day:02d}"
-
-
-def _minute(when: datetime) -> str:
-    """`when.strftime("%Y-%m-%d %H:%M")`, as _day."""
-    if when.year < 1000:
-        return when.strftime("%Y-%m-%d %H:%M")
-    return f"{when.year}-{when.month:02d}-{when.day:02d} {when.hour:02d}:{when.minute:02d}"
 
 
 def _e(text: str) -> str:
