@@ -67,7 +67,7 @@ def test_trends_say_which_measurements_are_not_shown(client, sign_in, w):
     page = _page(client, sign_in, w["labs_only"], w["patient"])
     trends = " ".join(_section(page, "trend-h").split())
     assert "Not shared with you: Vital signs" in trends
-    assert "Hemoglobin A1c" in trends and "Heart rate" not in trends
+    assert "HbA1c" in trends and "Heart rate" not in trends
     assert "Vital signs" in _banner(page)
     assert "Laboratory results" not in _banner(page)
 
