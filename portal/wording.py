@@ -224,3 +224,39 @@ def date_label(value: date | datetime | None) -> str:
     if value is None:
         return ""
     return f"{value.day} {value.strftime('%b %Y')}"
+
+
+# --- the admin's access events (issue 16: auditors find things) ----------------------------
+
+# Staff roles as recorded on reads (tenancy Role values, and the admin site's two).
+ROLE_LABELS: dict[str, str] = {
+    "clinician": "Clinician",
+    "nurse": "Nurse",
+    "records_clerk": "Records clerk",
+    "hospital_admin": "Hospital admin",
+    "auditor": "Auditor",
+}
+
+# How a read reached a chart, as an auditor reads it (CHANNEL_LABELS speak to the patient).
+AUDIT_CHANNEL_LABELS: dict[str, str] = {
+    "staff": "as the hospital's staff",
+    "consent": "through the patient's consent",
+    "breakglass": "through emergency access",
+    "owner": "the patient's own account",
+    "proxy": "through proxy access",
+    "admin": "in the administration site",
+    "api": "through the API",
+    "fhir": "through FHIR",
+}
+
+
+def role_label(role: str | None) -> str:
+    if not role:
+        return ""
+    return ROLE_LABELS.get(role, role.replace("_", " ").capitalize())
+
+
+def audit_channel_label(via: str | None) -> str:
+    if not via:
+        return ""
+    return AUDIT_CHANNEL_LABELS.get(via, via.replace("_", " "))
