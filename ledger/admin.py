@@ -145,7 +145,7 @@ def date_range_problem(form: forms.Form) -> str:
     export refuse it rather than ignore it (an auditor would read every event as the range)."""
     if not form.is_valid():
         wrong = ", ".join(
-            f"“{form.data.get(name, '')}” ({form.fields[name].label})" for name in form.errors
+            f"“{form.data.get(name, '')}” in {name.capitalize()}" for name in form.errors
         )
         return (
             f"Not a date: {wrong}. Type dates as YYYY-MM-DD, for example "
@@ -436,9 +436,10 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
             shown = format_html('{}<br><strong class="break-glass">Break-glass</strong>', shown)
         return shown
 
-    @admin.display(description="in the log", boolean=True, ordering="status")
-    def anchored(self, obj: Event) -> bool:
-        return obj.status == Event.ANCHORED
+    @admin.display(description="in the log", ordering="status")
+    def anchored(self, obj: Event) -> str:
+        # Words, not a red cross: a pending event is recorded, just not anchored yet.
+        return "Anchored" if obj.status == Event.ANCHORED else "Pending"
 
     @admin.display(description="purpose")
     def purpose(self, obj: Event) -> str:

@@ -174,3 +174,76 @@ def test_imported_patients_are_searchable_by_prefix(client, sign_in, people):
     sign_in(client, people["clin_a"])
     assert len(_found(client, "Quix, Alo")) == 1
     assert len(_found(client, "imp-42")) == 1
+
+
+def test_recently_opened_charts_are_listed_and_pass_the_access_rule(client, sign_in, people):
+    """The charts a clinician opened, newest first, by their chart-read events; a chart
+    shared by a consent drops out when the consent is revoked; no PHI in the links."""
+    tom, ana = people["tom"], people["ana"]
+    with unscoped():
+        consent = consent_services.consent_grant(
+            patient=tom, actor=tom.user, grantee_kind=Consent.GranteeKind.HOSPITAL,
+            grantee_hospital=people["b"],
+        )  # fmt: skip
+    sign_in(client, people["clin_a"])
+    assert client.get(HOME).context["recent"] == []
+    for patient in (tom, ana, tom):
+        assert client.get(f"/provider/patients/{patient.pk}/").status_code == 200
+    response = client.get(HOME)
+    assert [p.pk for p in response.context["recent"]] == [tom.pk, ana.pk]
+    page = response.content.decode()
+    assert "Recently opened" in page and f'href="/provider/patients/{tom.pk}/"' in page
+    # Riverside's clinician: a St Mary's chart opened through the consent, then revoked.
+    sign_in(client, people["clin_b"])
+    assert client.get(f"/provider/patients/{tom.pk}/").status_code == 200
+    shown = client.get(HOME)
+    assert [p.pk for p in shown.context["recent"]] == [tom.pk]
+    assert "St Mary" in shown.content.decode()  # another hospital's chart says whose
+    with unscoped():
+        consent_services.consent_revoke(consent=consent, actor=tom.user)
+    assert client.get(HOME).context["recent"] == []
+    assert client.get(f"/provider/patients/{tom.pk}/").status_code == 404
+
+
+def test_recently_opened_costs_the_same_queries_whatever_the_charts(client, sign_in, people):
+    sign_in(client, people["clin_a"])
+    client.get(f"/provider/patients/{people['tom'].pk}/")
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get(HOME).status_code == 200
+        return len(ctx.captured_queries)
+
+    count()
+    few = count()
+    for _ in range(6):
+        patient = factories.PatientFactory(hospital=people["a"])
+        client.get(f"/provider/patients/{patient.pk}/")
+    many = count()
+    assert len(client.get(HOME).context["recent"]) == 7
+    assert many == few, (few, many)
+
+
+def test_the_admins_patient_list_is_searchable_by_mrn(client, sign_in, people, make_staff):
+    url = "/admin/records/patient/"
+    admin_a = make_staff(people["a"], Role.HOSPITAL_ADMIN)
+    admin_b = make_staff(people["b"], Role.HOSPITAL_ADMIN)
+    auditor = factories.UserFactory(is_superuser=True, is_staff=True)
+    factories.TOTPDeviceFactory(user=auditor)
+
+    def found(q: str) -> set[int]:
+        response = client.get(url, {"q": q})
+        assert response.status_code == 200
+        return {p.pk for p in response.context["cl"].result_list}
+
+    sign_in(client, admin_a)
+    assert found("SM-00417") == {people["tom"].pk}
+    assert found("sm-00") == {people["tom"].pk, people["ana"].pk}
+    assert found("XY-77") == {people["kim"].pk}  # shorter than a prefix: whole only
+    assert found("RI-55555") == set()  # another hospital's MRN: nothing (cross-tenant)
+    assert found("Silva") == set()  # names are not searched in the admin
+    assert b"first 3 or more characters" in client.get(url).content
+    sign_in(client, admin_b)
+    assert found("SM-00417") == set() and found("RI-5") == {people["other"].pk}
+    sign_in(client, auditor)
+    assert found("RI-55555") == {people["other"].pk} and found("SM-0041") == {people["tom"].pk}
