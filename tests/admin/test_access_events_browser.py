@@ -8,7 +8,10 @@ import os
 from tests import factories
 from tests.admin.conftest import _read
 from tests.conftest import current_code
-from tests.provider.test_browser import browser_page, watch_csp  # noqa: F401  (fixture)
+from tests.provider import test_browser
+from tests.provider.test_browser import watch_csp
+
+browser_page = test_browser.browser_page  # the fixture (Debian's chromium, never a download)
 
 SHOTS = os.environ.get("PORTAL_SCREENSHOTS", "")
 
@@ -30,7 +33,7 @@ def _overflow(page) -> int:
     )
 
 
-def test_access_events_fit_a_1280_px_screen(live_server, browser_page, world, auditor):  # noqa: F811
+def test_access_events_fit_a_1280_px_screen(live_server, browser_page, world, auditor):
     for _ in range(3):  # a few more rows, with a reader from the other hospital
         _read(patient=world["patient_a"], actor=world["clinician_b"], from_hospital=world["b"])
     page = browser_page
@@ -49,7 +52,7 @@ def test_access_events_fit_a_1280_px_screen(live_server, browser_page, world, au
 def test_provider_home_search_and_recent_patients_in_a_browser(
     live_server,
     browser_page,
-    world,  # noqa: F811
+    world,
 ):
     page = browser_page
     page.set_viewport_size({"width": 1280, "height": 800})

@@ -247,3 +247,18 @@ def test_the_admins_patient_list_is_searchable_by_mrn(client, sign_in, people, m
     assert found("SM-00417") == set() and found("RI-5") == {people["other"].pk}
     sign_in(client, auditor)
     assert found("RI-55555") == {people["other"].pk} and found("SM-0041") == {people["tom"].pk}
+
+
+def test_new_names_replace_the_old_tokens(client, sign_in, people):
+    """A service that changes a name or an MRN rewrites the tokens (the old prefix finds the
+    patient no more), in the same number of rows whatever the names' lengths (padding)."""
+    tom = people["tom"]
+    with unscoped():
+        tom.family_name, tom.mrn = "Pereira", "SM-99999"
+        tom.save(update_fields=["family_name", "mrn", "family_name_index", "mrn_index"])
+        services.patient_search_tokens_write(patient=tom)
+        rows = PatientSearchToken._base_manager.filter(patient=tom).count()
+    assert rows % search_tokens.PAD == 0
+    sign_in(client, people["clin_a"])
+    assert _found(client, "Silva, Tom") == set() and _found(client, "SM-004") == set()
+    assert _found(client, "Pere, Tom") == {tom.pk} and _found(client, "sm-999") == {tom.pk}
