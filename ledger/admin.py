@@ -320,7 +320,7 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
     FIELDS = [
         "event_id", "recorded", "kind_words", "chart_hospital", "reader_hospital", "who",
         "patient", "subject_type", "subject_id", "purpose", "flag", "via", "role", "attrs",
-        "digest", "status", "anchored_at",
+        "digest", "anchored_when",
     ]  # fmt: skip
     MASKED_FIELDS = {"subject_type", "subject_id", "attrs", "digest"}
     readonly_fields = FIELDS
@@ -440,6 +440,12 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
     def anchored(self, obj: Event) -> str:
         # Words, not a red cross: a pending event is recorded, just not anchored yet.
         return "Anchored" if obj.status == Event.ANCHORED else "Pending"
+
+    @admin.display(description="anchored")
+    def anchored_when(self, obj: Event) -> str:
+        if obj.status != Event.ANCHORED or obj.anchored_at is None:
+            return "Pending"
+        return date_format(timezone.localtime(obj.anchored_at), "Y-m-d H:i:s")
 
     @admin.display(description="purpose")
     def purpose(self, obj: Event) -> str:

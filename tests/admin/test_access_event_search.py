@@ -92,6 +92,11 @@ def test_events_are_in_words_with_links_and_seconds(client, sign_in, world, audi
     assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", page)  # seconds
     # The kind and purpose filters speak words too.
     assert "Downloaded a document" in page and "Care coordination" in page
+    # The page of one event: the words with their codes, to the second.
+    one = AccessEvent.objects.filter(kind="chart.read", actor=world["clinician_a"]).first()
+    detail = client.get(f"{URL}{one.pk}/change/").content.decode()
+    assert "Opened a chart (chart.read)" in detail and "Treatment (TREAT)" in detail
+    assert re.search(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\d", detail)
     # The CSV keeps the codes (machine-readable).
     body = b"".join(client.get(URL + "export.csv").streaming_content).decode()
     assert ",chart.read," in body and ",TREAT," in body
