@@ -19,12 +19,16 @@ from collections.abc import Iterator
 from datetime import datetime, time
 
 from django import forms
-from django.contrib import admin
+from django.contrib import admin, messages
 from django.contrib.admin.options import IncorrectLookupParameters
 from django.contrib.admin.views.main import ChangeList
-from django.db.models import BooleanField, Case, Q, Value, When
+from django.contrib.auth import get_user_model
+from django.db.models import BooleanField, Case, Q, QuerySet, Value, When
 from django.http import HttpRequest, StreamingHttpResponse
-from django.urls import path
+from django.urls import path, reverse
+from django.utils import timezone
+from django.utils.formats import date_format
+from django.utils.html import format_html
 from django.utils.timezone import get_current_timezone
 
 from ledger.models import (
@@ -36,8 +40,11 @@ from ledger.models import (
     VerificationRun,
     WitnessState,
 )
+from portal import wording
 from portal.admin_site import ChoiceListFilter, InputListFilter, admin_hospital_ids
+from portal.records import search
 from portal.tenancy.admin import AuditorOnlyMixin, HospitalAdminAccessMixin, ReadOnlyMixin
+from portal.tenancy.models import Hospital
 
 ReadOnlyAdmin = type(
     "ReadOnlyAdmin", (ReadOnlyMixin, AuditorOnlyMixin, admin.ModelAdmin), {"__module__": __name__}
@@ -65,13 +72,10 @@ class EventAdmin(ReadOnlyAdmin):
 
 # -- access events -------------------------------------------------------------------------
 
+# The purposes the portal records, in the shared words (codes stay codes in the ledger).
 PURPOSES = [
-    ("TREAT", "Treatment"),
-    ("ETREAT", "Emergency treatment"),
-    ("CAREMGT", "Care coordination"),
-    ("PATRQT", "At the patient's request"),
-    ("HRESCH", "Research"),
-    ("HSYSADMIN", "Administration (admin)"),
+    (code, wording.purpose_label(code))
+    for code in ("TREAT", "ETREAT", "CAREMGT", "PATRQT", "HRESCH", "HSYSADMIN")
 ]
 
 
@@ -119,21 +123,52 @@ class PatientIdFilter(InputListFilter):
 
 
 # The parameter "from" is a Python keyword, hence type().
+_NOT_A_DATE = {"invalid": "Not a date: type it as YYYY-MM-DD."}
 DateRangeForm = type(
     "DateRangeForm",
     (forms.Form,),
     {
         "from": forms.DateField(
-            label="From (YYYY-MM-DD)", required=False, input_formats=["%Y-%m-%d"]
+            label="From (YYYY-MM-DD)", required=False, input_formats=["%Y-%m-%d"],
+            error_messages=_NOT_A_DATE,
         ),
-        "to": forms.DateField(label="To, inclusive", required=False, input_formats=["%Y-%m-%d"]),
+        "to": forms.DateField(
+            label="To, inclusive (YYYY-MM-DD)", required=False, input_formats=["%Y-%m-%d"],
+            error_messages=_NOT_A_DATE,
+        ),
     },
-)
+)  # fmt: skip
+
+
+def date_range_problem(form: forms.Form) -> str:
+    """What is wrong with a typed date range, in words ("" if nothing): the list and the
+    export refuse it rather than ignore it (an auditor would read every event as the range)."""
+    if not form.is_valid():
+        wrong = ", ".join(
+            f"“{form.data.get(name, '')}” in {name.capitalize()}" for name in form.errors
+        )
+        return (
+            f"Not a date: {wrong}. Type dates as YYYY-MM-DD, for example "
+            f"{timezone.localdate():%Y-%m-%d}; no events are listed until the range is "
+            "corrected."
+        )
+    start, end = form.cleaned_data.get("from"), form.cleaned_data.get("to")
+    if start and end and end < start:
+        return "The range ends before it starts: no event can fall in it. Swap the dates."
+    return ""
 
 
 class DateRangeFilter(InputListFilter):
     title = "date range (recorded)"
     form_class = DateRangeForm
+
+    def queryset(self, request, queryset):
+        problem = date_range_problem(self.form) if self.values else ""
+        if problem:
+            # Said on the page, next to the typed value; nothing listed (fails closed).
+            messages.error(request, problem)
+            return queryset.none()
+        return super().queryset(request, queryset)
 
     def filter(self, queryset, cleaned_data: dict):
         tz = get_current_timezone()
@@ -151,14 +186,25 @@ class KindFilter(ChoiceListFilter):
 
     def lookups(self, request, model_admin):
         return [
-            ("chart.read", "Chart opened"),
-            ("record.read", "Record opened"),
-            ("document.read", "Document downloaded"),
-            ("breakglass.opened", "Break-glass opened"),
+            (kind, wording.event_kind_label(kind))
+            for kind in ("chart.read", "record.read", "document.read", "breakglass.opened")
         ]
 
     def filter(self, queryset, value: str):
         return queryset.filter(kind=value)
+
+
+def _staff_matching(term: str) -> QuerySet:
+    """Accounts whose first name, last name or username holds every word of `term` (staff
+    names are in clear in auth_user; patients' are not, and are not searched here)."""
+    match = Q()
+    for word in term.split()[:6]:
+        match &= (
+            Q(first_name__icontains=word)
+            | Q(last_name__icontains=word)
+            | Q(username__icontains=word)
+        )
+    return get_user_model()._default_manager.filter(match).values("pk")
 
 
 def _own_charts(request: HttpRequest) -> dict[str, list[int]]:
@@ -232,6 +278,10 @@ def access_events_csv(queryset) -> Iterator[str]:
         )  # fmt: skip
 
 
+def _dated(request: HttpRequest) -> bool:
+    return any(request.GET.get(name) for name in DateRangeForm.base_fields)
+
+
 def csv_response(queryset, filename: str) -> StreamingHttpResponse:
     response = StreamingHttpResponse(access_events_csv(queryset), content_type="text/csv")
     response["Content-Disposition"] = f'attachment; filename="{filename}"'
@@ -241,10 +291,11 @@ def csv_response(queryset, filename: str) -> StreamingHttpResponse:
 @admin.register(AccessEvent)
 class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin):
     change_list_template = "admin/ledger/accessevent/change_list.html"
-    list_display = [
-        "recorded_at", "kind", "chart_hospital", "reader_hospital", "actor", "patient",
-        "purpose", "flag", "via", "role", "status",
-    ]  # fmt: skip
+    # Seven narrow columns that wrap (admin.css), so the list fits a 1280 px screen: the
+    # reader's hospital goes under the chart's when they differ, the role under the name,
+    # the channel and break-glass under the purpose. The page of one event has every field.
+    list_display = ["when", "what", "who", "patient", "hospitals", "why", "anchored"]
+    list_display_links = ["when"]
     list_filter = [
         KindFilter,
         ("hospital", ChartHospitalFilter),
@@ -257,15 +308,19 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
     ]
     list_select_related = ["hospital", "actor_hospital", "actor"]
     search_fields = ["=event_id", "=subject_id"]  # see get_search_results
+    search_help_text = (
+        "A staff member's name or username, a patient's MRN (whole or its first 3 or more "
+        "characters), an event id or a record id."
+    )
     actions = ["export_csv"]
     show_full_result_count = False
     # The page of one event (read-only); the leaf is left out, and when the chart is another
     # hospital's, so are the patient, the subject, its digest and the attributes that name
     # the record (MASKED_FIELDS).
     FIELDS = [
-        "event_id", "recorded_at", "kind", "chart_hospital", "reader_hospital", "actor",
+        "event_id", "recorded", "kind_words", "chart_hospital", "reader_hospital", "who",
         "patient", "subject_type", "subject_id", "purpose", "flag", "via", "role", "attrs",
-        "digest", "status", "anchored_at",
+        "digest", "anchored_when",
     ]  # fmt: skip
     MASKED_FIELDS = {"subject_type", "subject_id", "attrs", "digest"}
     readonly_fields = FIELDS
@@ -280,21 +335,37 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
         of one event all read it from here."""
         qs = super().get_queryset(request)
         if request.user.is_superuser:
-            return qs.annotate(chart_visible=Value(True, output_field=BooleanField()))
-        own = When(hospital_id__in=admin_hospital_ids(request), then=Value(True))
+            yes = Value(True, output_field=BooleanField())
+            return qs.annotate(chart_visible=yes, actor_linked=yes)
+        ids = admin_hospital_ids(request)
+        own = When(hospital_id__in=ids, then=Value(True))
+        # `actor_linked`: the reader acted in one of the admin's hospitals, so the user
+        # admin shows them (a hospital admin sees their own staff only).
+        staff = When(actor_hospital_id__in=ids, then=Value(True))
         return qs.annotate(
-            chart_visible=Case(own, default=Value(False), output_field=BooleanField())
+            chart_visible=Case(own, default=Value(False), output_field=BooleanField()),
+            actor_linked=Case(staff, default=Value(False), output_field=BooleanField()),
         )
 
     def get_search_results(self, request: HttpRequest, queryset, search_term: str):
-        """An event id, or a subject id among the charts the admin audits in full (a subject
-        id of another hospital's chart finds nothing, as an unknown one does)."""
-        term = search_term.strip()
+        """A staff member (every word in their first name, last name or username), a
+        patient's MRN (exact, or a prefix of 3 or more characters, through the keyed blind
+        indexes), an event id, or a subject id. MRNs and subject ids find only charts the
+        admin audits in full (another hospital's finds nothing, as an unknown one does)."""
+        term = " ".join(search_term.split())
         if not term:
             return queryset, False
-        found = Q(subject_id=term, **_own_charts(request))
+        own = _own_charts(request)
+        found = Q(subject_id=term, **own)
         with contextlib.suppress(ValueError):  # not an event id
             found |= Q(event_id=uuid.UUID(term))
+        found |= Q(actor__in=_staff_matching(term))
+        if request.user.is_superuser:
+            hospital_ids = list(Hospital.objects.values_list("pk", flat=True))
+        else:
+            hospital_ids = admin_hospital_ids(request)
+        patients = search.patient_ids_by_mrn(hospital_ids=hospital_ids, term=term)
+        found |= Q(patient_id__in=patients, **own)
         return queryset.filter(found), False
 
     def get_fields(self, request: HttpRequest, obj=None):
@@ -310,15 +381,76 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
     def reader_hospital(self, obj: Event):
         return obj.actor_hospital or "—"
 
-    @admin.display(description="patient id")
+    @admin.display(description="recorded", ordering="recorded_at")
+    def when(self, obj: Event) -> str:
+        # To the second, in the site's time zone: an auditor lines events up by it.
+        return date_format(timezone.localtime(obj.recorded_at), "Y-m-d H:i:s")
+
+    @admin.display(description="event", ordering="kind")
+    def what(self, obj: Event) -> str:
+        return wording.event_kind_label(obj.kind)
+
+    @admin.display(description="by", ordering="actor__last_name")
+    def who(self, obj: Event):
+        actor = obj.actor
+        if actor is None:
+            return "—"
+        role = (obj.attrs or {}).get("role") or ""
+        name = wording.person_label(actor)
+        if getattr(obj, "actor_linked", False):
+            url = reverse("admin:auth_user_change", args=[actor.pk])
+            shown = format_html('<a href="{}">{}</a>', url, name)
+        else:
+            shown = format_html("{}", name)
+        if name != actor.get_username():
+            shown = format_html('{}<br><span class="quiet">{}</span>', shown, actor.get_username())
+        if role:
+            shown = format_html("{}<br>{}", shown, wording.role_label(role))
+        return shown
+
+    @admin.display(description="patient")
     def patient(self, obj: Event):
         if not getattr(obj, "chart_visible", False):
             return "another hospital's patient"
-        return obj.patient_id if obj.patient_id is not None else "—"
+        if obj.patient_id is None:
+            return "—"
+        url = reverse("admin:records_patient_change", args=[obj.patient_id])
+        return format_html('<a href="{}">Patient {}</a>', url, obj.patient_id)
+
+    @admin.display(description="hospital", ordering="hospital__name")
+    def hospitals(self, obj: Event):
+        chart = obj.hospital.name if obj.hospital else "—"
+        reader = obj.actor_hospital
+        if reader is None or reader.pk == obj.hospital_id:
+            return chart
+        return format_html('{}<br><span class="quiet">read from {}</span>', chart, reader.name)
+
+    @admin.display(description="why")
+    def why(self, obj: Event):
+        attrs = obj.attrs or {}
+        shown = format_html("{}", wording.purpose_label(attrs.get("purpose")) or "—")
+        if attrs.get("via"):
+            channel = wording.audit_channel_label(attrs["via"])
+            shown = format_html('{}<br><span class="quiet">{}</span>', shown, channel)
+        if self.flag(obj):
+            shown = format_html('{}<br><strong class="break-glass">Break-glass</strong>', shown)
+        return shown
+
+    @admin.display(description="in the log", ordering="status")
+    def anchored(self, obj: Event) -> str:
+        # Words, not a red cross: a pending event is recorded, just not anchored yet.
+        return "Anchored" if obj.status == Event.ANCHORED else "Pending"
+
+    @admin.display(description="anchored")
+    def anchored_when(self, obj: Event) -> str:
+        if obj.status != Event.ANCHORED or obj.anchored_at is None:
+            return "Pending"
+        return date_format(timezone.localtime(obj.anchored_at), "Y-m-d H:i:s")
 
     @admin.display(description="purpose")
     def purpose(self, obj: Event) -> str:
-        return (obj.attrs or {}).get("purpose") or ""
+        code = (obj.attrs or {}).get("purpose") or ""
+        return f"{wording.purpose_label(code)} ({code})" if code else ""
 
     @admin.display(description="break-glass", boolean=True)
     def flag(self, obj: Event) -> bool:
@@ -326,11 +458,20 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
 
     @admin.display(description="via")
     def via(self, obj: Event) -> str:
-        return (obj.attrs or {}).get("via") or ""
+        return wording.audit_channel_label((obj.attrs or {}).get("via"))
 
     @admin.display(description="role")
     def role(self, obj: Event) -> str:
-        return (obj.attrs or {}).get("role") or ""
+        role = (obj.attrs or {}).get("role") or ""
+        return wording.role_label(role)
+
+    @admin.display(description="kind")
+    def kind_words(self, obj: Event) -> str:
+        return f"{wording.event_kind_label(obj.kind)} ({obj.kind})"
+
+    @admin.display(description="recorded")
+    def recorded(self, obj: Event) -> str:
+        return self.when(obj)
 
     @admin.action(description="Export the selected events as CSV")
     def export_csv(self, request: HttpRequest, queryset):
@@ -353,6 +494,9 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
             from django.http import Http404
 
             raise Http404("No such page.")
+        problem = date_range_problem(DateRangeForm(request.GET)) if _dated(request) else ""
+        if problem:
+            return self.admin_site.bad_request(request, f"{problem} Nothing was exported.")
         try:
             changelist: ChangeList = self.get_changelist_instance(request)
         except IncorrectLookupParameters:

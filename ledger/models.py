@@ -109,8 +109,13 @@ class Event(models.Model):
     subject_id = models.CharField(max_length=64)
     # The patient the event concerns, if any (for "who accessed my records" and receipts).
     patient_id = models.BigIntegerField(null=True, blank=True)
+    # Indexed with the time (ledger_event_actor), not on its own: one index serves the key.
     actor = models.ForeignKey(
-        settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        related_name="+",
+        db_index=False,
     )
     # The hospital the actor acted in (the membership of the read), when it is a fact of the
     # event: a read is recorded under the chart's hospital (`hospital`) and names the reader's
@@ -138,8 +143,9 @@ class Event(models.Model):
         # so only reads that exist keep one: anchoring (pending ids, partial: it stays as
         # small as the backlog), receipts (event_id, unique), "who accessed my records"
         # (patient, time), the admin by hospital and time (the chart's, and the reader's for
-        # a read), the actor's foreign key, and the history of one subject (a consent's
-        # events, a record's Provenance).
+        # a read), the actor and time (the foreign key's own index, which it replaces: the
+        # admin's search by staff member, a clinician's recently opened charts), and the
+        # history of one subject (a consent's events, a record's Provenance).
         indexes = [
             models.Index(fields=["id"], condition=models.Q(status=0), name="ledger_event_pending"),
             models.Index(fields=["subject_type", "subject_id"], name="ledger_event_subject"),
@@ -148,6 +154,7 @@ class Event(models.Model):
             models.Index(
                 fields=["actor_hospital", "recorded_at"], name="ledger_event_actor_hospital"
             ),
+            models.Index(fields=["actor", "recorded_at"], name="ledger_event_actor"),
         ]
 
     def __str__(self) -> str:

@@ -140,12 +140,14 @@ class InputListFilter(admin.ListFilter):
 
     def choices(self, changelist):
         # The template reads the form's fields; one "All" entry clears them.
+        errors = self.form.errors if self.values else {}
         yield {
             "selected": not self.values,
             "query_string": changelist.get_query_string(remove=self.expected_parameters()),
             "display": "All",
+            # (name, label, value typed, what is wrong with it: shown next to the input)
             "inputs": [
-                (name, field.label, self.values.get(name, ""))
+                (name, field.label, self.values.get(name, ""), " ".join(errors.get(name, [])))
                 for name, field in self.form_class.base_fields.items()
             ],
             "others": self.others,

@@ -441,3 +441,24 @@ def clock_label(value: datetime) -> str:
 def reading_time_label(value: datetime) -> str:
     """When a value was measured, to the minute: "3 Dec 2026, 14:05" (already local)."""
     return f"{short_date_label(value)} {value.year}, {clock_label(value)}"
+
+
+# --- the admin's access events (issue 16: auditors find things) ----------------------------
+
+# How a read reached a chart, as an auditor reads it (CHANNEL_LABELS speak to the patient).
+AUDIT_CHANNEL_LABELS: dict[str, str] = {
+    "staff": "as the hospital's staff",
+    "consent": "through the patient's consent",
+    "breakglass": "through emergency access",
+    "owner": "the patient's own account",
+    "proxy": "through proxy access",
+    "admin": "in the administration site",
+    "api": "through the API",
+    "fhir": "through FHIR",
+}
+
+
+def audit_channel_label(via: str | None) -> str:
+    if not via:
+        return ""
+    return AUDIT_CHANNEL_LABELS.get(via, via.replace("_", " "))

@@ -99,8 +99,9 @@ class PatientFactory(BaseManagerFactory):
         # registration is a ledger event (verify_ledger accounts for every patient).
         if create:
             from ledger.events import event_record
-            from portal.records.services import _grant_hospital_wide
+            from portal.records.services import _grant_hospital_wide, patient_search_tokens_write
 
+            patient_search_tokens_write(patient=obj)
             if not obj.restricted:
                 _grant_hospital_wide(obj, None)
             event_record(

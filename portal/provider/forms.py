@@ -21,7 +21,9 @@ UNITS = sorted({m.unit for m in MEASURES.values()})
 
 class PatientSearchForm(forms.Form):
     q = forms.CharField(
-        required=False, max_length=100, label="Find a patient (MRN or exact name)",
+        required=False, max_length=100, label="Find a patient",
+        help_text="A name in either order (“Silva, Tom”, “tom silva”) or an MRN, whole or "
+        "its first 3 or more characters (“Sil”, “SM-0”).",
         widget=forms.TextInput(attrs={"type": "search", "autocomplete": "off"}),
     )  # fmt: skip
 

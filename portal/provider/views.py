@@ -42,8 +42,10 @@ def home_view(request: HttpRequest) -> HttpResponse:
         after=_cursor(request.GET.get("after")),
     )
     notifications = consent_selectors.notifications_for(user=request.user, limit=5)
+    recent = [] if query else search.patients_recently_opened(user=request.user)
     context = {
         "page": page, "form": form, "q": query, "notifications": notifications,
+        "recent": recent,
         "practitioner": consent_selectors.membership_is_practitioner(
             membership=request.membership
         ),

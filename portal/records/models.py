@@ -87,6 +87,32 @@ class Patient(models.Model):
         return f"Patient {self.pk} at hospital {self.hospital_id}"
 
 
+class PatientSearchToken(models.Model):
+    """A keyed search token of a patient's name part or MRN prefix (portal.records.search_tokens).
+
+    No plaintext: each token is HMAC-SHA256 under the hospital's index key, as the blind
+    indexes on Patient are. One row per token, so a partial name or MRN is an indexed
+    equality lookup; written and replaced only by the patient services (and the
+    `search_tokens` command that fills them for patients registered before they existed).
+    """
+
+    hospital = models.ForeignKey(Hospital, on_delete=models.PROTECT, related_name="+")
+    patient = models.ForeignKey(Patient, on_delete=models.CASCADE, related_name="search_tokens")
+    token = models.CharField(max_length=32, db_index=True)
+
+    objects = TenantManager()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["patient", "token"], name="one_search_token_per_patient"
+            )
+        ]
+
+    def __str__(self) -> str:
+        return f"search token of patient {self.patient_id}"
+
+
 class GrantFields(models.Model):
     """What every object-permission row also says: which grant wrote it, and until when.
 

@@ -6,28 +6,37 @@ the live grants); this module only finds, orders and pages them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
+from typing import Any
 
 from django.contrib.auth.models import User
 from django.db.models import Q, QuerySet
 
+from ledger.models import Event
+from portal.records import search_tokens
 from portal.records.access import emergency_q, patient_visible_q, visible_patients
 from portal.records.crypto import blind_index
-from portal.records.models import Patient
+from portal.records.models import Patient, PatientSearchToken
 from portal.tenancy.models import Hospital
 
 SHARED_LIMIT = 200
 
 
 def patient_list_for_user(*, user: User, hospital: Hospital, query: str = "") -> QuerySet[Patient]:
-    """Visible patients of the hospital; `query` matches an MRN, a family name, a given name
-    or "given family" exactly (normalized for case and spacing) through blind indexes."""
+    """Visible patients of the hospital matching `query` (see `_search`)."""
     return _search(Patient.objects.filter(patient_visible_q(user=user), hospital=hospital),
                    hospital=hospital, query=query)  # fmt: skip
 
 
 def _search(patients: QuerySet[Patient], *, hospital: Hospital, query: str) -> QuerySet[Patient]:
+    """Patients matching a search as people type it, through keyed tokens only.
+
+    A whole MRN, family name, given name or "given family" (the blind indexes on Patient);
+    or every word of the query ("Silva, Tom", "tom silva", "Sil", "SM-0") is the start of
+    a part of the given or family name, or of the MRN, of 3 characters or more (a shorter
+    word: a whole name part) (PatientSearchToken, search_tokens)."""
     query = " ".join(query.split())
     if query:
         token = partial(blind_index, hospital_id=hospital.pk)
@@ -42,8 +51,57 @@ def _search(patients: QuerySet[Patient], *, hospital: Hospital, query: str) -> Q
                 given_name_index=token(given, purpose="given_name"),
                 family_name_index=token(family, purpose="family_name"),
             )
+        words = _words_q(query, hospital=hospital)
+        if words is not None:
+            match |= words
         patients = patients.filter(match)
     return patients.order_by("-id")
+
+
+def _has_token(tokens: list[str]) -> Q:
+    # IN (subquery): the planner semi-joins the token index, one probe per typed word.
+    return Q(pk__in=PatientSearchToken.objects.filter(token__in=tokens).values("patient_id"))
+
+
+def _words_q(query: str, *, hospital: Hospital) -> Q | None:
+    """Every word matches a name part or the MRN by prefix; None if no word can match."""
+    every: Q | None = None
+    for word in search_tokens.query_words(query):
+        alternatives: list[Q] = []
+        parts = search_tokens.word_name_tokens(word, hospital_id=hospital.pk)
+        if parts:
+            name = Q()
+            for tokens in parts:
+                name &= _has_token(tokens)
+            alternatives.append(name)
+        mrn = search_tokens.word_mrn_token(word, hospital_id=hospital.pk)
+        if mrn is not None:
+            alternatives.append(_has_token([mrn]))
+        if not alternatives:
+            continue  # punctuation only: it narrows nothing
+        this = alternatives[0]
+        for other in alternatives[1:]:
+            this |= other
+        every = this if every is None else every & this
+    return every
+
+
+def patient_ids_by_mrn(*, hospital_ids: Sequence[int], term: str) -> QuerySet[Patient, Any]:
+    """Patients of these hospitals whose MRN is `term` or starts with it (3 characters or
+    more), as a queryset of ids (for `patient_id__in`). The admin's lists search with it;
+    who may see the rows it finds is the caller's queryset's business."""
+    term = " ".join(term.split())
+    if not term or not hospital_ids:
+        return Patient._base_manager.none().values("pk")
+    exact = [blind_index(term, hospital_id=h, purpose="mrn") for h in hospital_ids]
+    match = Q(mrn_index__in=exact)
+    prefixes = [
+        t for h in hospital_ids
+        if (t := search_tokens.word_mrn_token(term, hospital_id=h)) is not None
+    ]  # fmt: skip
+    if prefixes:
+        match |= _has_token(prefixes)
+    return Patient._base_manager.filter(match, hospital_id__in=list(hospital_ids)).values("pk")
 
 
 @dataclass
@@ -130,3 +188,34 @@ def patients_shared_with_user(*, user: User, exclude_hospital: Hospital) -> list
         .select_related("hospital")
         .order_by("-id")[:SHARED_LIMIT]
     )
+
+
+RECENT_LIMIT = 8
+# The user's latest chart reads looked at: enough for RECENT_LIMIT distinct charts unless
+# they opened a handful over and over; bounded, so the cost does not grow with their history.
+RECENT_SCAN = 200
+
+
+def patients_recently_opened(*, user: User, limit: int = RECENT_LIMIT) -> list[Patient]:
+    """The charts this user opened lately, newest first, that they may still open.
+
+    Read from their own `chart.read` events (the ledger's outbox, by actor and time: one
+    index range), then passed through the one access rule (`visible_patients`), so a revoked
+    consent, an ended break-glass or a restriction drops a chart from the list. Two queries
+    whatever the number of charts; each row carries `emergency_access`."""
+    recent = (
+        Event.objects.filter(actor_id=user.pk, kind="chart.read", patient_id__isnull=False)
+        .order_by("-recorded_at")
+        .values_list("patient_id", flat=True)[:RECENT_SCAN]
+    )
+    order: list[int] = [pk for pk in dict.fromkeys(recent) if pk is not None]
+    if not order:
+        return []
+    rows = (
+        visible_patients(user=user)
+        .filter(pk__in=order)
+        .annotate(emergency_access=emergency_q(user=user))
+        .select_related("hospital")
+    )
+    by_id: dict[int, Patient] = {p.pk: p for p in rows}
+    return [by_id[pk] for pk in order if pk in by_id][:limit]

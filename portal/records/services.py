@@ -18,6 +18,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from ledger.events import event_record
+from portal.records import search_tokens
 from portal.records.grants import (
     chart_grant,
     chart_group_grants_remove,
@@ -31,6 +32,7 @@ from portal.records.models import (
     ClinicalRecord,
     Observation,
     Patient,
+    PatientSearchToken,
     RecordStatus,
     model_name,
 )
@@ -74,11 +76,32 @@ def patient_register(
     if patient_by_mrn(hospital=hospital, mrn=mrn) is not None:
         raise ValidationError({"mrn": "A patient with this MRN is already registered here."})
     patient.save()
+    patient_search_tokens_write(patient=patient)
     _grant_hospital_wide(patient, actor)
     event_record(
         kind="patient.registered", hospital=hospital, subject=patient, actor=actor, patient=patient
     )
     return patient
+
+
+@transaction.atomic
+def patient_search_tokens_write(*, patient: Patient) -> int:
+    """Replace a patient's search tokens with those of their current names and MRN (every
+    service that registers a patient or changes a name or MRN calls it, in its transaction).
+    Returns the number of tokens (padding included)."""
+    tokens = search_tokens.patient_tokens(
+        hospital_id=patient.hospital_id,
+        given_name=str(patient.given_name or ""),
+        family_name=str(patient.family_name or ""),
+        mrn=str(patient.mrn or ""),
+    )
+    # The base manager: the patient in hand decides the rows, whatever scope is active.
+    PatientSearchToken._base_manager.filter(patient_id=patient.pk).delete()
+    PatientSearchToken._base_manager.bulk_create(
+        PatientSearchToken(hospital_id=patient.hospital_id, patient_id=patient.pk, token=t)
+        for t in tokens
+    )
+    return len(tokens)
 
 
 @transaction.atomic

@@ -176,7 +176,9 @@ def test_the_charts_hospital_admin_sees_every_read_and_its_receipt(client, sign_
     assert response.status_code == 200
     shown = {e.pk for e in response.context["cl"].result_list}
     assert wanted <= shown
-    assert _patient_cells(response.content.decode()).count(str(patient.pk)) == len(wanted)
+    # Each row links to the patient's admin page (issue 16: events link to their patient).
+    link = f'<a href="/admin/records/patient/{patient.pk}/change/">Patient {patient.pk}</a>'
+    assert _patient_cells(response.content.decode()).count(link) == len(wanted)
     by_patient = client.get(ADMIN_LIST, {"patient": patient.pk})
     assert wanted <= {e.pk for e in by_patient.context["cl"].result_list}
     # Each from Riverside: the reader's hospital filter finds them.
