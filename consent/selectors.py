@@ -31,9 +31,9 @@ from ledger.keys import log_signer
 from ledger.models import ACCESS_KINDS, Event
 from ledger.proofs import receipt_for_event
 from portal import wording
-from portal.records.access import PURPOSE_EMERGENCY
+from portal.records.access import PURPOSE_EMERGENCY, Action, membership_may, roles_may
 from portal.records.models import Patient
-from portal.tenancy.models import PRACTITIONER_ROLES, Department, Hospital, Membership
+from portal.tenancy.models import Department, Hospital, Membership
 
 # Break-glass attempts whose details match no patient lock the user out of break-glass as
 # failed log-ins do (django-axes: 5 failures, 15 minutes).
@@ -444,20 +444,56 @@ def access_requests_by_user(*, user: User) -> list[AccessRequest]:
     )
 
 
-def user_is_practitioner(*, user: User, hospital_id: int | None = None) -> bool:
-    """A clinician or nurse (at that hospital, if given): who may break glass, ask a patient
-    for access, and be named in a consent as one practitioner."""
+def user_is_practitioner(
+    *, user: User, hospital_id: int | None = None, action: Action = Action.REQUEST_ACCESS
+) -> bool:
+    """A role that may do `action` (at that hospital, if given): break glass
+    (Action.BREAK_GLASS), ask a patient for access and be named in a consent as one
+    practitioner (Action.REQUEST_ACCESS). Which roles: records.access.ROLE_ACTIONS."""
     memberships = Membership._base_manager.filter(
-        user=user, is_active=True, role__in=PRACTITIONER_ROLES
+        user=user, is_active=True, role__in=roles_may(action)
     )
     if hospital_id is not None:
         memberships = memberships.filter(hospital_id=hospital_id)
     return memberships.exists()
 
 
-def membership_is_practitioner(*, membership: Membership | None) -> bool:
+def membership_is_practitioner(
+    *, membership: Membership | None, action: Action = Action.REQUEST_ACCESS
+) -> bool:
     """The same rule for the membership a request acts in (pages, menus, API)."""
-    return membership is not None and membership.is_active and membership.role in PRACTITIONER_ROLES
+    return membership_may(membership=membership, action=action)
+
+
+def break_glass_live_for(*, user: User, chart: Any) -> BreakGlass | None:
+    """The reader's own live break-glass on a chart they opened through it (records.access
+    opened `chart`), to offer ending it early; None otherwise, with no query for a chart
+    that no break-glass opened."""
+    if not any(source.startswith("breakglass:") for source in chart.sources):
+        return None
+    return (
+        BreakGlass.objects.filter(
+            user=user, patient_id=chart.patient_id, expires_at__gt=timezone.now()
+        )
+        .order_by("-started_at", "-id")
+        .first()
+    )
+
+
+def break_glass_live_by_uuid(*, user: User, glass_id: Any) -> BreakGlass:
+    """One of the user's own live break-glass rows, by its uuid; anyone else's, another
+    hospital's, an ended one or an unknown id: one 404."""
+    row_uuid = _uuid(glass_id)
+    glass = (
+        BreakGlass.objects.filter(row_uuid=row_uuid, user=user, expires_at__gt=timezone.now())
+        .select_related("patient")
+        .first()
+        if row_uuid
+        else None
+    )
+    if glass is None:
+        raise Http404("No such emergency access.")
+    return glass
 
 
 def break_glass_lockout_until(*, user: User, now: datetime | None = None) -> datetime | None:
@@ -502,7 +538,7 @@ def consent_grantee_choices() -> dict[str, QuerySet]:
     from django.contrib.auth import get_user_model
 
     clinician_ids = Membership._base_manager.filter(
-        is_active=True, role__in=PRACTITIONER_ROLES
+        is_active=True, role__in=roles_may(Action.REQUEST_ACCESS)
     ).values("user_id")
     return {
         "hospitals": Hospital.objects.order_by("name"),

@@ -38,7 +38,7 @@ from consent.selectors import (
 )
 from ledger.events import event_record
 from portal import wording
-from portal.records.access import chart_opened_for
+from portal.records.access import Action, chart_opened_for
 from portal.records.categories import CATEGORY_CODES, category_codename
 from portal.records.grants import (
     chart_grant,
@@ -383,7 +383,7 @@ def break_glass_attempt(
     `breakglass.failed` event, ids only) in their own transaction, which must outlast the
     refusal: call this outside any transaction of your own.
     """
-    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk):
+    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk, action=Action.BREAK_GLASS):
         raise ValidationError("Emergency access is for clinicians and nurses.")
     reason = _break_glass_reason(reason)
     until = break_glass_lockout_until(user=user)
@@ -443,7 +443,7 @@ def break_glass_open(
     Takes a patient already identified: interfaces go through break_glass_attempt, which
     identifies them from the details given and applies the lockout."""
     reason = _break_glass_reason(reason)
-    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk):
+    if not user_is_practitioner(user=user, hospital_id=user_hospital.pk, action=Action.BREAK_GLASS):
         raise ValidationError("Emergency access is for clinicians and nurses.")
     now = timezone.now()
     glass = BreakGlass.objects.create(
@@ -480,6 +480,48 @@ def break_glass_open(
     # The id only; if this message is lost, the beat sweep (consent.notices_sweep) finds the
     # notice unsent and enqueues it again.
     transaction.on_commit(lambda: break_glass_notify.delay(glass.pk))
+    return glass
+
+
+@transaction.atomic
+def break_glass_end(*, glass: BreakGlass, actor: User) -> BreakGlass:
+    """The clinician ends their own emergency access before its time: its permission rows go
+    (grant.removed events) and the row's end becomes now, in one transaction with its
+    `breakglass.ended` event, so the very next read is refused. The patient and the chart's
+    hospital admins are told, as they were told it began; the reads made meanwhile stay in
+    the patient's access log. Ending one that has ended already changes nothing."""
+    glass = (
+        BreakGlass.objects.select_for_update().select_related("patient__hospital").get(pk=glass.pk)
+    )
+    if glass.user_id != actor.pk:
+        raise ValidationError("Only the person who opened emergency access can end it early.")
+    now = timezone.now()
+    if glass.expires_at <= now:
+        return glass
+    minutes_left = int((glass.expires_at - now).total_seconds() // 60)
+    glass.expires_at = now
+    glass.save(update_fields=["expires_at"])
+    grant_source_remove(source=glass.source, actor=actor)
+    patient = glass.patient
+    event_record(
+        kind="breakglass.ended", hospital=glass.hospital_id, subject=glass, actor=actor,
+        patient=patient, actor_hospital=glass.user_hospital_id,
+        attrs={"from_hospital": glass.user_hospital_id, "minutes_left": minutes_left},
+    )  # fmt: skip
+    who = _staff_name(actor)
+    when = f"{timezone.localtime(now):%d %b %Y %H:%M}"
+    if patient.user is not None:
+        notification_send(
+            user=patient.user, kind="break_glass", flagged=True,
+            text=f"Emergency access ended: {who} closed the emergency access to your "
+            f"records at {patient.hospital.name} on {when}, before its time was up.",
+        )  # fmt: skip
+    for admin in _hospital_admins(glass.hospital_id):
+        notification_send(
+            user=admin, kind="break_glass", flagged=True,
+            text=f"Emergency access at {patient.hospital.name} ended early by {who} on "
+            f"{when} (break-glass {glass.row_uuid}).",
+        )  # fmt: skip
     return glass
 
 

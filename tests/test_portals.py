@@ -237,6 +237,8 @@ CROSS_TENANT_CASES = {
     "provider:shared": "tests/consent/test_views.py::test_shared_list_holds_only_granted_charts",
     "provider:access_request_new": "tests/consent/test_views.py::test_access_request_flow",
     "provider:break_glass": "tests/consent/test_views.py::test_break_glass_flow",
+    "provider:break_glass_end": "tests/provider/test_every_role_has_a_way_in.py::"
+    "test_break_glass_can_be_ended_early_by_the_one_who_opened_it",
     **{
         f"patient:{name}": "tests/consent/test_views.py::test_other_patients_ids_are_404"
         for name in (

@@ -278,6 +278,10 @@ class ChartSerializer(serializers.Serializer):
     patient = PatientSerializer(source="chart.patient")
     access = AccessSerializer()
     can_change = serializers.BooleanField()
+    actions = serializers.ListField(
+        child=serializers.CharField(),
+        help_text="What you may do on this chart (records.access.Action values), by your role.",
+    )
     problems = RecordSerializer(many=True, source="chart.problems")
     medications = RecordSerializer(many=True, source="chart.medications")
     allergies = RecordSerializer(many=True, source="chart.allergies")

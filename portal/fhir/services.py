@@ -51,7 +51,7 @@ from portal.fhir import resources
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.jsontext import json_depth, json_problem
 from portal.records import services as records_services
-from portal.records.access import access_patient
+from portal.records.access import OpenedChart, access_patient
 from portal.records.models import (
     AllergyIntolerance,
     ClinicalRecord,
@@ -287,6 +287,7 @@ class _Importer:
         self.encounters: dict[str, tuple[int, int]] = {}  # source key -> (Encounter, patient)
         self.new_identities: list[ImportIdentity] = []
         self.skipped_sources: set[tuple[str, str]] = set()
+        self.charts: dict[int, OpenedChart] = {}  # patient id -> as opened to the actor
 
     def _token(self, value: str, *, purpose: str = "source") -> str:
         return import_source_token(hospital_id=self.hospital.pk, value=value, purpose=purpose)
@@ -337,10 +338,23 @@ class _Importer:
         if self.actor is None:
             return Patient.objects.filter(pk=patient_id, hospital=self.hospital).first()
         try:
-            patient = access_patient(self.actor, patient_id, codename="change_patient").patient
+            chart = access_patient(self.actor, patient_id, codename="change_patient")
         except Http404:
             return None
-        return patient if patient.hospital_id == self.hospital.pk else None
+        if chart.patient.hospital_id != self.hospital.pk:
+            return None
+        self.charts[chart.patient_id] = chart
+        return chart.patient
+
+    def _may_write(self, patient: Patient, model: type[ClinicalRecord]) -> None:
+        """The importer's role may add records of this type (records.access decides: a
+        nurse writes no prescription or diagnosis, a clerk no clinical record); an
+        operator's import (no actor) may."""
+        chart = self.charts.get(patient.pk)
+        if self.actor is not None and (chart is None or not chart.can_write(model)):
+            raise ValidationError(
+                f"your role may not add {model._meta.verbose_name_plural} to a chart"
+            )
 
     def _patient_for(self, entry: _Entry) -> Patient:
         ref = entry.resource.get("subject") or entry.resource.get("patient")
@@ -450,6 +464,8 @@ class _Importer:
                 value = fields.get(name)
                 if value is not None and _in_future(value):
                     raise _Skip(f"{name} is in the future (the portal refuses future facts)")
+        for _part, model, _fields in rows:
+            self._may_write(patient, model)
         for part, model, fields in rows:
             record = records_services.record_create(
                 actor=self.actor, patient=patient, model=model, **fields

@@ -10,6 +10,7 @@ urlpatterns = [
     path("shared/", views.shared_view, name="shared"),
     path("access-requests/new/", views.access_request_new_view, name="access_request_new"),
     path("break-glass/", views.break_glass_view, name="break_glass"),
+    path("break-glass/<str:glass_id>/end/", views.break_glass_end_view, name="break_glass_end"),
     path("patients/<int:patient_id>/", views.chart_view, name="chart"),
     path(
         "patients/<int:patient_id>/observations/new/",

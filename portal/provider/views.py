@@ -24,6 +24,7 @@ from portal import wording
 from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import access, audit, downloads, search, services
+from portal.records.access import Action
 from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document
@@ -32,6 +33,11 @@ from portal.tenancy import selectors as tenancy_selectors
 
 @staff_required
 def home_view(request: HttpRequest) -> HttpResponse:
+    if not access.membership_may(membership=request.membership, action=Action.PATIENT_LIST):
+        # A hospital admin: no patient list (no chart without a grant); their work is in
+        # the admin, and this page leads there.
+        notifications = consent_selectors.notifications_for(user=request.user, limit=5)
+        return render(request, "provider/admin_home.html", {"notifications": notifications})
     form = forms.PatientSearchForm(request.GET or None)
     query = form.cleaned_data["q"] if form.is_valid() else ""
     page = search.patient_page_for_user(
@@ -46,11 +52,22 @@ def home_view(request: HttpRequest) -> HttpResponse:
     context = {
         "page": page, "form": form, "q": query, "notifications": notifications,
         "recent": recent,
-        "practitioner": consent_selectors.membership_is_practitioner(
-            membership=request.membership
-        ),
+        **_hospital_actions(request), "break_glass_hours": BREAK_GLASS_HOURS,
     }  # fmt: skip
     return render(request, "provider/home.html", context)
+
+
+def _hospital_actions(request: HttpRequest) -> dict[str, bool]:
+    """What the role the request acts in may start from the lists (the buttons shown)."""
+    may = {
+        name: access.membership_may(membership=request.membership, action=action)
+        for name, action in (
+            ("may_register", Action.REGISTER),
+            ("may_break_glass", Action.BREAK_GLASS),
+            ("may_request_access", Action.REQUEST_ACCESS),
+        )
+    }
+    return {**may, "practitioner": may["may_request_access"]}
 
 
 def _cursor(value: str | None) -> int | None:
@@ -63,6 +80,8 @@ def _cursor(value: str | None) -> int | None:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def patient_new_view(request: HttpRequest) -> HttpResponse:
+    if not access.membership_may(membership=request.membership, action=Action.REGISTER):
+        raise Http404("No such page.")
     form = forms.PatientRegisterForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         try:
@@ -91,8 +110,15 @@ def chart_view(request: HttpRequest, patient_id: int) -> HttpResponse:
             "chart": chart_for(chart=opened),
             "access": opened,
             "can_change": opened.can_change,
+            "emergency": consent_selectors.break_glass_live_for(user=request.user, chart=opened),
         },
     )
+
+
+def _chart_for(request: HttpRequest, patient_id: int, action: Action) -> access.OpenedChart:
+    """The chart, opened to do `action`: a role that may not do it gets the same 404 as a
+    chart that does not exist (records.access decides)."""
+    return access.access_patient(request.user, patient_id, action=action)
 
 
 def _form_page(request, form, title, *, patient=None, status_if_errors=False, **extra):
@@ -112,7 +138,7 @@ def _add_errors(form, exc: ValidationError) -> None:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.RECORD_OBSERVATION).patient
     form = forms.ObservationForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -133,7 +159,7 @@ def observation_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.RECORD_OBSERVATION).patient
     form = forms.BloodPressureForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -161,7 +187,7 @@ def blood_pressure_new_view(request: HttpRequest, patient_id: int) -> HttpRespon
 @staff_required
 @require_http_methods(["GET", "POST"])
 def note_new_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.RECORD_NOTE).patient
     form = forms.NoteForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         services.record_create(
@@ -253,8 +279,8 @@ def _recorded_by(record: ClinicalRecord) -> str:
 @staff_required
 @require_http_methods(["GET", "POST"])
 def observation_correct_view(request: HttpRequest, record_id: int) -> HttpResponse:
-    record = access.access_record(request.user, "observation", record_id).record
-    access.access_patient(request.user, record.patient_id, codename="change_patient")
+    opened = access.access_record(request.user, "observation", record_id, action=Action.CHANGE)
+    record = opened.record
     initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
     form = forms.ObservationForm(request.POST or None, initial=initial, fixed_code=record.code)
     if request.method == "POST" and form.is_valid():
@@ -279,7 +305,7 @@ def observation_correct_view(request: HttpRequest, record_id: int) -> HttpRespon
 def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS or record_type == "clinicalnote":
         raise Http404("No such record type.")
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, access.record_action(record_type)).patient
     form_class = forms.record_form_class(record_type)
     form = form_class(request.POST or None)
     if request.method == "POST" and form.is_valid():
@@ -302,8 +328,8 @@ def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> 
 def record_correct_view(request: HttpRequest, record_type: str, record_id: int) -> HttpResponse:
     if record_type not in forms.RECORD_FORM_FIELDS:
         raise Http404("No such record type.")
-    record = access.access_record(request.user, record_type, record_id).record
-    access.access_patient(request.user, record.patient_id, codename="change_patient")
+    opened = access.access_record(request.user, record_type, record_id, action=Action.CHANGE)
+    record = opened.record
     form_class = forms.record_form_class(record_type)
     # No instance is bound: the form must never write to the version it corrects.
     initial = model_to_dict(record, fields=form_class.Meta.fields)
@@ -326,7 +352,7 @@ def record_correct_view(request: HttpRequest, record_type: str, record_id: int) 
 @staff_required
 @require_http_methods(["GET", "POST"])
 def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.CARE_TEAM).patient
     form = forms.CareTeamAddForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         user = (
@@ -357,7 +383,7 @@ def care_team_view(request: HttpRequest, patient_id: int) -> HttpResponse:
 @staff_required
 @require_POST
 def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.CARE_TEAM).patient
     member = patient.care_team.filter(user_id=user_id).select_related("user").first()
     if member is None:
         raise Http404("No such care team member.")
@@ -369,7 +395,7 @@ def care_team_remove_view(request: HttpRequest, patient_id: int, user_id: int) -
 @staff_required
 @require_http_methods(["GET", "POST"])
 def document_upload_view(request: HttpRequest, patient_id: int) -> HttpResponse:
-    patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+    patient = _chart_for(request, patient_id, Action.RECORD_DOCUMENT).patient
     form = forms.DocumentUploadForm(request.POST or None, request.FILES or None)
     if request.method == "POST" and form.is_valid():
         upload = form.cleaned_data["file"]
@@ -404,24 +430,24 @@ def shared_view(request: HttpRequest) -> HttpResponse:
         user=request.user, exclude_hospital=request.hospital
     )
     requests = consent_selectors.access_requests_by_user(user=request.user)
-    practitioner = consent_selectors.membership_is_practitioner(membership=request.membership)
     return render(
         request, "provider/shared.html",
-        {"patients": patients, "access_requests": requests, "practitioner": practitioner},
+        {"patients": patients, "access_requests": requests, **_hospital_actions(request)},
     )  # fmt: skip
 
 
-def _practitioners_only(request: HttpRequest) -> None:
-    """Break-glass and access requests are for clinicians and nurses: a page that is not
-    for this role is refused as other staff pages refuse non-staff (403)."""
-    if not consent_selectors.membership_is_practitioner(membership=request.membership):
+def _practitioners_only(request: HttpRequest, action: Action) -> None:
+    """Break-glass and access requests are for the roles records.access lets do them
+    (clinicians and nurses): a page that is not for this role is refused as other staff
+    pages refuse non-staff (403)."""
+    if not access.membership_may(membership=request.membership, action=action):
         raise PermissionDenied("This page is for clinicians and nurses.")
 
 
 @staff_required
 @require_http_methods(["GET", "POST"])
 def access_request_new_view(request: HttpRequest) -> HttpResponse:
-    _practitioners_only(request)
+    _practitioners_only(request, Action.REQUEST_ACCESS)
     form = forms.AccessRequestForm(request.POST or None)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
@@ -445,10 +471,18 @@ def access_request_new_view(request: HttpRequest) -> HttpResponse:
     return _form_page(request, form, "Ask a patient for access", status_if_errors=True)
 
 
+BREAK_GLASS_HOURS = int(consent_services.BREAK_GLASS_DEFAULT.total_seconds() // 3600)
+BREAK_GLASS_INTRO = (
+    "For a patient you must treat now whose chart you cannot open, when they cannot give "
+    f"consent. You can read the whole chart for {BREAK_GLASS_HOURS} hours (or until you end "
+    "it). Every read is flagged, and the patient and the chart's hospital are told at once."
+)
+
+
 @staff_required
 @require_http_methods(["GET", "POST"])
 def break_glass_view(request: HttpRequest) -> HttpResponse:
-    _practitioners_only(request)
+    _practitioners_only(request, Action.BREAK_GLASS)
     form = forms.BreakGlassForm(request.POST or None)
     status = None
     if request.method == "POST" and form.is_valid():
@@ -470,11 +504,27 @@ def break_glass_view(request: HttpRequest) -> HttpResponse:
             else:
                 messages.warning(
                     request,
-                    "Emergency access granted for 4 hours. Every read is flagged and the "
-                    "patient and the hospital are told.",
+                    f"Emergency access granted for {BREAK_GLASS_HOURS} hours. Every read is "
+                    "flagged and the patient and the hospital are told. End it on the chart "
+                    "as soon as you are done.",
                 )
             return redirect("provider:chart", patient_id=outcome.patient.pk)
-    response = _form_page(request, form, "Emergency (break-glass) access", status_if_errors=True)
+    response = _form_page(
+        request, form, "Open a chart in an emergency", status_if_errors=True,
+        intro=BREAK_GLASS_INTRO, submit="Open the chart in an emergency",
+    )  # fmt: skip
     if status is not None:
         response.status_code = status
     return response
+
+
+@staff_required
+@require_POST
+def break_glass_end_view(request: HttpRequest, glass_id: str) -> HttpResponse:
+    """End one's own emergency access now (anyone else's, or an ended one: 404)."""
+    glass = consent_selectors.break_glass_live_by_uuid(user=request.user, glass_id=glass_id)
+    consent_services.break_glass_end(glass=glass, actor=request.user)
+    messages.success(
+        request, "Emergency access ended. The patient and the hospital have been told."
+    )
+    return redirect("provider:home")

@@ -13,6 +13,13 @@ The rule, once:
   portal only: a proxy row never opens a chart in the provider portal, the API or FHIR).
 - Restricted notes are in no category: staff see one only through a live grant on the note
   itself, a proxy never, the patient (owner) always.
+- The reader's role narrows what a grant opens (ROLE_ACTIONS, ROLE_CATEGORIES: who may do
+  what, README "Who may do what"): a records clerk reads the demographics, encounters and
+  documents and writes only those; a nurse writes no prescription or diagnosis; a hospital
+  admin opens a chart only through a grant that names them personally. The role is the
+  reader's active membership at the chart's hospital, or, for another hospital's chart
+  (consent, break-glass), their strongest active role elsewhere: the grant already decided
+  that they may read; the role decides how much. It is read in the query that opens the chart.
 - Missing and forbidden are the same 404.
 
 Callers open a chart (`open_chart` / `access_patient`, `access_patient_as_owner`,
@@ -32,7 +39,17 @@ from datetime import datetime
 from typing import Any
 
 from django.contrib.auth.models import AnonymousUser, User
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import (
+    Case,
+    Exists,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+    When,
+)
 from django.http import Http404
 
 from portal.ids import row_id
@@ -53,6 +70,7 @@ from portal.records.models import (
     Patient,
     model_name,
 )
+from portal.tenancy.models import Membership, Role
 
 # Grant sources (GrantFields.source) the rule tells apart.
 CONSENT_PREFIX = "consent:"
@@ -80,11 +98,124 @@ TREND_POINTS = 200
 
 
 class Action(enum.StrEnum):
-    """What a reader means to do with a chart. The per-role capabilities (which role may do
-    which action) belong here, in `_capable`, and nowhere else."""
+    """What a reader means to do with a chart (or, for the last four, at their hospital).
+    The per-role capabilities (which role may do which action) belong here, in
+    ROLE_ACTIONS / `_capable`, and nowhere else."""
 
-    VIEW = "view"
-    CHANGE = "change"
+    VIEW = "view"  # open the chart: the categories the role reads (ROLE_CATEGORIES)
+    CHANGE = "change"  # add to or correct the chart at all: any of the record actions below
+    RECORD_OBSERVATION = "record.observation"  # vital signs and measurements
+    RECORD_NOTE = "record.clinicalnote"  # a clinical (or nursing) note
+    RECORD_CONDITION = "record.condition"  # a problem or diagnosis
+    RECORD_MEDICATION = "record.medicationrequest"  # a prescription
+    RECORD_ALLERGY = "record.allergyintolerance"
+    RECORD_IMMUNIZATION = "record.immunization"
+    RECORD_PROCEDURE = "record.procedure"
+    RECORD_ENCOUNTER = "record.encounter"  # a visit (its admission and discharge)
+    RECORD_DOCUMENT = "record.document"  # upload a document
+    CARE_TEAM = "care_team"  # add colleagues to the chart's care team, remove them
+    # Not about one opened chart: asked of the membership a request acts in (membership_may).
+    PATIENT_LIST = "patient_list"  # the hospital's patient list and search
+    REGISTER = "register"  # register a patient (and so open a new chart)
+    BREAK_GLASS = "break_glass"  # open a chart in an emergency
+    REQUEST_ACCESS = "access_request"  # ask a patient for access (and be named in a consent)
+
+
+# A record type's write action: adding one and correcting one.
+RECORD_ACTIONS: dict[str, Action] = {
+    "observation": Action.RECORD_OBSERVATION,
+    "clinicalnote": Action.RECORD_NOTE,
+    "condition": Action.RECORD_CONDITION,
+    "medicationrequest": Action.RECORD_MEDICATION,
+    "allergyintolerance": Action.RECORD_ALLERGY,
+    "immunization": Action.RECORD_IMMUNIZATION,
+    "procedure": Action.RECORD_PROCEDURE,
+    "encounter": Action.RECORD_ENCOUNTER,
+    "document": Action.RECORD_DOCUMENT,
+}
+CHART_WRITES = frozenset({*RECORD_ACTIONS.values(), Action.CARE_TEAM})
+HOSPITAL_ACTIONS = frozenset(
+    {Action.PATIENT_LIST, Action.REGISTER, Action.BREAK_GLASS, Action.REQUEST_ACCESS}
+)
+_CLINICAL = frozenset({Action.VIEW, Action.CHANGE, *CHART_WRITES, *HOSPITAL_ACTIONS})
+# Nurses chart what they observe and give: no prescription, diagnosis or procedure, no
+# encounter (visits are admitted by clinicians and clerks), no care-team changes. Allergies
+# they may record: nurses take the allergy history at admission, and an allergy left out
+# until a clinician comes is the unsafe choice.
+_NOT_NURSES = frozenset(
+    {
+        Action.RECORD_CONDITION,
+        Action.RECORD_MEDICATION,
+        Action.RECORD_PROCEDURE,
+        Action.RECORD_ENCOUNTER,
+        Action.CARE_TEAM,
+    }
+)
+# Who may do what (the README's table "Who may do what" is this one;
+# tests/records/test_roles.py walks it). A chart action still needs a grant that opens the
+# chart (and, to write, one that lets the reader change it: their own hospital's or the
+# care team's, never a consent's or a break-glass).
+ROLE_ACTIONS: dict[str, frozenset[Action]] = {
+    Role.CLINICIAN: _CLINICAL,
+    Role.NURSE: _CLINICAL - _NOT_NURSES,
+    # Clerks register patients, admit visits and file documents; they read only that.
+    Role.RECORDS_CLERK: frozenset(
+        {
+            Action.VIEW,
+            Action.CHANGE,
+            Action.RECORD_ENCOUNTER,
+            Action.RECORD_DOCUMENT,
+            Action.PATIENT_LIST,
+            Action.REGISTER,
+        }
+    ),
+    # Hospital admins administer (the Django admin decides that: portal.admin_site); a chart
+    # opens to them only through a grant naming them personally (a care team), to read.
+    Role.HOSPITAL_ADMIN: frozenset({Action.VIEW}),
+}
+# The categories each role reads of a chart it may open (None: all the grant opens). The
+# demographics (the Patient itself) are always shown to whoever opens the chart.
+ROLE_CATEGORIES: dict[str, frozenset[str] | None] = {
+    Role.CLINICIAN: None,
+    Role.NURSE: None,
+    Role.RECORDS_CLERK: frozenset({"encounters", "documents"}),
+    Role.HOSPITAL_ADMIN: None,
+}
+# Roles whose group grants (the hospital-wide clinical group, departments) count: a
+# hospital admin is in neither (tenancy.services), and would read nothing through one.
+GROUP_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.RECORDS_CLERK})
+# For another hospital's chart, the reader's strongest role (the first of these they hold).
+ROLE_RANK: tuple[str, ...] = (
+    Role.CLINICIAN,
+    Role.NURSE,
+    Role.RECORDS_CLERK,
+    Role.HOSPITAL_ADMIN,
+)
+
+
+def record_action(record_type: str | type[ClinicalRecord]) -> Action:
+    """The action that adds or corrects a record of this type."""
+    name = record_type if isinstance(record_type, str) else model_name(record_type)
+    return RECORD_ACTIONS[name]
+
+
+def roles_may(action: Action) -> frozenset[str]:
+    """The roles that may do `action` (for filters over memberships)."""
+    return frozenset(role for role, actions in ROLE_ACTIONS.items() if action in actions)
+
+
+def role_may(*, role: str | None, action: Action) -> bool:
+    return role is not None and action in ROLE_ACTIONS.get(role, frozenset())
+
+
+def membership_may(*, membership: Any, action: Action) -> bool:
+    """May the membership a request acts in do `action` at its hospital (register, list
+    patients, break glass, ask for access). Chart actions are asked of an OpenedChart."""
+    return (
+        membership is not None
+        and membership.is_active
+        and role_may(role=membership.role, action=action)
+    )
 
 
 class Via(enum.StrEnum):
@@ -112,6 +243,18 @@ class OpenedChart:
     until: datetime | None = None  # access lasts while a grant lasts; None: no end
     sources: tuple[str, ...] = ()
     present: frozenset[str] | None = None
+    role: str | None = None  # the reader's role (staff), which narrowed `actions`
+
+    def can(self, action: Action) -> bool:
+        return _capable(self, action)
+
+    def can_write(self, record_type: str | type[ClinicalRecord]) -> bool:
+        return _capable(self, record_action(record_type))
+
+    @property
+    def may(self) -> dict[str, bool]:
+        """For templates: `access.may.record_medication`, one key per Action name."""
+        return {action.name.lower(): _capable(self, action) for action in Action}
 
     @property
     def patient_id(self) -> int:
@@ -196,33 +339,66 @@ def chart_required(chart: Any, *, user: Any = None) -> OpenedChart:
 
 
 def _capable(chart: OpenedChart, action: Action) -> bool:
-    """May the reader do `action` on the opened chart. Per-role capabilities go here."""
+    """May the reader do `action` on the opened chart. `actions` is already the grant's
+    answer narrowed by the role (ROLE_ACTIONS), computed once in `_decide`."""
     return action in chart.actions
 
 
+def _role_subquery(*, user_id: int, patient_id: int) -> Subquery:
+    """The reader's role for the chart `patient_id`: their active membership at its
+    hospital, else their strongest active role elsewhere. A subquery of the query that opens
+    the chart, so the role costs no query of its own."""
+    hospital_id = Subquery(Patient._base_manager.filter(pk=patient_id).values("hospital_id")[:1])
+    here = Case(When(hospital_id=hospital_id, then=Value(0)), default=Value(1))
+    rank = Case(
+        *(When(role=role, then=Value(i)) for i, role in enumerate(ROLE_RANK)),
+        default=Value(len(ROLE_RANK)),
+        output_field=IntegerField(),
+    )
+    memberships = (
+        Membership._base_manager.filter(user_id=user_id, is_active=True)
+        .annotate(here=here, rank=rank)
+        .order_by("here", "rank", "pk")
+        .values("role")[:1]
+    )
+    return Subquery(memberships)
+
+
 def _decide(
-    rows: Iterable[tuple[str, str, datetime | None]],
+    rows: Iterable[tuple[str, str, datetime | None, bool]],
     *,
     user_id: int,
     patient: Patient,
     proxy: bool = False,
+    role: str | None = None,
     **hints: Any,
 ) -> OpenedChart | None:
-    """The chart as the grant rows (codename, source, expires_at) open it, or None."""
+    """The chart as the grant rows (codename, source, expires_at, through a group) open it
+    to a reader of `role`, or None. A proxy's rows open the patient portal's view (no role);
+    staff rows open what the role may see of what they grant."""
     rows = list(rows)
-    can_change = any(codename == CHANGE_CODENAME for codename, _, _ in rows)
+    if not proxy:
+        if not role_may(role=role, action=Action.VIEW):
+            return None
+        if role not in GROUP_ROLES:
+            rows = [row for row in rows if not row[3]]  # only grants naming them count
+    can_change = any(codename == CHANGE_CODENAME for codename, _, _, _ in rows)
     views = [row for row in rows if row[0] in VIEW_CODENAMES]
     if not views:
         return None
     named: set[str] = set()
     categories: set[str] | None = named
-    for codename, _source, _expires in views:
+    for codename, _source, _expires, _group in views:
         if codename == "view_patient":
             categories = None
             break
         named.add(codename.removeprefix("view_chart_"))
-    sources = tuple(sorted({source for _, source, _ in views}))
-    ends = [expires for _, _, expires in views]
+    if not proxy and role is not None:
+        by_role = ROLE_CATEGORIES.get(role)
+        if by_role is not None:
+            categories = set(by_role) if categories is None else categories & by_role
+    sources = tuple(sorted({source for _, source, _, _ in views}))
+    ends = [expires for _, _, expires, _ in views]
     if proxy:
         via = Via.PROXY
     elif all(s.startswith(BREAK_GLASS_PREFIX) for s in sources):
@@ -233,7 +409,9 @@ def _decide(
         via = Via.CONSENT
     actions = {Action.VIEW}
     if can_change and not proxy:
-        actions.add(Action.CHANGE)
+        actions |= ROLE_ACTIONS.get(role or "", frozenset()) & CHART_WRITES
+        if actions & CHART_WRITES:
+            actions.add(Action.CHANGE)
     return OpenedChart(
         patient=patient,
         user_id=user_id,
@@ -242,6 +420,7 @@ def _decide(
         actions=frozenset(actions),
         until=None if None in ends else max(end for end in ends if end is not None),
         sources=sources,
+        role=None if proxy else role,
         **hints,
     )
 
@@ -268,8 +447,8 @@ def open_chart(
     forbidden alike.
 
     One query: the user's live grants on the chart (the view records_live_grant) with the
-    patient, its hospital and which record types it holds (records_chart_contents) joined;
-    no grant, no row: nothing to tell missing and forbidden apart.
+    patient, its hospital, which record types it holds (records_chart_contents) and the
+    reader's role joined; no grant, no row: nothing to tell missing and forbidden apart.
     """
     pk = row_id(patient_id)
     if pk is None or not user.is_authenticated or not user.is_active:
@@ -278,6 +457,7 @@ def open_chart(
         _staff_grants(user)
         .filter(patient_id=pk)
         .select_related("patient__hospital", "patient__contents")
+        .annotate(reader_role=_role_subquery(user_id=user.pk, patient_id=pk))
     )
     if not rows:
         raise Http404(NOT_FOUND)
@@ -285,9 +465,10 @@ def open_chart(
     assert patient is not None  # the rows name this chart (patient_id=pk)
     contents = patient.contents
     chart = _decide(
-        [(r.codename, r.source, r.expires_at) for r in rows],
+        [(r.codename, r.source, r.expires_at, r.group_id is not None) for r in rows],
         user_id=user.pk,
         patient=patient,
+        role=rows[0].reader_role,
         present=frozenset(name for name in RECORD_TYPES if getattr(contents, name)),
     )
     if chart is None or not _capable(chart, action):
@@ -296,14 +477,19 @@ def open_chart(
 
 
 def access_patient(
-    user: User | AnonymousUser, patient_id: Any, *, codename: str = "view_patient"
+    user: User | AnonymousUser,
+    patient_id: Any,
+    *,
+    codename: str = "view_patient",
+    action: Action | None = None,
 ) -> OpenedChart:
     """open_chart under the house name (`access_<entity>(user, id)`): `codename`
-    "view_patient" to read, "change_patient" to add to or correct the chart."""
+    "view_patient" to read, "change_patient" to add to or correct the chart at all; or
+    the `action` meant (Action.RECORD_MEDICATION, Action.CARE_TEAM, ...)."""
     actions = {"view_patient": Action.VIEW, CHANGE_CODENAME: Action.CHANGE}
     if codename not in actions:
         raise ValueError(f"access_patient does not decide {codename!r}")
-    return open_chart(user=user, patient_id=patient_id, action=actions[codename])
+    return open_chart(user=user, patient_id=patient_id, action=action or actions[codename])
 
 
 def chart_opened_for(*, user: User | AnonymousUser, patient: Patient) -> OpenedChart | None:
@@ -311,9 +497,17 @@ def chart_opened_for(*, user: User | AnonymousUser, patient: Patient) -> OpenedC
     portal, the API or FHIR (one query); None if they may not."""
     if not user.is_authenticated or not user.is_active or patient.pk is None:
         return None
-    rows = _staff_grants(user).filter(patient_id=patient.pk)
+    rows = list(
+        _staff_grants(user)
+        .filter(patient_id=patient.pk)
+        .annotate(reader_role=_role_subquery(user_id=user.pk, patient_id=patient.pk))
+        .values_list("codename", "source", "expires_at", "group_id", "reader_role")
+    )
     return _decide(
-        rows.values_list("codename", "source", "expires_at"), user_id=user.pk, patient=patient
+        [(codename, source, ends, group is not None) for codename, source, ends, group, _ in rows],
+        user_id=user.pk,
+        patient=patient,
+        role=rows[0][4] if rows else None,
     )
 
 
@@ -339,7 +533,7 @@ def proxy_chart_for(*, user: User, patient: Patient) -> OpenedChart | None:
     """A carer's live proxy grants on one registration (patient portal), in one query."""
     rows = _proxy_grants(user).filter(patient_id=patient.pk)
     return _decide(
-        rows.values_list("codename", "source", "expires_at"),
+        [(*row, False) for row in rows.values_list("codename", "source", "expires_at")],
         user_id=user.pk,
         patient=patient,
         proxy=True,
@@ -361,9 +555,12 @@ def owner_charts(*, user: User | AnonymousUser, patients: list[Patient]) -> list
     return charts
 
 
-def access_record(user: User | AnonymousUser, record_type: str, record_id: Any) -> OpenedRecord:
+def access_record(
+    user: User | AnonymousUser, record_type: str, record_id: Any, *, action: Action = Action.VIEW
+) -> OpenedRecord:
     """A record the user may open, with its chart: the chart must open to them with the
-    record's category covered, and a restricted note must be granted to them. 404 else."""
+    record's category covered, and a restricted note must be granted to them; to correct
+    it (`action` CHANGE), they must be able to write records of its type. 404 else."""
     model = RECORD_TYPES.get(record_type)
     pk = row_id(record_id)
     if model is None or pk is None:
@@ -373,6 +570,10 @@ def access_record(user: User | AnonymousUser, record_type: str, record_id: Any) 
     )
     opened = _record_opened(user, record) if record is not None else None
     if opened is None:
+        raise Http404("No such record.")
+    if action is Action.CHANGE:
+        action = record_action(record_type)
+    if not _capable(opened.chart, action):
         raise Http404("No such record.")
     return opened
 
@@ -418,7 +619,7 @@ def object_permissions_for(*, user: User | AnonymousUser, obj: Any) -> frozenset
         if opened is None:
             return frozenset()
         name = obj._meta.model_name
-        changes = [f"change_{name}"] if opened.chart.can_change else []
+        changes = [f"change_{name}"] if opened.chart.can_write(type(obj)) else []
         return frozenset({f"view_{name}", *changes})
     return frozenset()
 

@@ -11,7 +11,15 @@ def active_hospital(request: HttpRequest) -> dict:
         "memberships": getattr(request, "memberships", []),
         # Evaluated only if a template asks, so pages that never show it pay no query.
         "is_patient": SimpleLazyObject(lambda: _is_patient(request)),
+        # The admin site's own rule (its has_permission), for the header's Admin link.
+        "may_administer": SimpleLazyObject(lambda: _may_administer(request)),
     }
+
+
+def _may_administer(request: HttpRequest) -> bool:
+    from django.contrib import admin
+
+    return bool(getattr(request, "user", None)) and admin.site.has_permission(request)
 
 
 def _is_patient(request: HttpRequest) -> bool:

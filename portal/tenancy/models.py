@@ -27,9 +27,8 @@ class Role(models.TextChoices):
 
 # Roles that work with charts; they see the hospital's unrestricted patients.
 CLINICAL_ROLES = frozenset({Role.CLINICIAN, Role.NURSE, Role.RECORDS_CLERK})
-# Roles that treat patients: only they may break glass, ask a patient for access, or be
-# named in a consent as "one practitioner" (a records clerk files, a hospital admin manages).
-PRACTITIONER_ROLES = frozenset({Role.CLINICIAN, Role.NURSE})
+# What each role may do (break glass, ask for access, which parts of a chart): the access
+# module's table, portal.records.access.ROLE_ACTIONS.
 
 
 class Department(models.Model):

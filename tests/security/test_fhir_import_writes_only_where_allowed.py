@@ -18,7 +18,7 @@ from ledger.models import Event
 from portal.api.services import token_issue
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.records import services
-from portal.records.models import RECORD_MODELS, Condition, Patient
+from portal.records.models import RECORD_MODELS, Observation, Patient
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
 
@@ -179,15 +179,16 @@ def test_an_existing_mrn_is_not_revealed(client, sign_in, world):
     assert len(set(for_the_admin.values())) == 1, for_the_admin
     assert restricted_for_the_nurse == for_the_admin["NO-SUCH-MRN"]
     assert b"MRN" not in restricted_for_the_nurse and b"exist" not in restricted_for_the_nurse
-    # The nurse's own hospital charts stay theirs to import into.
+    # The nurse's own hospital charts stay theirs to import into (what a nurse may record:
+    # an observation; a diagnosis is a clinician's, records.access ROLE_ACTIONS, issue 16).
     sign_in(client, nurse)
-    response = _post(client, _bundle(_patient(mrn="A-100"), _condition("c-9", "urn:uuid:pat-1")))
+    response = _post(client, _bundle(_patient(mrn="A-100"), _observation("o-9", "urn:uuid:pat-1")))
     assert response.status_code == 200, response.content
     with unscoped():
         identity = ImportIdentity._base_manager.get(
-            source_token=import_source_token(hospital_id=world["open"].hospital_id, value="c-9")
+            source_token=import_source_token(hospital_id=world["open"].hospital_id, value="o-9")
         )
-        assert Condition.objects.get(pk=identity.target_id).patient_id == world["open"].pk
+        assert Observation.objects.get(pk=identity.target_id).patient_id == world["open"].pk
 
 
 def test_another_hospital_changes_nothing(client, sign_in, world, make_staff, hospital_b):

@@ -98,6 +98,8 @@ class PatientListView(ApiView):
         response=out.PatientSerializer, status=201, errors=(401, 403),
     )  # fmt: skip
     def post(self, request: Request) -> Response:
+        if not access.membership_may(membership=request.membership, action=access.Action.REGISTER):
+            raise Http404("No such endpoint for your role.")
         form = form_validate(provider_forms.PatientRegisterForm, request.data)
         try:
             patient = services.patient_register(
@@ -135,6 +137,7 @@ class ChartView(ApiView):
             "chart": chart_for(chart=opened),
             "access": opened,
             "can_change": opened.can_change,
+            "actions": sorted(opened.actions),
         }
         return Response(out.ChartSerializer(summary).data)
 
@@ -216,7 +219,9 @@ class RecordListView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, patient_id: int, record_type: str) -> Response:
         model = _model(record_type, CREATABLE_TYPES)
-        patient = access.access_patient(request.user, patient_id, codename="change_patient").patient
+        patient = access.access_patient(
+            request.user, patient_id, action=access.record_action(record_type)
+        ).patient
         try:
             record = _create(request, patient, record_type, model)
         except DjangoValidationError as exc:
@@ -269,8 +274,9 @@ class RecordCorrectView(ApiView):
     )  # fmt: skip
     def post(self, request: Request, record_type: str, record_id: int) -> Response:
         _model(record_type, CORRECTABLE_TYPES)
-        record = access.access_record(request.user, record_type, record_id).record
-        access.access_patient(request.user, record.patient_id, codename="change_patient")
+        record = access.access_record(
+            request.user, record_type, record_id, action=access.Action.CHANGE
+        ).record
         if not isinstance(request.data, dict):
             raise exceptions.ValidationError(
                 {"non_field_errors": ["The body must be a JSON object."]}
@@ -315,10 +321,10 @@ class SharedView(ApiView):
         )  # fmt: skip
 
 
-def _practitioners_only(request: Request) -> None:
-    """Break-glass and access requests are for clinicians and nurses (403 otherwise, as for
-    an account of the wrong kind)."""
-    if not consent_selectors.membership_is_practitioner(membership=request.membership):
+def _practitioners_only(request: Request, action: access.Action) -> None:
+    """Break-glass and access requests are for clinicians and nurses (records.access says
+    which roles; 403 otherwise, as for an account of the wrong kind)."""
+    if not access.membership_may(membership=request.membership, action=action):
         raise exceptions.PermissionDenied("This endpoint is for clinicians and nurses.")
 
 
@@ -352,7 +358,7 @@ class AccessRequestListView(ApiView):
         "with a portal account (no probing); the patient's answer appears in the list.",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
-        _practitioners_only(request)
+        _practitioners_only(request, access.Action.REQUEST_ACCESS)
         data = form_validate(provider_forms.AccessRequestForm, _hospital_pk(request.data))
         data = data.cleaned_data
         try:
@@ -385,7 +391,7 @@ class BreakGlassView(ApiView):
         "break-glass is locked for you for 15 minutes (429).",
     )  # fmt: skip
     def post(self, request: Request) -> Response:
-        _practitioners_only(request)
+        _practitioners_only(request, access.Action.BREAK_GLASS)
         data = form_validate(provider_forms.BreakGlassForm, _hospital_pk(request.data))
         data = data.cleaned_data
         try:
