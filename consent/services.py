@@ -70,10 +70,7 @@ def _codenames(*, scope_all: bool, categories: Iterable[str]) -> list[str]:
 
 def _validate_period(start: datetime, end: datetime | None) -> None:
     if end is not None and end <= start:
-        raise ValidationError(
-            {"period_end": "The end date (Until) is before the start date (From): it must be "
-                           "the same day or later."}
-        )  # fmt: skip
+        raise ValidationError({"period_end": "The end (Until) must come after the start (From)."})
     if end is not None and end <= timezone.now():
         raise ValidationError({"period_end": "The end is already in the past."})
 
