@@ -81,3 +81,19 @@ def test_an_api_correction_needs_its_reason(api, api_world):
     assert done.json()["data"]["correction_reason"] == "Wrong type"
     with unscoped():
         assert Condition.objects.get(pk=a["condition"].pk).status == RecordStatus.ENTERED_IN_ERROR
+
+
+def test_a_consent_ending_before_it_starts_is_a_400(api, api_world):
+    from consent.models import Consent
+
+    a, b = api_world["a"], api_world["b"]
+    client = api(a["patient_token"])
+    body = {"registration": a["patient"].pk, "grantee_kind": "hospital",
+            "grantee_hospital": b["hospital"].pk, "scope_all": True, "purpose": "TREAT",
+            "period_start": "2099-01-10", "period_end": "2099-01-05"}  # fmt: skip
+    before = Consent.objects.count(), Event.objects.count()
+    response = client.post("/api/v1/me/consents/", body)
+    assert response.status_code == 400
+    message = response.json()["detail"]["period_end"][0]
+    assert "(Until, 2099-01-05) is before the start date (From, 2099-01-10)" in message
+    assert (Consent.objects.count(), Event.objects.count()) == before
