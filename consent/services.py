@@ -71,7 +71,7 @@ def _codenames(*, scope_all: bool, categories: Iterable[str]) -> list[str]:
 
 def _validate_period(start: datetime, end: datetime | None) -> None:
     if end is not None and end <= start:
-        raise ValidationError({"period_end": "The end must be after the start."})
+        raise ValidationError({"period_end": "The end (Until) must come after the start (From)."})
     if end is not None and end <= timezone.now():
         raise ValidationError({"period_end": "The end is already in the past."})
 

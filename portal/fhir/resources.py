@@ -127,6 +127,8 @@ def _number(value: Decimal) -> int | float:
 
 
 def _concept(system: str, code: str, display: str = "") -> dict[str, Any]:
+    if not code:  # described in free text: a concept with text only
+        return {"text": display}
     coding: dict[str, str] = {"system": system, "code": code}
     if display:
         coding["display"] = display
@@ -277,6 +279,8 @@ def medication_request_to_fhir(record: MedicationRequest) -> dict[str, Any]:
     )
     if record.dosage:
         resource["dosageInstruction"] = [{"text": record.dosage}]
+    if record.valid_until:
+        resource["dispenseRequest"] = {"validityPeriod": {"end": _instant(record.valid_until)}}
     return resource
 
 

@@ -759,6 +759,9 @@ def _medication_request(imp: _Importer, entry: _Entry) -> list[Row]:
         "request_status": str(r.get("status") or "active")[:20],
         "authored_on": _when(r.get("authoredOn"), "authoredOn"),
     }  # fmt: skip
+    validity = _dict(_dict(r.get("dispenseRequest")).get("validityPeriod"))
+    if validity.get("end"):
+        fields["valid_until"] = _when(validity["end"], "dispenseRequest.validityPeriod.end")
     return [("", MedicationRequest, fields)]
 
 

@@ -127,10 +127,15 @@ def _secret(username: str) -> str:
 
 
 PROBLEMS = [
-    ("44054006", "Diabetes mellitus type 2", "860975", "Metformin 500 MG Oral Tablet"),
-    ("38341003", "Hypertensive disorder", "197361", "Amlodipine 5 MG Oral Tablet"),
-    ("195967001", "Asthma", "245314", "Albuterol 0.09 MG/ACTUAT Inhaler"),
-    ("55822004", "Hyperlipidemia", "314231", "Simvastatin 10 MG Oral Tablet"),
+    (
+        "44054006",
+        "Diabetes mellitus type 2",
+        "860975",
+        "24 HR metformin hydrochloride 500 MG Extended Release Oral Tablet",
+    ),
+    ("38341003", "Hypertensive disorder", "197361", "amlodipine 5 MG Oral Tablet"),
+    ("195967001", "Asthma", "745679", "200 ACTUAT albuterol 0.09 MG/ACTUAT Metered Dose Inhaler"),
+    ("55822004", "Hyperlipidemia", "314231", "simvastatin 10 MG Oral Tablet"),
 ]
 ALLERGIES = [
     ("91936005", "Allergy to penicillin", "high"),

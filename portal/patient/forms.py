@@ -121,8 +121,12 @@ class ConsentForm(ScopeFields):
         if start is not None and start < today:
             self.add_error("period_start", "The start cannot be in the past.")
         end = data.get("period_end")
-        if start and end and end < start:
-            self.add_error("period_end", "The end must not be before the start.")
+        if start and end and end < start and "period_end" not in self.errors:
+            self.add_error(
+                "period_end",
+                f"The end date (Until, {end:%Y-%m-%d}) is before the start date (From, "
+                f"{start:%Y-%m-%d}): it must be the same day or later.",
+            )
         start_at = None
         if start is not None and start > today:
             start_at = datetime.combine(start, time.min, tzinfo=timezone.get_default_timezone())

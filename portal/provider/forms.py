@@ -6,9 +6,12 @@ from datetime import date
 
 from django import forms
 from django.utils import timezone
+from django.utils.html import format_html, format_html_join
 
+from portal.records import codelists
 from portal.records.catalog import DIASTOLIC, MEASURES, SYSTOLIC
-from portal.records.models import Patient
+from portal.records.models import ClinicalRecord, Patient
+from portal.records.services import REASON_MAX
 from portal.records.uploads import (
     DOCUMENT_TYPES,
     document_content_validate,
@@ -17,6 +20,9 @@ from portal.records.uploads import (
 )
 
 UNITS = sorted({m.unit for m in MEASURES.values()})
+# The first option of every select of a clinical value: nothing is chosen for the user.
+CHOOSE = ("", "Choose…")
+REQUIRED_CHOICE = {"required": "Choose one from the list."}
 
 
 class PatientSearchForm(forms.Form):
@@ -54,8 +60,8 @@ class ObservationForm(_WhenMixin, forms.Form):
     )
     value = forms.DecimalField(max_digits=12, decimal_places=3)
     unit = forms.ChoiceField(
-        choices=[(u, u) for u in UNITS],
-        error_messages={"invalid_choice": "Unknown unit."},
+        choices=[CHOOSE] + [(u, u) for u in UNITS],
+        error_messages={"invalid_choice": "Unknown unit.", **REQUIRED_CHOICE},
     )
     effective_at = _when_field()
 
@@ -121,7 +127,10 @@ class PatientRegisterForm(forms.Form):
     given_name = forms.CharField(max_length=100)
     family_name = forms.CharField(max_length=100)
     birth_date = forms.DateField(widget=forms.DateInput(attrs={"type": "date"}))
-    sex = forms.ChoiceField(choices=Patient.Sex.choices)
+    sex = forms.ChoiceField(
+        choices=[CHOOSE, *Patient.Sex.choices], error_messages=REQUIRED_CHOICE,
+        help_text="Choose Unknown if it is not known.",
+    )  # fmt: skip
     phone = forms.RegexField(
         required=False, regex=r"^[0-9+() \-]{3,40}$",
         error_messages={"invalid": "Digits, spaces and + ( ) - only."},
@@ -166,22 +175,113 @@ class DocumentUploadForm(forms.Form):
 # Generic add/correct forms for the other record types (observations and blood pressure have
 # their own forms with code, unit and range checks).
 RECORD_FORM_FIELDS: dict[str, list[str]] = {
-    "encounter": ["class_code", "type_display", "reason", "period_start", "period_end"],
+    "encounter": ["class_code", "type_code", "type_display", "reason", "period_start",
+                  "period_end"],
     "condition": ["code", "display", "clinical_status", "onset_date", "abatement_date"],
-    "medicationrequest": ["code", "display", "dosage", "request_status", "authored_on"],
+    "medicationrequest": ["code", "display", "dosage", "request_status", "authored_on",
+                          "valid_until"],
     "allergyintolerance": ["code", "display", "criticality", "reaction", "recorded_date"],
     "immunization": ["vaccine_code", "display", "occurrence"],
     "procedure": ["code", "display", "performed_at"],
     "clinicalnote": ["title", "text"],
-}
-RECORD_CHOICES = {
-    "class_code": [("AMB", "Ambulatory"), ("IMP", "Inpatient"), ("EMER", "Emergency"),
-                   ("VR", "Virtual")],
-    "clinical_status": [(c, c) for c in ("active", "recurrence", "relapse", "inactive",
-                                         "remission", "resolved")],
-    "request_status": [(c, c) for c in ("active", "on-hold", "completed", "stopped")],
-    "criticality": [(c, c) for c in ("low", "high", "unable-to-assess")],
 }  # fmt: skip
+RECORD_CHOICES = {
+    "class_code": [CHOOSE, ("AMB", "Ambulatory"), ("IMP", "Inpatient"), ("EMER", "Emergency"),
+                   ("VR", "Virtual")],
+    "clinical_status": [CHOOSE] + [(c, c) for c in ("active", "recurrence", "relapse",
+                                                    "inactive", "remission", "resolved")],
+    "request_status": [CHOOSE] + [(c, c) for c in ("active", "on-hold", "completed",
+                                                   "stopped")],
+    "criticality": [CHOOSE] + [(c, c) for c in ("low", "high", "unable-to-assess")],
+}  # fmt: skip
+# Coded fields: (code field, display field, code list, what the list holds).
+CODED: dict[str, tuple[str, str, str, str]] = {
+    "encounter": ("type_code", "type_display", "encounter-types", "Type of encounter"),
+    "condition": ("code", "display", "conditions", "Problem"),
+    "medicationrequest": ("code", "display", "medications", "Medication"),
+    "allergyintolerance": ("code", "display", "allergies", "Allergy or intolerance"),
+    "immunization": ("vaccine_code", "display", "vaccines", "Vaccine"),
+    "procedure": ("code", "display", "procedures", "Procedure"),
+}
+
+
+class CodePickerInput(forms.TextInput):
+    """A text input with a searchable list of common codes (<input list> + <datalist>: the
+    browser filters as one types, with no script). Free text stays possible."""
+
+    def __init__(self, list_name: str, attrs: dict | None = None) -> None:
+        super().__init__({"autocomplete": "off", **(attrs or {})})
+        self.list_name = list_name
+
+    def get_context(self, name, value, attrs):
+        context = super().get_context(name, value, attrs)
+        context["widget"]["attrs"]["list"] = f"codes-{self.list_name}"
+        return context
+
+    def render(self, name, value, attrs=None, renderer=None):
+        options = format_html_join(
+            "", '<option value="{}"></option>',
+            ((c.label,) for c in codelists.code_list(self.list_name)),
+        )  # fmt: skip
+        return format_html(
+            '{}<datalist id="codes-{}">{}</datalist>',
+            super().render(name, value, attrs, renderer), self.list_name, options,
+        )  # fmt: skip
+
+
+class _CodedRecordForm(forms.ModelForm):
+    """A record form whose code comes from its display field: a pick from the list sends
+    "Display (SYSTEM code)", split here; other text is kept as free text with no code. The
+    API may send code and display apart (kept as given). In the portal (`pick_codes`) the
+    code field is hidden and empty, so the display field alone decides."""
+
+    coded: tuple[str, str, str, str] | None = None
+
+    def __init__(self, *args, pick_codes: bool = False, **kwargs):
+        super().__init__(*args, **kwargs)
+        if self.coded and pick_codes:
+            code_field, display_field, list_name, what = self.coded
+            self.fields[code_field].widget = forms.HiddenInput()
+            system = codelists.SYSTEM_NAMES[codelists.LISTS[list_name]]
+            self.fields[display_field].label = what
+            self.fields[display_field].help_text = (
+                f"Type to search common {system} codes and pick one, or describe it in your "
+                "own words (kept as free text, without a code)."
+            )
+
+    @classmethod
+    def initial_for(cls, record: ClinicalRecord, *, pick_codes: bool = False) -> dict:
+        """A record's values as this form shows them (for a correction)."""
+        initial = forms.model_to_dict(record, fields=cls._meta.fields)
+        if cls.coded and pick_codes:
+            code_field, display_field, list_name, _what = cls.coded
+            code = initial.pop(code_field, "")
+            if code:
+                initial[display_field] = codelists.code_label(
+                    code=code, display=initial.get(display_field) or "",
+                    system=codelists.LISTS[list_name],
+                )  # fmt: skip
+        return initial
+
+    def clean(self):
+        data = super().clean()
+        if not self.coded:
+            return data
+        code_field, display_field, list_name, what = self.coded
+        text = (data.get(display_field) or "").strip()
+        code = (data.get(code_field) or "").strip()
+        picked = codelists.code_pick(name=list_name, text=text) if text else None
+        if picked is not None:
+            data[code_field], data[display_field] = picked
+        elif code and not text:
+            known = codelists.code_find(name=list_name, code=code)
+            if known is None:
+                self.add_error(display_field, "Describe it: this code is not in the list.")
+            else:
+                data[display_field] = known.display
+        elif not text and display_field not in self.errors:
+            self.add_error(display_field, f"{what}: pick one from the list or describe it.")
+        return data
 
 
 def record_form_class(record_type: str) -> type[forms.ModelForm]:
@@ -189,6 +289,7 @@ def record_form_class(record_type: str) -> type[forms.ModelForm]:
 
     model = RECORD_TYPES[record_type]
     names = RECORD_FORM_FIELDS[record_type]
+    coded = CODED.get(record_type)
     widgets = {}
     for name in names:
         field = model._meta.get_field(name)
@@ -199,13 +300,44 @@ def record_form_class(record_type: str) -> type[forms.ModelForm]:
             )
         elif internal == "DateField":
             widgets[name] = forms.DateInput(attrs={"type": "date"}, format="%Y-%m-%d")
-    attrs = {
-        name: forms.ChoiceField(choices=RECORD_CHOICES[name])
+    attrs: dict = {
+        name: forms.ChoiceField(choices=RECORD_CHOICES[name], error_messages=REQUIRED_CHOICE)
         for name in names
         if name in RECORD_CHOICES
     }
+    if coded:
+        code_field, display_field, list_name, _what = coded
+        # The display field carries a pick or free text; the code is optional (free text).
+        attrs[display_field] = forms.CharField(
+            max_length=model._meta.get_field(display_field).max_length, required=False,
+            widget=CodePickerInput(list_name),
+        )  # fmt: skip
+        attrs[code_field] = forms.CharField(
+            max_length=model._meta.get_field(code_field).max_length, required=False,
+            label=f"{codelists.SYSTEM_NAMES[codelists.LISTS[list_name]]} code",
+        )  # fmt: skip
     meta = type("Meta", (), {"model": model, "fields": names, "widgets": widgets})
-    return type(f"{model.__name__}Form", (forms.ModelForm,), {"Meta": meta, **attrs})
+    return type(
+        f"{model.__name__}Form", (_CodedRecordForm,), {"Meta": meta, "coded": coded, **attrs}
+    )
+
+
+class CorrectionReasonMixin(forms.Form):
+    correction_reason = forms.CharField(
+        label="Reason for the correction", max_length=REASON_MAX,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required. Shown in the record's history with the corrected version.",
+        error_messages={"required": "Give the reason for this correction."},
+    )  # fmt: skip
+
+
+def correction_form_class(form_class: type[forms.BaseForm]) -> type[forms.BaseForm]:
+    """The same form with the reason a correction must give (asked last)."""
+    order = [*form_class.base_fields, "correction_reason"]
+    return type(
+        f"{form_class.__name__}Correction", (form_class, CorrectionReasonMixin),
+        {"field_order": order},
+    )  # fmt: skip
 
 
 class _PatientDetailsForm(forms.Form):

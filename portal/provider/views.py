@@ -13,7 +13,6 @@ from django.contrib.auth import get_user_model
 from django.core.exceptions import PermissionDenied, ValidationError
 from django.db import transaction
 from django.db.models import Field
-from django.forms.models import model_to_dict
 from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import redirect, render
 from django.views.decorators.http import require_http_methods, require_POST
@@ -214,15 +213,18 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
     )  # fmt: skip
 
 
-def _history(record: ClinicalRecord) -> list[ClinicalRecord]:
-    """The versions this one replaced (oldest last), for the history panel."""
+def _history(record: ClinicalRecord) -> list[tuple[ClinicalRecord, ClinicalRecord]]:
+    """The versions this one replaced (oldest last), each with the version that replaced it
+    (who corrected it, when, and the reason given), for the history panel."""
     chain, current = [], record
     model = type(record)
     while current.replaces_id:
-        current = model.objects.filter(pk=current.replaces_id).first()
+        newer = current
+        current = model.objects.filter(pk=current.replaces_id).select_related("recorded_by")
+        current = current.first()
         if current is None:
             break
-        chain.append(current)
+        chain.append((current, newer))
     return chain
 
 
@@ -239,7 +241,10 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     return [
         (f.verbose_name, _field_words(record, f, measured=measured))
         for f in record._meta.concrete_fields
-        if f.name not in skip and not isinstance(f, BlindIndexField)  # search tokens
+        if f.name not in skip
+        and not isinstance(f, BlindIndexField)  # search tokens
+        # A first version has no correction reason: no empty row for it.
+        and not (f.name == "correction_reason" and record.correction_reason is None)
     ]
 
 
@@ -282,13 +287,14 @@ def observation_correct_view(request: HttpRequest, record_id: int) -> HttpRespon
     opened = access.access_record(request.user, "observation", record_id, action=Action.CHANGE)
     record = opened.record
     initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
-    form = forms.ObservationForm(request.POST or None, initial=initial, fixed_code=record.code)
+    form_class = forms.correction_form_class(forms.ObservationForm)
+    form = form_class(request.POST or None, initial=initial, fixed_code=record.code)
     if request.method == "POST" and form.is_valid():
         data = form.cleaned_data
         try:
             new = services.record_correct(
                 actor=request.user, record=record, value=data["value"], unit=data["unit"],
-                effective_at=data["effective_at"],
+                effective_at=data["effective_at"], correction_reason=data["correction_reason"],
             )  # fmt: skip
         except ValidationError as exc:
             _add_errors(form, exc)
@@ -307,7 +313,7 @@ def record_new_view(request: HttpRequest, patient_id: int, record_type: str) -> 
         raise Http404("No such record type.")
     patient = _chart_for(request, patient_id, access.record_action(record_type)).patient
     form_class = forms.record_form_class(record_type)
-    form = form_class(request.POST or None)
+    form = form_class(request.POST or None, pick_codes=True)
     if request.method == "POST" and form.is_valid():
         values = {name: form.cleaned_data[name] for name in form.Meta.fields}
         try:
@@ -330,14 +336,19 @@ def record_correct_view(request: HttpRequest, record_type: str, record_id: int) 
         raise Http404("No such record type.")
     opened = access.access_record(request.user, record_type, record_id, action=Action.CHANGE)
     record = opened.record
-    form_class = forms.record_form_class(record_type)
+    form_class = forms.correction_form_class(forms.record_form_class(record_type))
     # No instance is bound: the form must never write to the version it corrects.
-    initial = model_to_dict(record, fields=form_class.Meta.fields)
-    form = form_class(request.POST or None, initial=initial)
+    initial = form_class.initial_for(record, pick_codes=True)
+    form = form_class(request.POST or None, initial=initial, pick_codes=True)
     if request.method == "POST" and form.is_valid():
         changes = {name: form.cleaned_data[name] for name in form_class.Meta.fields}
         try:
-            new = services.record_correct(actor=request.user, record=record, **changes)
+            new = services.record_correct(
+                actor=request.user,
+                record=record,
+                correction_reason=form.cleaned_data["correction_reason"],
+                **changes,
+            )
         except ValidationError as exc:
             _add_errors(form, exc)
         else:

@@ -25,6 +25,10 @@ SKIPPED = {"id", "created_at"}
 # it: a stored row whose token was altered cannot be read back (verify_ledger names it).
 # (At creation the token is computed by the INSERT, after the event's digest.)
 CHECKED_TOKENS: dict[str, tuple[str, ...]] = {"records.observation": ("code_index",)}
+# Fields added after rows were first ledgered, empty on those rows: digested only when they
+# hold a value, so every earlier row digests as before (and a value written into one behind
+# the application's back, or a value removed, still changes the digest).
+LATER_FIELDS = frozenset({"correction_reason", "valid_until"})
 
 
 def _value(field: models.Field, value: Any) -> Any:
@@ -51,7 +55,9 @@ def canonical(obj: models.Model) -> dict[str, Any]:
         content = {
             field.attname: _value(field, getattr(obj, field.attname))
             for field in obj._meta.concrete_fields
-            if field.name not in SKIPPED and field.name not in tokens
+            if field.name not in SKIPPED
+            and field.name not in tokens
+            and not (field.name in LATER_FIELDS and getattr(obj, field.attname) is None)
         }
         if obj.pk is not None:
             for name in tokens:

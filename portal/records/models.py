@@ -9,10 +9,13 @@ written only by the registration, care-team and consent services.
 
 from __future__ import annotations
 
+import datetime
 import uuid
 
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.db import models
+from django.utils import timezone
 from guardian.models import GroupObjectPermissionBase, UserObjectPermissionBase
 
 from portal.records.categories import CHART_CATEGORIES
@@ -197,6 +200,9 @@ class ClinicalRecord(models.Model):
         settings.AUTH_USER_MODEL, on_delete=models.PROTECT, null=True, related_name="+"
     )
     created_at = models.DateTimeField(auto_now_add=True)
+    # Why a correction was made (set on the version that replaces another): clinical text,
+    # so encrypted like the rest; the ledger digests it, never shows it.
+    correction_reason = EncryptedTextField("reason for the correction", blank=True, null=True)
 
     objects = TenantManager()
 
@@ -207,12 +213,35 @@ class ClinicalRecord(models.Model):
         return f"{type(self).__name__} {self.pk} of patient {self.patient_id}"
 
 
+def end_not_before_start(record: models.Model, start: str, end: str) -> None:
+    """The one rule for every period a record holds: its end may not come before its start.
+    Called by the models' clean(), so that every way in (forms, API, FHIR, imports) meets it
+    through the services' full_clean(); the message names both fields."""
+    first, last = getattr(record, start), getattr(record, end)
+    if first is None or last is None or last >= first:
+        return
+    opts = record._meta
+    start_label = str(opts.get_field(start).verbose_name)
+    end_label = str(opts.get_field(end).verbose_name)
+    raise ValidationError(
+        {end: f"The {end_label} ({_when(last)}) is before the {start_label} ({_when(first)}): "
+              f"it must be the same or later."}
+    )  # fmt: skip
+
+
+def _when(value: datetime.date) -> str:
+    if isinstance(value, datetime.datetime):
+        return timezone.localtime(value).strftime("%Y-%m-%d %H:%M")
+    return value.strftime("%Y-%m-%d")
+
+
 # What a record says is encrypted (codes, displays, units, statuses that tell a course or a
 # severity, free text, values), each value bound to its hospital, model, field and row; only
 # what the database must compare stays in clear (record status and version, observation
 # category, dates and times, medication request status, document type and size). Codes are
 # as telling as their displays (a SNOMED code for HIV is a diagnosis): none is in clear.
 # Short coded values are padded (pad_to) so that a blob's length does not name its value.
+# A code may be empty: a record described in free text (nothing in the code lists fitted).
 CODE_PAD = 48  # codes up to 40 characters: one length for all of them
 TEXT_PAD = 32  # displays and units: lengths in steps of 32 bytes
 STATUS_PAD = 32  # statuses and classes ("unable-to-assess" is 16 bytes, + 1 of padding)
@@ -229,6 +258,9 @@ class Encounter(ClinicalRecord):
 
     class Meta:
         indexes = [models.Index(fields=["patient", "period_start"])]
+
+    def clean(self) -> None:
+        end_not_before_start(self, "period_start", "period_end")
 
 
 class Observation(ClinicalRecord):
@@ -265,7 +297,7 @@ class Observation(ClinicalRecord):
 
 
 class Condition(ClinicalRecord):
-    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)  # SNOMED CT
+    code = EncryptedCharField(blank=True, max_length=40, pad_to=CODE_PAD)  # SNOMED CT
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     # active, recurrence, relapse, inactive, remission, resolved: a relapse or a remission
     # tells the course of the illness.
@@ -273,19 +305,28 @@ class Condition(ClinicalRecord):
     onset_date = models.DateField(null=True, blank=True)
     abatement_date = models.DateField(null=True, blank=True)
 
+    def clean(self) -> None:
+        end_not_before_start(self, "onset_date", "abatement_date")
+
 
 class MedicationRequest(ClinicalRecord):
-    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)  # RxNorm
+    code = EncryptedCharField(blank=True, max_length=40, pad_to=CODE_PAD)  # RxNorm
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     dosage = EncryptedTextField(blank=True, null=True)
     # In clear: a workflow state (active, on-hold, completed, stopped) that says nothing
     # without the drug.
     request_status = models.CharField(max_length=20, default="active")
-    authored_on = models.DateTimeField()
+    authored_on = models.DateTimeField("start (authored on)")
+    # Until when the prescription may be taken or dispensed (FHIR dispenseRequest
+    # .validityPeriod.end); empty: no end set.
+    valid_until = models.DateTimeField("end (valid until)", null=True, blank=True)
+
+    def clean(self) -> None:
+        end_not_before_start(self, "authored_on", "valid_until")
 
 
 class AllergyIntolerance(ClinicalRecord):
-    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)
+    code = EncryptedCharField(blank=True, max_length=40, pad_to=CODE_PAD)
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     criticality = EncryptedCharField(max_length=20, default="unable-to-assess", pad_to=STATUS_PAD)
     reaction = EncryptedTextField(blank=True, null=True)
@@ -293,13 +334,13 @@ class AllergyIntolerance(ClinicalRecord):
 
 
 class Immunization(ClinicalRecord):
-    vaccine_code = EncryptedCharField(max_length=20, pad_to=CODE_PAD)  # CVX
+    vaccine_code = EncryptedCharField(blank=True, max_length=20, pad_to=CODE_PAD)  # CVX
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     occurrence = models.DateTimeField()
 
 
 class Procedure(ClinicalRecord):
-    code = EncryptedCharField(max_length=40, pad_to=CODE_PAD)
+    code = EncryptedCharField(blank=True, max_length=40, pad_to=CODE_PAD)
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
     performed_at = models.DateTimeField()
 

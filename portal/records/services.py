@@ -42,6 +42,7 @@ from portal.tenancy.selectors import hospital_clinical_group
 
 R = TypeVar("R", bound=ClinicalRecord)
 CHART_PERMS = ("view_patient", "change_patient")
+REASON_MAX = 1000  # a correction's reason
 
 
 def _label(model: type[ClinicalRecord]) -> str:
@@ -208,11 +209,19 @@ def record_create(*, actor: User | None, patient: Patient, model: type[R], **fie
 
 
 @transaction.atomic
-def record_correct(*, actor: User, record: R, **changes: Any) -> R:
+def record_correct(*, actor: User, record: R, correction_reason: str, **changes: Any) -> R:
     """Correct a record: the old version is marked entered-in-error, a new version replaces it.
 
-    Locks the old row so two concurrent corrections cannot both succeed.
+    The reason is required (every way of correcting asks for it) and kept, encrypted, with
+    the new version, whose history shows it. Locks the old row so two concurrent corrections
+    cannot both succeed.
     """
+    # (Not `reason`: an encounter has a field of that name, the reason for the visit.)
+    reason = (correction_reason or "").strip()
+    if not reason:
+        raise ValidationError({"correction_reason": "Give the reason for this correction."})
+    if len(reason) > REASON_MAX:
+        raise ValidationError({"correction_reason": f"At most {REASON_MAX} characters."})
     model = type(record)
     old = model._base_manager.select_for_update().get(pk=record.pk)
     if old.status != RecordStatus.ACTIVE or model._base_manager.filter(replaces=old).exists():
@@ -224,6 +233,7 @@ def record_correct(*, actor: User, record: R, **changes: Any) -> R:
                           "created_at", "hospital", "patient"}
     }  # fmt: skip
     values.update(changes)
+    values["correction_reason"] = reason
     new = model(
         hospital_id=old.hospital_id, patient_id=old.patient_id, recorded_by=actor,
         version=old.version + 1, replaces=old, **values,

@@ -217,27 +217,29 @@ def test_record_correct(api, api_world):
     a, b = api_world["a"], api_world["b"]
     client = api(a["staff_token"])
     url = f"/api/v1/records/observation/{a['observation'].pk}/correct/"
-    response = client.post(url, {"value": "72"})
+    response = client.post(url, {"value": "72", "correction_reason": "Misread"})
     assert response.status_code == 201, response.content
     new = response.json()
     assert new["version"] == 2 and new["replaces"] == a["observation"].pk
     assert new["data"]["value"] == "72.000" and new["data"]["unit"] == "/min"
     old = Observation._base_manager.get(pk=a["observation"].pk)
     assert old.status == RecordStatus.ENTERED_IN_ERROR
-    again = client.post(url, {"value": "73"})
+    again = client.post(url, {"value": "73", "correction_reason": "Again"})
     assert again.status_code == 400
     assert "already been corrected" in again.json()["detail"]["non_field_errors"][0]
     cond = client.post(f"/api/v1/records/condition/{a['condition'].pk}/correct/",
-                       {"display": "Type 2 diabetes"})  # fmt: skip
+                       {"display": "Type 2 diabetes", "correction_reason": "Wording"})  # fmt: skip
     assert cond.status_code == 201 and cond.json()["data"]["code"] == "44054006"
-    bad = client.post(f"/api/v1/records/observation/{new['id']}/correct/", {"value": 1000})
+    bad = client.post(f"/api/v1/records/observation/{new['id']}/correct/",
+                      {"value": 1000, "correction_reason": "Typo"})  # fmt: skip
     assert bad.status_code == 400
     for record_url in (
         f"/api/v1/records/observation/{b['observation'].pk}/correct/",
         f"/api/v1/records/observation/{a['vip_observation'].pk}/correct/",
         f"/api/v1/records/document/{a['document'].pk}/correct/",
     ):
-        assert client.post(record_url, {"value": "70"}).status_code == 404, record_url
+        response = client.post(record_url, {"value": "70", "correction_reason": "x"})
+        assert response.status_code == 404, record_url
 
 
 def test_shared_access_request_and_break_glass(api, api_world):

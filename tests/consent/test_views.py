@@ -59,7 +59,7 @@ def test_patient_grants_on_the_form_and_the_clinician_opens_the_chart(
     "change, message",
     [
         ({"grantee_kind": "hospital", "grantee_hospital": "987654"}, b"does not exist"),
-        ({"period_start": "2099-01-10", "period_end": "2099-01-05"}, b"not be before"),
+        ({"period_start": "2099-01-10", "period_end": "2099-01-05"}, b"is before the start date"),
         ({"period_end": "2001-01-01"}, b"in the past"),
         ({"registration": "OTHER"}, b"your own registrations"),
         ({"scope_all": "some"}, b"at least one category"),

@@ -75,7 +75,9 @@ def test_notes_and_documents_are_document_references_with_distinct_ids(chart):
 def test_entered_in_error_versions_say_so(chart):
     a = chart["a"]
     with unscoped():
-        services.record_correct(actor=a["clinician"], record=a["condition"], display="HTN")
+        services.record_correct(
+            actor=a["clinician"], record=a["condition"], display="HTN", correction_reason="Wording"
+        )
         a["condition"].refresh_from_db()
         old = resources.to_fhir(a["condition"])
     resources.validate_resource(old)

@@ -195,7 +195,11 @@ def test_correcting_a_restricted_note_keeps_it_readable_by_its_grantees(
     sign_in(client, a["clinician"])
     response = client.post(
         f"/provider/records/clinicalnote/{secret.pk}/correct/",
-        {"title": "Psychotherapy session", "text": "Private, corrected."},
+        {
+            "title": "Psychotherapy session",
+            "text": "Private, corrected.",
+            "correction_reason": "Typo",
+        },  # a correction gives its reason (issue 16)
     )
     assert response.status_code == 302
     with unscoped():

@@ -79,7 +79,12 @@ def test_correction_keeps_history(client, sign_in, world):
     sign_in(client, a["clinician"])
     response = client.post(
         f"/provider/records/observation/{obs.pk}/correct/",
-        {"value": "75", "unit": "/min", "effective_at": _now_local()},
+        {
+            "value": "75",
+            "unit": "/min",
+            "effective_at": _now_local(),
+            "correction_reason": "Misread",
+        },
     )
     assert response.status_code == 302
     with unscoped():
@@ -92,7 +97,7 @@ def test_correction_keeps_history(client, sign_in, world):
     # The old version cannot be corrected again.
     again = client.post(
         f"/provider/records/observation/{obs.pk}/correct/",
-        {"value": "76", "unit": "/min", "effective_at": _now_local()},
+        {"value": "76", "unit": "/min", "effective_at": _now_local(), "correction_reason": "Again"},
     )
     assert again.status_code == 400 and "already been corrected" in again.content.decode()
     kinds = list(Event.objects.order_by("-id").values_list("kind", flat=True)[:4])
@@ -222,6 +227,7 @@ def test_add_and_correct_other_records(client, sign_in, world, record_type, data
     label = "type_display" if record_type == "encounter" else "display"
     fixed = dict(data)
     fixed[label] = fixed[label] + " (corrected)"
+    fixed["correction_reason"] = "Wrong wording"
     response = client.post(f"/provider/records/{record_type}/{record.pk}/correct/", fixed)
     assert response.status_code == 302, response.content.decode()[:2000]
     with unscoped():

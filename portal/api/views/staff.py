@@ -154,14 +154,17 @@ RECORD_IN = {
     },
 }  # fmt: skip
 RECORD_CORRECT_IN = {
-    **RECORD_IN,
     "observation": form_serializer(
-        "ObservationCorrectIn", provider_forms.ObservationForm, skip=("code",)
+        "ObservationCorrectIn",
+        provider_forms.correction_form_class(provider_forms.ObservationForm), skip=("code",),
     ),
-    "clinicalnote": form_serializer(
-        "ClinicalNoteCorrectIn", provider_forms.record_form_class("clinicalnote")
-    ),
-}
+    **{
+        t: form_serializer(f"{access.RECORD_TYPES[t].__name__}CorrectIn",
+                           provider_forms.correction_form_class(
+                               provider_forms.record_form_class(t)))
+        for t in provider_forms.RECORD_FORM_FIELDS
+    },
+}  # fmt: skip
 
 
 def _record_body(name: str, bodies: dict[str, type]) -> Any:
@@ -270,7 +273,8 @@ class RecordCorrectView(ApiView):
                                                                 RECORD_CORRECT_IN),
         response=out.RecordSerializer, status=201,
         parameters=(type_param(CORRECTABLE_TYPES), RECORD_ID),
-        description="Fields left out keep the corrected version's values.",
+        description="Fields left out keep the corrected version's values; `correction_reason` (why "
+        "the record is corrected) is required and shown in the record's history.",
     )  # fmt: skip
     def post(self, request: Request, record_type: str, record_id: int) -> Response:
         _model(record_type, CORRECTABLE_TYPES)
@@ -285,17 +289,25 @@ class RecordCorrectView(ApiView):
             initial = {"value": record.value, "unit": record.unit,
                        "effective_at": record.effective_at}  # fmt: skip
             form = form_validate(
-                provider_forms.ObservationForm, {**initial, **request.data}, fixed_code=record.code
-            )
+                provider_forms.correction_form_class(provider_forms.ObservationForm),
+                {**initial, **request.data}, fixed_code=record.code,
+            )  # fmt: skip
             fields = ("value", "unit", "effective_at")
         else:
-            form_class = provider_forms.record_form_class(record_type)
+            form_class = provider_forms.correction_form_class(
+                provider_forms.record_form_class(record_type)
+            )
             initial = model_to_dict(record, fields=form_class.Meta.fields)
             form = form_validate(form_class, {**initial, **request.data})
             fields = form_class.Meta.fields
         changes = {name: form.cleaned_data[name] for name in fields}
         try:
-            new = services.record_correct(actor=request.user, record=record, **changes)
+            new = services.record_correct(
+                actor=request.user,
+                record=record,
+                correction_reason=form.cleaned_data["correction_reason"],
+                **changes,
+            )
         except DjangoValidationError as exc:
             raise add_form_errors(exc) from None
         return Response(out.RecordSerializer(new).data, status=201)
