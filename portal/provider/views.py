@@ -175,7 +175,8 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
     return render(
         request, "provider/record.html",
         {"record": record, "patient": record.patient, "record_type": record_type,
-         "history": history, "fields": _display_fields(record)},
+         "history": history, "fields": _display_fields(record),
+         "can_change": opened.chart.can_change},
     )  # fmt: skip
 
 
