@@ -285,8 +285,7 @@ class Walk:
                 f"element(s): {' | '.join(v['targets'])}"
             )
         self.count += 1
-        shown = urlsplit(page.url)
-        slug = re.sub(r"[^a-z0-9]+", "-", f"{shown.path} {shown.query}".lower()).strip("-")
+        slug = re.sub(r"[^a-z0-9]+", "-", _pattern(page.url).lower()).strip("-")
         role = re.sub(r"[^a-z0-9]+", "-", self.walker.role)
         name = f"{role}/{self.size}/{self.count:02d}-{slug[:60] or 'home'}.png"
         for directory in self.shots:
