@@ -17,6 +17,20 @@ if ! command -v chromium >/dev/null 2>&1; then
   fi
 fi
 
+# The browser walk (tests/browser/) injects axe-core from npm into each page; the version is
+# pinned in tests/browser/package-lock.json. Without npm the walk is skipped, except in CI.
+if [ ! -d tests/browser/node_modules/axe-core ]; then
+  if command -v npm >/dev/null 2>&1; then
+    echo "== installing axe-core for the browser walk (npm ci --prefix tests/browser)"
+    npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+  elif [ "${CI:-}" = "true" ]; then
+    echo "ERROR: npm is missing: the browser walk needs axe-core (apt-get install npm)." >&2
+    exit 1
+  else
+    echo "WARNING: npm is missing: the browser walk (tests/browser/) will be skipped." >&2
+  fi
+fi
+
 echo "== ruff"
 "$PY" -m ruff check .
 "$PY" -m ruff format --check .

@@ -209,7 +209,8 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
         request, "provider/record.html",
         {"record": record, "patient": record.patient, "record_type": record_type,
          "history": history, "fields": _display_fields(record),
-         "recorded_by": _recorded_by(record)},
+         "recorded_by": _recorded_by(record),
+         "can_change": opened.chart.can_write(record_type)},
     )  # fmt: skip
 
 
