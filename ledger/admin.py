@@ -308,10 +308,6 @@ class AccessEventAdmin(ReadOnlyMixin, HospitalAdminAccessMixin, admin.ModelAdmin
     ]
     list_select_related = ["hospital", "actor_hospital", "actor"]
     search_fields = ["=event_id", "=subject_id"]  # see get_search_results
-    search_help_text = (
-        "A staff member's name or username, a patient's MRN (whole or its first 3 or more "
-        "characters), an event id or a record id."
-    )
     actions = ["export_csv"]
     show_full_result_count = False
     # The page of one event (read-only); the leaf is left out, and when the chart is another

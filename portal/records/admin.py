@@ -48,7 +48,6 @@ class PatientAdmin(HospitalAdminAccessMixin, admin.ModelAdmin):
     actions = ["restrict", "unrestrict"]
     # The search box (get_search_results decides what it finds: MRNs are encrypted).
     search_fields = ["mrn"]
-    search_help_text = "An MRN, whole or its first 3 or more characters."
 
     def get_search_results(self, request: HttpRequest, queryset, search_term: str):
         """By MRN, exact or a prefix of 3 or more characters, through the keyed blind
