@@ -88,6 +88,12 @@ STAFF_NAMES = {
     ("stmary", "nurse"): ("Ben", "Ito"),
     ("riverside", "clinician"): ("Rui", "Costa"),
     ("riverside", "nurse"): ("Nia", "Bello"),
+    ("stmary", "clerk"): ("Carla", "Reyes"),
+    ("stmary", "admin"): ("Hugo", "Brandt"),
+    ("riverside", "clerk"): ("Priya", "Nair"),
+    ("riverside", "admin"): ("Owen", "Hart"),
+    ("locum", "clinician"): ("Lou", "Park"),
+    ("", "auditor"): ("Audrey", "Tan"),
 }
 
 
@@ -186,8 +192,11 @@ def seed(*, patients: int, records_per_patient: int, progress=None) -> None:
         locum = _user("locum.clinician")
         for hospital in hospitals:
             tenancy_services.membership_ensure(user=locum, hospital=hospital, role=Role.CLINICIAN)
+        _name(locum, "locum", "clinician")
         _totp(locum)
-        _totp(_user("auditor", superuser=True))
+        auditor = _user("auditor", superuser=True)
+        _name(auditor, "", "auditor")
+        _totp(auditor)
 
     for i in range(1, patients + 1):
         # One transaction per patient keeps a re-run after an interruption consistent.

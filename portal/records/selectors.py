@@ -13,7 +13,13 @@ from portal.records.crypto import blind_index
 from portal.records.models import Patient
 from portal.tenancy.models import Hospital
 
-__all__ = ["RECORD_TYPES", "patient_by_mrn", "patient_registrations_for_user", "user_is_patient"]
+__all__ = [
+    "RECORD_TYPES",
+    "account_name_for_user",
+    "patient_by_mrn",
+    "patient_registrations_for_user",
+    "user_is_patient",
+]
 
 
 def patient_registrations_for_user(*, user: User | AnonymousUser) -> list[Patient]:
@@ -42,3 +48,23 @@ def patient_by_mrn(*, hospital: Hospital, mrn: str) -> Patient | None:
     """Registration lookup by MRN through its blind index (unscoped: used by services)."""
     token = blind_index(mrn, hospital_id=hospital.pk, purpose="mrn")
     return Patient._base_manager.filter(hospital=hospital, mrn_index=token).first()
+
+
+def account_name_for_user(
+    *, user: User | AnonymousUser, registrations: list[Patient] | None = None
+) -> str:
+    """The name the header greets an account by: the account's own full name (staff), else
+    the name on the patient's own registration (kept encrypted there, never copied into the
+    account in clear), else the username. `registrations`: when the request holds them."""
+    if not user.is_authenticated:
+        return ""
+    full_name = user.get_full_name()
+    if full_name:
+        return full_name
+    if registrations is None:
+        own = Patient._base_manager.filter(user=user).order_by("hospital__name", "id").first()
+    else:
+        own = registrations[0] if registrations else None
+    if own is not None:
+        return f"{own.given_name} {own.family_name}".strip() or user.get_username()
+    return user.get_username()

@@ -13,6 +13,8 @@ def active_hospital(request: HttpRequest) -> dict:
         "is_patient": SimpleLazyObject(lambda: _is_patient(request)),
         # The admin site's own rule (its has_permission), for the header's Admin link.
         "may_administer": SimpleLazyObject(lambda: _may_administer(request)),
+        # The header's greeting (staff by their name, patients by their registration's).
+        "account_name": SimpleLazyObject(lambda: _account_name(request)),
     }
 
 
@@ -28,3 +30,11 @@ def _is_patient(request: HttpRequest) -> bool:
     if getattr(request, "patient_registrations", None):
         return True
     return user_is_patient(user=request.user)
+
+
+def _account_name(request: HttpRequest) -> str:
+    from portal.records.selectors import account_name_for_user
+
+    return account_name_for_user(
+        user=request.user, registrations=getattr(request, "patient_registrations", None)
+    )

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from django import template
-from django.urls import reverse
-from django.utils import timezone
-from django.utils.html import format_html
-from django.utils.safestring import SafeString, mark_safe
 
 from portal import wording
 
@@ -87,51 +82,6 @@ def day(value: Any) -> str:
 @register.simple_tag
 def time_zone() -> str:
     return wording.zone_label()
-
-
-@register.simple_tag
-def timeline_rows(timeline: list) -> SafeString:
-    """The chart's timeline rows (the page's `<li>`s): each record's time to the minute in the
-    user's zone, its type by name, and what it says in people's words. Built in Python, as
-    the timeline it replaces was, because a chart shows up to 100 rows."""
-    rows = []
-    links: dict[str, str] = {}
-    for when_at, kind, record in timeline:
-        link = links.get(kind)
-        if link is None:
-            link = links[kind] = reverse("provider:record", args=[kind, 0])[: -len("0/")]
-        if kind == "observation":
-            detail = format_html(
-                "<span>{}: <strong>{}</strong></span>",
-                record.display,
-                wording.quantity_label(record.value, record.unit),
-            )
-        elif kind == "clinicalnote":
-            badge = mark_safe(' <span class="badge">restricted</span>') if record.restricted else ""
-            detail = format_html("<span>{}{}</span>", record.title, badge)
-        elif getattr(record, "display", None):
-            detail = format_html("<span>{}</span>", record.display)
-        elif getattr(record, "title", None):
-            detail = format_html("<span>{}</span>", record.title)
-        else:
-            detail = ""
-        if isinstance(when_at, datetime) and timezone.is_aware(when_at):
-            iso = timezone.localtime(when_at).isoformat()
-        else:
-            iso = when_at.isoformat()
-        rows.append(
-            format_html(
-                '    <li><time datetime="{}">{}</time>\n'
-                '      <a href="{}{}/" class="kind">{}</a>\n      {}\n    </li>\n',
-                iso,
-                wording.datetime_label(when_at),
-                link,
-                int(record.pk),
-                wording.record_type_label(kind),
-                detail,
-            )
-        )
-    return mark_safe("".join(rows))  # noqa: S308 - every row is format_html's
 
 
 @register.simple_tag
