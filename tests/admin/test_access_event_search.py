@@ -35,7 +35,7 @@ def test_auditor_searches_by_staff_name_username_and_mrn(client, sign_in, world,
         assert _ids(client.get(URL, {"q": term})) == about_b, term
     assert _ids(client.get(URL, {"q": "BB"})) == set()  # too short for a prefix
     assert _ids(client.get(URL, {"q": "Wilhelmina"})) == set()  # patients' names: never
-    assert b"a patient&#x27;s MRN" in client.get(URL).content  # the box says what it finds
+    assert b"a patient's MRN" in client.get(URL).content  # the box says what it finds
 
 
 def test_hospital_admin_searches_only_their_hospitals_events(client, sign_in, world):
