@@ -89,7 +89,7 @@ def test_the_same_day_is_not_before(client, sign_in, world):
     sign_in(client, a["clinician"])
     response = client.post(
         _new(a["patient"], "condition"),
-        {"display": "Acute bronchitis (SNOMED CT 10509002)", "clinical_status": "resolved",
+        {"display": "Influenza (SNOMED CT 6142004)", "clinical_status": "resolved",
          "onset_date": "2023-01-05", "abatement_date": "2023-01-05"},
     )  # fmt: skip
     assert response.status_code == 302
@@ -171,7 +171,7 @@ def test_a_code_picked_from_the_list_is_stored_with_its_system(client, sign_in, 
     # The medication list is RxNorm, the vaccine list CVX.
     med = client.get(_new(a["patient"], "medicationrequest")).content.decode()
     assert '<option value="amlodipine 5 MG Oral Tablet (RxNorm 197361)">' in med
-    assert "(CVX 140)" in client.get(_new(a["patient"], "immunization")).content.decode()
+    assert "(CVX 208)" in client.get(_new(a["patient"], "immunization")).content.decode()
 
 
 def test_free_text_is_kept_without_a_code(client, sign_in, world):
