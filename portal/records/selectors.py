@@ -66,5 +66,6 @@ def account_name_for_user(
     else:
         own = registrations[0] if registrations else None
     if own is not None:
-        return f"{own.given_name} {own.family_name}".strip() or user.get_username()
+        name = " ".join(str(part) for part in (own.given_name, own.family_name) if part)
+        return name or user.get_username()
     return user.get_username()
