@@ -319,7 +319,8 @@ def datetime_label(value: datetime | date | None, *, seconds: bool = False) -> s
     clock = f"{value.hour:02d}:{value.minute:02d}"
     if seconds:
         clock = f"{clock}:{value.second:02d}"
-    return f"{value.day} {value.strftime('%b %Y')}, {clock}"
+    # The month's abbreviation from a tuple, not strftime: pages write a time per row.
+    return f"{value.day} {MONTH_ABBREVIATIONS[value.month - 1]} {value.year}, {clock}"
 
 
 def zone_label() -> str:

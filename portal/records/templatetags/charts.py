@@ -74,7 +74,7 @@ def timeline_items(timeline: list) -> SafeString:
         # isoformat() is digits, "-", ":", "+", "." and "T": nothing to escape.
         rows.append(
             f'    <li><time datetime="{local.isoformat()}">'
-            f"{esc(wording.datetime_label(local))}</time>\n"
+            f"{wording.reading_time_label(local)}</time>\n"
             f'      <a href="{link}{int(record.pk)}/" class="kind">{kinds[kind]}</a>\n'
             f"      {detail}\n    </li>\n"
         )
