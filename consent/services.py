@@ -509,7 +509,7 @@ def break_glass_end(*, glass: BreakGlass, actor: User) -> BreakGlass:
         attrs={"from_hospital": glass.user_hospital_id, "minutes_left": minutes_left},
     )  # fmt: skip
     who = _staff_name(actor)
-    when = f"{timezone.localtime(now):%d %b %Y %H:%M}"
+    when = _site_time(now)
     if patient.user is not None:
         notification_send(
             user=patient.user, kind="break_glass", flagged=True,
@@ -603,7 +603,7 @@ def break_glass_mail(*, glass_id: int) -> int:
 
 def _notice_facts(glass: BreakGlass) -> tuple[str, str]:
     who = f"{_staff_name(glass.user)} ({glass.user_hospital.name})"
-    when = f"{timezone.localtime(glass.started_at):%d %b %Y %H:%M %Z}"
+    when = _site_time(glass.started_at)
     return who, when
 
 

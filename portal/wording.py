@@ -304,7 +304,7 @@ def date_label(value: date | datetime | None) -> str:
         return ""
     if isinstance(value, datetime) and timezone.is_aware(value):
         value = timezone.localtime(value)
-    return f"{value.day} {value.strftime('%b %Y')}"
+    return f"{value.day} {MONTH_ABBREVIATIONS[value.month - 1]} {value.year}"
 
 
 def datetime_label(value: datetime | date | None, *, seconds: bool = False) -> str:
