@@ -13,7 +13,9 @@ import os
 import secrets
 from pathlib import Path
 
-SECRET_NAMES = ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "LEDGER_SIGNING_KEY")
+# OIDC_RSA_PRIVATE_KEY signs SMART apps' id_tokens (RS256): a PEM, or its base64 on one line
+# (how the demo's file keeps it).
+SECRET_NAMES = ("SECRET_KEY", "FIELD_ENCRYPTION_KEYS", "LEDGER_SIGNING_KEY", "OIDC_RSA_PRIVATE_KEY")
 
 
 def generate_secret(name: str) -> str:
@@ -28,7 +30,26 @@ def generate_secret(name: str) -> str:
 
         signer_key, _vkey = generate_signer(f"hospital-portal-demo-{secrets.token_hex(4)}")
         return signer_key
+    if name == "OIDC_RSA_PRIVATE_KEY":
+        from cryptography.hazmat.primitives import serialization
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+        pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        return base64.b64encode(pem).decode()
     raise KeyError(name)
+
+
+def pem_secret(value: str) -> str:
+    """A PEM secret as given: the PEM itself, or its base64 on one line."""
+    value = value.strip()
+    if value.startswith("-----BEGIN"):
+        return value
+    return base64.b64decode(value).decode()
 
 
 def ensure_local_secrets(path: Path) -> None:

@@ -16,7 +16,7 @@ from csp.constants import NONCE, NONE, SELF
 from django.core.exceptions import ImproperlyConfigured
 from kombu import Queue
 
-from portal.localsecrets import SECRET_NAMES, ensure_local_secrets
+from portal.localsecrets import SECRET_NAMES, ensure_local_secrets, pem_secret
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 env = environ.Env()
@@ -77,6 +77,8 @@ INSTALLED_APPS = [
     "portal.patient",
     "portal.fhir",
     "portal.api",
+    "oauth2_provider",
+    "portal.smart",
     "ledger",
     "consent",
 ]
@@ -159,6 +161,39 @@ SPECTACULAR_SETTINGS = {
     # No "validate at validator.swagger.io" badge: the docs load nothing from outside.
     "SWAGGER_UI_SETTINGS": {"validatorUrl": None},
 }
+
+# --- SMART App Launch: django-oauth-toolkit as the authorization server (/oauth/) ----------
+OAUTH2_PROVIDER = {
+    # Authorization code with PKCE for every client, public or confidential; S256 only
+    # (DOT's RFC 9700 gate refuses "plain").
+    "PKCE_REQUIRED": True,
+    "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
+    "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
+    "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    "OIDC_ENABLED": True,
+    "OIDC_RSA_PRIVATE_KEY": pem_secret(env.str("OIDC_RSA_PRIVATE_KEY")),
+    "SCOPES_BACKEND_CLASS": "portal.smart.scopes.SmartScopes",
+    "OAUTH2_VALIDATOR_CLASS": "portal.smart.validators.SmartValidator",
+    "ACCESS_TOKEN_EXPIRE_SECONDS": 3600,
+    "AUTHORIZATION_CODE_EXPIRE_SECONDS": 60,
+    # Refresh tokens (offline_access / online_access) rotate on every use; an unused one
+    # lapses 30 days after its access token.
+    "REFRESH_TOKEN_EXPIRE_SECONDS": 30 * 24 * 3600,
+    "ROTATE_REFRESH_TOKEN": True,
+    "REFRESH_TOKEN_REUSE_PROTECTION": True,
+    # Apps' redirect URIs: https only, except in the demo (http://localhost apps).
+    "ALLOWED_REDIRECT_URI_SCHEMES": env.list(
+        "SMART_REDIRECT_URI_SCHEMES", default=["http", "https"] if DEBUG else ["https"]
+    ),
+    "REQUEST_APPROVAL_PROMPT": "force",  # every authorization is asked for on the consent screen
+}
+# DOT's (unswapped) models, named so that the SMART app's foreign keys to them resolve.
+OAUTH2_PROVIDER_APPLICATION_MODEL = "oauth2_provider.Application"
+OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL = "oauth2_provider.AccessToken"
+OAUTH2_PROVIDER_REFRESH_TOKEN_MODEL = "oauth2_provider.RefreshToken"
+OAUTH2_PROVIDER_ID_TOKEN_MODEL = "oauth2_provider.IDToken"
+OAUTH2_PROVIDER_GRANT_MODEL = "oauth2_provider.Grant"
+OAUTH2_PROVIDER_DEVICE_GRANT_MODEL = "oauth2_provider.DeviceGrant"
 
 # --- Database ------------------------------------------------------------------------------
 DATABASES = {

@@ -2,9 +2,21 @@ from django.contrib import admin
 from django.urls import include, path
 
 from portal.ops.views import healthz_view
+from portal.smart.urls import oauth_patterns
+from portal.smart.views import smart_configuration_view
 
 urlpatterns = [
     path("", include("portal.accounts.urls")),
+    path("", include("portal.smart.urls")),
+    path("oauth/", include(oauth_patterns)),
+    # SMART's discovery document at the FHIR base (before the FHIR URLs' catch-all), and at
+    # the site root.
+    path(
+        "fhir/R4/.well-known/smart-configuration",
+        smart_configuration_view,
+        name="smart_configuration",
+    ),
+    path(".well-known/smart-configuration", smart_configuration_view),
     path("provider/", include("portal.provider.urls")),
     path("patient/", include("portal.patient.urls")),
     path("ledger/", include("ledger.urls")),

@@ -18,6 +18,8 @@ os.environ.setdefault("SECURE_SSL_REDIRECT", "false")
 os.environ.setdefault("SESSION_COOKIE_SECURE", "false")
 os.environ.setdefault("CSRF_COOKIE_SECURE", "false")
 os.environ.setdefault("DEBUG", "false")
+# The test server is plain http: SMART test apps redirect to it.
+os.environ.setdefault("SMART_REDIRECT_URI_SCHEMES", "http,https")
 os.environ.setdefault(
     "PORTAL_LOCAL_DIR", os.path.join(os.path.dirname(os.path.dirname(__file__)), ".local", "test")
 )
