@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
+from django.apps import apps as django_apps
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
@@ -226,6 +227,7 @@ class AccessEntry:
     break_glass: bool
     what: str
     channel: str = ""  # the recorded way in ("via"), in words
+    app: str = ""  # the third-party app the read went through (its name), if any
 
 
 ACCESS_WHAT = {
@@ -239,6 +241,12 @@ PROXY_WHAT = {
     "chart.read": "Your carer {name} viewed your records",
     "record.read": "Your carer {name} viewed a record ({record_type})",
     "document.read": "Your carer {name} downloaded a document",
+}
+# The patient's own reads are recorded only when an app they connected made them.
+OWNER_APP_WHAT = {
+    "chart.read": "{app}, an app you connected, read your records",
+    "record.read": "{app}, an app you connected, read a record ({record_type})",
+    "document.read": "{app}, an app you connected, downloaded a document",
 }
 # Ways in whose reader acts in no hospital: the admin site's auditors (a hospital admin's
 # read names their hospital), carers and the patient.
@@ -256,25 +264,48 @@ def access_log_for_owner(
     verify_ledger compares with the anchored leaf; "Verify" compares them for this event."""
     charts = {p.pk: p.hospital for p in patients if p.user_id == user.pk}
     ids = list(charts)
-    events = (
+    events = list(
         Event.objects.filter(patient_id__in=ids, kind__in=ACCESS_KINDS)
         .select_related("actor", "hospital", "actor_hospital")
         .order_by("-recorded_at", "-id")[:limit]
     )
-    return [access_entry(event=event, charts=charts) for event in events]
+    names = app_names(client_ids={str((e.attrs or {}).get("app") or "") for e in events})
+    return [access_entry(event=event, charts=charts, apps=names) for event in events]
 
 
-def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
+def app_names(*, client_ids: set[str]) -> dict[str, str]:
+    """The names of the registered third-party apps (django-oauth-toolkit's applications,
+    when it is installed) with these client ids; one query, none when no read went through
+    an app. An access event records the client id (a code; a name may change)."""
+    client_ids = {c for c in client_ids if c}
+    if not client_ids or not django_apps.is_installed("oauth2_provider"):
+        return {}
+    from oauth2_provider.models import get_application_model
+
+    rows = get_application_model().objects.filter(client_id__in=client_ids)
+    return {str(cid): str(name) for cid, name in rows.values_list("client_id", "name")}
+
+
+def access_entry(
+    *, event: Event, charts: dict[int, Hospital], apps: dict[str, str] | None = None
+) -> AccessEntry:
     """How an access event is shown to its patient (the log's row, the Verify page): the
-    purpose and the way in as they were recorded, never a default standing in for them."""
+    purpose and the way in as they were recorded, never a default standing in for them.
+    `apps`: the names of the apps reads went through, by client id (app_names; an app no
+    longer registered is shown by its client id)."""
     attrs = event.attrs or {}
     flagged = event.kind == "breakglass.opened" or bool(attrs.get("break_glass"))
     via = str(attrs.get("via") or ("breakglass" if event.kind == "breakglass.opened" else ""))
     actor = event.actor
     name = (actor.get_full_name() or actor.get_username()) if actor else "system"
     record_type = wording.record_type_label(attrs.get("record_type") or "record").lower()
-    template = (PROXY_WHAT if via == "proxy" else ACCESS_WHAT).get(event.kind, event.kind)
-    what = template.format(record_type=record_type, name=name)
+    client_id = str(attrs.get("app") or "")
+    app = (apps or {}).get(client_id, client_id) if client_id else ""
+    whats = PROXY_WHAT if via == "proxy" else ACCESS_WHAT
+    if via == "owner" and app:
+        whats = OWNER_APP_WHAT
+    template = whats.get(event.kind, event.kind)
+    what = template.format(record_type=record_type, name=name, app=app)
     purpose = attrs.get("purpose") or ""
     if not purpose and event.kind == "breakglass.opened":
         purpose = PURPOSE_EMERGENCY  # the opening states no purpose: it is the emergency
@@ -294,6 +325,7 @@ def access_entry(*, event: Event, charts: dict[int, Hospital]) -> AccessEntry:
         break_glass=flagged,
         what=what,
         channel=wording.channel_label(via),
+        app=app,
     )
 
 
@@ -401,7 +433,8 @@ def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]
     charts = {p.pk: p.hospital for p in patients}
     rows = [("Event", str(event.event_id)), ("Kind", wording.event_kind_label(event.kind))]
     if event.kind in ACCESS_KINDS:
-        entry = access_entry(event=event, charts=charts)
+        names = app_names(client_ids={str((event.attrs or {}).get("app") or "")})
+        entry = access_entry(event=event, charts=charts, apps=names)
         rows += [
             ("Who", entry.actor),
             ("From", entry.hospital),
@@ -411,6 +444,8 @@ def _shown_facts(event: Event, patients: list[Patient]) -> list[tuple[str, str]]
             ("Through", entry.channel),
             ("Break-glass", wording.yes_no(entry.break_glass)),
         ]
+        if entry.app:
+            rows.append(("App", entry.app))
     recorded = wording.datetime_label(event.recorded_at, seconds=True)
     rows.append(("Recorded", recorded))
     return rows

@@ -102,7 +102,7 @@ def _token(request: Request) -> ApiToken | None:
     return request.auth if isinstance(request.auth, ApiToken) else None
 
 
-def _token_checked(request: Request, audience: str) -> bool:
+def api_token_checked(request: Request, audience: str) -> bool:
     """Whether the request came with a token, which then acts only as whom it was issued for
     (selectors.token_refusal says why not: the refusal is the answer's message)."""
     token = _token(request)
@@ -126,18 +126,23 @@ class StaffAccess(permissions.BasePermission):
 
     message = "This endpoint is for hospital staff signed in with two factors."
 
+    def token_checked(self, request: Request) -> bool:
+        """Whether the request came with a token the token rule accepted for staff (FHIR
+        also takes its own kinds of token: portal.fhir.callers)."""
+        return api_token_checked(request, TokenAudience.STAFF)
+
     def has_permission(self, request: Request, view: APIView) -> bool:
         user = request.user
         if not user.is_authenticated:
             return False
-        token_checked = _token_checked(request, TokenAudience.STAFF)
+        checked = self.token_checked(request)
         # DRF's Request reads attributes it lacks from Django's request (the middleware's
         # session default) and keeps the ones set here for the view.
         membership = membership_for_request(
             request, user=user, session_default=getattr(request, "membership", None)
         )
         refusal = entry_refusal(
-            request, Audience.STAFF, membership=membership, token_checked=token_checked
+            request, Audience.STAFF, membership=membership, token_checked=checked
         )
         if refusal is Refusal.SIGN_IN:
             # Staff, but the session has not passed its second factor: the denial says so
@@ -161,20 +166,24 @@ class PatientAccess(permissions.BasePermission):
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
-        token_checked = _token_checked(request, TokenAudience.PATIENT)
-        refusal = entry_refusal(request, Audience.PATIENT, token_checked=token_checked)
-        return refusal is None
+        checked = api_token_checked(request, TokenAudience.PATIENT)
+        return entry_refusal(request, Audience.PATIENT, token_checked=checked) is None
 
 
 class AccountAccess(permissions.BasePermission):
     """Any signed-in account acting for itself (proxies): by session or by a patient token;
     a staff token acts only at staff endpoints."""
 
+    def token_checked(self, request: Request) -> bool:
+        """Whether the request came with a patient token the token rule accepted (FHIR
+        also takes its own kinds of token: portal.fhir.callers)."""
+        return api_token_checked(request, TokenAudience.PATIENT)
+
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
-        token_checked = _token_checked(request, TokenAudience.PATIENT)
-        return entry_refusal(request, Audience.ACCOUNT, token_checked=token_checked) is None
+        checked = self.token_checked(request)
+        return entry_refusal(request, Audience.ACCOUNT, token_checked=checked) is None
 
 
 class ApiView(APIView):

@@ -399,6 +399,9 @@ class AccessLogEntrySerializer(serializers.Serializer):
     channel = serializers.CharField(
         help_text="How the reader came to see the records (the recorded way in), in words."
     )
+    app = serializers.CharField(
+        help_text="The name of the third-party app the read went through; empty for none."
+    )
     break_glass = serializers.BooleanField()
     what = serializers.CharField()
 

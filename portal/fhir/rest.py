@@ -37,8 +37,10 @@ from portal.api.authentication import HospitalNotAllowed
 from portal.api.base import TWO_FACTOR_MISSING, ApiView
 from portal.api.parsers import body_read
 from portal.fhir import resources
+from portal.fhir.callers import FhirAccess, FhirStaffOnly, caller_hospital_ids, fhir_caller
 from portal.fhir.services import MAX_DEPTH, BundleImportError, bundle_parse
 from portal.jsontext import json_problem
+from portal.tenancy.scoping import hospital_scope
 
 logger = logging.getLogger(__name__)
 
@@ -208,11 +210,16 @@ def _api_outcome(exc: exceptions.APIException, request: Request | None) -> Respo
 
 
 class FhirView(ApiView):
-    """A FHIR view for hospital staff: the API's authentication, StaffAccess and hospital
-    scope, FHIR's media types and OperationOutcome errors. A view lists the methods it
-    answers in `http_method_names`; any other is a 405 before anything else is looked at."""
+    """A FHIR view for hospital staff and for patients: the API's authentication, one
+    permission (portal.fhir.callers.FhirAccess: staff as StaffAccess admits them, patients
+    as the patient side of the API does) that leaves the caller on `request.fhir_caller`,
+    the caller's hospital scope (the active hospital for staff, a patient's registrations'
+    hospitals), FHIR's media types and OperationOutcome errors. `staff_only`: what a patient
+    may not do (imports: a 403). A view lists the methods it answers in
+    `http_method_names`; any other is a 405 before anything else is looked at."""
 
-    audience = "staff"
+    audience = "fhir"  # staff or patient: the caller says which (ApiView scopes neither)
+    staff_only = False
     schema = None  # not part of the REST API's OpenAPI document
     http_method_names = ["get"]
     renderer_classes = [FhirJSONRenderer, PlainJSONRenderer]
@@ -222,10 +229,17 @@ class FhirView(ApiView):
     def get_exception_handler(self):
         return fhir_exception_handler
 
+    def get_permissions(self):
+        gates = [permissions.IsAuthenticated(), FhirAccess()]
+        return [*gates, FhirStaffOnly()] if self.staff_only else gates
+
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if request.method.lower() not in self.http_method_names:
             raise exceptions.MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
+        if self.audience == "fhir":
+            hospitals = caller_hospital_ids(caller=fhir_caller(request))
+            self.tenant_scope.enter_context(hospital_scope(hospitals))
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -20,30 +20,48 @@ from portal.records.categories import categories_named
 from portal.records.crypto import blind_index
 from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
 from portal.records.search import patient_list_for_user
+from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.models import Hospital
+
+# The FHIR type each record model is served as.
+_MODEL_TYPE = {m: rtype for rtype, models in resources.RESOURCE_MODELS.items() for m in models}
 
 
 def fhir_patient_everything(
-    *, chart: OpenedChart, base_url: str = "", with_content: bool = True
+    *,
+    chart: OpenedChart,
+    base_url: str = "",
+    with_content: bool = True,
+    resource_types: frozenset[str] | None = None,
+    consents: bool = True,
 ) -> dict[str, Any]:
     """`Patient/{id}/$everything`: the patient and every record of every type the caller may
     see on it (entered-in-error versions included, marked so), as a searchset Bundle.
 
     `chart` was opened by the caller (records.access: access_patient for staff; the
-    patient's own registration in the patient portal).
+    patient's own registration in the patient portal). `resource_types`: the FHIR types the
+    caller's credential reaches (None: all); `consents`: whether the patient's consents are
+    the caller's to see (staff and the patient, not a proxy).
     """
     patient = records_access.chart_required(chart).patient
-    found = [resources.patient_to_fhir(patient)]
+
+    def wanted(rtype: str | None) -> bool:
+        return resource_types is None or rtype in resource_types
+
+    found = [resources.patient_to_fhir(patient)] if wanted("Patient") else []
     for model in RECORD_MODELS:
+        if not wanted(_MODEL_TYPE.get(model)):
+            continue
         qs = records_access.chart_records(chart=chart, model=model)
         for record in qs.order_by("id"):
             if isinstance(record, Document):
                 found.append(resources.document_to_fhir(record, with_content=with_content))
             else:
                 found.append(resources.to_fhir(record))
-    from consent.selectors import consents_for_patient
+    if consents and wanted("Consent"):
+        from consent.selectors import consents_for_patient
 
-    found += [resources.consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
+        found += [resources.consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
     return resources.bundle(
         found, base_url=base_url, outcome=fhir_withheld_outcome(chart=chart, resource_type=None)
     )
@@ -83,9 +101,9 @@ def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[
     return out
 
 
-def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
-    """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
-    open it (records.access.access_record), else 404."""
+def fhir_record_ref(*, resource_type: str, resource_id: str) -> tuple[type[ClinicalRecord], str]:
+    """The model and row id `{resource_type}/{resource_id}` names (a DocumentReference is a
+    note or a document by its prefix), else 404. Names only: nothing is opened."""
     models = resources.RESOURCE_MODELS.get(resource_type)
     if models is None:
         raise Http404("No such resource type.")
@@ -94,8 +112,65 @@ def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> O
         if resource_id.startswith(prefix) and (prefix or len(models) == 1):
             raw = resource_id[len(prefix) :]
             if raw.isdigit():
-                return records_access.access_record(user, model_name(model), raw)
+                return model, raw
     raise Http404("No such resource.")
+
+
+def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
+    """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
+    open it as staff (records.access.access_record), else 404."""
+    model, raw = fhir_record_ref(resource_type=resource_type, resource_id=resource_id)
+    return records_access.access_record(user, model_name(model), raw)
+
+
+def fhir_patient_search_own(
+    *,
+    user: User,
+    patient_id: int | None = None,
+    identifier: str = "",
+    name: str = "",
+    family: str = "",
+    given: str = "",
+    birthdate: date | None = None,
+) -> list[Patient]:
+    """Patient search for a patient: their own registrations (`patient_id`: only that one,
+    an app's launch context), those matching the parameters given (none: all of them). It
+    never looks beyond the account's own registrations, so it finds nobody else. The names
+    and MRNs are encrypted: compared after decryption, on a handful of rows."""
+
+    def same(a: Any, b: str) -> bool:
+        return " ".join(str(a or "").split()).casefold() == " ".join(b.split()).casefold()
+
+    rows = [
+        p
+        for p in patient_registrations_for_user(user=user)
+        if patient_id is None or p.pk == patient_id
+    ]
+    if identifier:
+        system, _, value = identifier.rpartition("|")
+        rows = [
+            p
+            for p in rows
+            if same(p.mrn, value)
+            and (not system or system == resources.mrn_system(p.hospital.slug))
+        ]
+    if name:
+        rows = [
+            p
+            for p in rows
+            if all(
+                any(same(part, word) for part in (p.given_name, p.family_name))
+                for word in name.split()
+            )
+            or same(f"{p.given_name} {p.family_name}", name)
+        ]
+    if family:
+        rows = [p for p in rows if same(p.family_name, family)]
+    if given:
+        rows = [p for p in rows if same(p.given_name, given)]
+    if birthdate is not None:
+        rows = [p for p in rows if p.birth_date == birthdate]
+    return rows
 
 
 def fhir_patient_search(
@@ -133,27 +208,37 @@ def fhir_patient_search(
 
 
 def fhir_ledger_event_access(
-    *, user: User, hospital: Hospital, event_id: str, kinds: tuple[str, ...]
+    *, user: User, hospital: Hospital | None, event_id: str, kinds: tuple[str, ...]
 ) -> Event:
-    """A ledger event of the active hospital the user may see (ledger.selectors.access_event
-    decides), of one of `kinds` ("chart.read", or a suffix like ".created"), else 404. A
-    read is the active hospital's when its chart is, or when it was read from there."""
+    """A ledger event the user may see (ledger.selectors.access_event decides: staff, those
+    of the hospitals they administer; patients, those about their own registrations), of
+    one of `kinds` ("chart.read", or a suffix like ".created"), else 404. `hospital`: the
+    active hospital of a staff caller; a read is that hospital's when its chart is, or when
+    it was read from there (None for a patient: access_event alone decides)."""
     event = access_event(user, event_id)
-    if hospital.pk not in (event.hospital_id, event.actor_hospital_id) or not any(
+    here = hospital is None or hospital.pk in (event.hospital_id, event.actor_hospital_id)
+    if not here or not any(
         event.kind == k or (k.startswith(".") and event.kind.endswith(k)) for k in kinds
     ):
         raise Http404("No such event.")
     return event
 
 
-def fhir_provenance(*, event: Event) -> dict[str, Any]:
-    """The Provenance of a record-creation (or correction) event, with its ledger receipt."""
+def fhir_provenance_target(*, event: Event) -> ClinicalRecord | Patient:
+    """The row a record-creation (or correction) event is about, else 404. Lookup only:
+    the caller decides whether it may see it."""
     model = _subject_model(event.subject_type)
-    if model is None:
-        raise Http404("No such provenance.")
-    record = model._base_manager.filter(row_uuid=event.subject_id).first()
+    record = model._base_manager.filter(row_uuid=event.subject_id).first() if model else None
     if record is None:
         raise Http404("No such provenance.")
+    return record
+
+
+def fhir_provenance(
+    *, event: Event, target: ClinicalRecord | Patient | None = None
+) -> dict[str, Any]:
+    """The Provenance of a record-creation (or correction) event, with its ledger receipt."""
+    record = target if target is not None else fhir_provenance_target(event=event)
     return resources.provenance_to_fhir(record, event=event, receipt=receipt_for_event(event=event))
 
 

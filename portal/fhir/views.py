@@ -28,12 +28,19 @@ from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
 from portal.fhir import resources, selectors
+from portal.fhir.callers import (
+    FhirCaller,
+    fhir_caller,
+    fhir_chart_open,
+    fhir_owner_may,
+    fhir_record_open,
+)
 from portal.fhir.rest import FORM, FhirError, FhirFormParser, FhirPublicView, FhirView
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.records import access as records_access
 from portal.records import audit
 from portal.records.access import OpenedChart
-from portal.records.models import Document
+from portal.records.models import ClinicalRecord, Document
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
 PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
@@ -137,19 +144,20 @@ def capability_statement(request: Request) -> dict[str, Any]:
 
 
 class RootView(FhirView):
-    """POST a transaction, batch or collection Bundle: imported into the active hospital."""
+    """POST a transaction, batch or collection Bundle: imported into the active hospital.
+    Staff only: a patient (or an app) gets a 403."""
 
     http_method_names = ["post"]
+    staff_only = True
 
     def post(self, request: Request) -> Response:
         bundle = request.data  # parsed by FhirJSONParser: bounded, or a 400 that says why
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirError(400, "POST to the base takes a Bundle.", "structure")
+        caller = fhir_caller(request)
         try:
             # The caller is the actor: the import writes only into charts they may change.
-            report = fhir_bundle_import(
-                hospital=request.hospital, bundle=bundle, actor=request.user
-            )
+            report = fhir_bundle_import(hospital=caller.hospital, bundle=bundle, actor=caller.user)
         except BundleImportError as exc:
             code = "processing" if exc.status == 422 else "structure"
             raise FhirError(exc.status, exc.errors, code) from None
@@ -181,35 +189,60 @@ def _search_params(request: Request) -> QueryDict:
     return params
 
 
+def _scope_required(caller: FhirCaller, resource_type: str) -> None:
+    """A type the caller's credential does not reach: 403, before anything is looked up
+    (so it tells nothing about what exists)."""
+    if not caller.reads_type(resource_type):
+        raise FhirError(403, f"Insufficient scope: this access does not reach {resource_type}.",
+                        "forbidden")  # fmt: skip
+
+
 def _patient_search(request: Request, query: QueryDict) -> Response:
+    caller = fhir_caller(request)
+    _scope_required(caller, "Patient")
     params = {k: (query.get(k) or "").strip() for k in PATIENT_PARAMS}
-    if not any(params.values()):
-        raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
-    found = selectors.fhir_patient_search(
-        user=request.user,
-        hospital=request.hospital,
-        identifier=params["identifier"],
-        name=params["name"],
-        family=params["family"],
-        given=params["given"],
-        birthdate=_birthdate(params["birthdate"]) if params["birthdate"] else None,
-    )
+    birthdate = _birthdate(params["birthdate"]) if params["birthdate"] else None
+    if not caller.staff:
+        # A patient finds their own registrations only, whatever they search for.
+        found = selectors.fhir_patient_search_own(
+            user=caller.user, patient_id=caller.patient_id, identifier=params["identifier"],
+            name=params["name"], family=params["family"], given=params["given"],
+            birthdate=birthdate,
+        )  # fmt: skip
+    else:
+        if not any(params.values()):
+            raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
+        assert caller.hospital is not None  # staff act in a hospital
+        found = selectors.fhir_patient_search(
+            user=caller.user, hospital=caller.hospital, identifier=params["identifier"],
+            name=params["name"], family=params["family"], given=params["given"],
+            birthdate=birthdate,
+        )  # fmt: skip
+        if caller.patient_id is not None:
+            found = [p for p in found if p.pk == caller.patient_id]
     return Response(
         resources.bundle([resources.patient_to_fhir(p) for p in found], base_url=_base_url(request))
     )
 
 
 def _open_chart(request: Request, patient_id: Any) -> OpenedChart:
-    """The chart, opened as the provider portal opens it: a chart.read access event."""
-    opened = records_access.access_patient(request.user, patient_id)
+    """The chart, opened for the caller as their portal opens it, with its access event."""
+    opened = fhir_chart_open(caller=fhir_caller(request), patient_id=patient_id)
     _read_recorded(request, opened)
     return opened
 
 
 def _read_recorded(request: Request, chart: OpenedChart, record: Any = None) -> None:
+    """A read's access event, as the portals record it: every staff and proxy read; a
+    patient's read of their own chart only when it goes through a third-party app (the
+    portal records none of the patient's own reads: nobody else read anything)."""
+    caller = fhir_caller(request)
+    if chart.owner and caller.client_id is None:
+        return
     audit.chart_read_record(
-        reader=request.user, chart=chart, record=record, membership=request.membership
-    )
+        reader=caller.user, chart=chart, record=record, membership=caller.membership,
+        app=caller.client_id,
+    )  # fmt: skip
 
 
 class PatientSearchView(FhirView):
@@ -219,17 +252,23 @@ class PatientSearchView(FhirView):
 
 class PatientReadView(FhirView):
     def get(self, request: Request, resource_id: str) -> Response:
+        _scope_required(fhir_caller(request), "Patient")
         return Response(resources.patient_to_fhir(_open_chart(request, resource_id).patient))
 
 
 class PatientEverythingView(FhirView):
     def get(self, request: Request, resource_id: str) -> Response:
+        caller = fhir_caller(request)
         with transaction.atomic():
             opened = _open_chart(request, resource_id)
-            documents = records_access.chart_records(chart=opened, model=Document)
-            for document in documents:  # their contents are in the bundle
-                _read_recorded(request, opened, document)
-        bundle = selectors.fhir_patient_everything(chart=opened, base_url=_base_url(request))
+            if caller.reads_type("DocumentReference"):
+                documents = records_access.chart_records(chart=opened, model=Document)
+                for document in documents:  # their contents are in the bundle
+                    _read_recorded(request, opened, document)
+        bundle = selectors.fhir_patient_everything(
+            chart=opened, base_url=_base_url(request), resource_types=caller.resource_types,
+            consents=fhir_owner_may(caller=caller, chart=opened),
+        )  # fmt: skip
         return Response(bundle)
 
 
@@ -261,26 +300,37 @@ class SearchPostView(FhirView):
         return _search(request, resource_type, _search_params(request))
 
 
+def _owner_chart(caller: FhirCaller, patient_id: Any) -> OpenedChart:
+    """A chart whose patient's own things (consents, who read it) the caller asks for: staff
+    who may open it, or the patient; a proxy shares only the categories granted (404)."""
+    opened = fhir_chart_open(caller=caller, patient_id=patient_id)
+    if not fhir_owner_may(caller=caller, chart=opened):
+        raise Http404
+    return opened
+
+
 def _search(request: Request, resource_type: str, params: QueryDict) -> Response:
     if resource_type not in SEARCHABLE:
         raise Http404
+    caller = fhir_caller(request)
+    _scope_required(caller, resource_type)
     base = _base_url(request)
     if resource_type == "Provenance":
         target = (params.get("target") or "").removeprefix(base)
         if "/" not in target:
             raise FhirError(400, "Search Provenance by target: ?target={type}/{id}.")
         rtype, rid = target.split("/", 1)
-        record = selectors.fhir_record_access(
-            user=request.user, resource_type=rtype, resource_id=rid
-        ).record
+        _scope_required(caller, rtype)
+        model, raw = selectors.fhir_record_ref(resource_type=rtype, resource_id=rid)
+        record = fhir_record_open(caller=caller, model=model, record_id=raw).record
         found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
         return Response(resources.bundle(found, base_url=base))
     if resource_type == "AuditEvent":
-        opened = records_access.access_patient(request.user, _patient_param(request, params))
-        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=opened.patient)
+        opened = _owner_chart(caller, _patient_param(request, params))
+        found = selectors.fhir_audit_events_for_patient(user=caller.user, patient=opened.patient)
         return Response(resources.bundle(found, base_url=base))
     if resource_type == "Consent":
-        opened = records_access.access_patient(request.user, _patient_param(request, params))
+        opened = _owner_chart(caller, _patient_param(request, params))
         consents = consent_selectors.consents_for_patient(patient=opened.patient)
         found = [resources.consent_to_fhir(c) for c in consents]
         return Response(resources.bundle(found, base_url=base))
@@ -308,29 +358,44 @@ class ReadView(FhirView):
 
 
 def _read(request: Request, resource_type: str, resource_id: str) -> dict[str, Any]:
+    caller = fhir_caller(request)
+    if resource_type in SEARCHABLE:
+        _scope_required(caller, resource_type)
     if resource_type in ("AuditEvent", "Provenance"):
         kinds = resources.ACCESS_KINDS
         if resource_type == "Provenance":
             kinds = (".created", ".corrected", ".registered")
         event = selectors.fhir_ledger_event_access(
-            user=request.user, hospital=request.hospital, event_id=resource_id, kinds=kinds
+            user=caller.user, hospital=caller.hospital, event_id=resource_id, kinds=kinds
         )
+        if not caller.staff or caller.patient_id is not None:
+            # Through a patient's (or an app's) access: an event of a chart they may read,
+            # and that is the patient's own (a proxy's grant shares records, not the log).
+            if event.patient_id is None:
+                raise Http404
+            _owner_chart(caller, event.patient_id)
         if resource_type == "AuditEvent":
             return selectors.fhir_audit_event(event=event)
-        return selectors.fhir_provenance(event=event)
+        target = selectors.fhir_provenance_target(event=event)
+        if isinstance(target, ClinicalRecord) and (
+            not caller.staff or caller.categories is not None or caller.patient_id is not None
+        ):
+            # The record it is about must be one the caller may read (its category, a
+            # restricted note): not only its chart.
+            fhir_record_open(caller=caller, model=type(target), record_id=target.pk)
+        return selectors.fhir_provenance(event=event, target=target)
     if resource_type == "Consent":
         # Whoever may open the chart may read the consents on it; anyone else gets 404.
         consent = consent_selectors.consent_by_uuid(consent_id=resource_id)
         if consent is None:
             raise Http404
-        records_access.access_patient(request.user, consent.patient_id)
+        _owner_chart(caller, consent.patient_id)
         return resources.consent_to_fhir(consent)
     if resource_type not in resources.RESOURCE_MODELS:
         raise Http404
+    model, raw = selectors.fhir_record_ref(resource_type=resource_type, resource_id=resource_id)
     with transaction.atomic():
-        opened = selectors.fhir_record_access(
-            user=request.user, resource_type=resource_type, resource_id=resource_id
-        )
+        opened = fhir_record_open(caller=caller, model=model, record_id=raw)
         record = opened.record
         _read_recorded(request, opened.chart, record)
     return resources.to_fhir(record)

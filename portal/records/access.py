@@ -580,15 +580,57 @@ def access_record(
 
 def _record_opened(user: User | AnonymousUser, record: ClinicalRecord) -> OpenedRecord | None:
     chart = chart_opened_for(user=user, patient=record.patient)
-    if chart is None or not chart.allows(record_category(record)):
-        return None
-    if (
-        isinstance(record, ClinicalNote)
-        and record.restricted
-        and not chart_records(chart=chart, model=ClinicalNote).filter(pk=record.pk).exists()
-    ):
+    if chart is None or not chart_shows(chart=chart, record=record):
         return None
     return OpenedRecord(chart=chart, record=record)
+
+
+def chart_shows(*, chart: OpenedChart, record: ClinicalRecord) -> bool:
+    """Whether the opened chart shows this record: it is the chart's, in a category the
+    chart covers, and a restricted note only as the reader may see one (chart_records)."""
+    chart_required(chart)
+    if record.patient_id != chart.patient.pk or not chart.allows(record_category(record)):
+        return False
+    if isinstance(record, ClinicalNote) and record.restricted:
+        return chart_records(chart=chart, model=ClinicalNote).filter(pk=record.pk).exists()
+    return True
+
+
+def access_record_as_owner(
+    user: User | AnonymousUser, record_type: str, record_id: Any
+) -> OpenedRecord:
+    """A record of a registration the patient portal opens to `user`
+    (access_patient_as_owner: their own, or a live proxy grant's categories, never a
+    restricted note to a proxy), with that chart. 404 otherwise."""
+    model = RECORD_TYPES.get(record_type)
+    pk = row_id(record_id)
+    if model is None or pk is None or not user.is_authenticated:
+        raise Http404("No such record.")
+    record = model._base_manager.filter(pk=pk).select_related("patient__hospital").first()
+    if record is None:
+        raise Http404("No such record.")
+    chart = access_patient_as_owner(user, record.patient_id)
+    if not chart_shows(chart=chart, record=record):
+        raise Http404("No such record.")
+    return OpenedRecord(chart=chart, record=record)
+
+
+def chart_narrowed(chart: OpenedChart, *, categories: frozenset[str] | None) -> OpenedChart:
+    """The opened chart shown through a narrower lens (an app's scopes): only the
+    categories both the grant and `categories` name. It can only ever remove categories,
+    never add one; None leaves the chart as it is. What is removed is then `withheld`, as
+    any category the grant does not share. Writes are dropped with the narrowing: a lens
+    that hides part of a chart must not let its holder add to it unseen."""
+    chart_required(chart)
+    if categories is None:
+        return chart
+    unknown = set(categories) - CATEGORY_CODES
+    if unknown:
+        raise ValueError(f"no such chart categories: {sorted(unknown)}")
+    kept = frozenset(categories) if chart.categories is None else chart.categories & categories
+    if kept == chart.categories:
+        return chart
+    return replace(chart, categories=kept, actions=chart.actions & {Action.VIEW})
 
 
 def object_permissions_for(*, user: User | AnonymousUser, obj: Any) -> frozenset[str]:

@@ -41,6 +41,7 @@ def chart_read_record(
     record: ClinicalRecord | None = None,
     membership: Membership | None = None,
     administration: Patient | None = None,
+    app: str | None = None,
 ) -> Event:
     """Record that `reader` opened a chart, or one of its records or documents: the one way
     every interface (pages, API, FHIR, downloads, exports, the admin) records a read.
@@ -51,6 +52,10 @@ def chart_read_record(
     in. `administration`: instead of a chart, the patient an auditor or hospital admin looked
     at in the admin site, whose purpose is health system administration (an auditor acts in
     no hospital; a hospital admin in the patient's).
+
+    `app`: the client id of the third-party app the read went through (SMART on FHIR), a
+    code like the other attributes (the app's name can change; the access log looks it up);
+    None for the portal's own pages, API tokens and FHIR sessions, and then not recorded.
 
     The event belongs to the chart's hospital (its admins audit every read of their
     patients) and names the hospital the reader acted in, so the reader's admins see their
@@ -72,6 +77,16 @@ def chart_read_record(
             membership = None  # the patient portal: no hospital's staff
         role = membership.role if membership is not None else ""
         acting_hospital_id = membership.hospital_id if membership is not None else None
+    attrs: dict[str, str | int | bool | None] = {
+        "purpose": purpose,
+        "break_glass": break_glass,
+        "via": via,
+        "role": role,
+        "record_type": record._meta.model_name if record is not None else None,
+        "record": record.pk if record is not None else None,
+    }
+    if app:
+        attrs["app"] = app
     return event_record(
         kind=read_kind(record),
         hospital=patient.hospital_id,  # the chart's: loaded with it, no query
@@ -79,14 +94,7 @@ def chart_read_record(
         subject=record if record is not None else patient,
         actor=reader,
         patient=patient.pk,
-        attrs={
-            "purpose": purpose,
-            "break_glass": break_glass,
-            "via": via,
-            "role": role,
-            "record_type": record._meta.model_name if record is not None else None,
-            "record": record.pk if record is not None else None,
-        },
+        attrs=attrs,
     )
 
 

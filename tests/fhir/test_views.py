@@ -107,9 +107,11 @@ def test_authentication(client, sign_in, chart, make_patient_user, hospital_a):
     assert client.get(url).status_code == 401
     sign_in(client, chart["a"]["clinician"], verified=False)
     assert client.get(url).status_code == 401
+    # A patient is admitted now (tests/fhir/test_patient_access.py), but someone else's
+    # chart is a 404 to them, as anything they may not see.
     sign_in(client, make_patient_user(hospital_a)[0])
     response = client.get(url)
-    assert response.status_code == 403
+    assert response.status_code == 404
     OperationOutcome.model_validate(_json(response))
     # The CapabilityStatement is public.
     client.logout()
