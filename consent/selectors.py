@@ -248,6 +248,12 @@ OWNER_APP_WHAT = {
     "record.read": "{app}, an app you connected, read a record ({record_type})",
     "document.read": "{app}, an app you connected, downloaded a document",
 }
+# A patient's approvals of apps (SMART App Launch) and their end, in the same log.
+APP_KINDS = ("smart.authorized", "smart.revoked")
+APP_WHAT = {
+    "smart.authorized": "{app} was allowed to read your records (see Connected apps)",
+    "smart.revoked": "{app}'s access to your records was withdrawn",
+}
 # Ways in whose reader acts in no hospital: the admin site's auditors (a hospital admin's
 # read names their hospital), carers and the patient.
 NO_HOSPITAL_VIA = frozenset({"admin", "proxy", "owner"})
@@ -265,7 +271,7 @@ def access_log_for_owner(
     charts = {p.pk: p.hospital for p in patients if p.user_id == user.pk}
     ids = list(charts)
     events = list(
-        Event.objects.filter(patient_id__in=ids, kind__in=ACCESS_KINDS)
+        Event.objects.filter(patient_id__in=ids, kind__in=(*ACCESS_KINDS, *APP_KINDS))
         .select_related("actor", "hospital", "actor_hospital")
         .order_by("-recorded_at", "-id")[:limit]
     )
@@ -304,6 +310,8 @@ def access_entry(
     whats = PROXY_WHAT if via == "proxy" else ACCESS_WHAT
     if via == "owner" and app:
         whats = OWNER_APP_WHAT
+    if event.kind in APP_KINDS:
+        whats = APP_WHAT
     template = whats.get(event.kind, event.kind)
     what = template.format(record_type=record_type, name=name, app=app)
     purpose = attrs.get("purpose") or ""

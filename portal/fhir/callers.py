@@ -44,6 +44,7 @@ from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.models import model_name
 from portal.records.selectors import patient_registrations_for_user
+from portal.smart.authentication import smart_grant
 from portal.tenancy.models import Hospital, Membership
 
 CallerAudience = Literal["staff", "patient"]
@@ -84,6 +85,14 @@ def caller_token_checked(request: Request, audience: CallerAudience) -> bool:
     """Whether the request came with a token that its own rule accepted for `audience`
     (tokens carry their own second factor): an API token acts only as whom it was issued
     for (api.selectors.token_refusal; a refusal is a 403 that says why)."""
+    grant = smart_grant(request)
+    if grant is not None:
+        # A SMART token acts as whom it was authorized for; a staff one exists only from a
+        # session verified with two factors (SmartAuthorization.two_factor, a constraint).
+        authorization = grant.authorization
+        if authorization.audience != audience:
+            return False
+        return audience != STAFF or authorization.two_factor
     wanted = TokenAudience.STAFF if audience == STAFF else TokenAudience.PATIENT
     return api_token_checked(request, wanted)
 
@@ -94,6 +103,9 @@ def caller_audience(request: Request) -> CallerAudience:
     membership (as the FHIR interface always did), else as a patient."""
     if isinstance(request.auth, ApiToken):
         return STAFF if request.auth.audience == TokenAudience.STAFF else PATIENT
+    grant = smart_grant(request)
+    if grant is not None:
+        return STAFF if grant.authorization.audience == STAFF else PATIENT
     user = request.user
     default = getattr(request, "membership", None)
     return STAFF if membership_for_request(request, user=user, session_default=default) else PATIENT
@@ -152,9 +164,33 @@ def fhir_caller(request: Request, *, audience: CallerAudience | None = None) -> 
     if isinstance(caller, FhirCaller):
         return caller
     audience = audience or caller_audience(request)
+    grant = smart_grant(request)
+    if grant is not None:
+        return _smart_caller(request, grant, audience)
     if audience == STAFF:
         return FhirCaller(user=request.user, audience=STAFF, membership=request.membership)
     return FhirCaller(user=request.user, audience=PATIENT)
+
+
+def _smart_caller(request: Request, grant: Any, audience: CallerAudience) -> FhirCaller:
+    """A SMART token's caller: the person who authorized the app, limited to the types and
+    categories its scopes name, and to the launch patient: a patient's app to the
+    registration they chose; a staff app launched on a chart to that chart, unless it holds
+    user/ scopes (then what the clinician may see)."""
+    authorization, scopes = grant.authorization, grant.access
+    membership = request.membership if audience == STAFF else None
+    if membership is not None and membership.hospital_id != authorization.hospital_id:
+        raise Http404("No such resource.")  # X-Hospital names another hospital than the app's
+    patient_id = authorization.patient_id
+    if audience == STAFF and "user" in scopes.levels():
+        patient_id = None
+    types = scopes.resource_types()
+    return FhirCaller(
+        user=request.user, audience=audience, membership=membership,
+        resource_types=frozenset(types) if types is not None else None,
+        categories=scopes.chart_categories(), patient_id=patient_id,
+        app=grant.app_name, client_id=grant.client_id,
+    )  # fmt: skip
 
 
 def caller_hospital_ids(*, caller: FhirCaller) -> list[int]:

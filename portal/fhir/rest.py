@@ -40,6 +40,7 @@ from portal.fhir import resources
 from portal.fhir.callers import FhirAccess, FhirStaffOnly, caller_hospital_ids, fhir_caller
 from portal.fhir.services import MAX_DEPTH, BundleImportError, bundle_parse
 from portal.jsontext import json_problem
+from portal.smart.authentication import SmartTokenAuthentication
 from portal.tenancy.scoping import hospital_scope
 
 logger = logging.getLogger(__name__)
@@ -225,6 +226,9 @@ class FhirView(ApiView):
     renderer_classes = [FhirJSONRenderer, PlainJSONRenderer]
     parser_classes = [FhirJSONParser, PlainJSONParser]
     content_negotiation_class = FhirContentNegotiation
+    # A SMART app's access token first (DOT's; the portal's own tokens are not DOT's, so it
+    # passes them on), then the API's token and the portal session.
+    authentication_classes = [SmartTokenAuthentication, *ApiView.authentication_classes]
 
     def get_exception_handler(self):
         return fhir_exception_handler

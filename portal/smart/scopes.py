@@ -14,12 +14,9 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from portal.fhir.resources import RESOURCE_MODELS
-
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
 # The Observation categories the portal keeps (records.Observation.Category).
 OBSERVATION_CATEGORIES = {"vital-signs": "vital signs", "laboratory": "lab results"}
-RESOURCE_TYPES = ("Patient", *RESOURCE_MODELS)
 
 # Scopes that are not about clinical data.
 CONTEXT_SCOPES = {
@@ -43,6 +40,21 @@ TYPE_WORDS = {
     "Procedure": "procedures",
     "DocumentReference": "clinical notes and documents",
 }
+# The FHIR types the portal serves (portal.fhir.resources; the FHIR app builds on this one).
+RESOURCE_TYPES = tuple(TYPE_WORDS)
+# What each type is in the chart's categories (records.categories), for narrowing a chart.
+TYPE_CATEGORIES = {
+    "Patient": frozenset(),
+    "Observation": frozenset({"vitals", "labs"}),
+    "Condition": frozenset({"conditions"}),
+    "Encounter": frozenset({"encounters"}),
+    "MedicationRequest": frozenset({"medications"}),
+    "AllergyIntolerance": frozenset({"allergies"}),
+    "Immunization": frozenset({"immunizations"}),
+    "Procedure": frozenset({"procedures"}),
+    "DocumentReference": frozenset({"notes", "documents"}),
+}
+OBSERVATION_CHART_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
 
 _CLINICAL = re.compile(
     r"^(?P<level>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"
@@ -169,6 +181,18 @@ class ScopeAccess:
         if not chosen or any(not s.categories for s in chosen):
             return None if chosen else frozenset()
         return frozenset(c for s in chosen for c in s.categories)
+
+    def chart_categories(self) -> frozenset[str] | None:
+        """The chart categories (records.categories) the clinical scopes reach; None: all."""
+        found: set[str] = set()
+        for s in self.clinical:
+            if s.resource_type == "*":
+                return None
+            if s.resource_type == "Observation" and s.categories:
+                found |= {OBSERVATION_CHART_CATEGORY[c] for c in s.categories}
+            else:
+                found |= TYPE_CATEGORIES[s.resource_type]
+        return frozenset(found)
 
     def may(self, resource_type: str, *, interaction: str = "read") -> bool:
         return any(

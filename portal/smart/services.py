@@ -123,7 +123,9 @@ def smart_authorization_create(
     event_record(
         kind="smart.authorized", hospital=hospital.pk, subject=authorization, actor=user,
         patient=patient.pk if patient is not None else None,
-        attrs={"app": application.pk, "audience": audience, "launch": launch,
+        # The app by its client id, a code, as reads through it are recorded (the access
+        # log shows its name).
+        attrs={"app": application.client_id, "audience": audience, "launch": launch,
                "two_factor": two_factor},
     )  # fmt: skip
     return authorization
@@ -136,7 +138,11 @@ def smart_authorization_revoke(
     """End an authorization: every token it issued is revoked in the same transaction (the
     next request with one is refused), and the ledger records who ended it (`via`: patient,
     app, admin). Revoking an ended one changes nothing."""
-    authorization = SmartAuthorization.objects.select_for_update().get(pk=authorization.pk)
+    authorization = (
+        SmartAuthorization.objects.select_for_update()
+        .select_related("application")
+        .get(pk=authorization.pk)
+    )
     if authorization.revoked_at is not None:
         return authorization
     access_tokens = get_access_token_model().objects.filter(
@@ -151,7 +157,7 @@ def smart_authorization_revoke(
     event_record(
         kind="smart.revoked", hospital=authorization.hospital_id, subject=authorization,
         actor=actor, patient=authorization.patient_id,
-        attrs={"app": authorization.application_id, "via": via},
+        attrs={"app": authorization.application.client_id, "by": via},
     )  # fmt: skip
     return authorization
 

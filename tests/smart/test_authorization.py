@@ -50,7 +50,7 @@ def test_patient_standalone_launch_gets_patient_context_and_fhir_user(client, si
     authorization = SmartAuthorization.objects.get()
     assert authorization.patient == patient and authorization.two_factor is False
     event = Event.objects.get(kind="smart.authorized")
-    assert event.patient_id == patient.pk and event.attrs["app"] == app.application.pk
+    assert event.patient_id == patient.pk and event.attrs["app"] == app.client_id
 
 
 def test_the_consent_screen_speaks_plainly(client, sign_in, world, app):
@@ -188,7 +188,7 @@ def test_app_revocation_ends_the_authorization_at_once(client, sign_in, world, a
     assert response.status_code == 200
     assert SmartAuthorization.objects.get().revoked_at is not None
     event = Event.objects.get(kind="smart.revoked")
-    assert event.attrs["via"] == "app"
+    assert event.attrs["by"] == "app"
     refreshed = client.post(
         "/oauth/token/",
         {"grant_type": "refresh_token", "refresh_token": body["refresh_token"],

@@ -1,0 +1,102 @@
+"""SMART tokens on the FHIR interface: what the scopes and the launch patient allow, nothing
+else; revocation at once; the access log names the app."""
+
+import pytest
+
+from consent.selectors import access_log_for_owner
+from portal.smart.models import SmartAuthorization
+from tests.smart.conftest import authorize, exchange
+
+pytestmark = pytest.mark.django_db
+
+
+def _token(client, sign_in, user, app, scope, **kwargs):
+    sign_in(client, user)
+    code, verifier, response = authorize(client, app, scope, **kwargs)
+    assert code, response.content
+    body = exchange(client, app, code, verifier).json()
+    client.logout()  # the app calls with its token only
+    return body
+
+
+def _get(client, token, path):
+    return client.get(f"/fhir/R4/{path}", HTTP_AUTHORIZATION=f"Bearer {token['access_token']}")
+
+
+def _ids(response):
+    return {e["resource"]["id"] for e in response.json().get("entry", []) if
+            e["resource"]["resourceType"] != "OperationOutcome"}  # fmt: skip
+
+
+def test_observation_scope_reads_that_patients_observations_only(client, sign_in, world, app):
+    a, b = world["a"], world["b"]
+    token = _token(client, sign_in, a["user"], app, "launch/patient patient/Observation.rs")
+    found = _get(client, token, f"Observation?patient={a['patient'].pk}")
+    assert found.status_code == 200, found.content
+    assert _ids(found) == {str(a["lab"].pk), str(a["vital"].pk)}
+    assert _get(client, token, f"Observation/{a['lab'].pk}").status_code == 200
+    # Another patient (another hospital): 404, as if missing.
+    assert _get(client, token, f"Observation?patient={b['patient'].pk}").status_code == 404
+    assert _get(client, token, f"Observation/{b['lab'].pk}").status_code == 404
+    # Another type: refused.
+    assert _get(client, token, f"Condition?patient={a['patient'].pk}").status_code in (403, 404)
+    assert _get(client, token, f"Condition/{a['condition'].pk}").status_code in (403, 404)
+
+
+def test_category_scope_sees_labs_only(client, sign_in, world, app):
+    a = world["a"]
+    token = _token(
+        client, sign_in, a["user"], app,
+        "launch/patient patient/Observation.rs?category=laboratory",
+    )  # fmt: skip
+    found = _get(client, token, f"Observation?patient={a['patient'].pk}")
+    assert found.status_code == 200, found.content
+    assert _ids(found) == {str(a["lab"].pk)}
+    assert _get(client, token, f"Observation/{a['vital'].pk}").status_code == 404
+
+
+def test_disconnect_stops_the_token_at_once_and_the_log_names_the_app(client, sign_in, world, app):
+    a = world["a"]
+    token = _token(client, sign_in, a["user"], app, "launch/patient patient/Observation.rs")
+    assert _get(client, token, f"Observation?patient={a['patient'].pk}").status_code == 200
+    sign_in(client, a["user"])
+    page = client.get("/patient/apps/")
+    assert "Sleep Tracker" in page.content.decode()
+    assert "Read your lab results and vital signs" in page.content.decode()
+    authorization = SmartAuthorization.objects.get()
+    response = client.post(f"/patient/apps/{authorization.row_uuid}/disconnect/")
+    assert response.status_code == 302
+    client.logout()
+    assert _get(client, token, f"Observation?patient={a['patient'].pk}").status_code == 401
+    whats = [e.what for e in access_log_for_owner(user=a["user"], patients=[a["patient"]])]
+    assert "Sleep Tracker was allowed to read your records (see Connected apps)" in whats
+    assert "Sleep Tracker's access to your records was withdrawn" in whats
+    assert any(w.startswith("Sleep Tracker, an app you connected, read") for w in whats)
+
+
+def test_another_patients_disconnect_is_404(client, sign_in, world, app):
+    _token(client, sign_in, world["a"]["user"], app, "launch/patient patient/Observation.rs")
+    authorization = SmartAuthorization.objects.get()
+    sign_in(client, world["b"]["user"])
+    response = client.post(f"/patient/apps/{authorization.row_uuid}/disconnect/")
+    assert response.status_code == 404
+    assert SmartAuthorization.objects.get().revoked_at is None
+
+
+def test_ehr_launch_token_reads_the_chart_patient_only(client, sign_in, world, confidential_app):
+    from urllib.parse import parse_qs, urlparse
+
+    a, b = world["a"], world["b"]
+    sign_in(client, a["clinician"])
+    app_row = confidential_app.application.smart_app
+    launched = client.post(f"/provider/patients/{a['patient'].pk}/apps/", {"app": app_row.pk})
+    launch = parse_qs(urlparse(launched.url).query)["launch"][0]
+    code, verifier, _ = authorize(
+        client, confidential_app, "launch patient/Observation.rs", launch=launch
+    )
+    token = exchange(client, confidential_app, code, verifier).json()
+    client.logout()
+    found = _get(client, token, f"Observation?patient={token['patient']}")
+    assert found.status_code == 200, found.content
+    assert _ids(found) == {str(a["lab"].pk), str(a["vital"].pk)}
+    assert _get(client, token, f"Observation?patient={b['patient'].pk}").status_code == 404
