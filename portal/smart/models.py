@@ -89,6 +89,9 @@ class SmartAuthorization(models.Model):
             ),
         ]
 
+    def __str__(self) -> str:
+        return f"SMART authorization {self.row_uuid}"
+
     @property
     def active(self) -> bool:
         return self.revoked_at is None
@@ -109,6 +112,9 @@ class SmartToken(models.Model):
     )
     created_at = models.DateTimeField(auto_now_add=True)
 
+    def __str__(self) -> str:
+        return f"SMART token {self.pk}"
+
 
 class LaunchContext(models.Model):
     """An EHR launch: a clinician pressed "Launch app" on a chart. The app gets an opaque
@@ -126,6 +132,9 @@ class LaunchContext(models.Model):
     expires_at = models.DateTimeField()
     used_at = models.DateTimeField(null=True, blank=True)
 
+    def __str__(self) -> str:
+        return f"EHR launch {self.pk}"
+
 
 class SmartCode(models.Model):
     """Which authorization an authorization code (DOT's Grant) was issued under, until the
@@ -137,3 +146,6 @@ class SmartCode(models.Model):
     grant = models.OneToOneField(
         oauth2_settings.GRANT_MODEL, on_delete=models.CASCADE, related_name="smart_code"
     )
+
+    def __str__(self) -> str:
+        return f"SMART code {self.pk}"

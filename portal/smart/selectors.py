@@ -107,7 +107,7 @@ def connected_apps_for(*, user: User) -> list[ConnectedApp]:
             patient=row.patient,
             permissions=[scope_words(s) for s in row.scopes()],
             last_used=row.last_token or row.created_at,
-        )  # fmt: skip
+        )
         for row in rows
     ]
 

@@ -198,7 +198,7 @@ def smart_launch_use(
                 application=application,
                 used_at__isnull=True,
                 expires_at__gt=timezone.now(),
-            )  # fmt: skip
+            )
             .first()
         )
         if context is not None and consume:

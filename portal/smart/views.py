@@ -70,9 +70,9 @@ class SmartAuthorizationView(AuthorizationView):
             return f"The app must name this server as its audience (aud={fhir_base(self.request)})."
         if self.request.method == "GET" and self._param("code_challenge_method") != "S256":
             return "The app must use PKCE with code_challenge_method=S256."
-        if self._audience() == Audience.STAFF and "launch" in self._param("scope").split():
-            if self._launch_context(consume=False) is None:
-                return "This launch has expired or was not yours: launch the app again."
+        launching = self._audience() == Audience.STAFF and "launch" in self._param("scope").split()
+        if launching and self._launch_context(consume=False) is None:
+            return "This launch has expired or was not yours: launch the app again."
         return None
 
     def _launch_context(self, *, consume: bool):

@@ -55,7 +55,7 @@ def test_patient_standalone_launch_gets_patient_context_and_fhir_user(client, si
 
 def test_the_consent_screen_speaks_plainly(client, sign_in, world, app):
     sign_in(client, world["a"]["user"])
-    verifier, challenge = pkce()
+    _verifier, challenge = pkce()
     params = authorize_params(app, SCOPE, challenge=challenge)
     page = client.get("/oauth/authorize/?" + urlencode(params))
     text = page.content.decode()
