@@ -14,6 +14,7 @@ from portal.records.models import Condition
 from portal.smart.services import smart_app_register
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
+from tests.provider.test_browser import browser_page  # noqa: F401 - the browser fixture
 
 FHIR_BASE = "http://testserver/fhir/R4/"
 REDIRECT = "http://app.example/callback"

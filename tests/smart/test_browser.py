@@ -10,7 +10,7 @@ import pytest
 from portal.smart.services import smart_app_register
 from tests import factories
 from tests.conftest import current_code
-from tests.provider.test_browser import browser_page, watch_csp  # noqa: F401 - a fixture
+from tests.provider.test_browser import watch_csp
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -50,7 +50,7 @@ def _shown_observations(page) -> set[str]:
 def test_standalone_patient_launch_reads_own_observations_only(
     live_server,
     browser_page,
-    world,  # noqa: F811
+    world,
 ):
     a = world["a"]
     app = _register(live_server)
@@ -72,7 +72,7 @@ def test_standalone_patient_launch_reads_own_observations_only(
 def test_ehr_launch_from_the_chart_gives_the_app_the_chart_patient(
     live_server,
     browser_page,
-    world,  # noqa: F811
+    world,
 ):
     a = world["a"]
     _register(live_server, ehr=True)
