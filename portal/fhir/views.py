@@ -91,12 +91,7 @@ def capability_statement(request: Request) -> dict[str, Any]:
                 "documentation": "Searches: GET [type]?parameters, or POST [type]/_search "
                 "with the parameters in an application/x-www-form-urlencoded body (search by "
                 "POST keeps names, birth dates and MRNs out of URLs and server logs).",
-                "security": {
-                    "description": "A bearer API token of a staff member (Authorization: "
-                    "Bearer <token>; X-Hospital: <slug> picks one of their hospitals), or "
-                    "the session of a staff member of the active hospital, signed in with "
-                    "two factors (POST needs the CSRF token)."
-                },
+                "security": _security(request),
                 "resource": [
                     {
                         "type": "Patient",
@@ -138,6 +133,49 @@ def capability_statement(request: Request) -> dict[str, Any]:
         ],
     }
     return capability
+
+
+def _security(request: Request) -> dict[str, Any]:
+    """How to authenticate: the portal's own credentials, and SMART App Launch (the
+    oauth-uris extension and the SMART-on-FHIR service, which SMART clients read)."""
+
+    def url(name: str) -> str:
+        return request.build_absolute_uri(reverse(name))
+
+    return {
+        "service": [
+            {
+                "coding": [
+                    {
+                        "system": "http://terminology.hl7.org/CodeSystem/restful-security-service",
+                        "code": "SMART-on-FHIR",
+                    }
+                ],
+                "text": "OAuth2 using SMART-on-FHIR profile (see "
+                "/.well-known/smart-configuration)",
+            }
+        ],
+        "extension": [
+            {
+                "url": "http://fhir-registry.smarthealthit.org/StructureDefinition/oauth-uris",
+                "extension": [
+                    {"url": "authorize", "valueUri": url("oauth2_provider:authorize")},
+                    {"url": "token", "valueUri": url("oauth2_provider:token")},
+                    {"url": "revoke", "valueUri": url("oauth2_provider:revoke-token")},
+                    {"url": "introspect", "valueUri": url("oauth2_provider:introspect")},
+                    {"url": "manage", "valueUri": url("smart:connected_apps")},
+                ],
+            }
+        ],
+        "description": "SMART App Launch 2.x (authorization code with PKCE S256; scopes "
+        "patient/ and user/ Type.rs, granular ?category= for Observation; launch, "
+        "launch/patient, openid fhirUser, offline_access): an app's bearer access token "
+        "reads what its scopes name of the launch patient's chart, as the person who "
+        "authorized it. Also: a bearer API token of a staff member or patient "
+        "(Authorization: Bearer <token>; X-Hospital: <slug> picks one of a staff member's "
+        "hospitals), or the portal session of staff signed in with two factors or of a "
+        "patient (POST needs the CSRF token).",
+    }
 
 
 # --- import -------------------------------------------------------------------------------
