@@ -98,6 +98,8 @@ def main() -> int:
     manage("migrate", "--noinput", "-v", "0")
     manage("collectstatic", "--noinput", "-v", "0")
     logins = manage("seed_demo", "--if-empty", "--show-logins", capture=True)
+    # The demo SMART app (served at /smart-demo/), registered for this address.
+    logins += manage("smart_demo_app", "--base-url", f"http://{host}:{port}", capture=True)
     # The demo's witnesses, unless witnesses are configured already (then those are used).
     witnesses: dict[str, list[str]] = {}
     if not (os.environ.get("LEDGER_WITNESSES") or os.environ.get("LEDGER_WITNESS_POLICY")):

@@ -205,3 +205,33 @@ def smart_launch_use(
             context.used_at = timezone.now()
             context.save(update_fields=["used_at"])
     return context
+
+
+DEMO_APP_NAME = "Demo SMART app"
+
+
+def smart_demo_app_ensure(*, base_url: str) -> RegisteredApp:
+    """The demo's SMART app (served by the portal at /smart-demo/), registered once as a
+    public client for standalone and EHR launch at `base_url`; its URLs follow the demo's
+    address if it moves."""
+    base_url = base_url.rstrip("/")
+    redirect_uri = f"{base_url}/smart-demo/app/"
+    existing = (
+        SmartApp.objects.select_related("application")
+        .filter(application__name=DEMO_APP_NAME)
+        .order_by("pk")
+        .first()
+    )
+    if existing is None:
+        registered = smart_app_register(
+            name=DEMO_APP_NAME, redirect_uris=[redirect_uri], ehr_launch=True,
+            description="The portal's own demo app: reads your observations.",
+        )  # fmt: skip
+        existing = registered.application.smart_app
+    app = existing.application
+    app.redirect_uris = redirect_uri
+    app.save(update_fields=["redirect_uris"])
+    existing.launch_url = f"{base_url}/smart-demo/?client_id={app.client_id}"
+    existing.ehr_launch = True
+    existing.save(update_fields=["launch_url", "ehr_launch"])
+    return RegisteredApp(application=app, client_id=app.client_id, client_secret="")
