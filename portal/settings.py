@@ -170,6 +170,11 @@ OAUTH2_PROVIDER = {
     "COMPLIANT_BCP_RFC9700_PKCE_METHOD": True,
     "COMPLIANT_BCP_RFC9700_IMPLICIT_GRANT": True,
     "COMPLIANT_BCP_RFC9700_PASSWORD_GRANT": True,
+    # RFC 9700 too: tokens only in the Authorization header, `iss` in the authorization
+    # response, and tokens kept hashed at rest.
+    "COMPLIANT_BCP_RFC9700_ACCESS_TOKEN_TRANSPORT": True,
+    "COMPLIANT_BCP_RFC9700_AUTHZ_RESPONSE_ISS": True,
+    "COMPLIANT_BCP_RFC9700_TOKEN_STORAGE": True,
     "OIDC_ENABLED": True,
     "OIDC_RSA_PRIVATE_KEY": pem_secret(env.str("OIDC_RSA_PRIVATE_KEY")),
     "SCOPES_BACKEND_CLASS": "portal.smart.scopes.SmartScopes",

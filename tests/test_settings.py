@@ -10,7 +10,7 @@ from portal.localsecrets import SECRET_NAMES, generate_secret
 ROOT = Path(__file__).resolve().parent.parent
 TEST_OVERRIDES = (
     "ALLOWED_HOSTS", "SECURE_SSL_REDIRECT", "SESSION_COOKIE_SECURE", "CSRF_COOKIE_SECURE",
-    "DEBUG", "PORTAL_LOCAL_DIR",
+    "DEBUG", "PORTAL_LOCAL_DIR", "SMART_REDIRECT_URI_SCHEMES",
 )  # fmt: skip
 
 
