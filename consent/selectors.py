@@ -254,6 +254,11 @@ APP_WHAT = {
     "smart.authorized": "{app} was allowed to read your records (see Connected apps)",
     "smart.revoked": "{app}'s access to your records was withdrawn",
 }
+# A clinician launched an app on the patient's chart (SMART EHR launch).
+STAFF_APP_WHAT = {
+    "smart.authorized": "{name} opened your chart in {app}",
+    "smart.revoked": "{app}'s access, opened by staff, ended",
+}
 # Ways in whose reader acts in no hospital: the admin site's auditors (a hospital admin's
 # read names their hospital), carers and the patient.
 NO_HOSPITAL_VIA = frozenset({"admin", "proxy", "owner"})
@@ -311,7 +316,7 @@ def access_entry(
     if via == "owner" and app:
         whats = OWNER_APP_WHAT
     if event.kind in APP_KINDS:
-        whats = APP_WHAT
+        whats = STAFF_APP_WHAT if attrs.get("audience") == "staff" else APP_WHAT
     template = whats.get(event.kind, event.kind)
     what = template.format(record_type=record_type, name=name, app=app)
     purpose = attrs.get("purpose") or ""

@@ -419,6 +419,16 @@ RECORD_TYPE_RESOURCE = {
 }
 
 
+def practitioner_to_fhir(user: Any) -> dict[str, Any]:
+    """A staff member as a minimal Practitioner (their SMART fhirUser): id and name only."""
+    return {
+        "resourceType": "Practitioner",
+        "id": str(user.pk),
+        "active": bool(user.is_active),
+        "name": [{"text": user.get_full_name() or user.get_username()}],
+    }
+
+
 def _user_reference(user_id: int | None) -> dict[str, Any]:
     if user_id is None:
         return {"display": "the portal (no signed-in user)"}

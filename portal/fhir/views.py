@@ -123,6 +123,16 @@ def capability_statement(request: Request) -> dict[str, Any]:
                         "searchParam": by_patient,
                     },
                     {
+                        "type": "Practitioner",
+                        "interaction": [
+                            {
+                                "code": "read",
+                                "documentation": "A staff member's own only: the fhirUser "
+                                "of their SMART apps' id_tokens.",
+                            }
+                        ],
+                    },
+                    {
                         "type": "Provenance",
                         "interaction": interactions,
                         "searchParam": [{"name": "target", "type": "reference"}],
@@ -151,8 +161,7 @@ def _security(request: Request) -> dict[str, Any]:
                         "code": "SMART-on-FHIR",
                     }
                 ],
-                "text": "OAuth2 using SMART-on-FHIR profile (see "
-                "/.well-known/smart-configuration)",
+                "text": "OAuth2 using SMART-on-FHIR profile (see /.well-known/smart-configuration)",
             }
         ],
         "extension": [
@@ -397,6 +406,11 @@ class ReadView(FhirView):
 
 def _read(request: Request, resource_type: str, resource_id: str) -> dict[str, Any]:
     caller = fhir_caller(request)
+    if resource_type == "Practitioner":
+        # A staff member's own, and nobody else's: what a SMART id_token's fhirUser names.
+        if not caller.staff or resource_id != str(caller.user.pk):
+            raise Http404
+        return resources.practitioner_to_fhir(caller.user)
     if resource_type in SEARCHABLE:
         _scope_required(caller, resource_type)
     if resource_type in ("AuditEvent", "Provenance"):

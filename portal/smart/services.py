@@ -7,6 +7,7 @@ from __future__ import annotations
 import hashlib
 import secrets
 from dataclasses import dataclass
+from typing import Any
 from datetime import timedelta
 
 from django.contrib.auth.models import User
@@ -36,7 +37,7 @@ def token_checksum(value: str) -> str:
 
 @dataclass(frozen=True)
 class RegisteredApp:
-    application: object
+    application: Any  # DOT's (swappable) Application model
     client_id: str
     client_secret: str  # shown once; empty for a public client
 
@@ -157,7 +158,8 @@ def smart_authorization_revoke(
     event_record(
         kind="smart.revoked", hospital=authorization.hospital_id, subject=authorization,
         actor=actor, patient=authorization.patient_id,
-        attrs={"app": authorization.application.client_id, "by": via},
+        attrs={"app": authorization.application.client_id, "audience": authorization.audience,
+               "by": via},
     )  # fmt: skip
     return authorization
 

@@ -202,3 +202,39 @@ def test_app_revocation_ends_the_authorization_at_once(client, sign_in, world, a
     assert introspect.status_code in (200, 401, 403)
     if introspect.status_code == 200:
         assert introspect.json()["active"] is False
+
+
+def test_authorizations_are_accounted_for_by_the_ledger_and_a_widened_one_is_named(
+    client, sign_in, world, app
+):
+    from ledger.anchoring import ledger_anchor_pending
+    from ledger.verification import ledger_verify
+
+    sign_in(client, world["a"]["user"])
+    code, verifier, _ = authorize(client, app, SCOPE)
+    exchange(client, app, code, verifier)
+    authorization = SmartAuthorization.objects.get()
+    leaf = bytes(Event.objects.get(kind="smart.authorized").leaf).decode()
+    assert "Observation" not in leaf and "Sleep" not in leaf  # codes and ids only
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
+    # Widened behind the application's back: verify_ledger names it.
+    SmartAuthorization.objects.filter(pk=authorization.pk).update(scope="patient/*.rs")
+    findings = [str(f) for f in ledger_verify().findings]
+    assert any("smart.smartauthorization" in f and "differs" in f for f in findings), findings
+    SmartAuthorization.objects.filter(pk=authorization.pk).update(scope=authorization.scope)
+    sign_in(client, world["a"]["user"])
+    client.post(f"/patient/apps/{authorization.row_uuid}/disconnect/")
+    ledger_anchor_pending()
+    assert ledger_verify().findings == []
+
+
+def test_connected_apps_lists_in_a_fixed_number_of_queries(
+    client, sign_in, world, app, django_assert_max_num_queries
+):
+    sign_in(client, world["a"]["user"])
+    for _ in range(3):
+        authorize(client, app, SCOPE)
+    with django_assert_max_num_queries(12):
+        page = client.get("/patient/apps/")
+    assert page.content.decode().count("Disconnect") == 3

@@ -100,3 +100,58 @@ def test_ehr_launch_token_reads_the_chart_patient_only(client, sign_in, world, c
     assert found.status_code == 200, found.content
     assert _ids(found) == {str(a["lab"].pk), str(a["vital"].pk)}
     assert _get(client, token, f"Observation?patient={b['patient'].pk}").status_code == 404
+    whats = [e.what for e in access_log_for_owner(user=a["user"], patients=[a["patient"]])]
+    assert any(w.endswith("opened your chart in Clinic Dashboard") for w in whats), whats
+
+
+def test_staff_fhir_user_is_a_readable_practitioner_of_their_own_only(
+    client, sign_in, world, confidential_app
+):
+    from urllib.parse import parse_qs, urlparse
+
+    from portal.fhir.resources import validate_resource
+    from tests.smart.conftest import id_token_claims
+
+    a = world["a"]
+    sign_in(client, a["clinician"])
+    app_row = confidential_app.application.smart_app
+    launched = client.post(f"/provider/patients/{a['patient'].pk}/apps/", {"app": app_row.pk})
+    launch = parse_qs(urlparse(launched.url).query)["launch"][0]
+    code, verifier, _ = authorize(
+        client, confidential_app, "launch openid fhirUser patient/Observation.rs", launch=launch
+    )
+    token = exchange(client, confidential_app, code, verifier).json()
+    client.logout()
+    fhir_user = id_token_claims(token["id_token"])["fhirUser"]
+    own = _get(client, token, fhir_user.removeprefix("http://testserver/fhir/R4/"))
+    assert own.status_code == 200, own.content
+    validate_resource(own.json())
+    other = world["b"]["clinician"]
+    assert _get(client, token, f"Practitioner/{other.pk}").status_code == 404
+
+
+def test_a_confidential_client_introspects_its_token(client, sign_in, world, confidential_app):
+    import base64
+
+    basic = base64.b64encode(
+        f"{confidential_app.client_id}:{confidential_app.client_secret}".encode()
+    ).decode()
+    token = _token(client, sign_in, world["a"]["user"], confidential_app,
+                   "launch/patient patient/Observation.rs")  # fmt: skip
+
+    def introspect():
+        response = client.post(
+            "/oauth/introspect/", {"token": token["access_token"]},
+            HTTP_AUTHORIZATION=f"Basic {basic}",
+        )  # fmt: skip
+        assert response.status_code == 200, response.content
+        return response.json()
+
+    assert introspect()["active"] is True
+    assert introspect()["scope"] == "launch/patient patient/Observation.rs"
+    revoked = client.post(
+        "/oauth/revoke_token/", {"token": token["access_token"]},
+        HTTP_AUTHORIZATION=f"Basic {basic}",
+    )  # fmt: skip
+    assert revoked.status_code == 200
+    assert introspect()["active"] is False
