@@ -237,4 +237,4 @@ def test_connected_apps_lists_in_a_fixed_number_of_queries(
         authorize(client, app, SCOPE)
     with django_assert_max_num_queries(12):
         page = client.get("/patient/apps/")
-    assert page.content.decode().count("Disconnect") == 3
+    assert page.content.decode().count(">Disconnect</button>") == 3

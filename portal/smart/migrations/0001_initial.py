@@ -11,7 +11,7 @@ class Migration(migrations.Migration):
     initial = True
 
     dependencies = [
-        ("records", "0008_forms_correction_reason_and_validity"),
+        ("records", "0001_initial"),  # the Patient table; nothing later it needs
         ("tenancy", "0002_departments"),
         migrations.swappable_dependency(settings.AUTH_USER_MODEL),
         migrations.swappable_dependency(settings.OAUTH2_PROVIDER_ACCESS_TOKEN_MODEL),
