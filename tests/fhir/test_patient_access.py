@@ -290,8 +290,25 @@ def test_their_consents_and_access_events_are_404(client, world, key):
         )  # fmt: skip
     _get(client, f"{BASE}Patient/{theirs.pk}", world[key]["staff_token"])
     event = Event.objects.filter(patient_id=theirs.pk, kind="chart.read").latest("id")
-    for url in (f"{BASE}Consent/{consent.row_uuid}", f"{BASE}AuditEvent/{event.event_id}"):
+    created = _creation_event(world[key]["their"]["observation"])
+    for url in (f"{BASE}Consent/{consent.row_uuid}", f"{BASE}AuditEvent/{event.event_id}",
+                f"{BASE}Provenance/{created.event_id}"):  # fmt: skip
         assert _get(client, url, world["token"]).status_code == 404, url
+
+
+def _creation_event(record):
+    return Event.objects.get(
+        subject_id=str(record.row_uuid), kind=f"{record._meta.model_name}.created"
+    )
+
+
+def test_the_owner_reads_the_provenance_of_their_records(client, world, carer):
+    my = world["a"]["my"]
+    created = _creation_event(my["observation"])
+    body = _valid(_get(client, f"{BASE}Provenance/{created.event_id}", world["token"]))
+    assert body["target"][0]["reference"] == _ref(my["observation"])
+    # A proxy: the records' history is the patient's, like their access log.
+    assert _get(client, f"{BASE}Provenance/{created.event_id}", carer[1]).status_code == 404
 
 
 def test_searching_patients_by_name_finds_nobody_else(client, world):
