@@ -163,10 +163,15 @@ class PatientAccess(permissions.BasePermission):
 
     message = "This endpoint is for patients."
 
+    def token_checked(self, request: Request) -> bool:
+        """Whether the request came with a patient token the token rule accepted (FHIR
+        also takes its own kinds of token: portal.fhir.callers)."""
+        return api_token_checked(request, TokenAudience.PATIENT)
+
     def has_permission(self, request: Request, view: APIView) -> bool:
         if not request.user.is_authenticated:
             return False
-        checked = api_token_checked(request, TokenAudience.PATIENT)
+        checked = self.token_checked(request)
         return entry_refusal(request, Audience.PATIENT, token_checked=checked) is None
 
 

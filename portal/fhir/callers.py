@@ -2,10 +2,10 @@
 FhirCaller, that every FHIR view takes.
 
 A caller is staff (a member of the hospital the request acts in, signed in with two
-factors, or with a staff token issued after two factors) or a patient (an account acting
-for itself: its own registrations, and the ones a live proxy grant shares with it, as the
+factors, or with a staff token issued after two factors) or a patient (an account with a
+registration: its own registrations, and the ones a live proxy grant shares with it, as the
 patient portal opens them). The gate is the portal's (accounts.gates.entry_refusal, through
-the API's StaffAccess and AccountAccess); which charts and which parts of them is the access
+the API's StaffAccess and PatientAccess); which charts and which parts of them is the access
 module's (records.access: access_patient for staff, access_patient_as_owner for patients),
 narrowed, never widened, by what the credential itself is limited to:
 
@@ -37,13 +37,12 @@ from rest_framework.request import Request
 from rest_framework.views import APIView
 
 from portal.api.authentication import membership_for_request
-from portal.api.base import AccountAccess, StaffAccess, api_token_checked
+from portal.api.base import PatientAccess, StaffAccess, api_token_checked
 from portal.api.models import ApiToken, TokenAudience
 from portal.ids import row_id
 from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.models import model_name
-from portal.records.selectors import patient_registrations_for_user
 from portal.smart.authentication import smart_grant
 from portal.tenancy.models import Hospital, Membership
 
@@ -116,7 +115,7 @@ class _FhirStaffAccess(StaffAccess):
         return caller_token_checked(request, STAFF)
 
 
-class _FhirPatientAccess(AccountAccess):
+class _FhirPatientAccess(PatientAccess):
     message = "This FHIR endpoint is for hospital staff and for patients."
 
     def token_checked(self, request: Request) -> bool:
@@ -125,9 +124,9 @@ class _FhirPatientAccess(AccountAccess):
 
 class FhirAccess(permissions.BasePermission):
     """Staff (as StaffAccess admits them: two factors, an active membership, in the hospital
-    the request picks) or patients (an account acting for itself, as the patient side of
-    the API admits it), through the portal's one gate. Leaves the caller on
-    `request.fhir_caller`."""
+    the request picks) or patients (as PatientAccess admits them: an account with a
+    registration; proxies are patients too, consent.selectors.proxy_eligible), through the
+    portal's one gate. Leaves the caller on `request.fhir_caller`."""
 
     message = StaffAccess.message
 
@@ -135,7 +134,7 @@ class FhirAccess(permissions.BasePermission):
         if not request.user.is_authenticated:
             return False
         audience = caller_audience(request)
-        gate: StaffAccess | AccountAccess
+        gate: StaffAccess | PatientAccess
         gate = _FhirStaffAccess() if audience == STAFF else _FhirPatientAccess()
         allowed = gate.has_permission(request, view)
         if not allowed:
@@ -193,13 +192,15 @@ def _smart_caller(request: Request, grant: Any, audience: CallerAudience) -> Fhi
     )  # fmt: skip
 
 
-def caller_hospital_ids(*, caller: FhirCaller) -> list[int]:
-    """The hospitals whose rows the request may touch (its tenant scope): the active
-    hospital for staff; a patient's registrations' hospitals."""
+def caller_hospital_ids(request: Request) -> list[int]:
+    """The hospitals whose rows an admitted request may touch (its tenant scope): the active
+    hospital for staff; a patient's registrations' hospitals (as the patient side of the
+    API). A proxy's charts are read through the access module, whatever their hospital."""
+    caller = fhir_caller(request)
     if caller.staff:
         assert caller.membership is not None  # StaffAccess resolved it
         return [caller.membership.hospital_id]
-    return sorted({p.hospital_id for p in patient_registrations_for_user(user=caller.user)})
+    return sorted({p.hospital_id for p in request.patient_registrations})
 
 
 # --- what a caller opens --------------------------------------------------------------------

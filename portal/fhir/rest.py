@@ -37,7 +37,7 @@ from portal.api.authentication import HospitalNotAllowed
 from portal.api.base import TWO_FACTOR_MISSING, ApiView
 from portal.api.parsers import body_read
 from portal.fhir import resources
-from portal.fhir.callers import FhirAccess, FhirStaffOnly, caller_hospital_ids, fhir_caller
+from portal.fhir.callers import FhirAccess, FhirStaffOnly, caller_hospital_ids
 from portal.fhir.services import MAX_DEPTH, BundleImportError, bundle_parse
 from portal.jsontext import json_problem
 from portal.smart.authentication import SmartTokenAuthentication
@@ -242,7 +242,7 @@ class FhirView(ApiView):
             raise exceptions.MethodNotAllowed(request.method)
         super().initial(request, *args, **kwargs)
         if self.audience == "fhir":
-            hospitals = caller_hospital_ids(caller=fhir_caller(request))
+            hospitals = caller_hospital_ids(request)
             self.tenant_scope.enter_context(hospital_scope(hospitals))
 
     def finalize_response(self, request, response, *args, **kwargs):

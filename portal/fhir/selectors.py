@@ -162,7 +162,6 @@ def fhir_patient_search_own(
                 any(same(part, word) for part in (p.given_name, p.family_name))
                 for word in name.split()
             )
-            or same(f"{p.given_name} {p.family_name}", name)
         ]
     if family:
         rows = [p for p in rows if same(p.family_name, family)]

@@ -1,13 +1,17 @@
 """The FHIR R4 REST interface under /fhir/R4/ (JSON, application/fhir+json).
 
 DRF views on the REST API's base (portal.fhir.rest.FhirView over portal.api.base.ApiView):
-the same authentication (a staff bearer token, or the portal session with DRF's CSRF check)
-and the same StaffAccess permission (staff of the hospital the request acts in, signed in
-with two factors), so every view runs in that hospital's scope. Access is decided by the
-records selectors, so missing and forbidden are the same 404, and another hospital's ids
-are 404 too. Errors are OperationOutcome resources (400, 401, 403, 404, 405, 406, 413, 415,
-422, 429), never an HTML page or a stack trace. Reading a chart, a record or a document
-through FHIR records the same access events as the provider portal.
+the same authentication (a bearer token, or the portal session with DRF's CSRF check) and
+one permission, portal.fhir.callers.FhirAccess: staff as StaffAccess admits them (the
+hospital the request acts in, two factors) or patients as PatientAccess does (their own
+registrations, and what a proxy grant shares, as the patient portal opens them). Every view
+takes the caller (callers.fhir_caller) and opens charts and records through it, so the
+credential's own limits (an app's types, categories, launch patient) narrow what the access
+module opens, never widen it. Access is decided by the access module (records.access), so
+missing and forbidden are the same 404, and another hospital's ids are 404 too. Errors are
+OperationOutcome resources (400, 401, 403, 404, 405, 406, 413, 415, 422, 429), never an
+HTML page or a stack trace. Reading a chart, a record or a document through FHIR records
+the same access events as the portals (a patient's own reads none, unless through an app).
 
 Every search also answers `POST [type]/_search` with its parameters in a form-encoded body
 (FHIR's search by POST), so names, birth dates and MRNs need not be in a URL, where access
@@ -180,10 +184,15 @@ def _security(request: Request) -> dict[str, Any]:
         "patient/ and user/ Type.rs, granular ?category= for Observation; launch, "
         "launch/patient, openid fhirUser, offline_access): an app's bearer access token "
         "reads what its scopes name of the launch patient's chart, as the person who "
-        "authorized it. Also: a bearer API token of a staff member or patient "
-        "(Authorization: Bearer <token>; X-Hospital: <slug> picks one of a staff member's "
-        "hospitals), or the portal session of staff signed in with two factors or of a "
-        "patient (POST needs the CSRF token).",
+        "authorized it. Also: a bearer API token of a staff member (Authorization: "
+        "Bearer <token>; X-Hospital: <slug> picks one of their hospitals), or the session of "
+        "a staff member of the active hospital, signed in with two factors (POST needs the "
+        "CSRF token). Patients: a patient API token or the patient portal's session reads "
+        "the patient's own registrations (GET Patient lists them; Patient/{id}, $everything, "
+        "every search by patient and read, AuditEvent, Consent) under the patient portal's "
+        "rules; a proxy reads the categories its grant shares, never a restricted note; "
+        "anyone else's ids are 404, and the transaction and batch interactions are "
+        "staff-only (403).",
     }
 
 

@@ -10,7 +10,8 @@ The rule, once:
   team; consents, break-glass and proxies only ever let someone read).
 - A grant's source says what wrote it: "" registration and care team, "consent:",
   "breakglass:" (every read flagged as an emergency), "proxy:" (a carer, in the patient
-  portal only: a proxy row never opens a chart in the provider portal, the API or FHIR).
+  portal and the patient side of the API and FHIR only, through access_patient_as_owner: a
+  proxy row never opens a chart to staff, in the provider portal, the API or FHIR).
 - Restricted notes are in no category: staff see one only through a live grant on the note
   itself, a proxy never, the patient (owner) always.
 - The reader's role narrows what a grant opens (ROLE_ACTIONS, ROLE_CATEGORIES: who may do
@@ -23,9 +24,11 @@ The rule, once:
 - Missing and forbidden are the same 404.
 
 Callers open a chart (`open_chart` / `access_patient`, `access_patient_as_owner`,
-`access_record`) and get an `OpenedChart` that carries the decision; every record reader
-(records.chart, the API, FHIR, exports) takes that value, never a bare Patient, so a chart
-that was not opened shows nothing. Lists ask `visible_patients` / `patient_visible_q`: an
+`access_record`, `access_record_as_owner`) and get an `OpenedChart` that carries the
+decision; every record reader (records.chart, the API, FHIR, exports) takes that value,
+never a bare Patient, so a chart that was not opened shows nothing. A credential that is
+itself limited (an app's scopes) narrows an opened chart with `chart_narrowed`, which only
+ever removes categories. Lists ask `visible_patients` / `patient_visible_q`: an
 EXISTS over the same view.
 """
 

@@ -179,12 +179,16 @@ def test_fhir_accepts_a_token(api, api_world):
     assert response.status_code == 200
     assert response.json()["resourceType"] == "Patient"
     assert Event.objects.filter(kind="chart.read", patient_id=patient.pk).count() == before + 1
-    # Another hospital's token: 404; a bad token: 401; a patient's token: not staff.
+    # Another hospital's token: 404; a bad token: 401; a patient's token acts as the
+    # patient: their own registration (not recorded: their own read), nobody else's.
     assert (
         api(api_world["b"]["staff_token"]).get(f"/fhir/R4/Patient/{patient.pk}").status_code == 404
     )
     assert api("hpt_nope").get(f"/fhir/R4/Patient/{patient.pk}").status_code == 401
-    assert api(a["patient_token"]).get(f"/fhir/R4/Patient/{patient.pk}").status_code == 403
+    assert api(a["patient_token"]).get(f"/fhir/R4/Patient/{patient.pk}").status_code == 200
+    assert Event.objects.filter(kind="chart.read", patient_id=patient.pk).count() == before + 1
+    other = a["restricted"].pk
+    assert api(a["patient_token"]).get(f"/fhir/R4/Patient/{other}").status_code == 404
 
 
 def test_fhir_post_with_a_token_needs_no_csrf(api_world):

@@ -78,7 +78,10 @@ def test_every_grant_shape_gets_the_modules_answer_everywhere(client, sign_in, e
             where = (name, patient.mrn)
             opens, categories, changes = _module(user, patient)
             shown = _interfaces(client, user, patient)
-            assert shown["page"] is shown["api"] is shown["fhir"] is opens, (where, shown)
+            assert shown["page"] is shown["api"] is opens, (where, shown)
+            # FHIR also serves patients (issue 17): their own registrations, as the patient
+            # portal opens them (tests/fhir/test_patient_access.py); staff as the module says.
+            assert shown["fhir"] is (opens or patient.user_id == user.pk), (where, shown)
             assert shown["listed"] is opens, (where, shown)
             assert shown["categories"] == categories, where
             assert shown["adds"] is changes, where

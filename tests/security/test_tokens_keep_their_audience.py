@@ -5,7 +5,8 @@ page, and was then given a staff membership by a hospital admin; the old token t
 charts through the API and FHIR without any second factor. A token now records whom it acts
 as and whether two factors were used when it was issued: staff endpoints (the REST API's and
 FHIR) take only staff tokens issued after two factors, a later membership never widens a
-token, and a staff token does not act as a patient either.
+token, and a staff token does not act as a patient either. (Since issue 17 FHIR also
+serves patients, a patient token as the patient it is: only their own registrations.)
 """
 
 from __future__ import annotations
@@ -107,6 +108,19 @@ def _staff_answers(client, raw: str, charts, hospital: str | None = None) -> dic
     return answers
 
 
+def _refused_staff_data(client, answers: dict[str, int], raw: str, own: list[int]) -> None:
+    """A patient token reaches no staff data: the API's staff endpoints refuse it (403);
+    FHIR serves it as the patient it is (issue 17): another patient's chart is a 404, a
+    Patient search finds only the account's own registrations, an import is a 403."""
+    assert {k: v for k, v in answers.items() if k.startswith("api")} == {
+        k: 403 for k in answers if k.startswith("api")
+    }, answers
+    assert answers["fhir patient"] == answers["fhir observations"] == 404, answers
+    assert answers["fhir import"] == 403 and answers["fhir search"] == 200, answers
+    found = client.get("/fhir/R4/Patient", headers=_bearer(raw)).json()
+    assert sorted(int(e["resource"]["id"]) for e in found.get("entry", [])) == sorted(own)
+
+
 def _reads_of(patient) -> int:
     return Event.objects.filter(patient_id=patient.pk, kind__endswith=".read").count()
 
@@ -126,7 +140,7 @@ def test_a_patient_token_stays_a_patient_token_after_a_staff_membership(
     reads, patients = _reads_of(charts.chart_a), Patient._base_manager.count()
 
     answers = _staff_answers(client, raw, charts)
-    assert answers == dict.fromkeys(answers, 403), answers
+    _refused_staff_data(client, answers, raw, [registration.pk])
     # Nothing was read (no access event) and nothing was written.
     assert _reads_of(charts.chart_a) == reads
     assert Patient._base_manager.count() == patients
@@ -188,7 +202,8 @@ def test_a_staff_token_issued_after_two_factors_works_and_only_as_staff(client, 
     assert client.get("/api/v1/me/proxies/", headers=_bearer(staff_raw)).status_code == 403
     # ... and the patient token of the same account reaches no staff data.
     answers = _staff_answers(client, patient_raw, charts)
-    assert answers == dict.fromkeys(answers, 403), answers
+    own = list(Patient._base_manager.filter(user=clinician).values_list("pk", flat=True))
+    _refused_staff_data(client, answers, patient_raw, own)
     assert client.get("/api/v1/me/registrations/", headers=_bearer(patient_raw)).status_code == 200
 
 
