@@ -238,3 +238,20 @@ def test_connected_apps_lists_in_a_fixed_number_of_queries(
     with django_assert_max_num_queries(12):
         page = client.get("/patient/apps/")
     assert page.content.decode().count(">Disconnect</button>") == 3
+
+
+def test_a_rotated_refresh_token_replayed_is_refused(client, sign_in, world, app):
+    sign_in(client, world["a"]["user"])
+    code, verifier, _ = authorize(client, app, SCOPE)
+    first = exchange(client, app, code, verifier).json()
+    refresh = {"grant_type": "refresh_token", "refresh_token": first["refresh_token"],
+               "client_id": app.client_id}  # fmt: skip
+    assert client.post("/oauth/token/", refresh).status_code == 200
+    assert client.post("/oauth/token/", refresh).status_code == 400
+
+
+def test_a_code_is_exchanged_once(client, sign_in, world, app):
+    sign_in(client, world["a"]["user"])
+    code, verifier, _ = authorize(client, app, SCOPE)
+    assert exchange(client, app, code, verifier).status_code == 200
+    assert exchange(client, app, code, verifier).status_code == 400

@@ -1,11 +1,13 @@
 """SMART tokens on the FHIR interface: what the scopes and the launch patient allow, nothing
 else; revocation at once; the access log names the app."""
 
+from urllib.parse import urlencode
+
 import pytest
 
 from consent.selectors import access_log_for_owner
 from portal.smart.models import SmartAuthorization
-from tests.smart.conftest import authorize, exchange
+from tests.smart.conftest import authorize, authorize_params, exchange, pkce
 
 pytestmark = pytest.mark.django_db
 
@@ -155,3 +157,31 @@ def test_a_confidential_client_introspects_its_token(client, sign_in, world, con
     )  # fmt: skip
     assert revoked.status_code == 200
     assert introspect()["active"] is False
+
+
+def test_staff_user_scope_reads_what_the_clinician_may_see_in_their_hospital_only(
+    client, sign_in, world, confidential_app
+):
+    a, b = world["a"], world["b"]
+    token = _token(client, sign_in, a["clinician"], confidential_app, "user/Observation.rs")
+    found = _get(client, token, f"Observation?patient={a['patient'].pk}")
+    assert found.status_code == 200, found.content
+    assert _ids(found) == {str(a["lab"].pk), str(a["vital"].pk)}
+    assert _get(client, token, f"Observation?patient={b['patient'].pk}").status_code == 404
+    assert _get(client, token, f"Condition/{a['condition'].pk}").status_code in (403, 404)
+
+
+def test_a_patient_with_two_registrations_picks_whose_records(
+    client, sign_in, make_patient_user, hospital_a, hospital_b, app
+):
+    user, (at_a, at_b) = make_patient_user(hospital_a, hospital_b)
+    sign_in(client, user)
+    page = client.get(
+        "/oauth/authorize/?"
+        + urlencode(authorize_params(app, "launch/patient patient/*.rs", challenge=pkce()[1]))
+    )
+    assert "registered at Riverside General" in page.content.decode()
+    token = _token(client, sign_in, user, app, "launch/patient patient/*.rs", patient=at_b)
+    assert token["patient"] == str(at_b.pk)
+    assert _get(client, token, f"Patient/{at_b.pk}").status_code == 200
+    assert _get(client, token, f"Patient/{at_a.pk}").status_code == 404
