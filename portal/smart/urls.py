@@ -12,7 +12,7 @@ oauth_patterns = (
         path("authorize/", views.SmartAuthorizationView.as_view(), name="authorize"),
         path("token/", dot.TokenView.as_view(), name="token"),
         path("revoke_token/", dot.RevokeTokenView.as_view(), name="revoke-token"),
-        path("introspect/", dot.IntrospectTokenView.as_view(), name="introspect"),
+        path("introspect/", views.SmartIntrospectView.as_view(), name="introspect"),
         re_path(
             r"^\.well-known/openid-configuration/?$",
             dot.ConnectDiscoveryInfoView.as_view(),

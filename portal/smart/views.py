@@ -4,7 +4,10 @@ and the demo app page."""
 
 from __future__ import annotations
 
-from urllib.parse import urlencode
+import base64
+import binascii
+import json
+from urllib.parse import unquote, urlencode
 
 from django.contrib.auth.views import redirect_to_login
 from django.db import transaction
@@ -12,7 +15,7 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import redirect, render
 from django.urls import reverse
 from django.views.decorators.http import require_GET, require_http_methods, require_POST
-from oauth2_provider.views import AuthorizationView
+from oauth2_provider.views import AuthorizationView, IntrospectTokenView
 
 from portal.accounts.decorators import patient_required, staff_required
 from portal.accounts.gates import Audience, Refusal, entry_refusal
@@ -156,6 +159,38 @@ class SmartAuthorizationView(AuthorizationView):
                 # DOT refused the request (its error response is returned): nothing stays.
                 transaction.set_rollback(True)
         return response
+
+
+def _client_id_of(request: HttpRequest) -> str:
+    """Which client a request that DOT authenticated came as (HTTP Basic or the body)."""
+    scheme, _, credentials = (request.headers.get("Authorization") or "").partition(" ")
+    if scheme.lower() == "basic":
+        try:
+            decoded = base64.b64decode(credentials).decode()
+        except (binascii.Error, UnicodeDecodeError):
+            return ""
+        return unquote(decoded.partition(":")[0])
+    return request.POST.get("client_id", "")
+
+
+class SmartIntrospectView(IntrospectTokenView):
+    """RFC 7662 for an app's own tokens: DOT's introspection (the client authenticates),
+    answering `active: false` for a token of any other app, and without the user's name."""
+
+    def post(self, request, *args, **kwargs):
+        response = super().post(request, *args, **kwargs)
+        body = json.loads(response.content or b"{}")
+        if not body.get("active"):
+            return response
+        if body.get("client_id") != _client_id_of(request):
+            return JsonResponse({"active": False})
+        body.pop("username", None)
+        return JsonResponse(body)
+
+    def get(self, request, *args, **kwargs):
+        return JsonResponse(
+            {"error": "invalid_request", "error_description": "POST the token."}, status=405
+        )
 
 
 @require_GET

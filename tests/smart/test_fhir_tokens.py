@@ -7,7 +7,8 @@ import pytest
 
 from consent.selectors import access_log_for_owner
 from portal.smart.models import SmartAuthorization
-from tests.smart.conftest import authorize, authorize_params, exchange, pkce
+from portal.smart.services import smart_app_register
+from tests.smart.conftest import REDIRECT, authorize, authorize_params, exchange, pkce
 
 pytestmark = pytest.mark.django_db
 
@@ -151,6 +152,15 @@ def test_a_confidential_client_introspects_its_token(client, sign_in, world, con
 
     assert introspect()["active"] is True
     assert introspect()["scope"] == "launch/patient patient/Observation.rs"
+    assert "username" not in introspect()
+    # Another app learns nothing of it.
+    other = smart_app_register(name="Other", redirect_uris=[REDIRECT], confidential=True)
+    other_basic = base64.b64encode(f"{other.client_id}:{other.client_secret}".encode()).decode()
+    response = client.post(
+        "/oauth/introspect/", {"token": token["access_token"]},
+        HTTP_AUTHORIZATION=f"Basic {other_basic}",
+    )  # fmt: skip
+    assert response.json() == {"active": False}
     revoked = client.post(
         "/oauth/revoke_token/", {"token": token["access_token"]},
         HTTP_AUTHORIZATION=f"Basic {basic}",
