@@ -93,7 +93,7 @@ class ConnectedApp:
 
 def connected_apps_for(*, user: User) -> list[ConnectedApp]:
     """The live authorizations a person gave, with what each allows and when a token of it
-    was last issued; two queries whatever the number."""
+    was last issued (its last connection); two queries whatever the number."""
     rows = list(
         SmartAuthorization.objects.filter(user=user, revoked_at__isnull=True)
         .select_related("application", "patient__hospital")
