@@ -232,7 +232,9 @@ def fhir_resource_create(
     if resource_type not in IMPORTED_TYPES:
         raise Http404("No such resource type.")
     if not isinstance(resource, dict) or resource.get("resourceType") != resource_type:
-        raise BundleImportError([f"POST {resource_type} takes a {resource_type} resource"], 400)
+        raise BundleImportError(
+            [f"POST {resource_type} takes a {resource_type} resource"], status=400
+        )
     criteria = (if_none_exist or "").strip()
     # Without criteria every create is new: a fresh key, whatever id the client sent.
     key = _criteria_key(resource_type, criteria) if criteria else f"create:{uuid.uuid4()}"

@@ -215,10 +215,16 @@ def _create(request: Request, resource_type: str) -> Response:
             if_none_exist=request.headers.get("If-None-Exist"),
         )
     rtype, rid = created.url.split("/", 1)
-    if created.status == 200:
-        body = _read(request, rtype, rid)  # an existing resource: read, so recorded
-    elif rtype == "Patient":
-        body = resources.patient_to_fhir(records_access.access_patient(request.user, rid).patient)
+    # A match is an existing resource: answering it is a read, recorded as one.
+    if rtype == "Patient":
+        opened = (
+            _open_chart(request, rid)
+            if created.status == 200
+            else records_access.access_patient(request.user, rid)
+        )
+        body = resources.patient_to_fhir(opened.patient)
+    elif created.status == 200:
+        body = _read(request, rtype, rid)
     else:
         versions = history.fhir_record_versions(
             user=request.user, resource_type=rtype, resource_id=rid
