@@ -278,11 +278,13 @@ def _entries(bundle: Any) -> list[_Entry]:
         if full_url is not None and not isinstance(full_url, str):
             errors.append(f"entry {i}: fullUrl is not a string")
             continue
-        key, problem = _if_none_exist_key((request or {}).get("ifNoneExist"))
+        conditional, problem = _if_none_exist_key((request or {}).get("ifNoneExist"))
         if problem:
             errors.append(f"entry {i}: {problem}")
             continue
-        entries.append(_Entry(index=i, full_url=full_url or "", resource=resource, source_key=key))
+        entries.append(
+            _Entry(index=i, full_url=full_url or "", resource=resource, source_key=conditional)
+        )
     seen: dict[tuple[str, str], int] = {}
     for entry in entries:
         key = (entry.type, entry.source_id)
