@@ -125,6 +125,9 @@ class ImportReport:
         ]
         for (rtype, reason), n in sorted(self.skipped_reasons.items()):
             lines.append(f"  skipped {rtype} x{n}: {reason}")
+        for index, result in sorted(self.results.items()):
+            if result.status == "error":  # a batch's refused entries (a transaction raises)
+                lines.append(f"  refused entry {index}: {result.reason}")
         return "\n".join(lines)
 
     def merge(self, other: ImportReport) -> None:
@@ -227,7 +230,7 @@ def fhir_bundle_import(
         # two of them never both find nothing and both create (PostgreSQL; ImportIdentity's
         # unique constraint is the backstop on every database).
         for entry in sorted(valid, key=lambda e: (e.type, e.source_key)):
-            if entry.source_key:
+            if entry.source_key.startswith("?"):
                 conditional_lock(
                     hospital_id=hospital.pk, resource_type=entry.type, key=entry.source_key
                 )

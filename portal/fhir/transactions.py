@@ -13,7 +13,9 @@ transaction and batch Bundles, and create / conditional create of one resource.
   422 OperationOutcome, nothing written), as the importer always did.
 - A `batch` answers a `batch-response`: each entry on its own (references to other entries
   of the batch still resolve); a refused entry answers its own status (400 invalid FHIR, 422
-  otherwise) and OperationOutcome in `response.outcome`, the others are written.
+  otherwise) and OperationOutcome in `response.outcome`, the others are written. What makes
+  the Bundle itself malformed (an entry without a resource, a method other than POST/PUT, two
+  entries with one id, unsupported ifNoneExist criteria) refuses the whole batch, as before.
 - A `collection` is imported as before and answered with the import report (an
   OperationOutcome).
 - `POST [type]` creates one resource (a Bundle of one `POST` entry to the importer: the same
