@@ -26,7 +26,9 @@ transaction and batch Bundles, and create / conditional create of one resource.
   identifier a resource was created under: the importer remembers it in ImportIdentity).
   Concurrent conditional creates with the same criteria wait for one another
   (portal.fhir.locks) and the unique constraints (ImportIdentity; a Patient's MRN) refuse
-  what slipped through, after which the request is retried once and finds the winner's row.
+  what slipped through, after which the request is retried and finds the winner's row.
+  `_id` is not taken as criteria: a create never makes a given id, so it could not keep
+  concurrent creates from duplicating.
 """
 
 from __future__ import annotations
