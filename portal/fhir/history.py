@@ -45,10 +45,15 @@ class RecordVersions:
 def _links(model: type[ClinicalRecord], patient_ids: Iterable[int]) -> dict[int, int]:
     """Every correction of `model` on these charts: new row id -> the row it replaces. One
     query; corrections are few, and never cross a chart."""
-    rows = model._base_manager.filter(
-        patient_id__in=list(patient_ids), replaces__isnull=False
-    ).values_list("pk", "replaces_id")
-    return dict(rows)
+    rows = model._base_manager.filter(patient_id__in=list(patient_ids), replaces__isnull=False)
+    links = {row.pk: replaced_id(row) for row in rows.only("pk", "replaces")}
+    return {new: old for new, old in links.items() if old is not None}
+
+
+def replaced_id(record: ClinicalRecord) -> int | None:
+    """The row id of the version `record` replaces (None: a first version)."""
+    value = record.serializable_value("replaces")  # the foreign key's id, without a query
+    return int(value) if value is not None else None
 
 
 def _root(pk: int, links: dict[int, int]) -> int:
@@ -66,7 +71,7 @@ def logical_ids(records: list[ClinicalRecord]) -> dict[tuple[type, int], int]:
     corrected: dict[type[ClinicalRecord], set[int]] = {}
     for record in records:
         out[(type(record), record.pk)] = record.pk
-        if record.replaces_id is not None:
+        if replaced_id(record) is not None:
             corrected.setdefault(type(record), set()).add(record.patient_id)
     for model, patients in corrected.items():
         links = _links(model, patients)
@@ -171,7 +176,7 @@ def history_bundle(versions: RecordVersions, *, base_url: str) -> dict[str, Any]
         resource = version_as_fhir(versions, record)
         rtype = resource["resourceType"]
         url = f"{rtype}/{versions.logical_id}"
-        first = record.replaces_id is None
+        first = replaced_id(record) is None
         response: dict[str, Any] = {
             "status": "201 Created" if first else "200 OK",
             "location": f"{url}/_history/{record.version}",
