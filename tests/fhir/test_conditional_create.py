@@ -158,6 +158,36 @@ def test_no_create_on_another_hospitals_chart(client, sign_in, chart):
     assert _counts()[1:] == (before[1], before[2] + 1)
 
 
+def test_a_duplicate_refused_by_a_unique_constraint_is_retried_and_matched(
+    client, sign_in, chart, monkeypatch
+):
+    """What the advisory lock cannot cover (SQLite, a writer without criteria): the
+    constraint refuses the second identity, and the retry finds the first one's row."""
+    from django.db import IntegrityError
+
+    from portal.fhir import transactions
+
+    a = chart["a"]
+    sign_in(client, a["clinician"])
+    real = transactions.fhir_bundle_import
+    calls = []
+
+    def racing(**kwargs):
+        calls.append(1)
+        if len(calls) == 1:  # another request commits the same resource first
+            real(**kwargs)
+            raise IntegrityError("duplicate key value violates unique constraint")
+        return real(**kwargs)
+
+    monkeypatch.setattr(transactions, "fhir_bundle_import", racing)
+    before = _counts()
+    resource = _observation(a["patient"].pk)
+    _, body = _create(client, "Observation", resource, "identifier=urn:lab|dup-1", 200)
+    assert len(calls) == 2
+    assert _counts()[1] == before[1] + 1
+    assert body["meta"]["versionId"] == "1"
+
+
 # --- concurrency (PostgreSQL) -----------------------------------------------------------------
 
 CLIENTS = 8

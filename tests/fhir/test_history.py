@@ -35,7 +35,10 @@ def _correct(record, actor, n=1):
             key = type(record)._meta.model_name
             versions.append(
                 services.record_correct(
-                    actor=actor, record=versions[-1], correction_reason=f"fix {i}", **CHANGES[key]
+                    actor=actor,
+                    record=versions[-1],
+                    correction_reason=f"fix {i}",
+                    **CHANGES.get(key, {}),  # a type added later: a correction of the reason only
                 )
             )
         for v in versions:
