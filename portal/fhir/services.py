@@ -524,7 +524,9 @@ class _Importer:
 
     def _known_result(self, entry: _Entry, known: list[ImportIdentity]) -> None:
         self.report.results[entry.index] = EntryResult(
-            "unchanged", targets=[(k.target_model, k.target_id) for k in known]
+            # In the order the rows were created (the first is where the entry is located).
+            "unchanged",
+            targets=sorted((k.target_model, k.target_id) for k in known),
         )
 
     def _remember(self, entry: _Entry, part: str, record: Patient | ClinicalRecord) -> None:
