@@ -6,7 +6,17 @@ plain dict that validates with fhir.resources' R4B models (`validate_resource`).
 Ids: a Patient and each record type are named by their primary key (`Observation/12`).
 Notes and documents are both DocumentReference, so their ids carry a prefix
 (`DocumentReference/note-3`, `DocumentReference/doc-7`). AuditEvent and Provenance are named
-by the ledger event's UUID.
+by the ledger event's UUID, Consent by its row UUID.
+
+Versions: a record's corrections are versions of ONE FHIR resource. Its logical id is its
+FIRST version's row id, stable across corrections; `meta.versionId` is the row's `version`
+(1, 2, ...), `meta.lastUpdated` the row's creation. A version that a correction replaced is
+served with its entered-in-error status (Observation.status, Condition.verificationStatus,
+... see `_in_error`). Every other version's row id still names the resource: a read of it
+answers the current version under the logical id (portal.fhir.history resolves the chain;
+these functions name a row by its own id, and history renames it). Searches and $everything
+answer current versions; `[type]/{id}/_history` and `/_history/{vid}` the others. Patients,
+consents and ledger events keep no versions: versionId "1", lastUpdated their creation.
 """
 
 from __future__ import annotations
@@ -154,6 +164,11 @@ def _base(record: ClinicalRecord) -> dict[str, Any]:
     return resource
 
 
+def _first_version(created_at: datetime) -> dict[str, str]:
+    """The meta of what keeps no versions (patients, consents, ledger events)."""
+    return {"versionId": "1", "lastUpdated": _instant(created_at)}
+
+
 def _subject(record: ClinicalRecord) -> dict[str, str]:
     return {"reference": f"Patient/{record.patient_id}"}
 
@@ -179,8 +194,9 @@ def patient_to_fhir(patient: Patient) -> dict[str, Any]:
     }
     if patient.phone:
         resource["telecom"] = [{"system": "phone", "value": patient.phone}]
+    resource["meta"] = _first_version(patient.created_at)
     if patient.restricted:
-        resource["meta"] = {
+        resource["meta"] |= {
             "security": [
                 {
                     "system": "http://terminology.hl7.org/CodeSystem/v3-Confidentiality",
@@ -468,6 +484,7 @@ def audit_event_to_fhir(
     resource: dict[str, Any] = {
         "resourceType": "AuditEvent",
         "id": str(event.event_id),
+        "meta": _first_version(event.recorded_at),
         "type": {"system": DCM, "code": "110110", "display": "Patient Record"},
         "subtype": [
             {"system": "http://hl7.org/fhir/restful-interaction", "code": "read", "display": "read"}
@@ -506,6 +523,7 @@ def provenance_to_fhir(
     resource: dict[str, Any] = {
         "resourceType": "Provenance",
         "id": str(event.event_id),
+        "meta": _first_version(event.recorded_at),
         "target": [reference(record)],
         "recorded": _instant(event.recorded_at),
         "activity": _concept(
@@ -658,6 +676,8 @@ def consent_to_fhir(consent: Any) -> dict[str, Any]:
     resource = {
         "resourceType": "Consent",
         "id": str(consent.row_uuid),
+        # A consent revoked early changed then: that is its last update (no versions kept).
+        "meta": _first_version(consent.ended_at or consent.created_at),
         "status": CONSENT_STATUS[consent.state],
         "scope": _concept(CONSENT_SCOPE, "patient-privacy", "Privacy Consent"),
         "category": [_concept("http://loinc.org", "59284-0", "Patient Consent")],

@@ -215,12 +215,12 @@ class FhirView(ApiView):
     permission (portal.fhir.callers.FhirAccess: staff as StaffAccess admits them, patients
     as the patient side of the API does) that leaves the caller on `request.fhir_caller`,
     the caller's hospital scope (the active hospital for staff, a patient's registrations'
-    hospitals), FHIR's media types and OperationOutcome errors. `staff_only`: what a patient
-    may not do (imports: a 403). A view lists the methods it answers in
-    `http_method_names`; any other is a 405 before anything else is looked at."""
+    hospitals), FHIR's media types and OperationOutcome errors. `staff_only`: the methods
+    a patient or an app may not use (imports and creates: a 403). A view lists the methods
+    it answers in `http_method_names`; any other is a 405 before anything else is looked at."""
 
     audience = "fhir"  # staff or patient: the caller says which (ApiView scopes neither)
-    staff_only = False
+    staff_only: frozenset[str] = frozenset()
     schema = None  # not part of the REST API's OpenAPI document
     http_method_names = ["get"]
     renderer_classes = [FhirJSONRenderer, PlainJSONRenderer]
@@ -235,7 +235,7 @@ class FhirView(ApiView):
 
     def get_permissions(self):
         gates = [permissions.IsAuthenticated(), FhirAccess()]
-        return [*gates, FhirStaffOnly()] if self.staff_only else gates
+        return [*gates, FhirStaffOnly()] if self.request.method in self.staff_only else gates
 
     def initial(self, request: Request, *args: Any, **kwargs: Any) -> None:
         if request.method.lower() not in self.http_method_names:

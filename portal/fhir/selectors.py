@@ -13,12 +13,12 @@ from django.http import Http404
 from ledger.models import Event
 from ledger.proofs import receipt_for_event
 from ledger.selectors import access_event
-from portal.fhir import resources
+from portal.fhir import history, resources
 from portal.records import access as records_access
-from portal.records.access import OpenedChart, OpenedRecord
+from portal.records.access import OpenedChart
 from portal.records.categories import categories_named
 from portal.records.crypto import blind_index
-from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
+from portal.records.models import RECORD_MODELS, ClinicalRecord, Patient
 from portal.records.search import patient_list_for_user
 from portal.records.selectors import patient_registrations_for_user
 from portal.tenancy.models import Hospital
@@ -36,7 +36,8 @@ def fhir_patient_everything(
     consents: bool = True,
 ) -> dict[str, Any]:
     """`Patient/{id}/$everything`: the patient and every record of every type the caller may
-    see on it (entered-in-error versions included, marked so), as a searchset Bundle.
+    see on it, each in its current version under its logical id (portal.fhir.history:
+    earlier versions are in its `_history`), as a searchset Bundle.
 
     `chart` was opened by the caller (records.access: access_patient for staff; the
     patient's own registration in the patient portal). `resource_types`: the FHIR types the
@@ -52,12 +53,8 @@ def fhir_patient_everything(
     for model in RECORD_MODELS:
         if not wanted(_MODEL_TYPE.get(model)):
             continue
-        qs = records_access.chart_records(chart=chart, model=model)
-        for record in qs.order_by("id"):
-            if isinstance(record, Document):
-                found.append(resources.document_to_fhir(record, with_content=with_content))
-            else:
-                found.append(resources.to_fhir(record))
+        qs = records_access.chart_records(chart=chart, model=model, replaced_by__isnull=True)
+        found += history.current_as_fhir(list(qs.order_by("id")), with_content=with_content)
     if consents and wanted("Consent"):
         from consent.selectors import consents_for_patient
 
@@ -89,15 +86,12 @@ def fhir_withheld_outcome(
 
 
 def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[dict[str, Any]]:
-    """Search by patient: the resources of one type on a chart the caller opened."""
+    """Search by patient: the resources of one type on a chart the caller opened, each in its
+    current version under its logical id (portal.fhir.history)."""
     out: list[dict[str, Any]] = []
     for model in resources.RESOURCE_MODELS[resource_type]:
-        qs = records_access.chart_records(chart=chart, model=model)
-        for record in qs.order_by("id"):
-            if isinstance(record, Document):
-                out.append(resources.document_to_fhir(record, with_content=False))
-            else:
-                out.append(resources.to_fhir(record))
+        qs = records_access.chart_records(chart=chart, model=model, replaced_by__isnull=True)
+        out += history.current_as_fhir(list(qs.order_by("id")), with_content=False)
     return out
 
 
@@ -114,13 +108,6 @@ def fhir_record_ref(*, resource_type: str, resource_id: str) -> tuple[type[Clini
             if raw.isdigit():
                 return model, raw
     raise Http404("No such resource.")
-
-
-def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
-    """The record behind `{resource_type}/{resource_id}`, with its chart, if the user may
-    open it as staff (records.access.access_record), else 404."""
-    model, raw = fhir_record_ref(resource_type=resource_type, resource_id=resource_id)
-    return records_access.access_record(user, model_name(model), raw)
 
 
 def fhir_patient_search_own(

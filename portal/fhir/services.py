@@ -35,6 +35,7 @@ import hashlib
 import json
 from collections import Counter
 from collections.abc import Callable
+from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
@@ -43,11 +44,12 @@ from typing import Any
 from django.contrib.auth.models import User
 from django.core.exceptions import ValidationError
 from django.db import transaction
-from django.http import Http404
+from django.http import Http404, QueryDict
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
 from portal.fhir import resources
+from portal.fhir.locks import conditional_lock
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.jsontext import json_depth, json_problem
 from portal.records import services as records_services
@@ -107,6 +109,9 @@ class ImportReport:
     skipped: Counter = field(default_factory=Counter)  # types the portal does not model
     skipped_reasons: Counter = field(default_factory=Counter)  # (type, reason) -> count
     patients: list[int] = field(default_factory=list)  # the portal ids of the bundle's patients
+    # What became of each entry, by its position in Bundle.entry (transaction and batch
+    # responses answer one entry per request entry from these).
+    results: dict[int, EntryResult] = field(default_factory=dict)
 
     def summary(self) -> str:
         def fmt(counter: Counter) -> str:
@@ -120,6 +125,9 @@ class ImportReport:
         ]
         for (rtype, reason), n in sorted(self.skipped_reasons.items()):
             lines.append(f"  skipped {rtype} x{n}: {reason}")
+        for index, result in sorted(self.results.items()):
+            if result.status == "error":  # a batch's refused entries (a transaction raises)
+                lines.append(f"  refused entry {index}: {result.reason}")
         return "\n".join(lines)
 
     def merge(self, other: ImportReport) -> None:
@@ -129,6 +137,19 @@ class ImportReport:
         self.skipped.update(other.skipped)
         self.skipped_reasons.update(other.skipped_reasons)
         self.patients.extend(other.patients)
+        self.results.update(other.results)
+
+
+@dataclass
+class EntryResult:
+    """One entry's outcome: "created" (rows written), "unchanged" (imported before or
+    matched: nothing written), "skipped" (not kept, with the reason) or "error" (a batch
+    entry refused, with the reason; in a transaction any error refuses the bundle).
+    `targets`: the rows the entry is, as (model label, primary key), first the main one."""
+
+    status: str
+    targets: list[tuple[str, int]] = field(default_factory=list)
+    reason: str = ""
 
 
 class _Skip(Exception):
@@ -141,6 +162,10 @@ class _Entry:
     full_url: str
     resource: dict[str, Any]
     encounter_id: int | None = None  # the Encounter row its `encounter` names, once resolved
+    # A conditional create's key ("?identifier=..." from ifNoneExist / If-None-Exist, or a
+    # fresh one for a plain create): the identity the entry is remembered and matched by,
+    # instead of its id.
+    source_key: str = ""
 
     @property
     def type(self) -> str:
@@ -148,7 +173,7 @@ class _Entry:
 
     @property
     def source_id(self) -> str:
-        return str(self.resource.get("id") or self.full_url)
+        return self.source_key or str(self.resource.get("id") or self.full_url)
 
     @property
     def label(self) -> str:
@@ -186,19 +211,34 @@ def fhir_bundle_import(
     """
     entries = _entries(bundle)
     report = ImportReport(bundle_type=bundle["type"], entries=len(entries))
+    batch = bundle["type"] == "batch"
     errors: list[str] = []
+    valid = []
     for entry in entries:
         if entry.type in VALIDATED_TYPES:
             try:
                 resources.validate_resource(entry.resource)
             except resources.FhirValidationError as exc:
                 errors.append(f"{entry.label} is not valid FHIR: {exc}")
-    if errors:
+                report.results[entry.index] = EntryResult("error", reason=f"not valid FHIR: {exc}")
+                continue
+        valid.append(entry)
+    if errors and not batch:
         raise BundleImportError(errors)
     with hospital_scope(hospital), transaction.atomic():
-        importer = _Importer(hospital=hospital, actor=actor, entries=entries, report=report)
+        # Conditional creates wait for one another (same hospital, type and criteria), so
+        # two of them never both find nothing and both create (PostgreSQL; ImportIdentity's
+        # unique constraint is the backstop on every database).
+        for entry in sorted(valid, key=lambda e: (e.type, e.source_key)):
+            if entry.source_key.startswith("?"):
+                conditional_lock(
+                    hospital_id=hospital.pk, resource_type=entry.type, key=entry.source_key
+                )
+        importer = _Importer(
+            hospital=hospital, actor=actor, entries=valid, report=report, batch=batch
+        )
         importer.run(progress)
-        if importer.errors:
+        if importer.errors and not batch:
             transaction.set_rollback(True)
             raise BundleImportError(importer.errors)
     return report
@@ -241,7 +281,13 @@ def _entries(bundle: Any) -> list[_Entry]:
         if full_url is not None and not isinstance(full_url, str):
             errors.append(f"entry {i}: fullUrl is not a string")
             continue
-        entries.append(_Entry(index=i, full_url=full_url or "", resource=resource))
+        conditional, problem = _if_none_exist_key((request or {}).get("ifNoneExist"))
+        if problem:
+            errors.append(f"entry {i}: {problem}")
+            continue
+        entries.append(
+            _Entry(index=i, full_url=full_url or "", resource=resource, source_key=conditional)
+        )
     seen: dict[tuple[str, str], int] = {}
     for entry in entries:
         key = (entry.type, entry.source_id)
@@ -258,6 +304,32 @@ def _entries(bundle: Any) -> list[_Entry]:
     return entries
 
 
+def _if_none_exist_key(criteria: Any) -> tuple[str, str]:
+    """(key, problem) of a conditional create's criteria (`identifier=[system|]value`, the
+    one search a Bundle entry's ifNoneExist may give here): the entry is then remembered and
+    matched by that identifier, whatever its id. ("", "") without criteria."""
+    if criteria is None or criteria == "":
+        return "", ""
+    wanted = conditional_identifier(criteria)
+    if wanted is None:
+        return "", (
+            f"ifNoneExist {_shown(criteria)} is not supported here: give identifier=[system|]value"
+        )
+    return f"?identifier={wanted}", ""
+
+
+def conditional_identifier(criteria: Any) -> str | None:
+    """The `[system|]value` of conditional-create criteria that are exactly one
+    `identifier=` parameter, else None."""
+    if not isinstance(criteria, str):
+        return None
+    params = QueryDict(criteria.removeprefix("?"))
+    values = params.getlist("identifier")
+    if set(params) != {"identifier"} or len(values) != 1 or not values[0].rpartition("|")[2]:
+        return None
+    return values[0]
+
+
 class _Importer:
     def __init__(
         self,
@@ -266,8 +338,10 @@ class _Importer:
         actor: User | None,
         entries: list[_Entry],
         report: ImportReport,
+        batch: bool = False,
     ) -> None:
         self.hospital, self.actor, self.entries, self.report = hospital, actor, entries, report
+        self.batch = batch  # each entry on its own (a savepoint each), not all or nothing
         self.errors: list[str] = []
         self.by_url: dict[str, _Entry] = {}
         for entry in entries:
@@ -370,6 +444,10 @@ class _Importer:
                 )
             )
             patient = self._chart(identities[0].target_id) if identities else None
+            if not identities and _portal_reference(ref, "Patient"):
+                # `Patient/{id}` that no import knows: the portal's own patient of that id
+                # (a client creating a record on a chart it read), if it may change it.
+                patient = self._chart(int(key[1]))
             if patient is not None:
                 self.patients[key[1]] = patient
                 return patient
@@ -416,20 +494,40 @@ class _Importer:
     def run(self, progress: Callable[[int], None] | None) -> None:
         ordered = sorted(self.entries, key=lambda e: (ORDER.get(e.type, 2), e.index))
         for entry in ordered:
+            results = self.report.results
             if entry.type not in IMPORTED_TYPES:
                 self.report.skipped[entry.type] += 1
+                results[entry.index] = EntryResult(
+                    "skipped", reason=f"{entry.type} is not kept by the portal (not modelled)"
+                )
             else:
+                remembered = len(self.new_identities)
                 try:
-                    self._import(entry)
+                    with transaction.atomic() if self.batch else nullcontext():
+                        self._import(entry)
                 except _Skip as skip:
                     self.report.skipped_reasons[(entry.type, str(skip))] += 1
                     self.skipped_sources.add((entry.type, entry.source_id))
+                    results[entry.index] = EntryResult("skipped", reason=str(skip))
                 except ValidationError as exc:
                     self.errors.append(f"{entry.label}: {_messages(exc)}")
+                    results[entry.index] = EntryResult("error", reason=_messages(exc))
+                    del self.new_identities[remembered:]  # rolled back with its savepoint
             if progress is not None:
                 progress(1)
-        if not self.errors and self.new_identities:
+        if (self.batch or not self.errors) and self.new_identities:
             ImportIdentity._base_manager.bulk_create(self.new_identities, batch_size=500)
+
+    def _result(self, entry: _Entry, status: str, target: Patient | ClinicalRecord) -> None:
+        result = self.report.results.setdefault(entry.index, EntryResult(status))
+        result.targets.append((target._meta.label_lower, target.pk))
+
+    def _known_result(self, entry: _Entry, known: list[ImportIdentity]) -> None:
+        self.report.results[entry.index] = EntryResult(
+            # In the order the rows were created (the first is where the entry is located).
+            "unchanged",
+            targets=sorted((k.target_model, k.target_id) for k in known),
+        )
 
     def _remember(self, entry: _Entry, part: str, record: Patient | ClinicalRecord) -> None:
         self.new_identities.append(
@@ -455,6 +553,7 @@ class _Importer:
             if entry.type == "Encounter":
                 self.encounters[entry.source_id] = (known[0].target_id, patient.pk)
             self.report.unchanged[entry.type] += 1
+            self._known_result(entry, known)
             return
         # A broken encounter reference is an error for every type.
         entry.encounter_id = self._encounter_id(entry, patient)
@@ -471,6 +570,7 @@ class _Importer:
                 actor=self.actor, patient=patient, model=model, **fields
             )
             self._remember(entry, part, record)
+            self._result(entry, "created", record)
             if model is Encounter:
                 self.encounters[entry.source_id] = (record.pk, patient.pk)
             self.report.created[entry.type] += 1
@@ -485,6 +585,7 @@ class _Importer:
             if patient is None:
                 raise ValidationError(REFUSED)
             self.report.unchanged["Patient"] += 1
+            self._known_result(entry, known)
         else:
             fields = _patient_fields(entry.resource, entry.source_id)
             # The demographics are checked whatever the MRN finds, so that a bad value
@@ -507,8 +608,18 @@ class _Importer:
                 raise ValidationError(REFUSED)
             (self.report.created if created else self.report.unchanged)["Patient"] += 1
             self._remember(entry, "", patient)
+            self._result(entry, "created" if created else "unchanged", patient)
         self.patients[entry.source_id] = patient
         self.report.patients.append(patient.pk)
+
+
+def _portal_reference(ref: Any, rtype: str) -> bool:
+    """`ref` is a relative literal reference `{rtype}/{digits}` (a portal id)."""
+    value = ref.get("reference") if isinstance(ref, dict) else None
+    if not isinstance(value, str) or not value.startswith(f"{rtype}/"):
+        return False
+    rid = value.removeprefix(f"{rtype}/")
+    return rid.isdigit() and len(rid) < 19 and rid.isascii()
 
 
 def _shown(value: Any) -> str:

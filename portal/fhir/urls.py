@@ -18,5 +18,15 @@ urlpatterns = [
     ),
     path("<str:resource_type>", views.SearchView.as_view(), name="search"),
     path("<str:resource_type>/<str:resource_id>", views.ReadView.as_view(), name="read"),
+    path(
+        "<str:resource_type>/<str:resource_id>/_history",
+        views.HistoryView.as_view(),
+        name="history",
+    ),
+    path(
+        "<str:resource_type>/<str:resource_id>/_history/<str:vid>",
+        views.VersionReadView.as_view(),
+        name="vread",
+    ),
     re_path(r"^(?P<rest>.+)$", views.NotFoundView.as_view(), name="not_found"),
 ]

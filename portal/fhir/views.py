@@ -20,6 +20,8 @@ logs and proxies keep them.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date
 from typing import Any
 
@@ -31,7 +33,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
-from portal.fhir import resources, selectors
+from portal.fhir import history, resources, selectors, transactions
 from portal.fhir.callers import (
     FhirCaller,
     fhir_caller,
@@ -40,13 +42,14 @@ from portal.fhir.callers import (
     fhir_record_open,
 )
 from portal.fhir.rest import FORM, FhirError, FhirFormParser, FhirPublicView, FhirView
-from portal.fhir.services import BundleImportError, fhir_bundle_import
+from portal.fhir.services import IMPORTED_TYPES, BundleImportError
 from portal.records import access as records_access
 from portal.records import audit
 from portal.records.access import OpenedChart
 from portal.records.models import ClinicalRecord, Document
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
+CREATABLE = IMPORTED_TYPES  # POST [type] goes through the importer
 PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
 SEARCH_BY_POST = (
     f"Also POST [type]/_search with the parameters in an {FORM} "
@@ -68,13 +71,33 @@ class MetadataView(FhirPublicView):
         return Response(capability_statement(request))
 
 
+# Records keep versions (corrections); the logical id is the first version's (README, FHIR).
+VERSIONED = {
+    "versioning": "versioned",
+    "readHistory": True,
+    "updateCreate": False,
+    "conditionalCreate": True,
+}
+WRITABLE_INTERACTIONS = [
+    {"code": "read", "documentation": "Any version's id answers the current version."},
+    {"code": "vread"},
+    {"code": "history-instance", "documentation": "Newest first; replaced versions are "
+     "entered-in-error."},
+    {"code": "search-type", "documentation": SEARCH_BY_POST},
+    {"code": "create", "documentation": "Conditional create with If-None-Exist: for Patient "
+     "its search parameters, for records identifier=[system|]value (201 created, 200 one "
+     "match, 412 several)."},
+]  # fmt: skip
+
+
 def capability_statement(request: Request) -> dict[str, Any]:
     by_patient = [{"name": "patient", "type": "reference"}]
     interactions = [{"code": "read"}, {"code": "search-type", "documentation": SEARCH_BY_POST}]
     record_types = [
         {
             "type": rtype,
-            "interaction": interactions,
+            **VERSIONED,
+            "interaction": WRITABLE_INTERACTIONS,
             "searchParam": by_patient
             + ([{"name": "code", "type": "token"}] if rtype == "Observation" else []),
         }
@@ -99,7 +122,8 @@ def capability_statement(request: Request) -> dict[str, Any]:
                 "resource": [
                     {
                         "type": "Patient",
-                        "interaction": interactions,
+                        **VERSIONED,
+                        "interaction": WRITABLE_INTERACTIONS,
                         "searchParam": [
                             {"name": "identifier", "type": "token"},
                             {"name": "name", "type": "string"},
@@ -142,7 +166,21 @@ def capability_statement(request: Request) -> dict[str, Any]:
                         "searchParam": [{"name": "target", "type": "reference"}],
                     },
                 ],
-                "interaction": [{"code": "transaction"}, {"code": "batch"}],
+                "interaction": [
+                    {
+                        "code": "transaction",
+                        "documentation": "POST [base] a transaction Bundle: a transaction-"
+                        "response, one entry per request entry (201 Created, or 200 OK for "
+                        "what was already there or is not kept, with an outcome saying so); "
+                        "all or nothing. A collection Bundle is imported alike and answered "
+                        "with the import report.",
+                    },
+                    {
+                        "code": "batch",
+                        "documentation": "POST [base] a batch Bundle: a batch-response, each "
+                        "entry on its own (a refused one carries its OperationOutcome).",
+                    },
+                ],
             }
         ],
     }
@@ -204,23 +242,67 @@ class RootView(FhirView):
     Staff only: a patient (or an app) gets a 403."""
 
     http_method_names = ["post"]
-    staff_only = True
+    staff_only = frozenset({"POST"})
 
     def post(self, request: Request) -> Response:
         bundle = request.data  # parsed by FhirJSONParser: bounded, or a 400 that says why
         if not isinstance(bundle, dict) or bundle.get("resourceType") != "Bundle":
             raise FhirError(400, "POST to the base takes a Bundle.", "structure")
         caller = fhir_caller(request)
-        try:
+        with _import_errors():
             # The caller is the actor: the import writes only into charts they may change.
-            report = fhir_bundle_import(hospital=caller.hospital, bundle=bundle, actor=caller.user)
-        except BundleImportError as exc:
-            code = "processing" if exc.status == 422 else "structure"
-            raise FhirError(exc.status, exc.errors, code) from None
-        lines = report.summary().splitlines()
-        return Response(
-            resources.operation_outcome(lines, code="informational", severity="information")
+            answer = transactions.fhir_bundle_respond(
+                hospital=caller.hospital, bundle=bundle, actor=caller.user
+            )
+        return Response(answer)
+
+
+@contextmanager
+def _import_errors() -> Iterator[None]:
+    """The importer's and the creates' refusals as OperationOutcome errors."""
+    try:
+        yield
+    except BundleImportError as exc:
+        code = {422: "processing", 409: "conflict"}.get(exc.status, "structure")
+        raise FhirError(exc.status, exc.errors, code) from None
+    except transactions.PreconditionFailed as exc:
+        raise FhirError(412, str(exc), "duplicate") from None
+
+
+def _create(request: Request, resource_type: str) -> Response:
+    """POST [type]: create one resource; with If-None-Exist, a conditional create
+    (portal.fhir.transactions)."""
+    caller = fhir_caller(request)
+    with _import_errors():
+        created = transactions.fhir_resource_create(
+            hospital=caller.hospital,
+            actor=caller.user,
+            resource_type=resource_type,
+            resource=request.data,
+            if_none_exist=request.headers.get("If-None-Exist"),
         )
+    rtype, rid = created.url.split("/", 1)
+    # A match is an existing resource: answering it is a read, recorded as one.
+    if rtype == "Patient":
+        opened = (
+            _open_chart(request, rid)
+            if created.status == 200
+            else fhir_chart_open(caller=caller, patient_id=rid)
+        )
+        body = resources.patient_to_fhir(opened.patient)
+    elif created.status == 200:
+        body = _read(request, rtype, rid)
+    else:
+        versions = history.fhir_record_versions(caller=caller, resource_type=rtype, resource_id=rid)
+        body = history.version_as_fhir(versions, versions.current)
+    return Response(
+        body,
+        status=created.status,
+        headers={
+            "Location": f"{_base_url(request)}{created.location}",
+            "ETag": f'W/"{body["meta"]["versionId"]}"',
+        },
+    )
 
 
 # --- Patient ------------------------------------------------------------------------------
@@ -302,8 +384,14 @@ def _read_recorded(request: Request, chart: OpenedChart, record: Any = None) -> 
 
 
 class PatientSearchView(FhirView):
+    http_method_names = ["get", "post"]
+    staff_only = frozenset({"POST"})  # creates
+
     def get(self, request: Request) -> Response:
         return _patient_search(request, _search_params(request))
+
+    def post(self, request: Request) -> Response:
+        return _create(request, "Patient")
 
 
 class PatientReadView(FhirView):
@@ -340,8 +428,18 @@ def _patient_param(request: Request, params: QueryDict) -> str:
 
 
 class SearchView(FhirView):
+    http_method_names = ["get", "post"]
+    staff_only = frozenset({"POST"})  # creates
+
     def get(self, request: Request, resource_type: str) -> Response:
         return _search(request, resource_type, _search_params(request))
+
+    def post(self, request: Request, resource_type: str) -> Response:
+        if resource_type not in SEARCHABLE:
+            raise Http404
+        if resource_type not in CREATABLE:
+            raise FhirError(405, f"{resource_type} is not created through FHIR.", "not-supported")
+        return _create(request, resource_type)
 
 
 class SearchPostView(FhirView):
@@ -454,12 +552,56 @@ def _read(request: Request, resource_type: str, resource_id: str) -> dict[str, A
         return resources.consent_to_fhir(consent)
     if resource_type not in resources.RESOURCE_MODELS:
         raise Http404
-    model, raw = selectors.fhir_record_ref(resource_type=resource_type, resource_id=resource_id)
+    # Any version's id names the resource: the current version answers (portal.fhir.history).
     with transaction.atomic():
-        opened = fhir_record_open(caller=caller, model=model, record_id=raw)
-        record = opened.record
-        _read_recorded(request, opened.chart, record)
-    return resources.to_fhir(record)
+        versions = history.fhir_record_versions(
+            caller=caller, resource_type=resource_type, resource_id=resource_id
+        )
+        _read_recorded(request, versions.chart, versions.current)
+    return history.version_as_fhir(versions, versions.current)
+
+
+class HistoryView(FhirView):
+    """`[type]/{id}/_history`: every version the caller may see, newest first."""
+
+    def get(self, request: Request, resource_type: str, resource_id: str) -> Response:
+        _scope_required(fhir_caller(request), resource_type)
+        if resource_type == "Patient":
+            opened = _open_chart(request, resource_id)
+            return Response(
+                history.patient_history_bundle(opened.patient, base_url=_base_url(request))
+            )
+        if resource_type not in resources.RESOURCE_MODELS:
+            raise Http404
+        with transaction.atomic():
+            versions = history.fhir_record_versions(
+                caller=fhir_caller(request), resource_type=resource_type, resource_id=resource_id
+            )
+            _read_recorded(request, versions.chart, versions.current)
+        return Response(history.history_bundle(versions, base_url=_base_url(request)))
+
+
+class VersionReadView(FhirView):
+    """`[type]/{id}/_history/{vid}` (vread): one version, entered-in-error ones included."""
+
+    def get(self, request: Request, resource_type: str, resource_id: str, vid: str) -> Response:
+        _scope_required(fhir_caller(request), resource_type)
+        if resource_type == "Patient":
+            opened = _open_chart(request, resource_id)
+            if vid != "1":
+                raise Http404
+            return Response(resources.patient_to_fhir(opened.patient))
+        if resource_type not in resources.RESOURCE_MODELS:
+            raise Http404
+        with transaction.atomic():
+            versions = history.fhir_record_versions(
+                caller=fhir_caller(request), resource_type=resource_type, resource_id=resource_id
+            )
+            record = history.version_of(versions, vid)
+            _read_recorded(request, versions.chart, record)
+        return Response(
+            history.version_as_fhir(versions, record), headers={"ETag": f'W/"{record.version}"'}
+        )
 
 
 class NotFoundView(FhirPublicView):

@@ -19,6 +19,8 @@ from hypothesis import strategies as st
 
 from ledger.models import Event
 from portal.fhir.models import ImportIdentity
+from portal.fhir.resources import validate_resource
+from portal.fhir.services import IMPORTED_TYPES
 from portal.records.models import RECORD_MODELS, Patient
 from portal.tenancy.scoping import unscoped
 
@@ -120,12 +122,16 @@ def test_the_whole_bundle_imports(signed_in):
     """The bundle the other tests break is itself fine."""
     response = _post(signed_in, _bundle())
     assert response.status_code == 200, response.content
-    lines = [issue["diagnostics"] for issue in json.loads(response.content)["issue"]]
-    (created,) = [line for line in lines if line.strip().startswith("created:")]
-    for rtype in ("Patient 1", "Encounter 1", "Observation 2", "Condition 1",
-                  "MedicationRequest 1", "AllergyIntolerance 1", "Immunization 1",
-                  "Procedure 1", "DocumentReference 1"):  # fmt: skip
-        assert rtype in created, (rtype, lines)
+    # A transaction-response (issue 17): every entry created, located at its type.
+    answer = json.loads(response.content)
+    validate_resource(answer)
+    kept = [(e["resource"]["resourceType"], a["response"]) for e, a in
+            zip(_bundle()["entry"], answer["entry"], strict=True)
+            if e["resource"]["resourceType"] in IMPORTED_TYPES]  # fmt: skip
+    assert len(kept) == 9
+    for rtype, response_ in kept:
+        assert response_["status"] == "201 Created", (rtype, response_)
+        assert response_["location"].startswith(f"{rtype}/"), (rtype, response_)
 
 
 @pytest.mark.parametrize("depth", [101, 1_000, 100_000])
@@ -310,7 +316,12 @@ def test_fuzzed_bundles_never_answer_500(signed_in, changes):
     before = _state()
     response = _post(signed_in, bundle)
     assert response.status_code in (200, 400, 422), (changes, response.content[:300])
-    assert json.loads(response.content)["resourceType"] == "OperationOutcome"
+    answer = json.loads(response.content)
+    # A transaction or batch that went through answers its response Bundle (issue 17), a
+    # collection its import report; a refusal an OperationOutcome.
+    expected = "OperationOutcome" if response.status_code != 200 else answer["resourceType"]
+    assert answer["resourceType"] == expected in ("OperationOutcome", "Bundle"), changes
+    validate_resource(answer)
     if response.status_code != 200:
         assert _state() == before, changes
 
