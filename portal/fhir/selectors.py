@@ -8,16 +8,20 @@ from datetime import date
 from typing import Any
 
 from django.contrib.auth.models import User
+from django.db.models import QuerySet
 from django.http import Http404
 
 from ledger.models import Event
 from ledger.proofs import receipt_for_event
 from ledger.selectors import access_event
 from portal.fhir import resources
+from portal.fhir.paging import Section
+from portal.fhir.search import DateRange, Search, date_matches, date_q
 from portal.records import access as records_access
 from portal.records.access import OpenedChart, OpenedRecord
 from portal.records.categories import categories_named
 from portal.records.crypto import blind_index
+from portal.records.fields import BlindIndexField
 from portal.records.models import RECORD_MODELS, ClinicalRecord, Document, Patient, model_name
 from portal.records.search import patient_list_for_user
 from portal.tenancy.models import Hospital
@@ -168,6 +172,13 @@ def _subject_model(label: str) -> type[ClinicalRecord] | type[Patient] | None:
 def fhir_record_provenance(*, record: ClinicalRecord | Patient) -> dict[str, Any] | None:
     """The Provenance of a record the caller already opened: its creation (or correction)
     event in the ledger, with the receipt."""
+    event = _provenance_event(record)
+    if event is None:
+        return None
+    return resources.provenance_to_fhir(record, event=event, receipt=receipt_for_event(event=event))
+
+
+def _provenance_event(record: ClinicalRecord | Patient) -> Event | None:
     label = record._meta.label_lower
     event = (
         Event.objects.filter(
@@ -182,9 +193,7 @@ def fhir_record_provenance(*, record: ClinicalRecord | Patient) -> dict[str, Any
         .order_by("id")
         .first()
     )
-    if event is None:
-        return None
-    return resources.provenance_to_fhir(record, event=event, receipt=receipt_for_event(event=event))
+    return event
 
 
 def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) -> dict[str, Any]:
@@ -224,3 +233,210 @@ def fhir_audit_events_for_patient(
             continue
         out.append(fhir_audit_event(event=event, chart_hospital=patient.hospital))
     return out
+
+
+# --- paged searches (portal.fhir.paging, portal.fhir.search) ---------------------------------
+
+
+def _render_record(record: ClinicalRecord) -> dict[str, Any]:
+    if isinstance(record, Document):
+        return resources.document_to_fhir(record, with_content=False)
+    return resources.to_fhir(record)
+
+
+def _render_everything(record: ClinicalRecord) -> dict[str, Any]:
+    if isinstance(record, Document):
+        return resources.document_to_fhir(record, with_content=True)
+    return resources.to_fhir(record)
+
+
+def _code_index(model: type[ClinicalRecord]) -> BlindIndexField | None:
+    """The model's keyed token of its code (Observation.code_index), if it has one."""
+    for model_field in model._meta.get_fields():
+        if isinstance(model_field, BlindIndexField) and model_field.source == "code":
+            return model_field
+    return None
+
+
+def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
+    for key in ("code", "vaccineCode", "medicationCodeableConcept", "type"):
+        concept = resource.get(key)
+        if isinstance(concept, dict):
+            return concept.get("coding") or []
+        if isinstance(concept, list) and concept and isinstance(concept[0], dict):
+            return concept[0].get("coding") or []
+    return []
+
+
+def _token_matches(
+    codings: list[dict[str, Any]], wanted: tuple[tuple[str | None, str], ...]
+) -> bool:
+    for coding in codings:
+        for system, code in wanted:
+            if coding.get("code") != code:
+                continue
+            if system is None or (coding.get("system") or "") == system:
+                return True
+    return False
+
+
+def _date_filtered(qs: QuerySet, column: str, dates: tuple[DateRange, ...]) -> QuerySet:
+    for value in dates:  # repeated date parameters: all of them (AND)
+        qs = qs.filter(date_q(column, value))
+    return qs
+
+
+def _sort_of(search: Search, *, date_column: str | None) -> tuple[str | None, bool]:
+    """(column, descending) for `_sort` (None: by id, the order records were stored)."""
+    name = search.sort.lstrip("-")
+    column = {"_lastUpdated": "created_at", "date": date_column}.get(name)
+    return column, search.sort.startswith("-")
+
+
+DATE_COLUMN: dict[str, str] = {"Observation": "effective_at"}
+
+
+def fhir_record_sections(*, chart: OpenedChart, search: Search) -> list[Section]:
+    """A search of one record type on a chart the caller opened, as page sections (one per
+    model the type is stored as). In SQL where the column is in clear (category, times,
+    the keyed code token); codes with a system are checked on the decrypted records of this
+    one chart (bounded by the chart, never across charts)."""
+    date_column = DATE_COLUMN.get(search.resource_type)
+    key, descending = _sort_of(search, date_column=date_column)
+    sections = []
+    for model in resources.RESOURCE_MODELS[search.resource_type]:
+        qs = records_access.chart_records(chart=chart, model=model)
+        qs = _date_filtered(qs, "created_at", search.last_updated)
+        if date_column is not None:
+            qs = _date_filtered(qs, date_column, search.dates)
+        if search.categories:
+            codes = [c for s, c in search.categories if s in (None, resources.OBS_CATEGORY)]
+            qs = qs.filter(category__in=codes)
+        rows: QuerySet | list[Any] = qs
+        if search.codes:
+            index = _code_index(model)
+            if index is not None:
+                patient = chart.patient
+                # The field's own token (keyed, bound to the patient), for each code asked.
+                tokens = {
+                    index.token(
+                        model(
+                            **{"code": code, "patient_id": patient.pk},
+                            hospital_id=patient.hospital_id,
+                        )
+                    )
+                    for _, code in search.codes
+                }
+                qs = qs.filter(**{f"{index.attname}__in": sorted(tokens)})
+                rows = qs
+            if index is None or search.code_systems:
+                rows = [r for r in qs if _token_matches(_codings(_render_record(r)), search.codes)]
+        sections.append(Section(rows, _render_record, key=key, descending=descending))
+    return sections
+
+
+def fhir_everything_sections(*, chart: OpenedChart) -> list[Section]:
+    """`Patient/{id}/$everything` as page sections: the patient, every record of every type
+    the caller may see (documents with their content), then the consents."""
+    patient = records_access.chart_required(chart).patient
+    sections = [Section([patient], resources.patient_to_fhir)]
+    for model in RECORD_MODELS:
+        sections.append(Section(records_access.chart_records(chart=chart, model=model),
+                                _render_everything))  # fmt: skip
+    from consent.selectors import consents_for_patient
+
+    sections.append(Section(consents_for_patient(patient=patient), resources.consent_to_fhir))
+    return sections
+
+
+def fhir_patient_sections(*, user: User, hospital: Hospital, search: Search) -> list[Section]:
+    """Patient search as page sections: in SQL through the blind indexes, the birth date
+    (encrypted) compared after decryption on the rows the other parameters narrowed (at
+    most 500, as fhir_patient_search)."""
+    params = search.patient_search
+    birthdate = params.get("birthdate", "").removeprefix("eq")
+    key, descending = _sort_of(search, date_column=None)
+    if birthdate:
+        born = date.fromisoformat(birthdate)  # checked by search.search_parse
+        rows: QuerySet | list[Patient] = fhir_patient_search(
+            user=user, hospital=hospital, identifier=params.get("identifier", ""),
+            name=params.get("name", ""), family=params.get("family", ""),
+            given=params.get("given", ""), birthdate=born,
+        )  # fmt: skip
+        rows = [p for p in rows if all(search_matches(p.created_at, search.last_updated))]
+        return [Section(rows, resources.patient_to_fhir, key=key, descending=descending)]
+    qs = patient_list_for_user(user=user, hospital=hospital, query=params.get("name", ""))
+    identifier = params.get("identifier", "")
+    if identifier:
+        system, _, value = identifier.rpartition("|")
+        if system and system != resources.mrn_system(hospital.slug):
+            qs = qs.none()
+        token = blind_index(" ".join(value.split()), hospital_id=hospital.pk, purpose="mrn")
+        qs = qs.filter(mrn_index=token)
+    for purpose in ("family_name", "given_name"):
+        value = params.get(purpose.removesuffix("_name"), "")
+        if value:
+            token = blind_index(" ".join(value.split()), hospital_id=hospital.pk, purpose=purpose)
+            qs = qs.filter(**{f"{purpose}_index": token})
+    qs = _date_filtered(qs.select_related("hospital"), "created_at", search.last_updated)
+    return [Section(qs, resources.patient_to_fhir, key=key, descending=descending)]
+
+
+def search_matches(value: Any, dates: tuple[DateRange, ...]) -> list[bool]:
+    return [date_matches(value, d) for d in dates]
+
+
+def fhir_consent_sections(*, chart: OpenedChart, search: Search) -> list[Section]:
+    """The consents on a chart the caller opened (bounded by the chart)."""
+    from consent.selectors import consents_for_patient
+
+    patient = records_access.chart_required(chart).patient
+    rows = [
+        c
+        for c in consents_for_patient(patient=patient)
+        if all(search_matches(c.created_at, search.last_updated))
+    ]
+    key, descending = _sort_of(search, date_column=None)
+    return [Section(rows, resources.consent_to_fhir, key=key, descending=descending)]
+
+
+def fhir_audit_event_sections(*, user: User, chart: OpenedChart, search: Search) -> list[Section]:
+    """The access events about a chart the caller opened, newest first, those the ledger
+    lets them see (ledger.selectors.access_event decides, row by row: the section's total
+    is therefore not given)."""
+    patient = records_access.chart_required(chart).patient
+    events: QuerySet = Event.objects.filter(
+        patient_id=patient.pk, kind__in=resources.ACCESS_KINDS
+    ).select_related("hospital", "actor_hospital")
+    events = _date_filtered(events, "recorded_at", search.last_updated)
+
+    def visible(event: Event) -> bool:
+        try:
+            access_event(user, event.event_id)
+        except Http404:
+            return False
+        return True
+
+    return [
+        Section(
+            events,
+            lambda e: fhir_audit_event(event=e, chart_hospital=patient.hospital),
+            key="recorded_at",
+            descending=True,
+            keep=visible,
+        )
+    ]
+
+
+def fhir_provenance_sections(*, record: ClinicalRecord | Patient) -> list[Section]:
+    """The Provenance of a record the caller opened: one entry at most."""
+    event = _provenance_event(record)
+    rows = [event] if event is not None else []
+    return [
+        Section(
+            rows,
+            lambda e: resources.provenance_to_fhir(
+                record, event=e, receipt=receipt_for_event(event=e)
+            ),
+        )
+    ]

@@ -16,8 +16,9 @@ logs and proxies keep them.
 
 from __future__ import annotations
 
-from datetime import date
+from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import Http404, QueryDict
@@ -27,7 +28,7 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
-from portal.fhir import resources, selectors
+from portal.fhir import paging, resources, search, selectors
 from portal.fhir.rest import FORM, FhirError, FhirFormParser, FhirPublicView, FhirView
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.records import access as records_access
@@ -57,18 +58,42 @@ class MetadataView(FhirPublicView):
         return Response(capability_statement(request))
 
 
-def capability_statement(request: Request) -> dict[str, Any]:
-    by_patient = [{"name": "patient", "type": "reference"}]
+def _search_params_of(resource_type: str) -> list[dict[str, str]]:
+    """One type's row of the search table (portal.fhir.search.SEARCH_PARAMS), with the
+    result parameters every search takes."""
+    out = [
+        {"name": p.name, "type": p.type, **({"documentation": p.documentation}
+                                             if p.documentation else {})}
+        for p in search.SEARCH_PARAMS[resource_type]
+    ]  # fmt: skip
+    out.append({"name": "_count", "type": "number", "documentation": search.COUNT_DOC})
+    sorts = search.SORTS.get(resource_type)
+    if sorts:
+        out.append({"name": "_sort", "type": "special", "documentation": ", ".join(sorts)})
+    return out
+
+
+def _resource_capability(resource_type: str) -> dict[str, Any]:
     interactions = [{"code": "read"}, {"code": "search-type", "documentation": SEARCH_BY_POST}]
-    record_types = [
-        {
-            "type": rtype,
-            "interaction": interactions,
-            "searchParam": by_patient
-            + ([{"name": "code", "type": "token"}] if rtype == "Observation" else []),
-        }
-        for rtype in resources.RESOURCE_MODELS
-    ]
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        "interaction": interactions,
+        "searchParam": _search_params_of(resource_type),
+    }
+    if resource_type in search.INCLUDES:
+        entry["searchInclude"] = list(search.INCLUDES[resource_type])
+    if resource_type == "Patient":
+        entry["operation"] = [
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                "documentation": f"Paged like the searches: {search.COUNT_DOC}",
+            }
+        ]
+    return entry
+
+
+def capability_statement(request: Request) -> dict[str, Any]:
     capability = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -83,49 +108,18 @@ def capability_statement(request: Request) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": "Searches: GET [type]?parameters, or POST [type]/_search "
                 "with the parameters in an application/x-www-form-urlencoded body (search by "
-                "POST keeps names, birth dates and MRNs out of URLs and server logs).",
+                "POST keeps names, birth dates and MRNs out of URLs and server logs). Every "
+                f"search pages ({search.COUNT_DOC}): Bundle.link next and previous carry "
+                "only an opaque _page token, bound to the caller and the hospital, valid for "
+                "an hour. Unknown parameters are ignored and named in an OperationOutcome "
+                "entry; with Prefer: handling=strict they are a 400.",
                 "security": {
                     "description": "A bearer API token of a staff member (Authorization: "
                     "Bearer <token>; X-Hospital: <slug> picks one of their hospitals), or "
                     "the session of a staff member of the active hospital, signed in with "
                     "two factors (POST needs the CSRF token)."
                 },
-                "resource": [
-                    {
-                        "type": "Patient",
-                        "interaction": interactions,
-                        "searchParam": [
-                            {"name": "identifier", "type": "token"},
-                            {"name": "name", "type": "string"},
-                            {"name": "family", "type": "string"},
-                            {"name": "given", "type": "string"},
-                            {"name": "birthdate", "type": "date"},
-                        ],
-                        "operation": [
-                            {
-                                "name": "everything",
-                                "definition": "http://hl7.org/fhir/OperationDefinition/"
-                                "Patient-everything",
-                            }
-                        ],
-                    },
-                    *record_types,
-                    {
-                        "type": "AuditEvent",
-                        "interaction": interactions,
-                        "searchParam": by_patient,
-                    },
-                    {
-                        "type": "Consent",
-                        "interaction": interactions,
-                        "searchParam": by_patient,
-                    },
-                    {
-                        "type": "Provenance",
-                        "interaction": interactions,
-                        "searchParam": [{"name": "target", "type": "reference"}],
-                    },
-                ],
+                "resource": [_resource_capability(rtype) for rtype in search.SEARCH_PARAMS],
                 "interaction": [{"code": "transaction"}, {"code": "batch"}],
             }
         ],
@@ -162,14 +156,6 @@ class RootView(FhirView):
 # --- Patient ------------------------------------------------------------------------------
 
 
-def _birthdate(value: str) -> date:
-    value = value.removeprefix("eq")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise FhirError(400, "birthdate must be a date (YYYY-MM-DD).") from None
-
-
 def _search_params(request: Request) -> QueryDict:
     """A search's parameters: the query string (GET [type]?...), and for POST [type]/_search
     the form-encoded body too (FHIR counts both)."""
@@ -181,22 +167,86 @@ def _search_params(request: Request) -> QueryDict:
     return params
 
 
-def _patient_search(request: Request, query: QueryDict) -> Response:
-    params = {k: (query.get(k) or "").strip() for k in PATIENT_PARAMS}
-    if not any(params.values()):
-        raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
-    found = selectors.fhir_patient_search(
-        user=request.user,
-        hospital=request.hospital,
-        identifier=params["identifier"],
-        name=params["name"],
-        family=params["family"],
-        given=params["given"],
-        birthdate=_birthdate(params["birthdate"]) if params["birthdate"] else None,
+def _search_and_state(
+    request: Request, resource_type: str, route: str, query: QueryDict
+) -> tuple[search.Search, paging.PageState]:
+    """The search a request asks for: its parameters, or those of its page token (`_page`,
+    which must be this caller's, at this hospital, for this route: else 404)."""
+    token = (query.get("_page") or "").strip()
+    if token:
+        state = paging.page_state(
+            token=token, user_id=request.user.pk, hospital_id=request.hospital.pk, route=route
+        )
+        query = search.search_query(state.params)
+        return search.search_parse(resource_type=resource_type, query=query), state
+    strict = search.strict_handling(request.headers.get("Prefer", ""))
+    found = search.search_parse(resource_type=resource_type, query=query, strict=strict)
+    return found, paging.PageState(found.params)
+
+
+def _paged(
+    request: Request,
+    *,
+    route: str,
+    found: search.Search,
+    state: paging.PageState,
+    sections: list[paging.Section],
+    outcome: dict[str, Any] | None = None,
+    include: dict[str, Any] | None = None,
+    on_page: Any = None,
+) -> Response:
+    """One page of a search as a searchset Bundle: its matches (and `include`, the chart's
+    Patient, when asked for), `total`, and `self`/`first`/`previous`/`next` links that carry
+    only a page token (portal.fhir.paging)."""
+    page = paging.page_fetch(
+        sections, count=found.count, cursor=state.cursor, backward=state.backward
     )
+    if on_page is not None:
+        on_page(page)
+    base = _base_url(request)
+    url = f"{base}{route}"
+
+    def link(relation: str, cursor: paging.Position | None, backward: bool = False) -> dict:
+        token = paging.page_token(
+            user_id=request.user.pk, hospital_id=request.hospital.pk, route=route,
+            state=paging.PageState(found.params, cursor, backward),
+        )  # fmt: skip
+        return {"relation": relation, "url": f"{url}?{urlencode({'_page': token})}"}
+
+    links = [link("self", state.cursor, state.backward), link("first", None)]
+    if page.has_previous:
+        links.append(link("previous", page.first, True))
+    if page.has_next:
+        links.append(link("next", page.last))
+    matches = [section.render(row) for section, row in page.rows]
+    if found.ignored:
+        outcome = resources.outcome_add(
+            outcome,
+            f"Ignored (not supported here): {', '.join(found.ignored)}.",
+            code="not-supported",
+        )
     return Response(
-        resources.bundle([resources.patient_to_fhir(p) for p in found], base_url=_base_url(request))
+        resources.bundle(
+            matches,
+            base_url=base,
+            outcome=outcome,
+            total=page.total,
+            links=links,
+            included=[include] if include is not None and matches else [],
+        )
     )
+
+
+def _patient_search(request: Request, query: QueryDict) -> Response:
+    found, state = _search_and_state(request, "Patient", "Patient", query)
+    if not any(found.patient_search.values()) and not found.last_updated:
+        raise FhirError(
+            400, f"Search Patient by one of: {', '.join((*PATIENT_PARAMS, '_lastUpdated'))}."
+        )
+    sections = selectors.fhir_patient_sections(
+        user=request.user, hospital=request.hospital, search=found
+    )
+    return _paged(request, route="Patient", found=found, state=state, sections=sections)
 
 
 def _open_chart(request: Request, patient_id: Any) -> OpenedChart:
@@ -223,21 +273,35 @@ class PatientReadView(FhirView):
 
 
 class PatientEverythingView(FhirView):
+    """`Patient/{id}/$everything`, paged like every search (its `_count`, `_page`)."""
+
     def get(self, request: Request, resource_id: str) -> Response:
+        route = f"Patient/{resource_id}/$everything"
+        query = QueryDict(mutable=True)
+        for name in ("_count", "_page"):
+            if name in request.query_params:
+                query[name] = request.query_params[name]
+        found, state = _search_and_state(request, "$everything", route, query)
         with transaction.atomic():
             opened = _open_chart(request, resource_id)
-            documents = records_access.chart_records(chart=opened, model=Document)
-            for document in documents:  # their contents are in the bundle
-                _read_recorded(request, opened, document)
-        bundle = selectors.fhir_patient_everything(chart=opened, base_url=_base_url(request))
-        return Response(bundle)
+
+            def documents_read(page: paging.Page) -> None:
+                for _section, row in page.rows:  # their contents are in the page
+                    if isinstance(row, Document):
+                        _read_recorded(request, opened, row)
+
+            return _paged(
+                request, route=route, found=found, state=state,
+                sections=selectors.fhir_everything_sections(chart=opened),
+                outcome=selectors.fhir_withheld_outcome(chart=opened, resource_type=None),
+                on_page=documents_read,
+            )  # fmt: skip
 
 
 # --- every other type -------------------------------------------------------------------------
 
 
-def _patient_param(request: Request, params: QueryDict) -> str:
-    value = params.get("patient") or params.get("subject") or ""
+def _patient_param(request: Request, value: str) -> str:
     value = value.removeprefix(_base_url(request)).removeprefix("Patient/")
     if not value:
         raise FhirError(400, "Search by patient: ?patient={id}.")
@@ -265,41 +329,34 @@ def _search(request: Request, resource_type: str, params: QueryDict) -> Response
     if resource_type not in SEARCHABLE:
         raise Http404
     base = _base_url(request)
+    found, state = _search_and_state(request, resource_type, resource_type, params)
+    paged = partial(_paged, request, route=resource_type, found=found, state=state)
     if resource_type == "Provenance":
-        target = (params.get("target") or "").removeprefix(base)
+        target = (found.params.get("target") or [""])[0].removeprefix(base)
         if "/" not in target:
             raise FhirError(400, "Search Provenance by target: ?target={type}/{id}.")
         rtype, rid = target.split("/", 1)
         record = selectors.fhir_record_access(
             user=request.user, resource_type=rtype, resource_id=rid
         ).record
-        found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
-        return Response(resources.bundle(found, base_url=base))
+        return paged(sections=selectors.fhir_provenance_sections(record=record))
+    patient_id = _patient_param(request, found.patient)
     if resource_type == "AuditEvent":
-        opened = records_access.access_patient(request.user, _patient_param(request, params))
-        found = selectors.fhir_audit_events_for_patient(user=request.user, patient=opened.patient)
-        return Response(resources.bundle(found, base_url=base))
+        opened = records_access.access_patient(request.user, patient_id)
+        return paged(
+            sections=selectors.fhir_audit_event_sections(
+                user=request.user, chart=opened, search=found
+            )
+        )
     if resource_type == "Consent":
-        opened = records_access.access_patient(request.user, _patient_param(request, params))
-        consents = consent_selectors.consents_for_patient(patient=opened.patient)
-        found = [resources.consent_to_fhir(c) for c in consents]
-        return Response(resources.bundle(found, base_url=base))
-    opened = _open_chart(request, _patient_param(request, params))
-    found = selectors.fhir_records_for_patient(chart=opened, resource_type=resource_type)
-    code = params.get("code") or ""
-    if code:
-        code = code.rpartition("|")[2]
-        found = [r for r in found if code in {c.get("code") for c in _codings(r)}]
-    outcome = selectors.fhir_withheld_outcome(chart=opened, resource_type=resource_type)
-    return Response(resources.bundle(found, base_url=base, outcome=outcome))
-
-
-def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    for key in ("code", "vaccineCode", "medicationCodeableConcept", "type"):
-        concept = resource.get(key)
-        if isinstance(concept, dict):
-            return concept.get("coding") or []
-    return []
+        opened = records_access.access_patient(request.user, patient_id)
+        return paged(sections=selectors.fhir_consent_sections(chart=opened, search=found))
+    opened = _open_chart(request, patient_id)
+    return paged(
+        sections=selectors.fhir_record_sections(chart=opened, search=found),
+        outcome=selectors.fhir_withheld_outcome(chart=opened, resource_type=resource_type),
+        include=resources.patient_to_fhir(opened.patient) if found.include_patient else None,
+    )
 
 
 class ReadView(FhirView):
