@@ -67,7 +67,10 @@ SEARCH_PARAMS: dict[str, tuple[Param, ...]] = {
     **{rtype: _record_params(rtype) for rtype in resources.RESOURCE_MODELS},
     "AuditEvent": (_BY_PATIENT, _LAST_UPDATED),
     "Consent": (_BY_PATIENT, _LAST_UPDATED),
-    "Provenance": (Param("target", "reference", "Required: {type}/{id} of a record."),),
+    "Provenance": (
+        Param("target", "reference", "Required: {type}/{id} of a record."),
+        _LAST_UPDATED,
+    ),
 }
 # `_sort` values by type (default: the order the records were stored in).
 SORTS: dict[str, tuple[str, ...]] = {

@@ -428,10 +428,11 @@ def fhir_audit_event_sections(*, user: User, chart: OpenedChart, search: Search)
     ]
 
 
-def fhir_provenance_sections(*, record: ClinicalRecord | Patient) -> list[Section]:
+def fhir_provenance_sections(*, record: ClinicalRecord | Patient, search: Search) -> list[Section]:
     """The Provenance of a record the caller opened: one entry at most."""
     event = _provenance_event(record)
     rows = [event] if event is not None else []
+    rows = [e for e in rows if all(search_matches(e.recorded_at, search.last_updated))]
     return [
         Section(
             rows,

@@ -167,6 +167,15 @@ def _search_params(request: Request) -> QueryDict:
     return params
 
 
+def _page_owner(request: Request) -> dict[str, int]:
+    """Whom a page token is bound to: the caller and the hospital the request acts in (its
+    key encrypts the token). The one place to change for callers of another kind."""
+    hospital = getattr(request, "hospital", None)
+    if hospital is None or request.user.pk is None:
+        raise Http404
+    return {"user_id": request.user.pk, "hospital_id": hospital.pk}
+
+
 def _search_and_state(
     request: Request, resource_type: str, route: str, query: QueryDict
 ) -> tuple[search.Search, paging.PageState]:
@@ -174,9 +183,7 @@ def _search_and_state(
     which must be this caller's, at this hospital, for this route: else 404)."""
     token = (query.get("_page") or "").strip()
     if token:
-        state = paging.page_state(
-            token=token, user_id=request.user.pk, hospital_id=request.hospital.pk, route=route
-        )
+        state = paging.page_state(token=token, **_page_owner(request), route=route)
         query = search.search_query(state.params)
         return search.search_parse(resource_type=resource_type, query=query), state
     strict = search.strict_handling(request.headers.get("Prefer", ""))
@@ -208,7 +215,7 @@ def _paged(
 
     def link(relation: str, cursor: paging.Position | None, backward: bool = False) -> dict:
         token = paging.page_token(
-            user_id=request.user.pk, hospital_id=request.hospital.pk, route=route,
+            **_page_owner(request), route=route,
             state=paging.PageState(found.params, cursor, backward),
         )  # fmt: skip
         return {"relation": relation, "url": f"{url}?{urlencode({'_page': token})}"}
@@ -339,7 +346,7 @@ def _search(request: Request, resource_type: str, params: QueryDict) -> Response
         record = selectors.fhir_record_access(
             user=request.user, resource_type=rtype, resource_id=rid
         ).record
-        return paged(sections=selectors.fhir_provenance_sections(record=record))
+        return paged(sections=selectors.fhir_provenance_sections(record=record, search=found))
     patient_id = _patient_param(request, found.patient)
     if resource_type == "AuditEvent":
         opened = records_access.access_patient(request.user, patient_id)
