@@ -109,10 +109,14 @@ class Section:
             return self.rows.count()
         return len(self.rows)
 
-    def fetch(self, *, cursor: Position | None, backward: bool, limit: int) -> list[Any]:
+    def ordered(self) -> list[Any]:
+        """Every row, in the section's order (unpaged readers: an export of one chart)."""
+        return self.fetch(cursor=None, backward=False, limit=None)
+
+    def fetch(self, *, cursor: Position | None, backward: bool, limit: int | None) -> list[Any]:
         """Up to `limit` rows after `cursor` in the section's order (`backward`: before it,
-        nearest first)."""
-        if limit <= 0:
+        nearest first; `limit` None: all of them)."""
+        if limit is not None and limit <= 0:
             return []
         descending = self.descending != backward
         if isinstance(self.rows, QuerySet):
@@ -133,7 +137,7 @@ class Section:
             return value[1] < mark[1] if descending else value[1] > mark[1]
         return value < mark if descending else value > mark
 
-    def _fetch_sql(self, cursor: Position | None, descending: bool, limit: int) -> list[Any]:
+    def _fetch_sql(self, cursor: Position | None, descending: bool, limit: int | None) -> list[Any]:
         assert isinstance(self.rows, QuerySet)
         sign = "-" if descending else ""
         order = [f"{sign}{self.key}", f"{sign}pk"] if self.key else [f"{sign}pk"]
@@ -148,6 +152,8 @@ class Section:
                 )
             else:
                 qs = qs.filter(**{f"pk__{op}": cursor.pk})
+        if limit is None:
+            return [r for r in qs if self.keep is None or self.keep(r)]
         if self.keep is None:
             return list(qs[:limit])
         # Filtered rows: read in batches until the page is full or the section ends.

@@ -36,18 +36,8 @@ def fhir_patient_everything(
     `chart` was opened by the caller (records.access: access_patient for staff; the
     patient's own registration in the patient portal).
     """
-    patient = records_access.chart_required(chart).patient
-    found = [resources.patient_to_fhir(patient)]
-    for model in RECORD_MODELS:
-        qs = records_access.chart_records(chart=chart, model=model)
-        for record in qs.order_by("id"):
-            if isinstance(record, Document):
-                found.append(resources.document_to_fhir(record, with_content=with_content))
-            else:
-                found.append(resources.to_fhir(record))
-    from consent.selectors import consents_for_patient
-
-    found += [resources.consent_to_fhir(c) for c in consents_for_patient(patient=patient)]
+    sections = fhir_everything_sections(chart=chart, with_content=with_content)
+    found = [section.render(row) for section in sections for row in section.ordered()]
     return resources.bundle(
         found, base_url=base_url, outcome=fhir_withheld_outcome(chart=chart, resource_type=None)
     )
@@ -75,16 +65,10 @@ def fhir_withheld_outcome(
 
 
 def fhir_records_for_patient(*, chart: OpenedChart, resource_type: str) -> list[dict[str, Any]]:
-    """Search by patient: the resources of one type on a chart the caller opened."""
-    out: list[dict[str, Any]] = []
-    for model in resources.RESOURCE_MODELS[resource_type]:
-        qs = records_access.chart_records(chart=chart, model=model)
-        for record in qs.order_by("id"):
-            if isinstance(record, Document):
-                out.append(resources.document_to_fhir(record, with_content=False))
-            else:
-                out.append(resources.to_fhir(record))
-    return out
+    """Search by patient, unpaged: the resources of one type on a chart the caller opened."""
+    every = Search(resource_type=resource_type, params={}, count=0)
+    sections = fhir_record_sections(chart=chart, search=every)
+    return [section.render(row) for section in sections for row in section.ordered()]
 
 
 def fhir_record_access(*, user: User, resource_type: str, resource_id: str) -> OpenedRecord:
@@ -215,26 +199,6 @@ def fhir_audit_event(*, event: Event, chart_hospital: Hospital | None = None) ->
     )  # fmt: skip
 
 
-def fhir_audit_events_for_patient(
-    *, user: User, patient: Patient, limit: int = 200
-) -> list[dict[str, Any]]:
-    """The access events about a chart the caller opened, those the ledger lets them see
-    (their own reads; all of them for the chart's hospital's admins and auditors)."""
-    events = (
-        Event.objects.filter(patient_id=patient.pk, kind__in=resources.ACCESS_KINDS)
-        .select_related("hospital", "actor_hospital")
-        .order_by("-recorded_at")[:limit]
-    )
-    out = []
-    for event in events:
-        try:
-            access_event(user, event.event_id)
-        except Http404:
-            continue
-        out.append(fhir_audit_event(event=event, chart_hospital=patient.hospital))
-    return out
-
-
 # --- paged searches (portal.fhir.paging, portal.fhir.search) ---------------------------------
 
 
@@ -244,7 +208,7 @@ def _render_record(record: ClinicalRecord) -> dict[str, Any]:
     return resources.to_fhir(record)
 
 
-def _render_everything(record: ClinicalRecord) -> dict[str, Any]:
+def _render_with_content(record: ClinicalRecord) -> dict[str, Any]:
     if isinstance(record, Document):
         return resources.document_to_fhir(record, with_content=True)
     return resources.to_fhir(record)
@@ -335,14 +299,15 @@ def fhir_record_sections(*, chart: OpenedChart, search: Search) -> list[Section]
     return sections
 
 
-def fhir_everything_sections(*, chart: OpenedChart) -> list[Section]:
+def fhir_everything_sections(*, chart: OpenedChart, with_content: bool = True) -> list[Section]:
     """`Patient/{id}/$everything` as page sections: the patient, every record of every type
-    the caller may see (documents with their content), then the consents."""
+    the caller may see (entered-in-error versions included, marked so; documents with their
+    content unless `with_content` is False), then the consents."""
     patient = records_access.chart_required(chart).patient
     sections = [Section([patient], resources.patient_to_fhir)]
+    render = _render_with_content if with_content else _render_record
     for model in RECORD_MODELS:
-        sections.append(Section(records_access.chart_records(chart=chart, model=model),
-                                _render_everything))  # fmt: skip
+        sections.append(Section(records_access.chart_records(chart=chart, model=model), render))
     from consent.selectors import consents_for_patient
 
     sections.append(Section(consents_for_patient(patient=patient), resources.consent_to_fhir))

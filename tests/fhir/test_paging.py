@@ -194,6 +194,7 @@ def test_every_search_pages(client, sign_in, chart):
     p = a["patient"]
     client.get(f"{BASE}Patient/{p.pk}")  # an access event to list
     client.get(f"{BASE}Patient/{p.pk}")
+    links = {}
     for url in (
         f"{BASE}Patient?family={p.family_name}",
         f"{BASE}AuditEvent?patient={p.pk}",
@@ -206,6 +207,12 @@ def test_every_search_pages(client, sign_in, chart):
         unpaged = _matches(_bundle(client.get(url)))
         assert seen == unpaged and len(set(seen)) == len(seen), url
         assert all(_link(page, "self") for page in pages)
+        links[url] = [link["url"] for page in pages for link in page["link"]]
+    # Cross-tenant: none of these links opens anything to the other hospital's clinician.
+    sign_in(client, chart["b"]["clinician"])
+    for url, urls in links.items():
+        for link in urls:
+            assert client.get(_path(link)).status_code == 404, url
 
 
 def test_search_by_post_pages_by_get_and_no_link_carries_what_was_searched(
