@@ -113,6 +113,7 @@ class Search:
     last_updated: tuple[DateRange, ...] = ()
     include_patient: bool = False
     sort: str = ""
+    with_total: bool = True  # `_total=none` spares the COUNT
     patient_search: dict[str, str] = field(default_factory=dict)
 
     @property
@@ -265,7 +266,7 @@ def search_parse(*, resource_type: str, query: QueryDict, strict: bool = False) 
         )  # fmt: skip
     used: dict[str, list[str]] = {}
     for name in sorted(query):
-        if name in known or name in ("_count", "_sort", "_include"):
+        if name in known or name in ("_count", "_sort", "_include", "_total"):
             values = _values(query, name)
             if values:
                 used[name] = values
@@ -275,6 +276,9 @@ def search_parse(*, resource_type: str, query: QueryDict, strict: bool = False) 
     if sort and sort not in SORTS.get(resource_type, ()):
         raise FhirError(400, f"_sort on {resource_type}: one of "
                         f"{', '.join(SORTS.get(resource_type, ())) or 'none'}.")  # fmt: skip
+    total = (query.get("_total") or "").strip()
+    if total and total not in ("none", "estimate", "accurate"):
+        raise FhirError(400, "_total: none, estimate or accurate.")
     include = False
     for value in _values(query, "_include"):
         if ":".join(value.split(":")[:2]) in INCLUDES.get(resource_type, ()):
@@ -316,6 +320,7 @@ def search_parse(*, resource_type: str, query: QueryDict, strict: bool = False) 
         last_updated=last_updated,
         include_patient=include,
         sort=sort,
+        with_total=total != "none",
         patient_search={
             k: (query.get(k) or "").strip() for k in PATIENT_SEARCH if resource_type == "Patient"
         },

@@ -11,7 +11,9 @@ through FHIR records the same access events as the provider portal.
 
 Every search also answers `POST [type]/_search` with its parameters in a form-encoded body
 (FHIR's search by POST), so names, birth dates and MRNs need not be in a URL, where access
-logs and proxies keep them.
+logs and proxies keep them. Every search (and `$everything`) pages: its parameters are read
+by portal.fhir.search, its pages cut by portal.fhir.paging, whose links carry only an
+opaque token bound to the caller and the hospital (a search by POST pages by GET).
 """
 
 from __future__ import annotations
@@ -37,7 +39,6 @@ from portal.records.access import OpenedChart
 from portal.records.models import Document
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
-PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
 SEARCH_BY_POST = (
     f"Also POST [type]/_search with the parameters in an {FORM} "
     "body, which keeps them out of URLs and server logs."
@@ -67,6 +68,7 @@ def _search_params_of(resource_type: str) -> list[dict[str, str]]:
         for p in search.SEARCH_PARAMS[resource_type]
     ]  # fmt: skip
     out.append({"name": "_count", "type": "number", "documentation": search.COUNT_DOC})
+    out.append({"name": "_total", "type": "special", "documentation": "none spares the count"})
     sorts = search.SORTS.get(resource_type)
     if sorts:
         out.append({"name": "_sort", "type": "special", "documentation": ", ".join(sorts)})
@@ -206,8 +208,9 @@ def _paged(
     Patient, when asked for), `total`, and `self`/`first`/`previous`/`next` links that carry
     only a page token (portal.fhir.paging)."""
     page = paging.page_fetch(
-        sections, count=found.count, cursor=state.cursor, backward=state.backward
-    )
+        sections, count=found.count, cursor=state.cursor, backward=state.backward,
+        with_total=found.with_total,
+    )  # fmt: skip
     if on_page is not None:
         on_page(page)
     base = _base_url(request)
@@ -248,7 +251,7 @@ def _patient_search(request: Request, query: QueryDict) -> Response:
     found, state = _search_and_state(request, "Patient", "Patient", query)
     if not any(found.patient_search.values()) and not found.last_updated:
         raise FhirError(
-            400, f"Search Patient by one of: {', '.join((*PATIENT_PARAMS, '_lastUpdated'))}."
+            400, f"Search Patient by one of: {', '.join((*search.PATIENT_SEARCH, '_lastUpdated'))}."
         )
     sections = selectors.fhir_patient_sections(
         user=request.user, hospital=request.hospital, search=found

@@ -172,6 +172,8 @@ def test_count_is_bounded_and_checked(client, sign_in, chart, monkeypatch):
     only_total = _bundle(client.get(f"{url}&_count=0"))
     assert _matches(only_total) == [] and only_total["total"] == 5
     assert not _link(only_total, "next")
+    assert "total" not in _bundle(client.get(f"{url}&_total=none"))
+    assert client.get(f"{url}&_total=maybe").status_code == 400
     for bad in ("abc", "-1", "1.5", "1e3"):
         response = client.get(f"{url}&_count={bad}")
         assert response.status_code == 400, bad
