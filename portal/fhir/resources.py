@@ -27,7 +27,7 @@ import json
 from collections.abc import Callable
 from datetime import date, datetime
 from decimal import Decimal
-from typing import Any
+from typing import Any, Literal
 
 from fhir.resources.R4B import get_fhir_model_class
 
@@ -570,24 +570,50 @@ def bundle(
     bundle_type: str = "searchset",
     base_url: str = "",
     outcome: dict[str, Any] | None = None,
+    total: int | Literal["matches"] | None = "matches",
+    links: list[dict[str, str]] | None = None,
+    included: list[dict[str, Any]] | None = None,
 ) -> dict[str, Any]:
     """A Bundle of `resources`; a searchset's `outcome` (an OperationOutcome about the
     search, e.g. what it withheld) is one more entry, search.mode "outcome", not counted in
-    `total` (FHIR R4 3.1.1.5.8)."""
-    entries = []
-    for resource in resources:
+    `total` (FHIR R4 3.1.1.5.8), and so are `included` resources (search.mode "include").
+
+    `total`: the number of matches of the whole search (a page's Bundle holds some of them),
+    None when it is not known, "matches" (the default) for the entries given. `links`: the
+    Bundle's `link` (self, first, previous, next)."""
+
+    def entry_of(resource: dict[str, Any], mode: str) -> dict[str, Any]:
         entry: dict[str, Any] = {"resource": resource}
         if base_url:
             entry["fullUrl"] = f"{base_url}{resource['resourceType']}/{resource['id']}"
         if bundle_type == "searchset":
-            entry["search"] = {"mode": "match"}
-        entries.append(entry)
-    result: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type, "entry": entries}
+            entry["search"] = {"mode": mode}
+        return entry
+
+    entries = [entry_of(resource, "match") for resource in resources]
+    result: dict[str, Any] = {"resourceType": "Bundle", "type": bundle_type}
+    if links:
+        result["link"] = links
+    result["entry"] = entries
     if bundle_type == "searchset":
-        result["total"] = len(entries)
+        if total == "matches":
+            result["total"] = len(entries)
+        elif total is not None:
+            result["total"] = total
+        entries += [entry_of(resource, "include") for resource in included or ()]
         if outcome is not None:
             entries.append({"resource": outcome, "search": {"mode": "outcome"}})
     return result
+
+
+def outcome_add(
+    outcome: dict[str, Any] | None, text: str, *, code: str, severity: str = "warning"
+) -> dict[str, Any]:
+    """`outcome` (an OperationOutcome about a search, or None) with one more issue."""
+    issue = {"severity": severity, "code": code, "details": {"text": text}}
+    if outcome is None:
+        return {"resourceType": "OperationOutcome", "issue": [issue]}
+    return {**outcome, "issue": [*outcome["issue"], issue]}
 
 
 def withheld_outcome(labels: list[str], *, incomplete: bool) -> dict[str, Any]:

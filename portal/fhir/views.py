@@ -15,15 +15,18 @@ the same access events as the portals (a patient's own reads none, unless throug
 
 Every search also answers `POST [type]/_search` with its parameters in a form-encoded body
 (FHIR's search by POST), so names, birth dates and MRNs need not be in a URL, where access
-logs and proxies keep them.
+logs and proxies keep them. Every search (and `$everything`) pages: its parameters are read
+by portal.fhir.search, its pages cut by portal.fhir.paging, whose links carry only an
+opaque token bound to the caller and the hospital (a search by POST pages by GET).
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import date
+from functools import partial
 from typing import Any
+from urllib.parse import urlencode
 
 from django.db import transaction
 from django.http import Http404, QueryDict
@@ -33,9 +36,10 @@ from rest_framework.request import Request
 from rest_framework.response import Response
 
 from consent import selectors as consent_selectors
-from portal.fhir import history, resources, selectors, transactions
+from portal.fhir import history, paging, resources, search, selectors, transactions
 from portal.fhir.callers import (
     FhirCaller,
+    caller_hospital_ids,
     fhir_caller,
     fhir_chart_open,
     fhir_owner_may,
@@ -43,14 +47,12 @@ from portal.fhir.callers import (
 )
 from portal.fhir.rest import FORM, FhirError, FhirFormParser, FhirPublicView, FhirView
 from portal.fhir.services import IMPORTED_TYPES, BundleImportError
-from portal.records import access as records_access
 from portal.records import audit
 from portal.records.access import OpenedChart
 from portal.records.models import ClinicalRecord, Document
 
 SEARCHABLE = (*resources.RESOURCE_MODELS, "AuditEvent", "Provenance", "Consent")
 CREATABLE = IMPORTED_TYPES  # POST [type] goes through the importer
-PATIENT_PARAMS = ("identifier", "name", "family", "given", "birthdate")
 SEARCH_BY_POST = (
     f"Also POST [type]/_search with the parameters in an {FORM} "
     "body, which keeps them out of URLs and server logs."
@@ -90,19 +92,45 @@ WRITABLE_INTERACTIONS = [
 ]  # fmt: skip
 
 
-def capability_statement(request: Request) -> dict[str, Any]:
-    by_patient = [{"name": "patient", "type": "reference"}]
+def _search_params_of(resource_type: str) -> list[dict[str, str]]:
+    """One type's row of the search table (portal.fhir.search.SEARCH_PARAMS), with the
+    result parameters every search takes."""
+    out = [
+        {"name": p.name, "type": p.type, **({"documentation": p.documentation}
+                                             if p.documentation else {})}
+        for p in search.SEARCH_PARAMS[resource_type]
+    ]  # fmt: skip
+    out.append({"name": "_count", "type": "number", "documentation": search.COUNT_DOC})
+    out.append({"name": "_total", "type": "special", "documentation": "none spares the count"})
+    sorts = search.SORTS.get(resource_type)
+    if sorts:
+        out.append({"name": "_sort", "type": "special", "documentation": ", ".join(sorts)})
+    return out
+
+
+def _resource_capability(resource_type: str) -> dict[str, Any]:
+    versioned = resource_type == "Patient" or resource_type in resources.RESOURCE_MODELS
     interactions = [{"code": "read"}, {"code": "search-type", "documentation": SEARCH_BY_POST}]
-    record_types = [
-        {
-            "type": rtype,
-            **VERSIONED,
-            "interaction": WRITABLE_INTERACTIONS,
-            "searchParam": by_patient
-            + ([{"name": "code", "type": "token"}] if rtype == "Observation" else []),
-        }
-        for rtype in resources.RESOURCE_MODELS
-    ]
+    entry: dict[str, Any] = {
+        "type": resource_type,
+        **(VERSIONED if versioned else {}),
+        "interaction": WRITABLE_INTERACTIONS if versioned else interactions,
+        "searchParam": _search_params_of(resource_type),
+    }
+    if resource_type in search.INCLUDES:
+        entry["searchInclude"] = list(search.INCLUDES[resource_type])
+    if resource_type == "Patient":
+        entry["operation"] = [
+            {
+                "name": "everything",
+                "definition": "http://hl7.org/fhir/OperationDefinition/Patient-everything",
+                "documentation": f"Paged like the searches: {search.COUNT_DOC}",
+            }
+        ]
+    return entry
+
+
+def capability_statement(request: Request) -> dict[str, Any]:
     capability = {
         "resourceType": "CapabilityStatement",
         "status": "active",
@@ -117,39 +145,14 @@ def capability_statement(request: Request) -> dict[str, Any]:
                 "mode": "server",
                 "documentation": "Searches: GET [type]?parameters, or POST [type]/_search "
                 "with the parameters in an application/x-www-form-urlencoded body (search by "
-                "POST keeps names, birth dates and MRNs out of URLs and server logs).",
+                "POST keeps names, birth dates and MRNs out of URLs and server logs). Every "
+                f"search pages ({search.COUNT_DOC}): Bundle.link next and previous carry "
+                "only an opaque _page token, bound to the caller and the hospital, valid for "
+                "an hour. Unknown parameters are ignored and named in an OperationOutcome "
+                "entry; with Prefer: handling=strict they are a 400.",
                 "security": _security(request),
                 "resource": [
-                    {
-                        "type": "Patient",
-                        **VERSIONED,
-                        "interaction": WRITABLE_INTERACTIONS,
-                        "searchParam": [
-                            {"name": "identifier", "type": "token"},
-                            {"name": "name", "type": "string"},
-                            {"name": "family", "type": "string"},
-                            {"name": "given", "type": "string"},
-                            {"name": "birthdate", "type": "date"},
-                        ],
-                        "operation": [
-                            {
-                                "name": "everything",
-                                "definition": "http://hl7.org/fhir/OperationDefinition/"
-                                "Patient-everything",
-                            }
-                        ],
-                    },
-                    *record_types,
-                    {
-                        "type": "AuditEvent",
-                        "interaction": interactions,
-                        "searchParam": by_patient,
-                    },
-                    {
-                        "type": "Consent",
-                        "interaction": interactions,
-                        "searchParam": by_patient,
-                    },
+                    *(_resource_capability(rtype) for rtype in search.SEARCH_PARAMS),
                     {
                         "type": "Practitioner",
                         "interaction": [
@@ -159,11 +162,6 @@ def capability_statement(request: Request) -> dict[str, Any]:
                                 "of their SMART apps' id_tokens.",
                             }
                         ],
-                    },
-                    {
-                        "type": "Provenance",
-                        "interaction": interactions,
-                        "searchParam": [{"name": "target", "type": "reference"}],
                     },
                 ],
                 "interaction": [
@@ -308,14 +306,6 @@ def _create(request: Request, resource_type: str) -> Response:
 # --- Patient ------------------------------------------------------------------------------
 
 
-def _birthdate(value: str) -> date:
-    value = value.removeprefix("eq")
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        raise FhirError(400, "birthdate must be a date (YYYY-MM-DD).") from None
-
-
 def _search_params(request: Request) -> QueryDict:
     """A search's parameters: the query string (GET [type]?...), and for POST [type]/_search
     the form-encoded body too (FHIR counts both)."""
@@ -335,32 +325,104 @@ def _scope_required(caller: FhirCaller, resource_type: str) -> None:
                         "forbidden")  # fmt: skip
 
 
+def _page_owner(request: Request) -> dict[str, int]:
+    """Whom a page token is bound to: the caller and the hospital the request acts in (its
+    key encrypts the token): staff's active hospital, a patient's first registration's
+    hospital. The one place to change for callers of another kind."""
+    hospitals = caller_hospital_ids(request)
+    if not hospitals or request.user.pk is None:
+        raise Http404
+    return {"user_id": request.user.pk, "hospital_id": hospitals[0]}
+
+
+def _search_and_state(
+    request: Request, resource_type: str, route: str, query: QueryDict
+) -> tuple[search.Search, paging.PageState]:
+    """The search a request asks for: its parameters, or those of its page token (`_page`,
+    which must be this caller's, at this hospital, for this route: else 404)."""
+    token = (query.get("_page") or "").strip()
+    if token:
+        state = paging.page_state(token=token, **_page_owner(request), route=route)
+        query = search.search_query(state.params)
+        return search.search_parse(resource_type=resource_type, query=query), state
+    strict = search.strict_handling(request.headers.get("Prefer", ""))
+    found = search.search_parse(resource_type=resource_type, query=query, strict=strict)
+    return found, paging.PageState(found.params)
+
+
+def _paged(
+    request: Request,
+    *,
+    route: str,
+    found: search.Search,
+    state: paging.PageState,
+    sections: list[paging.Section],
+    outcome: dict[str, Any] | None = None,
+    include: dict[str, Any] | None = None,
+    on_page: Any = None,
+) -> Response:
+    """One page of a search as a searchset Bundle: its matches (and `include`, the chart's
+    Patient, when asked for), `total`, and `self`/`first`/`previous`/`next` links that carry
+    only a page token (portal.fhir.paging)."""
+    page = paging.page_fetch(
+        sections, count=found.count, cursor=state.cursor, backward=state.backward,
+        with_total=found.with_total,
+    )  # fmt: skip
+    if on_page is not None:
+        on_page(page)
+    base = _base_url(request)
+    url = f"{base}{route}"
+
+    def link(relation: str, cursor: paging.Position | None, backward: bool = False) -> dict:
+        token = paging.page_token(
+            **_page_owner(request), route=route,
+            state=paging.PageState(found.params, cursor, backward),
+        )  # fmt: skip
+        return {"relation": relation, "url": f"{url}?{urlencode({'_page': token})}"}
+
+    links = [link("self", state.cursor, state.backward), link("first", None)]
+    if page.has_previous:
+        links.append(link("previous", page.first, True))
+    if page.has_next:
+        links.append(link("next", page.last))
+    matches = paging.rows_rendered(page.rows)
+    if found.ignored:
+        outcome = resources.outcome_add(
+            outcome,
+            f"Ignored (not supported here): {', '.join(found.ignored)}.",
+            code="not-supported",
+        )
+    return Response(
+        resources.bundle(
+            matches,
+            base_url=base,
+            outcome=outcome,
+            total=page.total,
+            links=links,
+            included=[include] if include is not None and matches else [],
+        )
+    )
+
+
 def _patient_search(request: Request, query: QueryDict) -> Response:
     caller = fhir_caller(request)
     _scope_required(caller, "Patient")
-    params = {k: (query.get(k) or "").strip() for k in PATIENT_PARAMS}
-    birthdate = _birthdate(params["birthdate"]) if params["birthdate"] else None
+    found, state = _search_and_state(request, "Patient", "Patient", query)
     if not caller.staff:
         # A patient finds their own registrations only, whatever they search for.
-        found = selectors.fhir_patient_search_own(
-            user=caller.user, patient_id=caller.patient_id, identifier=params["identifier"],
-            name=params["name"], family=params["family"], given=params["given"],
-            birthdate=birthdate,
-        )  # fmt: skip
-    else:
-        if not any(params.values()):
-            raise FhirError(400, f"Search Patient by one of: {', '.join(PATIENT_PARAMS)}.")
-        assert caller.hospital is not None  # staff act in a hospital
-        found = selectors.fhir_patient_search(
-            user=caller.user, hospital=caller.hospital, identifier=params["identifier"],
-            name=params["name"], family=params["family"], given=params["given"],
-            birthdate=birthdate,
-        )  # fmt: skip
-        if caller.patient_id is not None:
-            found = [p for p in found if p.pk == caller.patient_id]
-    return Response(
-        resources.bundle([resources.patient_to_fhir(p) for p in found], base_url=_base_url(request))
+        sections = selectors.fhir_patient_sections_own(
+            user=caller.user, search=found, patient_id=caller.patient_id
+        )
+        return _paged(request, route="Patient", found=found, state=state, sections=sections)
+    if not any(found.patient_search.values()) and not found.last_updated:
+        raise FhirError(
+            400, f"Search Patient by one of: {', '.join((*search.PATIENT_SEARCH, '_lastUpdated'))}."
+        )
+    assert caller.hospital is not None  # staff act in a hospital
+    sections = selectors.fhir_patient_sections(
+        user=caller.user, hospital=caller.hospital, search=found, patient_id=caller.patient_id
     )
+    return _paged(request, route="Patient", found=found, state=state, sections=sections)
 
 
 def _open_chart(request: Request, patient_id: Any) -> OpenedChart:
@@ -401,26 +463,39 @@ class PatientReadView(FhirView):
 
 
 class PatientEverythingView(FhirView):
+    """`Patient/{id}/$everything`, paged like every search (its `_count`, `_page`)."""
+
     def get(self, request: Request, resource_id: str) -> Response:
+        route = f"Patient/{resource_id}/$everything"
+        query = QueryDict(mutable=True)
+        for name in ("_count", "_page"):
+            if name in request.query_params:
+                query[name] = request.query_params[name]
+        found, state = _search_and_state(request, "$everything", route, query)
         caller = fhir_caller(request)
         with transaction.atomic():
             opened = _open_chart(request, resource_id)
-            if caller.reads_type("DocumentReference"):
-                documents = records_access.chart_records(chart=opened, model=Document)
-                for document in documents:  # their contents are in the bundle
-                    _read_recorded(request, opened, document)
-        bundle = selectors.fhir_patient_everything(
-            chart=opened, base_url=_base_url(request), resource_types=caller.resource_types,
-            consents=fhir_owner_may(caller=caller, chart=opened),
-        )  # fmt: skip
-        return Response(bundle)
+
+            def documents_read(page: paging.Page) -> None:
+                for _section, row in page.rows:  # their contents are in the page
+                    if isinstance(row, Document):
+                        _read_recorded(request, opened, row)
+
+            return _paged(
+                request, route=route, found=found, state=state,
+                sections=selectors.fhir_everything_sections(
+                    chart=opened, resource_types=caller.resource_types,
+                    consents=fhir_owner_may(caller=caller, chart=opened),
+                ),
+                outcome=selectors.fhir_withheld_outcome(chart=opened, resource_type=None),
+                on_page=documents_read,
+            )  # fmt: skip
 
 
 # --- every other type -------------------------------------------------------------------------
 
 
-def _patient_param(request: Request, params: QueryDict) -> str:
-    value = params.get("patient") or params.get("subject") or ""
+def _patient_param(request: Request, value: str) -> str:
     value = value.removeprefix(_base_url(request)).removeprefix("Patient/")
     if not value:
         raise FhirError(400, "Search by patient: ?patient={id}.")
@@ -469,41 +544,34 @@ def _search(request: Request, resource_type: str, params: QueryDict) -> Response
     caller = fhir_caller(request)
     _scope_required(caller, resource_type)
     base = _base_url(request)
+    found, state = _search_and_state(request, resource_type, resource_type, params)
+    paged = partial(_paged, request, route=resource_type, found=found, state=state)
     if resource_type == "Provenance":
-        target = (params.get("target") or "").removeprefix(base)
+        target = (found.params.get("target") or [""])[0].removeprefix(base)
         if "/" not in target:
             raise FhirError(400, "Search Provenance by target: ?target={type}/{id}.")
         rtype, rid = target.split("/", 1)
         _scope_required(caller, rtype)
         model, raw = selectors.fhir_record_ref(resource_type=rtype, resource_id=rid)
         record = fhir_record_open(caller=caller, model=model, record_id=raw).record
-        found = [p for p in [selectors.fhir_record_provenance(record=record)] if p]
-        return Response(resources.bundle(found, base_url=base))
+        return paged(sections=selectors.fhir_provenance_sections(record=record, search=found))
+    patient_id = _patient_param(request, found.patient)
     if resource_type == "AuditEvent":
-        opened = _owner_chart(caller, _patient_param(request, params))
-        found = selectors.fhir_audit_events_for_patient(user=caller.user, patient=opened.patient)
-        return Response(resources.bundle(found, base_url=base))
+        opened = _owner_chart(caller, patient_id)
+        return paged(
+            sections=selectors.fhir_audit_event_sections(
+                user=caller.user, chart=opened, search=found
+            )
+        )
     if resource_type == "Consent":
-        opened = _owner_chart(caller, _patient_param(request, params))
-        consents = consent_selectors.consents_for_patient(patient=opened.patient)
-        found = [resources.consent_to_fhir(c) for c in consents]
-        return Response(resources.bundle(found, base_url=base))
-    opened = _open_chart(request, _patient_param(request, params))
-    found = selectors.fhir_records_for_patient(chart=opened, resource_type=resource_type)
-    code = params.get("code") or ""
-    if code:
-        code = code.rpartition("|")[2]
-        found = [r for r in found if code in {c.get("code") for c in _codings(r)}]
-    outcome = selectors.fhir_withheld_outcome(chart=opened, resource_type=resource_type)
-    return Response(resources.bundle(found, base_url=base, outcome=outcome))
-
-
-def _codings(resource: dict[str, Any]) -> list[dict[str, Any]]:
-    for key in ("code", "vaccineCode", "medicationCodeableConcept", "type"):
-        concept = resource.get(key)
-        if isinstance(concept, dict):
-            return concept.get("coding") or []
-    return []
+        opened = _owner_chart(caller, patient_id)
+        return paged(sections=selectors.fhir_consent_sections(chart=opened, search=found))
+    opened = _open_chart(request, patient_id)
+    return paged(
+        sections=selectors.fhir_record_sections(chart=opened, search=found),
+        outcome=selectors.fhir_withheld_outcome(chart=opened, resource_type=resource_type),
+        include=resources.patient_to_fhir(opened.patient) if found.include_patient else None,
+    )
 
 
 class ReadView(FhirView):
