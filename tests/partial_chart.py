@@ -1,7 +1,8 @@
 """A chart shared in part (issue 16, item 1): consent_world's patient at St Mary's, with a
 high-criticality penicillin allergy, a medication and a problem, shared by consent with
 Riverside clinicians: one sees the observations only (vital signs, laboratory results and the
-other observations), one the whole chart (restricted notes aside), one nothing. Used by the page, API and FHIR tests alike."""
+other observations), one the whole chart (restricted notes aside), one nothing. Used by the
+page, API and FHIR tests alike."""
 
 from __future__ import annotations
 

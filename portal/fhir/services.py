@@ -673,6 +673,41 @@ UNIT_MAX = 32
 VALUE_MAX = 10**9  # the value column: 12 digits, 3 of them decimals
 
 
+# JSON types of the primitive value[x] (FHIR's JSON: a boolean is true or false, an integer
+# a number without a fraction); fhir.resources' validation accepts "yes" for a boolean and
+# "5" for a number, which the portal, keeping values as given, would give back so.
+PRIMITIVE_JSON: dict[str, tuple[type, ...]] = {
+    "String": (str,), "Time": (str,), "DateTime": (str,), "Boolean": (bool,), "Integer": (int,),
+}  # fmt: skip
+QUANTITIES_IN = {"Quantity": ("",), "Range": ("low", "high"),
+                 "Ratio": ("numerator", "denominator")}  # fmt: skip
+
+
+def _value_problem(item: dict[str, Any]) -> str | None:
+    """Why an Observation's (or a component's) value[x] is not of its type's JSON, else
+    None."""
+    for kind in VALUE_TYPES:
+        if f"value{kind}" not in item:
+            continue
+        content = item[f"value{kind}"]
+        wanted = PRIMITIVE_JSON.get(kind)
+        if wanted is not None and (
+            not isinstance(content, wanted) or (kind == "Integer" and isinstance(content, bool))
+        ):
+            return f"value{kind} {_shown(content)} is not a JSON {VALUE_TYPES[kind]}"
+        for part in QUANTITIES_IN.get(kind, ()):
+            quantity = (
+                _dict(content.get(part) if part else content) if isinstance(content, dict) else {}
+            )
+            number = quantity.get("value")
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int | float)
+            ):
+                where = f"value{kind}{'.' + part if part else ''}.value"
+                return f"{where} {_shown(number)} is not a JSON number"
+    return None
+
+
 def _observation_value(r: dict[str, Any]) -> dict[str, Any]:
     """The value[x] as the model's fields: a Quantity in `value`/`unit` (and kept verbatim
     in `value_fhir` only when the columns would lose some of it), any other type verbatim
@@ -728,6 +763,12 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
     # The first standard category decides who may read it (records.categories); every
     # coding is kept (fhir_details) and comes back.
     category = next((c for c in categories if c and c in Observation.Category.values), "")
+    problems = [_value_problem(r)] + [
+        f"component {i}: {p}" for i, c in enumerate(_dicts(r.get("component")))
+        if (p := _value_problem(c))
+    ]  # fmt: skip
+    if any(problems):
+        raise ValidationError("; ".join(p for p in problems if p))
     code, display = _code(r.get("code"), resources.LOINC, "code", 20)
     effective_at, effective_end, effective = _effective(r)
     kept: dict[str, Any] = {"code": r.get("code"), "effective": effective}

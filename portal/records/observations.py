@@ -83,8 +83,8 @@ def value(obs: Observation) -> tuple[str, Any] | None:
         if kept["type"] != "Quantity":
             return kept["type"], kept.get("value")
         quantity = kept.get("value") if isinstance(kept.get("value"), dict) else {}
-        if obs.value is not None and decimal_of(quantity.get("value")) == obs.value:
-            return "Quantity", quantity
+        if obs.value is None or decimal_of(quantity.get("value")) == obs.value:
+            return "Quantity", quantity  # (none in the columns: "< 5", no number, ...)
     if obs.value is not None:
         unit: str = obs.unit or ""  # type: ignore[assignment]  # str, typed by its column
         return "Quantity", quantity_from_columns(obs.value, unit)
