@@ -43,6 +43,14 @@ SEARCH_BY_POST = (
 )
 
 
+OBSERVATION_DOCUMENTATION = (
+    "Every category and value type (Quantity, CodeableConcept, string, boolean, integer, "
+    "Range, Ratio, SampledData, time, dateTime, Period, or a dataAbsentReason), components, "
+    "and effective[x] as dateTime, instant or Period: an imported Observation is served as "
+    "it was given."
+)
+
+
 def _base_url(request: Request) -> str:
     return request.build_absolute_uri(reverse("fhir:root"))
 
@@ -69,6 +77,9 @@ def capability_statement(request: Request) -> dict[str, Any]:
         }
         for rtype in resources.RESOURCE_MODELS
     ]
+    for entry in record_types:
+        if entry["type"] == "Observation":
+            entry["documentation"] = OBSERVATION_DOCUMENTATION
     capability = {
         "resourceType": "CapabilityStatement",
         "status": "active",
