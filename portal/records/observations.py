@@ -123,55 +123,7 @@ def component_numbers(obs: Observation) -> list[tuple[str, str, str, Decimal]]:
     return found
 
 
-# --- in words -----------------------------------------------------------------------------
-
-
-def _concept_label(concept: Any) -> str:
-    if not isinstance(concept, dict):
-        return ""
-    if isinstance(concept.get("text"), str) and concept["text"]:
-        return concept["text"]
-    return _code_of(concept)[1]
-
-
-def _quantity_label(quantity: Any) -> str:
-    if not isinstance(quantity, dict):
-        return ""
-    comparator = str(quantity.get("comparator") or "")
-    unit = _quantity_unit(quantity)
-    shown = wording.quantity_label(quantity.get("value"), unit)
-    return f"{comparator}{shown}" if comparator else shown
-
-
-def _period_label(period: Any) -> str:
-    period = period if isinstance(period, dict) else {}
-    start, end = str(period.get("start") or ""), str(period.get("end") or "")
-    return f"{start} to {end}".strip() if end else start
-
-
-def value_type_label(kind: str, content: Any) -> str:
-    """A value[x] in words: "Never smoker", "3 score", "120 mmHg", "Yes", "2 to 5 mmol/L"."""
-    if kind == "Quantity":
-        return _quantity_label(content)
-    if kind == "CodeableConcept":
-        return _concept_label(content)
-    if kind == "boolean":
-        return wording.yes_no(content)
-    if kind == "Range" and isinstance(content, dict):
-        low, high = _quantity_label(content.get("low")), _quantity_label(content.get("high"))
-        return (
-            f"{low} to {high}"
-            if low and high
-            else (f"at least {low}" if low else f"at most {high}" if high else "")
-        )
-    if kind == "Ratio" and isinstance(content, dict):
-        return f"{_quantity_label(content.get('numerator'))} / " \
-               f"{_quantity_label(content.get('denominator'))}"  # fmt: skip
-    if kind == "Period":
-        return _period_label(content)
-    if kind == "SampledData":
-        return "sampled data"
-    return str(content) if content is not None else ""
+# --- in words (portal.wording says each value[x]) -----------------------------------------
 
 
 def value_label(obs: Observation) -> str:
@@ -181,22 +133,17 @@ def value_label(obs: Observation) -> str:
     parts = []
     own = value(obs)
     if own is not None:
-        parts.append(value_type_label(*own))
+        parts.append(wording.fhir_value_label(*own))
     for component in components(obs):
         _, display = _code_of(component.get("code"))
         kind = next((k[5:] for k in component if k.startswith("value") and len(k) > 5), "")
-        shown = value_type_label(kind, component.get(f"value{kind}")) if kind else ""
+        shown = wording.fhir_value_label(kind, component.get(f"value{kind}")) if kind else ""
         if not shown:
-            shown = _absent_label(component.get("dataAbsentReason"))
+            shown = wording.no_value_label(component.get("dataAbsentReason"))
         parts.append(f"{display} {shown}".strip())
     if not parts:
-        parts.append(_absent_label(details(obs).get("dataAbsentReason")))
+        parts.append(wording.no_value_label(details(obs).get("dataAbsentReason")))
     return "; ".join(p for p in parts if p)
-
-
-def _absent_label(reason: Any) -> str:
-    said = _concept_label(reason)
-    return f"no value ({said})" if said else "no value"
 
 
 def primary_code(concept: Any) -> str:
