@@ -283,8 +283,7 @@ def observation_to_fhir(record: Observation) -> dict[str, Any]:
     value = observations.value(record)
     if value is not None:
         resource[_value_key(value[0])] = value[1]
-    for name in ("dataAbsentReason", "interpretation", "note", "bodySite", "method",
-                 "referenceRange"):  # fmt: skip
+    for name in observations.KEPT_ELEMENTS:
         if name in kept and not (name == "dataAbsentReason" and value is not None):
             resource[name] = kept[name]
     parts = observations.components(record)

@@ -664,10 +664,6 @@ VALUE_TYPES = {
     "Boolean": "boolean", "Integer": "integer", "Range": "Range", "Ratio": "Ratio",
     "SampledData": "SampledData", "Time": "time", "DateTime": "dateTime", "Period": "Period",
 }  # fmt: skip
-# What else an Observation may say that the portal keeps as given (encrypted, in
-# Observation.fhir_details) and gives back; references to other resources are not kept.
-KEPT_ELEMENTS = ("dataAbsentReason", "interpretation", "note", "bodySite", "method",
-                 "referenceRange")  # fmt: skip
 EFFECTIVE_TYPES = ("DateTime", "Instant", "Period")
 UNIT_MAX = 32
 VALUE_MAX = 10**9  # the value column: 12 digits, 3 of them decimals
@@ -778,7 +774,7 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
         kept["status"] = r["status"]
     if "issued" in r:
         kept["issued"] = r["issued"]
-    kept.update({name: r[name] for name in KEPT_ELEMENTS if name in r})
+    kept.update({name: r[name] for name in observations.KEPT_ELEMENTS if name in r})
     fields: dict[str, Any] = {
         "category": category, "code": code, "display": display,
         "effective_at": effective_at, "effective_end": effective_end,

@@ -6,8 +6,11 @@ records.models.Observation keeps encrypted, and what the pages say of it.
   "CodeableConcept", "value": {...}}; a Quantity too when its details would be lost: a
   comparator, a unit text other than its code, another system, more than 3 decimals).
 - `components` is a panel's components as FHIR gives them (blood pressure 85354-9: its
-  8480-6 and 8462-4), so the panel stays one Observation; `numbers` reads their numeric
-  values for the trend charts, which draw them as the provider form's rows are drawn.
+  8480-6 and 8462-4), so the panel stays one Observation: one FHIR resource in, one out.
+  `component_numbers` reads their numeric values for the trend charts (records.chart),
+  which draw them beside the provider form's rows of those codes. (Numeric rows kept
+  beside the panel were the other way: every reader of observations, FHIR and the API
+  and the timeline, would then have to hide them.)
 - `fhir_details` keeps the rest of what an import received (the code's other codings,
   every category coding, dataAbsentReason, effective[x]'s type and text, ...).
 
@@ -28,6 +31,10 @@ if TYPE_CHECKING:
 UCUM = "http://unitsofmeasure.org"
 LOINC = "http://loinc.org"
 PLACES = Decimal("0.001")  # the value column's scale
+# What else an Observation may say that an import keeps as given (in fhir_details) and the
+# FHIR interface gives back; references to other resources are not kept.
+KEPT_ELEMENTS = ("dataAbsentReason", "interpretation", "note", "bodySite", "method",
+                 "referenceRange")  # fmt: skip
 
 
 def dumps(value: Any) -> str:
