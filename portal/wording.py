@@ -356,12 +356,12 @@ def fhir_time_label(text: Any) -> str:
     if not isinstance(text, str):
         return ""
     with suppress(ValueError):
+        day = parse_date(text)  # first: parse_datetime takes a date for its midnight
+        if day is not None:
+            return date_label(day)
         moment = parse_datetime(text)
         if moment is not None:
             return datetime_label(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
-        day = parse_date(text)
-        if day is not None:
-            return date_label(day)
     return text
 
 
