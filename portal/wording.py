@@ -9,11 +9,13 @@ It imports nothing of the portal's apps (any of them may use it).
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import date, datetime, time, timedelta
+from contextlib import suppress
+from datetime import UTC, date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
 from django.utils import timezone
+from django.utils.dateparse import parse_date, parse_datetime
 
 # Record types (model names) as people call them.
 RECORD_TYPE_LABELS: dict[str, str] = {
@@ -321,6 +323,81 @@ def datetime_label(value: datetime | date | None, *, seconds: bool = False) -> s
         clock = f"{clock}:{value.second:02d}"
     # The month's abbreviation from a tuple, not strftime: pages write a time per row.
     return f"{value.day} {MONTH_ABBREVIATIONS[value.month - 1]} {value.year}, {clock}"
+
+
+# --- FHIR values (an imported Observation's value[x]: records.observations) ---------------
+
+
+def concept_label(concept: Any) -> str:
+    """A FHIR CodeableConcept in words: its text, else its (first LOINC) coding's display."""
+    if not isinstance(concept, dict):
+        return ""
+    if isinstance(concept.get("text"), str) and concept["text"]:
+        return concept["text"]
+    codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
+    chosen = next((c for c in codings if c.get("system") == "http://loinc.org"),
+                  codings[0] if codings else {})  # fmt: skip
+    return str(chosen.get("display") or chosen.get("code") or "")
+
+
+def fhir_quantity_label(quantity: Any) -> str:
+    """A FHIR Quantity: "120 mmHg", "<5 mmol/L" (its UCUM code as unit_label says it)."""
+    if not isinstance(quantity, dict):
+        return ""
+    ucum = quantity.get("system") == "http://unitsofmeasure.org" and quantity.get("code")
+    unit = str((ucum and quantity["code"]) or quantity.get("unit") or quantity.get("code") or "")
+    # UCUM's "1" is a pure number (a ratio's terms, a count): no unit to say.
+    shown = quantity_label(quantity.get("value"), "" if unit == "1" else unit)
+    return f"{quantity.get('comparator') or ''}{shown}"
+
+
+def fhir_time_label(text: Any) -> str:
+    """A FHIR date, dateTime or instant as people read it; a partial date as written."""
+    if not isinstance(text, str):
+        return ""
+    with suppress(ValueError):
+        day = parse_date(text)  # first: parse_datetime takes a date for its midnight
+        if day is not None:
+            return date_label(day)
+        moment = parse_datetime(text)
+        if moment is not None:
+            return datetime_label(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+    return text
+
+
+def fhir_value_label(kind: str, content: Any) -> str:
+    """A FHIR value[x] in words, by its type ("CodeableConcept" or a value[x] suffix such as
+    "Boolean"): "Never smoker", "3", "Yes", "2 mmol/L to 5.5 mmol/L", "1 / 128"."""
+    kind = kind[:1].upper() + kind[1:]
+    part = content if isinstance(content, dict) else {}
+    if kind == "Quantity":
+        return fhir_quantity_label(content)
+    if kind == "CodeableConcept":
+        return concept_label(content)
+    if kind == "Boolean":
+        return yes_no(content) if isinstance(content, bool) else str(content)
+    if kind == "Range":
+        low, high = fhir_quantity_label(part.get("low")), fhir_quantity_label(part.get("high"))
+        if low and high:
+            return f"{low} to {high}"
+        return f"at least {low}" if low else (f"at most {high}" if high else "")
+    if kind == "Ratio":
+        return (f"{fhir_quantity_label(part.get('numerator'))} / "
+                f"{fhir_quantity_label(part.get('denominator'))}")  # fmt: skip
+    if kind == "Period":
+        start, end = fhir_time_label(part.get("start")), fhir_time_label(part.get("end"))
+        return f"{start} to {end}" if start and end else (start or (f"until {end}" if end else ""))
+    if kind == "DateTime":
+        return fhir_time_label(content)
+    if kind == "SampledData":
+        return "sampled data (a series of readings)"
+    return "" if content is None else str(content)
+
+
+def no_value_label(reason: Any) -> str:
+    """An observation without a value, and why (its dataAbsentReason)."""
+    said = concept_label(reason)
+    return f"no value ({said})" if said else "no value"
 
 
 def zone_label() -> str:

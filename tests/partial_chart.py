@@ -1,7 +1,8 @@
 """A chart shared in part (issue 16, item 1): consent_world's patient at St Mary's, with a
 high-criticality penicillin allergy, a medication and a problem, shared by consent with
-Riverside clinicians: one sees vital signs and laboratory results only, one the whole chart
-(restricted notes aside), one nothing. Used by the page, API and FHIR tests alike."""
+Riverside clinicians: one sees the observations only (vital signs, laboratory results and the
+other observations), one the whole chart (restricted notes aside), one nothing. Used by the
+page, API and FHIR tests alike."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from portal.records.models import AllergyIntolerance, Condition, MedicationReque
 from portal.tenancy.models import Role
 from portal.tenancy.scoping import unscoped
 
-# What the vitals-and-labs consent does not share, in the chart's order.
+# What the observations-only consent does not share, in the chart's order.
 NOT_SHARED = [
     "Problems", "Medications", "Allergies", "Immunizations", "Procedures", "Encounters",
     "Clinical notes (not restricted ones)", "Documents",
@@ -39,10 +40,11 @@ def partial_world(consent_world, make_staff) -> dict:
             actor=w["clinician_a"], patient=patient, model=Condition, code="44054006",
             display="Diabetes mellitus type 2", onset_date=dt.date(2020, 1, 1),
         )  # fmt: skip
-        # clinician_b (Riverside): vital signs and laboratory results only.
+        # clinician_b (Riverside): every observation (vital signs, labs, the others) only.
         w["consent"] = consent_services.consent_grant(
             patient=patient, actor=w["account"], grantee_kind="practitioner",
-            grantee_user=w["clinician_b"], scope_all=False, categories=["vitals", "labs"],
+            grantee_user=w["clinician_b"], scope_all=False,
+            categories=["vitals", "labs", "observations"],
         )  # fmt: skip
         # Another Riverside clinician: the whole chart (but not the restricted note).
         w["whole"] = make_staff(w["b"], Role.CLINICIAN)

@@ -14,6 +14,7 @@ from typing import Any
 
 from rest_framework import serializers
 
+from portal.records import observations
 from portal.records.access import RECORD_TYPES
 from portal.records.categories import CHART_CATEGORIES
 from portal.records.chart import TIMELINE_DATE
@@ -145,6 +146,15 @@ class RecordDataField(serializers.DictField):
             if f.name in COMMON_FIELDS or f.name == "content" or isinstance(f, BlindIndexField):
                 continue  # a search token (code_index) is the database's, not the record's
             data[f.attname] = _plain(getattr(record, f.attname))
+        if record_type(record) == "observation":
+            # Its FHIR parts as structures, not JSON text, and the value in words.
+            data["value_fhir"] = observations.value(record)
+            if data["value_fhir"] is not None:
+                kind, content = data["value_fhir"]
+                data["value_fhir"] = {"type": kind, "value": content}
+            data["components"] = observations.components(record)
+            data["fhir_details"] = observations.details(record)
+            data["value_text"] = record.value_label
         if self.context.get("content") and record_type(record) == "document":
             data["content_base64"] = base64.b64encode(bytes(record.content)).decode("ascii")
         return data
@@ -184,7 +194,8 @@ class RecordSerializer(serializers.Serializer):
     data = RecordDataField(
         source="*",
         help_text="The type's own fields (decimals as strings; a document's content as "
-        "content_base64 in the detail only).",
+        "content_base64 in the detail only; an observation's value also as value_fhir, its "
+        "FHIR value[x] {type, value}, and in words as value_text).",
     )
 
 

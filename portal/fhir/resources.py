@@ -25,12 +25,13 @@ import base64
 import contextlib
 import json
 from collections.abc import Callable
-from datetime import date, datetime
-from decimal import Decimal
+from datetime import UTC, date, datetime, time
 from typing import Any, Literal
 
+from django.utils.dateparse import parse_datetime
 from fhir.resources.R4B import get_fhir_model_class
 
+from portal.records import observations
 from portal.records.models import (
     AllergyIntolerance,
     ClinicalNote,
@@ -126,14 +127,6 @@ def _instant(value: datetime) -> str:
 
 def _date(value: date) -> str:
     return value.isoformat()
-
-
-def _number(value: Decimal) -> int | float:
-    """A decimal as a JSON number: an int when whole, else the shortest float (3 places)."""
-    value = Decimal(value)
-    if value == value.to_integral_value():
-        return int(value)
-    return float(value)
 
 
 def _concept(system: str, code: str, display: str = "") -> dict[str, Any]:
@@ -235,23 +228,83 @@ def encounter_to_fhir(record: Encounter) -> dict[str, Any]:
     return resource
 
 
+def _same_instant(text: Any, value: datetime | None) -> bool:
+    """Whether a kept FHIR date/time text still names the stored instant (a correction
+    rewrites the column; the text then no longer applies)."""
+    if not isinstance(text, str) or value is None:
+        return False
+    try:
+        parsed = parse_datetime(text)
+    except ValueError:
+        return False
+    if parsed is None and len(text) <= 10:  # a date, a year-month or a year: midnight UTC
+        parts = text.split("-")
+        with contextlib.suppress(ValueError, IndexError):
+            day = date(int(parts[0]), int(parts[1]) if len(parts) > 1 else 1,
+                       int(parts[2]) if len(parts) > 2 else 1)  # fmt: skip
+            parsed = datetime.combine(day, time(0), tzinfo=UTC)
+    if parsed is not None and parsed.tzinfo is None:
+        parsed = parsed.replace(tzinfo=UTC)
+    return parsed == value
+
+
+def _kept_or(text: Any, value: datetime) -> str:
+    return text if _same_instant(text, value) else _instant(value)
+
+
+def _observation_effective(record: Observation, kept: Any) -> dict[str, Any]:
+    """effective[x] of the type and text it came with (an import), else effectiveDateTime;
+    the columns decide the instants."""
+    kept = kept if isinstance(kept, dict) else {"type": "DateTime"}
+    kind, given = kept.get("type"), kept.get("value")
+    if kind == "":
+        return {}  # none was given (`issued` dated it)
+    if kind == "Period" or record.effective_end is not None:
+        given = given if isinstance(given, dict) else {}
+        period = {}
+        if "start" in given or "end" not in given:
+            period["start"] = _kept_or(given.get("start"), record.effective_at)
+        if record.effective_end is not None:
+            period["end"] = _kept_or(given.get("end"), record.effective_end)
+        return {"effectivePeriod": period}
+    if kind == "Instant" and _same_instant(given, record.effective_at):
+        return {"effectiveInstant": given}
+    return {"effectiveDateTime": _kept_or(given, record.effective_at)}
+
+
+def _value_key(kind: str) -> str:
+    return f"value{kind[:1].upper()}{kind[1:]}"
+
+
 def observation_to_fhir(record: Observation) -> dict[str, Any]:
+    """An Observation as it was given: its value of whatever type, its components, every
+    category and code coding (records.observations keeps what the columns cannot hold)."""
+    kept = observations.details(record)
     resource = _base(record)
-    resource.update(
-        {
-            "status": "entered-in-error" if _in_error(record) else "final",
-            "category": [_concept(OBS_CATEGORY, record.category, record.get_category_display())],
-            "code": _concept(LOINC, record.code, record.display),
-            "subject": _subject(record),
-            "effectiveDateTime": _instant(record.effective_at),
-            "valueQuantity": {
-                "value": _number(record.value),
-                "unit": record.unit,
-                "system": UCUM,
-                "code": record.unit,
-            },
-        }
-    )
+    status = kept.get("status") if isinstance(kept.get("status"), str) else "final"
+    code = kept.get("code")
+    if not (isinstance(code, dict) and observations.primary_code(code) == record.code):
+        code = _concept(LOINC, record.code, record.display)  # the columns: provider forms
+    resource["status"] = "entered-in-error" if _in_error(record) else status
+    if isinstance(kept.get("category"), list):
+        resource["category"] = kept["category"]
+    elif record.category:
+        resource["category"] = [
+            _concept(OBS_CATEGORY, record.category, record.get_category_display())
+        ]
+    resource.update({"code": code, "subject": _subject(record)})
+    resource.update(_observation_effective(record, kept.get("effective")))
+    if record.issued is not None:
+        resource["issued"] = _kept_or(kept.get("issued"), record.issued)
+    value = observations.value(record)
+    if value is not None:
+        resource[_value_key(value[0])] = value[1]
+    for name in observations.KEPT_ELEMENTS:
+        if name in kept and not (name == "dataAbsentReason" and value is not None):
+            resource[name] = kept[name]
+    parts = observations.components(record)
+    if parts:
+        resource["component"] = parts
     if record.encounter_id:
         resource["encounter"] = {"reference": f"Encounter/{record.encounter_id}"}
     return resource
@@ -652,7 +705,8 @@ CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_POLICY = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CHART_CATEGORY_SYSTEM = "urn:portal:chart-category"
 CATEGORY_RESOURCE = {
-    "vitals": "Observation", "labs": "Observation", "conditions": "Condition",
+    "vitals": "Observation", "labs": "Observation", "observations": "Observation",
+    "conditions": "Condition",
     "medications": "MedicationRequest", "allergies": "AllergyIntolerance",
     "immunizations": "Immunization", "procedures": "Procedure", "encounters": "Encounter",
     "notes": "DocumentReference", "documents": "DocumentReference",

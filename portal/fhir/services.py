@@ -7,8 +7,17 @@ hospital, every write through portal.records.services, so every row is a ledger 
   id, part); importing the same bundle again creates nothing and reports it as unchanged.
 - Resource types the portal does not model (Claim, ExplanationOfBenefit, Organization, ...)
   are counted as skipped, by type. Resources of a modelled type whose content the portal
-  cannot hold (an Observation valued by a CodeableConcept or a string, a category other than
-  vital signs and laboratory, a date in the future, ...) are skipped with the reason.
+  cannot hold (a date in the future, a record entered in error, an Observation without a
+  coded code, ...) are skipped with the reason.
+- Every Observation is imported, one row per resource, whatever its category and value
+  type (Quantity, CodeableConcept, string, boolean, integer, Range, Ratio, SampledData,
+  time, dateTime, Period, or none with a dataAbsentReason), with its components (a blood
+  pressure panel stays one Observation with its 8480-6 and 8462-4). A Quantity's number
+  and unit are kept in the columns the trend charts read (3 decimal places, rounded half
+  even); what the columns cannot hold (the value[x] of another type, the components, every
+  category and code coding, effective[x] as given, issued, dataAbsentReason,
+  interpretation, referenceRange, note, bodySite, method) is kept encrypted as given
+  (records.observations), so `$everything` gives it back.
 - Who may write what: an import by a person (the FHIR interface's caller, import_fhir
   --actor) writes only into charts that person may change, asked of
   records.access.access_patient(codename="change_patient") as every other write is; a
@@ -21,10 +30,8 @@ hospital, every write through portal.records.services, so every row is a ledger 
 - Bad input is a BundleImportError (400 malformed, 422 unprocessable), never anything else:
   JSON nested too deep, strings PostgreSQL or the encryption cannot hold, values of the
   wrong type anywhere.
-- Observation values are kept to the model's precision (3 decimal places, rounded half
-  even); the LOINC code and unit are kept as given (imports accept codes outside the
-  provider forms' catalog). A panel with components (blood pressure: 8480-6 and 8462-4)
-  becomes one Observation per component, as the provider portal's blood pressure form does.
+- Imports accept codes outside the provider forms' catalog. Observations imported before
+  this release as one row per blood pressure component are read as they are.
 """
 
 from __future__ import annotations
@@ -38,7 +45,6 @@ from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import Any
 
 from django.contrib.auth.models import User
@@ -52,6 +58,7 @@ from portal.fhir import resources
 from portal.fhir.locks import conditional_lock
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.jsontext import json_depth, json_problem
+from portal.records import observations
 from portal.records import services as records_services
 from portal.records.access import OpenedChart, access_patient
 from portal.records.models import (
@@ -647,7 +654,7 @@ def _messages(exc: ValidationError) -> str:
 # --- values ------------------------------------------------------------------------------
 
 DATE_FIELDS = ("period_start", "effective_at", "authored_on", "recorded_date", "occurrence",
-               "performed_at", "onset_date")  # fmt: skip
+               "performed_at", "onset_date", "issued")  # fmt: skip
 
 
 def _in_future(value: date | datetime) -> bool:
@@ -762,25 +769,97 @@ def _encounter(imp: _Importer, entry: _Entry) -> list[Row]:
     return [("", Encounter, fields)]
 
 
-QUANTITY = Decimal("0.001")
+# value[x] of an Observation (FHIR R4), by the name after "value": the type it holds.
+VALUE_TYPES = {
+    "Quantity": "Quantity", "CodeableConcept": "CodeableConcept", "String": "string",
+    "Boolean": "boolean", "Integer": "integer", "Range": "Range", "Ratio": "Ratio",
+    "SampledData": "SampledData", "Time": "time", "DateTime": "dateTime", "Period": "Period",
+}  # fmt: skip
+EFFECTIVE_TYPES = ("DateTime", "Instant", "Period")
+UNIT_MAX = 32
+VALUE_MAX = 10**9  # the value column: 12 digits, 3 of them decimals
 
 
-def _quantity(value: Any) -> tuple[Decimal, str]:
-    value = _dict(value)
-    try:
-        number = Decimal(str(value["value"])).quantize(QUANTITY, rounding=ROUND_HALF_EVEN)
-    except (KeyError, TypeError, ValueError, InvalidOperation):
-        raise _Skip("valueQuantity without a numeric value") from None
-    if not number.is_finite():
-        raise _Skip("valueQuantity without a numeric value")
-    unit = _text(value.get("code")) if value.get("system") == resources.UCUM else ""
-    unit = unit or _text(value.get("unit")) or _text(value.get("code")) or "1"
-    if len(unit) > 32:
-        raise _Skip("unit longer than 32 characters")
-    return number, unit
+# JSON types of the primitive value[x] (FHIR's JSON: a boolean is true or false, an integer
+# a number without a fraction); fhir.resources' validation accepts "yes" for a boolean and
+# "5" for a number, which the portal, keeping values as given, would give back so.
+PRIMITIVE_JSON: dict[str, tuple[type, ...]] = {
+    "String": (str,), "Time": (str,), "DateTime": (str,), "Boolean": (bool,), "Integer": (int,),
+}  # fmt: skip
+QUANTITIES_IN = {"Quantity": ("",), "Range": ("low", "high"),
+                 "Ratio": ("numerator", "denominator")}  # fmt: skip
+
+
+def _value_problem(item: dict[str, Any]) -> str | None:
+    """Why an Observation's (or a component's) value[x] is not of its type's JSON, else
+    None."""
+    for kind in VALUE_TYPES:
+        if f"value{kind}" not in item:
+            continue
+        content = item[f"value{kind}"]
+        wanted = PRIMITIVE_JSON.get(kind)
+        if wanted is not None and (
+            not isinstance(content, wanted) or (kind == "Integer" and isinstance(content, bool))
+        ):
+            return f"value{kind} {_shown(content)} is not a JSON {VALUE_TYPES[kind]}"
+        for part in QUANTITIES_IN.get(kind, ()):
+            quantity = (
+                _dict(content.get(part) if part else content) if isinstance(content, dict) else {}
+            )
+            number = quantity.get("value")
+            if number is not None and (
+                isinstance(number, bool) or not isinstance(number, int | float)
+            ):
+                where = f"value{kind}{'.' + part if part else ''}.value"
+                return f"{where} {_shown(number)} is not a JSON number"
+    return None
+
+
+def _observation_value(r: dict[str, Any]) -> dict[str, Any]:
+    """The value[x] as the model's fields: a Quantity in `value`/`unit` (and kept verbatim
+    in `value_fhir` only when the columns would lose some of it), any other type verbatim
+    in `value_fhir`."""
+    kinds = [k for k in VALUE_TYPES if f"value{k}" in r]
+    if not kinds:
+        return {}
+    kind = kinds[0]  # FHIR validation allows one value[x]
+    content = r[f"value{kind}"]
+    kept = {"value_fhir": observations.dumps({"type": VALUE_TYPES[kind], "value": content})}
+    if kind != "Quantity":
+        return kept
+    quantity = _dict(content)
+    number = observations.decimal_of(quantity.get("value"))
+    if number is None or quantity.get("comparator"):
+        return kept  # no number to draw (or "< 5"): kept as given, not in a trend
+    unit = _text(quantity.get("code")) if quantity.get("system") == resources.UCUM else ""
+    unit = unit or _text(quantity.get("unit")) or _text(quantity.get("code")) or "1"
+    if len(unit) > UNIT_MAX or abs(number) >= VALUE_MAX:
+        return kept  # more than the columns hold: kept as given, not in a trend
+    fields: dict[str, Any] = {"value": number, "unit": unit}
+    if observations.quantity_from_columns(number, unit) != quantity:
+        fields.update(kept)  # its own unit text, another system, more decimals
+    return fields
+
+
+def _effective(r: dict[str, Any]) -> tuple[datetime, datetime | None, dict[str, Any]]:
+    """(effective_at, effective_end, what fhir_details keeps of effective[x]): the type and
+    the text as given, so that it comes back alike (a date stays a date, a Period a
+    Period). Without any effective[x], `issued` dates it (and none comes back)."""
+    kind = next((k for k in EFFECTIVE_TYPES if f"effective{k}" in r), "")
+    if kind == "Period":
+        period = _dict(r["effectivePeriod"])
+        start = period.get("start") or period.get("end")
+        at = _when(start, "effectivePeriod.start")
+        end = _when(period["end"], "effectivePeriod.end") if period.get("end") else None
+        return at, end, {"type": "Period", "value": period}
+    if kind:
+        value = r[f"effective{kind}"]
+        return _when(value, f"effective{kind}"), None, {"type": kind, "value": value}
+    return _when(r.get("issued"), "effective time"), None, {"type": ""}
 
 
 def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
+    """One Observation, one row, whatever its value type, category and components."""
     r = entry.resource
     _status_guard(r)
     categories = [
@@ -788,35 +867,36 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
         for concept in _dicts(r.get("category"))
         for c in _dicts(concept.get("coding"))
     ]
-    category = next((c for c in categories if c in Observation.Category.values), None)
-    if category is None:
-        raise _Skip(
-            f"category {', '.join(str(c) for c in categories) or '(none)'} is not modelled "
-            "(vital-signs, laboratory)"
-        )
-    period = _dict(r.get("effectivePeriod"))
-    effective = _when(
-        r.get("effectiveDateTime") or r.get("effectiveInstant") or period.get("start")
-        or r.get("issued"), "effective time",
-    )  # fmt: skip
-    base = {"category": category, "effective_at": effective, "encounter_id": entry.encounter_id}
-    rows: list[Row] = []
-    if "valueQuantity" in r:
-        code, display = _code(r.get("code"), resources.LOINC, "code", 20)
-        value, unit = _quantity(r["valueQuantity"])
-        rows.append(("", Observation, {**base, "code": code, "display": display,
-                                       "value": value, "unit": unit}))  # fmt: skip
-    for component in _dicts(r.get("component")):
-        if "valueQuantity" not in component:
-            continue
-        code, display = _code(component.get("code"), resources.LOINC, "component code", 20)
-        value, unit = _quantity(component["valueQuantity"])
-        rows.append((code, Observation, {**base, "code": code, "display": display,
-                                         "value": value, "unit": unit}))  # fmt: skip
-    if not rows:
-        kinds = [k for k in r if k.startswith("value")] or ["no value"]
-        raise _Skip(f"{kinds[0]} is not modelled (the portal stores quantities)")
-    return rows
+    # The first standard category decides who may read it (records.categories); every
+    # coding is kept (fhir_details) and comes back.
+    category = next((c for c in categories if c and c in Observation.Category.values), "")
+    problems = [_value_problem(r)] + [
+        f"component {i}: {p}" for i, c in enumerate(_dicts(r.get("component")))
+        if (p := _value_problem(c))
+    ]  # fmt: skip
+    if any(problems):
+        raise ValidationError("; ".join(p for p in problems if p))
+    code, display = _code(r.get("code"), resources.LOINC, "code", 20)
+    effective_at, effective_end, effective = _effective(r)
+    kept: dict[str, Any] = {"code": r.get("code"), "effective": effective}
+    if "category" in r:
+        kept["category"] = r["category"]
+    if r.get("status") not in (None, "final"):
+        kept["status"] = r["status"]
+    if "issued" in r:
+        kept["issued"] = r["issued"]
+    kept.update({name: r[name] for name in observations.KEPT_ELEMENTS if name in r})
+    fields: dict[str, Any] = {
+        "category": category, "code": code, "display": display,
+        "effective_at": effective_at, "effective_end": effective_end,
+        "issued": _when(r["issued"], "issued") if r.get("issued") else None,
+        "encounter_id": entry.encounter_id, "fhir_details": observations.dumps(kept),
+        **_observation_value(r),
+    }  # fmt: skip
+    parts = _dicts(r.get("component"))
+    if parts:
+        fields["components"] = observations.dumps(parts)
+    return [("", Observation, fields)]
 
 
 def _condition(imp: _Importer, entry: _Entry) -> list[Row]:

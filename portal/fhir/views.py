@@ -59,6 +59,14 @@ SEARCH_BY_POST = (
 )
 
 
+OBSERVATION_DOCUMENTATION = (
+    "Every category and value type (Quantity, CodeableConcept, string, boolean, integer, "
+    "Range, Ratio, SampledData, time, dateTime, Period, or a dataAbsentReason), components, "
+    "and effective[x] as dateTime, instant or Period: an imported Observation is served as "
+    "it was given."
+)
+
+
 def _base_url(request: Request) -> str:
     return request.build_absolute_uri(reverse("fhir:root"))
 
@@ -127,6 +135,8 @@ def _resource_capability(resource_type: str) -> dict[str, Any]:
                 "documentation": f"Paged like the searches: {search.COUNT_DOC}",
             }
         ]
+    if resource_type == "Observation":
+        entry["documentation"] = OBSERVATION_DOCUMENTATION
     return entry
 
 

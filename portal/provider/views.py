@@ -26,7 +26,7 @@ from portal.records import access, audit, downloads, search, services
 from portal.records.access import Action
 from portal.records.chart import chart_for
 from portal.records.fields import BlindIndexField
-from portal.records.models import ClinicalNote, ClinicalRecord, Document
+from portal.records.models import ClinicalNote, ClinicalRecord, Document, Observation
 from portal.tenancy import selectors as tenancy_selectors
 
 
@@ -239,6 +239,9 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     measured = hasattr(record, "value") and hasattr(record, "unit")
     if measured:
         skip.add("unit")  # shown with its value: "97 %"
+    if isinstance(record, Observation):
+        # Shown in words in the value's row (records.observations), never as their JSON.
+        skip |= {"value_fhir", "components", "fhir_details"}
     return [
         (f.verbose_name, _field_words(record, f, measured=measured))
         for f in record._meta.concrete_fields
@@ -252,6 +255,8 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
 def _field_words(record: ClinicalRecord, field: Field, *, measured: bool) -> object:
     # By the value's type: the encrypted fields are not Django's own field classes.
     value = getattr(record, field.attname)
+    if isinstance(record, Observation) and field.name == "value":
+        return record.value_label or None  # any type: "Never smoker", "120 mmHg", a panel's
     if value is None or value == "":
         return None
     if field.choices:
@@ -287,6 +292,9 @@ def _recorded_by(record: ClinicalRecord) -> str:
 def observation_correct_view(request: HttpRequest, record_id: int) -> HttpResponse:
     opened = access.access_record(request.user, "observation", record_id, action=Action.CHANGE)
     record = opened.record
+    if record.value is None:
+        # The form corrects a measured value; an imported answer, text or panel is not one.
+        raise Http404("No such measurement.")
     initial = {"value": record.value, "unit": record.unit, "effective_at": record.effective_at}
     form_class = forms.correction_form_class(forms.ObservationForm)
     form = form_class(request.POST or None, initial=initial, fixed_code=record.code)

@@ -28,7 +28,10 @@ CHECKED_TOKENS: dict[str, tuple[str, ...]] = {"records.observation": ("code_inde
 # Fields added after rows were first ledgered, empty on those rows: digested only when they
 # hold a value, so every earlier row digests as before (and a value written into one behind
 # the application's back, or a value removed, still changes the digest).
-LATER_FIELDS = frozenset({"correction_reason", "valid_until"})
+LATER_FIELDS = frozenset(
+    {"correction_reason", "valid_until", "value_fhir", "components", "fhir_details",
+     "effective_end", "issued"}
+)  # fmt: skip
 
 
 def _value(field: models.Field, value: Any) -> Any:

@@ -12,6 +12,7 @@ from typing import Any, NamedTuple
 CHART_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("vitals", "Vital signs"),
     ("labs", "Laboratory results"),
+    ("observations", "Other observations (social history, surveys, exams)"),
     ("conditions", "Problems"),
     ("medications", "Medications"),
     ("allergies", "Allergies"),
@@ -35,7 +36,21 @@ MODEL_CATEGORY = {
     "clinicalnote": "notes",
     "document": "documents",
 }
-OBSERVATION_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
+# Observation category (FHIR's observation-category code, "" for none) -> chart category:
+# vital signs and labs are categories of their own (the trend charts, consents that share
+# "labs only"); every other kind of observation (smoking status, questionnaire scores, exam
+# findings) is "observations", so that a consent for labs never shares a survey's answers.
+OBSERVATION_CATEGORY = {
+    "vital-signs": "vitals",
+    "laboratory": "labs",
+    **{
+        code: "observations"
+        for code in ("social-history", "imaging", "procedure", "survey", "exam", "therapy",
+                     "activity", "")
+    },
+}  # fmt: skip
+# The chart categories the trend charts draw (numeric series of vital signs and labs).
+MEASURED_CATEGORIES = frozenset({"vitals", "labs"})
 
 
 class Category(NamedTuple):
@@ -52,7 +67,7 @@ def categories_named(codes: Iterable[str]) -> list[Category]:
 
 
 def type_categories(record_type: str) -> frozenset[str]:
-    """The categories records of a type (model name) fall in: observations two."""
+    """The categories records of a type (model name) fall in: observations three."""
     if record_type == "observation":
         return frozenset(OBSERVATION_CATEGORY.values())
     return frozenset({MODEL_CATEGORY[record_type]})

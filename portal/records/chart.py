@@ -15,9 +15,10 @@ from django.db.models.functions import RowNumber
 from django.http import Http404
 
 from portal.ids import row_id
-from portal.records import access
+from portal.records import access, observations
 from portal.records.access import OpenedChart
 from portal.records.categories import (
+    MEASURED_CATEGORIES,
     MODEL_CATEGORY,
     OBSERVATION_CATEGORY,
     Category,
@@ -74,8 +75,7 @@ class Chart:
     @property
     def trends_withheld(self) -> list[str]:
         """The measurement categories (vital signs, laboratory results) not shown."""
-        measured = set(OBSERVATION_CATEGORY.values())
-        return [c.label for c in self.withheld if c.category in measured]
+        return [c.label for c in self.withheld if c.category in MEASURED_CATEGORIES]
 
     # The hospitals the series' values come from, by id (each series' "hospitals" lists
     # one id per point): the trend charts name them in a legend.
@@ -129,25 +129,14 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
             }
             cut = set(excess)
             kept = []
-            by_token: dict[str, dict[str, Any]] = {}
+            by_token: dict[tuple[int, str], dict[str, Any]] = {}
             for obs in rows:
                 if excess.get(obs.code_index):
                     excess[obs.code_index] -= 1
                     continue
                 kept.append(obs)
-                s = by_token.get(obs.code_index)
-                if s is None:
-                    # The stubs type an encrypted field by its column (bytes); it holds str.
-                    code: str = obs.code  # type: ignore[assignment]
-                    s = by_token[obs.code_index] = page.series[code] = {
-                        "display": obs.display,
-                        "unit": obs.unit,
-                        "points": [],
-                        "hospitals": [],
-                        "truncated": obs.code_index in cut,
-                    }
-                s["points"].append((obs.effective_at, obs.value))
-                s["hospitals"].append(obs.hospital_id)
+                for s in _add_points(page.series, by_token, obs):
+                    s["truncated"] = s.get("truncated") or obs.code_index in cut
             recent = kept[-timeline_limit:]
         else:
             recent = list(_active(chart, model).order_by(f"-{date}", "-id")[:timeline_limit])
@@ -196,6 +185,40 @@ def _observations(chart: OpenedChart, date: str) -> list[Observation]:
     return list(qs.order_by(date, "id"))
 
 
+def _add_points(
+    series: dict[str, dict[str, Any]],
+    by_token: dict[tuple[int, str], dict[str, Any]],
+    obs: Observation,
+) -> list[dict[str, Any]]:
+    """Add an observation's numbers to the trend series (by code), and say which series it
+    added to: its own Quantity, and a panel's numeric components (an imported blood
+    pressure's 8480-6 and 8462-4 join the provider form's rows of those codes). A series
+    of the row's own code decrypts its code, display and unit once per (patient, code
+    token), not once per value."""
+    touched = []
+    if obs.value is not None:
+        key = (obs.patient_id, obs.code_index)
+        s = by_token.get(key)
+        if s is None:
+            # The stubs type an encrypted field by its column (bytes); it holds str.
+            code: str = obs.code  # type: ignore[assignment]
+            s = by_token[key] = series.setdefault(code, _series(obs.display, obs.unit))
+        s["points"].append((obs.effective_at, obs.value))
+        s["hospitals"].append(obs.hospital_id)
+        touched.append(s)
+    if obs.components is not None:
+        for code, display, unit, value in observations.component_numbers(obs):
+            s = series.setdefault(code, _series(display, unit))
+            s["points"].append((obs.effective_at, value))
+            s["hospitals"].append(obs.hospital_id)
+            touched.append(s)
+    return touched
+
+
+def _series(display: Any, unit: Any) -> dict[str, Any]:
+    return {"display": display, "unit": unit or "", "points": [], "hospitals": []}
+
+
 @dataclass
 class CategoryView:
     category: str
@@ -234,32 +257,15 @@ def records_by_category(
         return view
     filters: dict[str, Any] = {"status": RecordStatus.ACTIVE}
     if model is Observation:
-        codes = {v: k for k, v in OBSERVATION_CATEGORY.items()}
-        filters["category"] = codes[category]
+        filters["category__in"] = [k for k, v in OBSERVATION_CATEGORY.items() if v == category]
     qs = access.charts_records(charts=charts, model=model, **filters).select_related("hospital")
     view.records = list(qs.order_by(f"-{view.date_field}", "-id")[:limit])
     if model is Observation:
-        # The code decrypted once per (hospital, token), as on the chart; the same code at
-        # two hospitals is one series, as before.
-        decrypted: dict[tuple[int, str], str] = {}
+        # The same code at two hospitals is one series, as on the chart.
+        by_token: dict[tuple[int, str], dict[str, Any]] = {}
         for obs in reversed(view.records):
             assert isinstance(obs, Observation)  # model is Observation
-            key = (obs.hospital_id, obs.code_index)
-            code = decrypted.get(key)
-            if code is None:
-                # The stubs type an encrypted field by its column (bytes); it holds str.
-                plain: str = obs.code  # type: ignore[assignment]
-                code = decrypted[key] = plain
-            s = view.series.get(code)
-            if s is None:
-                s = view.series[code] = {
-                    "display": obs.display,
-                    "unit": obs.unit,
-                    "points": [],
-                    "hospitals": [],
-                }
-            s["points"].append((obs.effective_at, obs.value))
-            s["hospitals"].append(obs.hospital_id)
+            _add_points(view.series, by_token, obs)
     return view
 
 

@@ -264,14 +264,32 @@ class Encounter(ClinicalRecord):
 
 
 class Observation(ClinicalRecord):
-    """A vital sign or lab value: LOINC code, value, unit, effective time."""
+    """An observation: a vital sign, a lab value, a social-history fact, a survey's answer...
+
+    A Quantity lives in `value` and `unit` (the trend charts read them, by `code_index`).
+    What those columns cannot hold is kept, encrypted, as canonical JSON of its FHIR
+    elements (records.observations reads and writes them): `value_fhir` the value[x] of
+    another type ({"type": "CodeableConcept", "value": {...}}, or a Quantity whose details
+    the columns would lose), `components` a panel's components (blood pressure: 8480-6 and
+    8462-4, one row for the panel), `fhir_details` the rest (the code's other codings,
+    every category coding, dataAbsentReason, effective[x]'s type, ...).
+    """
 
     class Category(models.TextChoices):
+        # FHIR R4 observation-category codes; "" for none (or none of these).
+        SOCIAL_HISTORY = "social-history", "Social history"
         VITAL_SIGNS = "vital-signs", "Vital signs"
+        IMAGING = "imaging", "Imaging"
         LABORATORY = "laboratory", "Laboratory"
+        PROCEDURE = "procedure", "Procedure"
+        SURVEY = "survey", "Survey"
+        EXAM = "exam", "Exam"
+        THERAPY = "therapy", "Therapy"
+        ACTIVITY = "activity", "Activity"
+        NONE = "", "Other"
 
     # In clear: consents and proxies that cover vital signs or labs only filter on it.
-    category = models.CharField(max_length=20, choices=Category.choices)
+    category = models.CharField(max_length=20, choices=Category.choices, blank=True)
     code = EncryptedCharField("LOINC code", max_length=20, pad_to=CODE_PAD)
     # The trend charts keep each code's newest values in SQL (a window partitioned by code):
     # they partition by this keyed token of the code, bound to the patient, so a dump shows
@@ -280,9 +298,17 @@ class Observation(ClinicalRecord):
         source="code", purpose="observation_code", scope="patient_id", normalize=False
     )
     display = EncryptedCharField(max_length=200, pad_to=TEXT_PAD)
-    value = EncryptedDecimalField(max_digits=12, decimal_places=3)
-    unit = EncryptedCharField(max_length=32, pad_to=TEXT_PAD)
+    # Empty when the value is not a Quantity (value_fhir), absent (dataAbsentReason) or a
+    # panel's components hold it.
+    value = EncryptedDecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
+    unit = EncryptedCharField(max_length=32, pad_to=TEXT_PAD, blank=True, null=True)
+    value_fhir = EncryptedTextField("value (FHIR)", blank=True, null=True)
+    components = EncryptedTextField(blank=True, null=True)
+    fhir_details = EncryptedTextField("FHIR details", blank=True, null=True)
     effective_at = models.DateTimeField()
+    # effectivePeriod.end, when the observation covers a period.
+    effective_end = models.DateTimeField("end of the period", null=True, blank=True)
+    issued = models.DateTimeField(null=True, blank=True)
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -294,6 +320,18 @@ class Observation(ClinicalRecord):
                 name="records_obs_patient_code_idx",
             )
         ]
+
+    def clean(self) -> None:
+        end_not_before_start(self, "effective_at", "effective_end")
+        if self.value is not None and not self.unit:
+            raise ValidationError({"unit": "A measured value needs its unit."})
+
+    @property
+    def value_label(self) -> str:
+        """What it says, in words (records.observations.value_label)."""
+        from portal.records.observations import value_label
+
+        return value_label(self)
 
 
 class Condition(ClinicalRecord):

@@ -16,9 +16,11 @@ from portal.fhir import selectors
 from portal.fhir.models import ImportIdentity, import_source_token
 from portal.fhir.services import BundleImportError, fhir_bundle_import
 from portal.records import access as records_access
+from portal.records import observations
 from portal.records.models import RECORD_MODELS, Observation, Patient
 from portal.tenancy.scoping import hospital_scope, unscoped
 from tests.fhir.conftest import SYNTHEA_DIR
+from tests.fhir.observations import assert_same_observation
 
 SYNTHEA_FILES = sorted(SYNTHEA_DIR.glob("*.json"))
 
@@ -61,16 +63,8 @@ def _check_round_trip(source: dict, exported: dict, identities: dict, hospital) 
                 assert out["gender"] == src["gender"]
                 continue
             if rtype == "Observation":
-                item = src
-                if part:
-                    item = next(
-                        c for c in src["component"]
-                        if token(value=c["code"]["coding"][0]["code"], purpose="part") == part
-                    )  # fmt: skip
-                assert out["code"]["coding"][0]["code"] == item["code"]["coding"][0]["code"]
-                assert _q(out["valueQuantity"]["value"]) == _q(item["valueQuantity"]["value"])
-                assert out["valueQuantity"]["code"] == item["valueQuantity"]["code"]
-                assert _instant(out["effectiveDateTime"]) == _instant(src["effectiveDateTime"])
+                assert not part  # one Observation, one row, components and all
+                assert_same_observation(src, out)
             elif rtype == "Encounter":
                 assert out["class"]["code"] == src["class"]["code"]
                 assert _instant(out["period"]["start"]) == _instant(src["period"]["start"])
@@ -106,12 +100,12 @@ def test_every_synthea_bundle_imports_and_round_trips(hospital_a, clinician_a):
         source = json.loads(path.read_text())
         report = fhir_bundle_import(hospital=hospital_a, bundle=source, actor=clinician_a)
         # Nothing silently dropped: every entry is created, skipped by type, or skipped with
-        # a reason (components make several rows of one entry, hence >=).
+        # a reason.
         supported = sum(
             1 for e in source["entry"] if e["resource"]["resourceType"] not in report.skipped
         )
         handled = sum(report.created.values()) + sum(report.skipped_reasons.values())
-        assert handled >= supported, report.summary()
+        assert handled == supported, report.summary()
         assert sum(report.skipped.values()) + supported == len(source["entry"])
         assert report.skipped["Claim"] >= 1 and "Observation" in report.created
         assert len(report.patients) == 1
@@ -154,7 +148,7 @@ def test_reimport_creates_no_duplicates(hospital_a, clinician_a):
     assert again.patients == first.patients
 
 
-def test_components_become_one_observation_each(hospital_a, clinician_a):
+def test_a_panel_stays_one_observation_with_its_components(hospital_a, clinician_a):
     bundle = _tiny_bundle()
     bundle["entry"].append(
         _entry(
@@ -215,13 +209,17 @@ def test_components_become_one_observation_each(hospital_a, clinician_a):
         )
     )
     report = fhir_bundle_import(hospital=hospital_a, bundle=bundle, actor=clinician_a)
-    assert report.created["Observation"] == 2
+    assert report.created["Observation"] == 1
     with unscoped():
-        values = {o.code: o.value for o in Observation.objects.all()}
-    assert values == {"8480-6": Decimal("120.123"), "8462-4": Decimal("80")}
+        (panel,) = Observation.objects.all()
+    assert panel.code == "55284-4" and panel.value is None
+    assert [c["valueQuantity"]["value"] for c in observations.components(panel)] == [120.12345, 80]
+    # The trend charts still draw its two values, at the column's precision.
+    numbers = [(code, value) for code, _, _, value in observations.component_numbers(panel)]
+    assert numbers == [("8480-6", Decimal("120.123")), ("8462-4", Decimal("80"))]
 
 
-def test_unmodelled_values_and_types_are_reported(hospital_a, clinician_a):
+def test_unmodelled_types_are_reported_and_every_observation_imported(hospital_a, clinician_a):
     bundle = _tiny_bundle()
     bundle["entry"] += [
         _entry("Observation", "survey", {
@@ -242,9 +240,8 @@ def test_unmodelled_values_and_types_are_reported(hospital_a, clinician_a):
     ]  # fmt: skip
     report = fhir_bundle_import(hospital=hospital_a, bundle=bundle, actor=clinician_a)
     assert report.skipped == {"Organization": 1, "Claim": 1}
-    ((rtype, reason),) = report.skipped_reasons
-    assert rtype == "Observation" and "category survey" in reason
-    assert report.created == {"Patient": 1, "Condition": 1}
+    assert not report.skipped_reasons
+    assert report.created == {"Patient": 1, "Condition": 1, "Observation": 1}
     assert "Claim 1" in report.summary()
 
 

@@ -28,6 +28,7 @@ from ledger import anchoring, events, subjects
 from ledger.models import Event
 from ledger.verification import ledger_verify
 from portal.records import crypto
+from portal.records.canonical import LATER_FIELDS
 from portal.records.fields import encrypted_fields
 from portal.records.keys_models import SiteKey
 from portal.records.models import Observation
@@ -65,7 +66,12 @@ def _dump_rows() -> list[tuple[dict[str, Any], str, str]]:
         rows = cursor.fetchall()
         out = []
         for row in rows:
-            content = {f.attname: _clear(v) for f, v in zip(clear, row, strict=True)}
+            # As canonical content holds them: a field added later is left out while empty.
+            content = {
+                f.attname: _clear(v)
+                for f, v in zip(clear, row, strict=True)
+                if not (f.name in LATER_FIELDS and v is None)
+            }
             content["row_uuid"] = str(uuid.UUID(str(content["row_uuid"])))
             cursor.execute(
                 "SELECT digest, leaf FROM ledger_event WHERE subject_type = %s AND subject_id = %s",

@@ -29,7 +29,7 @@ def test_a_proxy_is_told_what_is_not_shared(client, sign_in, proxied):
     url = f"/patient/proxies/{grant.row_uuid}/records/"
     page = client.get(f"{url}?category=vitals").content.decode()
     assert "Heart rate" in page
-    assert "Not shared with you: Laboratory results, Problems" in page
+    assert "Not shared with you: Laboratory results, Other observations" in page
     allergies = client.get(f"{url}?category=allergies").content.decode()
     assert "Not shared with you." in allergies
     assert "Nothing in this category" not in allergies and "penicillin" not in allergies

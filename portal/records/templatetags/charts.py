@@ -58,7 +58,8 @@ def timeline_items(timeline: list) -> SafeString:
             link = links[kind] = _e(_record_link_prefix(kind))
             kinds[kind] = _e(wording.record_type_label(kind))
         if kind == "observation":
-            value = wording.quantity_label(record.value, record.unit)
+            # Its value in words: a number and unit, "Never smoker", a panel's components.
+            value = record.value_label
             detail = f"<span>{esc(record.display)}: <strong>{esc(value)}</strong></span>"
         elif kind == "clinicalnote":
             badge = ' <span class="badge">restricted</span>' if record.restricted else ""
