@@ -20,6 +20,8 @@ CHART_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("encounters", "Encounters"),
     ("notes", "Clinical notes (not restricted ones)"),
     ("documents", "Documents"),
+    ("reports", "Test reports and imaging"),
+    ("careplans", "Care plans and goals"),
 )
 CATEGORY_CODES = frozenset(code for code, _ in CHART_CATEGORIES)
 CATEGORY_LABELS = dict(CHART_CATEGORIES)
@@ -34,6 +36,10 @@ MODEL_CATEGORY = {
     "procedure": "procedures",
     "clinicalnote": "notes",
     "document": "documents",
+    "diagnosticreport": "reports",
+    "imagingstudy": "reports",
+    "careplan": "careplans",
+    "goal": "careplans",
 }
 OBSERVATION_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
 
