@@ -409,6 +409,7 @@ class DiagnosticReport(ClinicalRecord):
     # (Synthea: base64 text/plain notes), as sent.
     presented_form = EncryptedJSONField(default=list)
     conclusion = EncryptedTextField(blank=True, null=True)
+    conclusion_code = EncryptedJSONField(default=list)  # [CodeableConcept]
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )

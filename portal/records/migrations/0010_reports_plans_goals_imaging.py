@@ -350,6 +350,7 @@ class Migration(migrations.Migration):
                 ("results", portal.records.fields.EncryptedJSONField(default=list)),
                 ("presented_form", portal.records.fields.EncryptedJSONField(default=list)),
                 ("conclusion", portal.records.fields.EncryptedTextField(blank=True, null=True)),
+                ("conclusion_code", portal.records.fields.EncryptedJSONField(default=list)),
                 (
                     "encounter",
                     models.ForeignKey(
