@@ -2,12 +2,13 @@
 chart categories ("reports", "careplans"), and the chart contents view over the new tables.
 (records_chart_contents is recreated with one EXISTS per record table, as in 0005.)"""
 
-import django.db.models.deletion
-import portal.records.fields
 import uuid
+
+import django.db.models.deletion
 from django.conf import settings
 from django.db import migrations, models
 
+import portal.records.fields
 
 RECORD_TABLES = (
     "encounter", "observation", "condition", "medicationrequest", "allergyintolerance",
