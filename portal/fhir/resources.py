@@ -470,7 +470,7 @@ def care_plan_to_fhir(record: CarePlan) -> dict[str, Any]:
     if goals:
         resource["goal"] = goals
     if record.activities:
-        resource["activity"] = [{"detail": detail} for detail in record.activities]
+        resource["activity"] = record.activities
     return resource
 
 

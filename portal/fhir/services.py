@@ -927,6 +927,7 @@ def _without_references(value: dict[str, Any], names: tuple[str, ...]) -> dict[s
     for name in names:
         if name not in out:
             continue
+        kept: list[dict[str, str]] | dict[str, str] | None
         if isinstance(out[name], list):
             kept = [d for d in (_reference_display(r) for r in out[name]) if d]
         else:
@@ -984,18 +985,21 @@ def _care_plan(imp: _Importer, entry: _Entry) -> list[Row]:
     _status_guard(r)
     period = _dict(r.get("period"))
     patient = _patient_of(imp, entry)
-    activities = []
+    activities: list[dict[str, Any]] = []
     for activity in _dicts(r.get("activity")):
+        kept: dict[str, Any] = {}
         detail = _without_references(
             _dict(activity.get("detail")),
-            ("location", "performer", "productReference", "reasonReference", "goal",
-             "instantiatesCanonical"),
-        )  # fmt: skip
-        detail.pop("instantiatesCanonical", None)
-        if not detail and _reference_display(activity.get("reference")):
-            detail = {"description": _reference_display(activity.get("reference"))["display"]}
+            ("location", "performer", "productReference", "reasonReference", "goal"),
+        )
+        detail.pop("instantiatesCanonical", None)  # the sender's protocol URLs
         if detail:
-            activities.append(detail)
+            kept["detail"] = detail
+        named = _reference_display(activity.get("reference"))
+        if named:
+            kept["reference"] = named
+        if kept:
+            activities.append(kept)
     fields = {
         "plan_status": str(r.get("status") or "active")[:20],
         "intent": str(r.get("intent") or "plan")[:20],

@@ -451,8 +451,8 @@ class CarePlan(ClinicalRecord):
     description = EncryptedTextField(blank=True, null=True)
     period_start = models.DateTimeField("start")
     period_end = models.DateTimeField("end", null=True, blank=True)
-    # [{"code": CodeableConcept, "status": ..., "location": display, ...}]: each
-    # activity's detail as sent.
+    # [{"detail": {"code", "status", "location": {"display"}, ...}, "reference":
+    # {"display"}}]: each activity as sent, its references as display text.
     activities = EncryptedJSONField(default=list)
     addresses = EncryptedJSONField(default=list)
     goals = EncryptedJSONField(default=list)
@@ -473,13 +473,13 @@ class CarePlan(ClinicalRecord):
     @property
     def activity_names(self) -> list[tuple[str, str]]:
         """(what, status) of each activity."""
-        return [
-            (
-                concept_text(a.get("code")) or str(a.get("description") or ""),
-                str(a.get("status", "")),
-            )
-            for a in self.activities or []
-        ]
+        out = []
+        for activity in self.activities or []:
+            detail = activity.get("detail") or {}
+            what = concept_text(detail.get("code")) or str(detail.get("description") or "")
+            what = what or str((activity.get("reference") or {}).get("display") or "")
+            out.append((what, str(detail.get("status") or "")))
+        return out
 
 
 class Goal(ClinicalRecord):
