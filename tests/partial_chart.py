@@ -18,7 +18,8 @@ from portal.tenancy.scoping import unscoped
 # What the vitals-and-labs consent does not share, in the chart's order.
 NOT_SHARED = [
     "Problems", "Medications", "Allergies", "Immunizations", "Procedures", "Encounters",
-    "Clinical notes (not restricted ones)", "Documents",
+    "Clinical notes (not restricted ones)", "Documents", "Test reports and imaging",
+    "Care plans and goals",
 ]  # fmt: skip
 
 
@@ -38,6 +39,22 @@ def partial_world(consent_world, make_staff) -> dict:
         w["problem"] = services.record_create(
             actor=w["clinician_a"], patient=patient, model=Condition, code="44054006",
             display="Diabetes mellitus type 2", onset_date=dt.date(2020, 1, 1),
+        )  # fmt: skip
+        # A test report and a care plan (issue 17): categories of their own, "reports" and
+        # "careplans", which the partial consents below do not share.
+        w["report"] = services.diagnostic_report_create(
+            actor=w["clinician_a"], patient=patient,
+            code={"coding": [{"system": "http://loinc.org", "code": "57698-3",
+                              "display": "Lipid panel"}], "text": "Lipid panel"},
+            effective_at=now - dt.timedelta(days=5),
+            presented_form=[{"contentType": "text/plain",
+                             "data": "TGlwaWRzIHdpdGhpbiByYW5nZS4="}],  # "Lipids within range."
+        )  # fmt: skip
+        w["careplan"] = services.care_plan_create(
+            actor=w["clinician_a"], patient=patient, period_start=now - dt.timedelta(days=5),
+            category=[{"text": "Diabetes self management plan"}],
+            activities=[{"detail": {"code": {"text": "Diabetic diet"}, "status": "in-progress"}}],
+            addresses=[{"condition": w["problem"].pk}],
         )  # fmt: skip
         # clinician_b (Riverside): vital signs and laboratory results only.
         w["consent"] = consent_services.consent_grant(

@@ -25,7 +25,7 @@ from portal.provider import forms
 from portal.records import access, audit, downloads, search, services
 from portal.records.access import Action
 from portal.records.chart import chart_for
-from portal.records.fields import BlindIndexField
+from portal.records.fields import BlindIndexField, EncryptedJSONField
 from portal.records.models import ClinicalNote, ClinicalRecord, Document
 from portal.tenancy import selectors as tenancy_selectors
 
@@ -210,7 +210,9 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
         {"record": record, "patient": record.patient, "record_type": record_type,
          "history": history, "fields": _display_fields(record),
          "recorded_by": _recorded_by(record),
-         "can_change": opened.chart.can_write(record_type)},
+         "can_change": opened.chart.can_write(record_type),
+         # Imported types (reports, plans, goals, imaging) have no correction form.
+         "correctable": record_type in forms.RECORD_FORM_FIELDS or record_type == "observation"},
     )  # fmt: skip
 
 
@@ -252,8 +254,12 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
 def _field_words(record: ClinicalRecord, field: Field, *, measured: bool) -> object:
     # By the value's type: the encrypted fields are not Django's own field classes.
     value = getattr(record, field.attname)
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return None
+    if field.name == "presented_form":  # a report's attached text, decoded
+        return getattr(record, "text", "") or wording.nested_label(value)
+    if isinstance(field, EncryptedJSONField):  # FHIR structures (reports, plans, imaging)
+        return wording.nested_label(value)
     if field.choices:
         return getattr(record, f"get_{field.name}_display")()
     if measured and field.name == "value":

@@ -536,6 +536,13 @@ class ImagingStudy(ClinicalRecord):
         return names
 
     @property
+    def name(self) -> str:
+        """ "Digital Radiography of the clavicle"."""
+        what = ", ".join(self.modalities) or "Imaging study"
+        sites = self.body_sites
+        return f"{what} of the {', '.join(s.lower() for s in sites)}" if sites else what
+
+    @property
     def series_count(self) -> int:
         return (
             self.number_of_series if self.number_of_series is not None else len(self.series or [])
