@@ -47,6 +47,7 @@ def partial_world(consent_world, make_staff) -> dict:
             code={"coding": [{"system": "http://loinc.org", "code": "57698-3",
                               "display": "Lipid panel"}], "text": "Lipid panel"},
             effective_at=now - dt.timedelta(days=5),
+            results=[{"observation": w["lab"].pk, "display": "Hemoglobin A1c"}],
             presented_form=[{"contentType": "text/plain",
                              "data": "TGlwaWRzIHdpdGhpbiByYW5nZS4="}],  # "Lipids within range."
         )  # fmt: skip
