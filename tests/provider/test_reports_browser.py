@@ -47,5 +47,21 @@ def test_a_synthea_chart_shows_reports_plans_goals_and_imaging(
         assert "Test report" in timeline
         assert page.evaluate(OVERFLOW) <= 0, f"the chart scrolls sideways at {width} px"
         page.screenshot(path=str(out / f"chart-reports-{width}.png"), full_page=True)
+        box = page.locator("ol.timeline").bounding_box()
+        assert box is not None
+        page.screenshot(
+            path=str(out / f"timeline-{width}.png"), full_page=True,
+            clip={"x": 0, "y": box["y"] - 40, "width": width, "height": 1000},
+        )  # fmt: skip
+        for kind in ("Test report", "Care plan", "Imaging study"):
+            row = page.locator("ol.timeline li", has_text=kind).first
+            if row.count():
+                box = row.bounding_box()
+                assert box is not None
+                page.screenshot(
+                    path=str(out / f"timeline-{kind.split()[0].lower()}-{width}.png"),
+                    full_page=True,
+                    clip={"x": 0, "y": box["y"] - 10, "width": width, "height": 500},
+                )  # fmt: skip
     assert not violations, violations
     assert not errors, errors
