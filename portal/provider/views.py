@@ -24,9 +24,9 @@ from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import access, audit, downloads, search, services
 from portal.records.access import Action
-from portal.records.chart import chart_for
+from portal.records.chart import chart_for, report_results_for
 from portal.records.fields import BlindIndexField, EncryptedJSONField
-from portal.records.models import ClinicalNote, ClinicalRecord, Document
+from portal.records.models import ClinicalNote, ClinicalRecord, DiagnosticReport, Document
 from portal.tenancy import selectors as tenancy_selectors
 
 
@@ -212,8 +212,21 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
          "recorded_by": _recorded_by(record),
          "can_change": opened.chart.can_write(record_type),
          # Imported types (reports, plans, goals, imaging) have no correction form.
-         "correctable": record_type in forms.RECORD_FORM_FIELDS or record_type == "observation"},
+         "correctable": record_type in forms.RECORD_FORM_FIELDS or record_type == "observation",
+         "results": _report_results(opened.chart, record)},
     )  # fmt: skip
+
+
+def _report_results(chart: access.OpenedChart, record: ClinicalRecord) -> list[tuple[str, object]]:
+    """A test report's results as (name, observation or None): each with its value when the
+    reader is shown it, else by its name only."""
+    if not isinstance(record, DiagnosticReport):
+        return []
+    shown = report_results_for(charts=[chart], reports=[record])
+    return [
+        (str(link.get("display") or ""), shown.get(link.get("observation")))
+        for link in record.results or []
+    ]
 
 
 def _history(record: ClinicalRecord) -> list[tuple[ClinicalRecord, ClinicalRecord]]:
@@ -238,6 +251,8 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     # The version is in the page's title, created_at is its "Recorded at".
     skip = {"id", "row_uuid", "hospital", "patient", "replaces", "recorded_by", "content"}
     skip |= {"version", "created_at"}
+    if isinstance(record, DiagnosticReport):
+        skip.add("results")  # listed with their values (_report_results)
     measured = hasattr(record, "value") and hasattr(record, "unit")
     if measured:
         skip.add("unit")  # shown with its value: "97 %"

@@ -180,27 +180,17 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
             page.timeline.append((getattr(record, date), name, record))
     page.timeline.sort(key=lambda item: item[0], reverse=True)
     page.timeline = page.timeline[:timeline_limit]
-    page.report_results = report_results(
-        chart=chart, reports=[r for _, _, r in page.timeline if isinstance(r, DiagnosticReport)]
+    page.report_results = report_results_for(
+        charts=[chart], reports=[r for _, _, r in page.timeline if isinstance(r, DiagnosticReport)]
     )
     return page
 
 
-def report_results(
-    *, chart: OpenedChart, reports: Sequence[DiagnosticReport]
+def report_results_for(
+    *, charts: list[OpenedChart], reports: Sequence[DiagnosticReport]
 ) -> dict[int, Observation]:
-    """The observations `reports` name as results, as far as the chart shows them, by id:
-    one query for all of them (none without a report)."""
-    ids = {pk for report in reports for pk in report.result_ids}
-    if not ids:
-        return {}
-    rows = access.chart_records(chart=chart, model=Observation, pk__in=ids)
-    return {obs.pk: obs for obs in rows}
-
-
-def _charts_report_results(
-    charts: list[OpenedChart], reports: Sequence[DiagnosticReport]
-) -> dict[int, Observation]:
+    """The observations `reports` name as results, as far as the charts (opened alike)
+    show them, by id: one query for all of them (none without a report)."""
     ids = {pk for report in reports for pk in report.result_ids}
     if not ids:
         return {}
@@ -282,8 +272,8 @@ def records_by_category(
         dated.sort(key=lambda item: item[0], reverse=True)
         view.records = [r for _, r in dated[:limit]]
         view.date_field = "when"
-        view.report_results = _charts_report_results(
-            charts, [r for r in view.records if isinstance(r, DiagnosticReport)]
+        view.report_results = report_results_for(
+            charts=charts, reports=[r for r in view.records if isinstance(r, DiagnosticReport)]
         )
         return view
     filters: dict[str, Any] = {"status": RecordStatus.ACTIVE}

@@ -399,17 +399,17 @@ class DiagnosticReport(ClinicalRecord):
     are Observations of the same chart (`results`: [{"observation": id, "display": ...}])."""
 
     # In clear: a workflow state (registered, preliminary, final, amended, ...).
-    report_status = models.CharField(max_length=20, default="final")
-    code = EncryptedJSONField()  # CodeableConcept (LOINC)
+    report_status = models.CharField("status", max_length=20, default="final")
+    code = EncryptedJSONField("test")  # CodeableConcept (LOINC)
     category = EncryptedJSONField(default=list)  # [CodeableConcept]
     effective_at = models.DateTimeField("effective time")
     issued = models.DateTimeField(null=True, blank=True)
-    results = EncryptedJSONField(default=list)
+    results = EncryptedJSONField("results", default=list)
     # [{"contentType", "data" (base64), "title"?, ...}]: the attached report text
     # (Synthea: base64 text/plain notes), as sent.
-    presented_form = EncryptedJSONField(default=list)
+    presented_form = EncryptedJSONField("report text", default=list)
     conclusion = EncryptedTextField(blank=True, null=True)
-    conclusion_code = EncryptedJSONField(default=list)  # [CodeableConcept]
+    conclusion_code = EncryptedJSONField("conclusion (coded)", default=list)
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
     )
@@ -444,7 +444,7 @@ class CarePlan(ClinicalRecord):
     [{"condition": id, "display": ...}]), towards which goals (`goals`: [{"goal": id}])."""
 
     # In clear: workflow states (draft, active, completed, revoked; proposal, plan, order).
-    plan_status = models.CharField(max_length=20, default="active")
+    plan_status = models.CharField("status", max_length=20, default="active")
     intent = models.CharField(max_length=20, default="plan")
     category = EncryptedJSONField(default=list)  # [CodeableConcept]
     title = EncryptedTextField(blank=True, null=True)
@@ -454,7 +454,7 @@ class CarePlan(ClinicalRecord):
     # [{"detail": {"code", "status", "location": {"display"}, ...}, "reference":
     # {"display"}}]: each activity as sent, its references as display text.
     activities = EncryptedJSONField(default=list)
-    addresses = EncryptedJSONField(default=list)
+    addresses = EncryptedJSONField("for the problems", default=list)
     goals = EncryptedJSONField(default=list)
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
@@ -486,11 +486,11 @@ class Goal(ClinicalRecord):
     """A health goal (an HbA1c below 7.0, a weight), with its targets as sent."""
 
     # In clear: a workflow state (proposed, accepted, active, completed, cancelled, ...).
-    lifecycle_status = models.CharField(max_length=20, default="active")
-    achievement_status = EncryptedJSONField(blank=True, null=True)  # CodeableConcept
-    description = EncryptedJSONField()  # CodeableConcept
+    lifecycle_status = models.CharField("status", max_length=20, default="active")
+    achievement_status = EncryptedJSONField("progress", blank=True, null=True)  # CodeableConcept
+    description = EncryptedJSONField("goal")  # CodeableConcept
     targets = EncryptedJSONField(default=list)  # [Goal.target]
-    addresses = EncryptedJSONField(default=list)
+    addresses = EncryptedJSONField("for the problems", default=list)
     start_date = models.DateField(null=True, blank=True)
     status_date = models.DateField(null=True, blank=True)
 
@@ -508,16 +508,16 @@ class ImagingStudy(ClinicalRecord):
     class, number) as sent."""
 
     # In clear: a workflow state (registered, available, cancelled).
-    study_status = models.CharField(max_length=20, default="available")
+    study_status = models.CharField("status", max_length=20, default="available")
     started = models.DateTimeField()
-    identifiers = EncryptedJSONField(default=list)  # the study's UIDs
+    identifiers = EncryptedJSONField("study identifiers", default=list)
     modality = EncryptedJSONField(default=list)  # [Coding]
-    procedure_code = EncryptedJSONField(default=list)  # [CodeableConcept]
+    procedure_code = EncryptedJSONField("procedures", default=list)  # [CodeableConcept]
     series = EncryptedJSONField(default=list)  # [ImagingStudy.series]
     # Counts as sent (a study may list fewer series than it has): they say nothing
     # without the modality and the body site.
-    number_of_series = models.PositiveIntegerField(null=True, blank=True)
-    number_of_instances = models.PositiveIntegerField(null=True, blank=True)
+    number_of_series = models.PositiveIntegerField("series", null=True, blank=True)
+    number_of_instances = models.PositiveIntegerField("images", null=True, blank=True)
     description = EncryptedTextField(blank=True, null=True)
     encounter = models.ForeignKey(
         Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"

@@ -104,7 +104,9 @@ def test_the_record_page_shows_them_in_words(client, sign_in, world):
         assert "{&#x27;" not in html and "[{" not in html, kind  # no Python values
         assert "Correct this record" not in html  # imported types have no correction form
     report = client.get(f"/provider/records/diagnosticreport/{rows['diagnosticreport'].pk}/")
-    assert "Report 0: lipids within range." in report.content.decode()
+    html = report.content.decode()
+    assert "Report 0: lipids within range." in html
+    assert "<strong>180 mg/dL</strong>" in html  # its result, with its value
     # Another hospital's clinician: 404 like a missing record.
     sign_in(client, world["b"]["clinician"])
     for kind, row in rows.items():

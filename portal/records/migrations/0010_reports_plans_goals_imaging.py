@@ -96,7 +96,10 @@ class Migration(migrations.Migration):
                         blank=True, null=True, verbose_name="reason for the correction"
                     ),
                 ),
-                ("plan_status", models.CharField(default="active", max_length=20)),
+                (
+                    "plan_status",
+                    models.CharField(default="active", max_length=20, verbose_name="status"),
+                ),
                 ("intent", models.CharField(default="plan", max_length=20)),
                 ("category", portal.records.fields.EncryptedJSONField(default=list)),
                 ("title", portal.records.fields.EncryptedTextField(blank=True, null=True)),
@@ -104,7 +107,12 @@ class Migration(migrations.Migration):
                 ("period_start", models.DateTimeField(verbose_name="start")),
                 ("period_end", models.DateTimeField(blank=True, null=True, verbose_name="end")),
                 ("activities", portal.records.fields.EncryptedJSONField(default=list)),
-                ("addresses", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "addresses",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="for the problems"
+                    ),
+                ),
                 ("goals", portal.records.fields.EncryptedJSONField(default=list)),
                 (
                     "encounter",
@@ -182,14 +190,24 @@ class Migration(migrations.Migration):
                         blank=True, null=True, verbose_name="reason for the correction"
                     ),
                 ),
-                ("lifecycle_status", models.CharField(default="active", max_length=20)),
+                (
+                    "lifecycle_status",
+                    models.CharField(default="active", max_length=20, verbose_name="status"),
+                ),
                 (
                     "achievement_status",
-                    portal.records.fields.EncryptedJSONField(blank=True, null=True),
+                    portal.records.fields.EncryptedJSONField(
+                        blank=True, null=True, verbose_name="progress"
+                    ),
                 ),
-                ("description", portal.records.fields.EncryptedJSONField()),
+                ("description", portal.records.fields.EncryptedJSONField(verbose_name="goal")),
                 ("targets", portal.records.fields.EncryptedJSONField(default=list)),
-                ("addresses", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "addresses",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="for the problems"
+                    ),
+                ),
                 ("start_date", models.DateField(blank=True, null=True)),
                 ("status_date", models.DateField(blank=True, null=True)),
                 (
@@ -258,14 +276,33 @@ class Migration(migrations.Migration):
                         blank=True, null=True, verbose_name="reason for the correction"
                     ),
                 ),
-                ("study_status", models.CharField(default="available", max_length=20)),
+                (
+                    "study_status",
+                    models.CharField(default="available", max_length=20, verbose_name="status"),
+                ),
                 ("started", models.DateTimeField()),
-                ("identifiers", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "identifiers",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="study identifiers"
+                    ),
+                ),
                 ("modality", portal.records.fields.EncryptedJSONField(default=list)),
-                ("procedure_code", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "procedure_code",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="procedures"
+                    ),
+                ),
                 ("series", portal.records.fields.EncryptedJSONField(default=list)),
-                ("number_of_series", models.PositiveIntegerField(blank=True, null=True)),
-                ("number_of_instances", models.PositiveIntegerField(blank=True, null=True)),
+                (
+                    "number_of_series",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="series"),
+                ),
+                (
+                    "number_of_instances",
+                    models.PositiveIntegerField(blank=True, null=True, verbose_name="images"),
+                ),
                 ("description", portal.records.fields.EncryptedTextField(blank=True, null=True)),
                 (
                     "encounter",
@@ -343,15 +380,31 @@ class Migration(migrations.Migration):
                         blank=True, null=True, verbose_name="reason for the correction"
                     ),
                 ),
-                ("report_status", models.CharField(default="final", max_length=20)),
-                ("code", portal.records.fields.EncryptedJSONField()),
+                (
+                    "report_status",
+                    models.CharField(default="final", max_length=20, verbose_name="status"),
+                ),
+                ("code", portal.records.fields.EncryptedJSONField(verbose_name="test")),
                 ("category", portal.records.fields.EncryptedJSONField(default=list)),
                 ("effective_at", models.DateTimeField(verbose_name="effective time")),
                 ("issued", models.DateTimeField(blank=True, null=True)),
-                ("results", portal.records.fields.EncryptedJSONField(default=list)),
-                ("presented_form", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "results",
+                    portal.records.fields.EncryptedJSONField(default=list, verbose_name="results"),
+                ),
+                (
+                    "presented_form",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="report text"
+                    ),
+                ),
                 ("conclusion", portal.records.fields.EncryptedTextField(blank=True, null=True)),
-                ("conclusion_code", portal.records.fields.EncryptedJSONField(default=list)),
+                (
+                    "conclusion_code",
+                    portal.records.fields.EncryptedJSONField(
+                        default=list, verbose_name="conclusion (coded)"
+                    ),
+                ),
                 (
                     "encounter",
                     models.ForeignKey(
