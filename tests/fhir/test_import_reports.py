@@ -372,3 +372,20 @@ def test_a_bad_reference_is_reported_never_a_500(hospital_a, clinician_a):
 def test_tokens_bind_sources_to_the_hospital(hospital_a, hospital_b):
     token = partial(import_source_token, value="r1")
     assert token(hospital_id=hospital_a.pk) != token(hospital_id=hospital_b.pk)
+
+
+def test_the_ledger_verifies_the_imported_rows(imported, hospital_a):
+    """Every imported row digests as its creation event said (nested JSON canonical, sorted
+    keys): verify_ledger finds nothing, once the events are anchored; a report altered behind
+    the application's back is named."""
+    from ledger import anchoring
+    from ledger.verification import ledger_verify
+
+    anchoring.ledger_anchor_pending(batch_size=1000)
+    report = ledger_verify()
+    assert report.findings == [], report.findings
+    with unscoped():
+        row = DiagnosticReport.objects.get(hospital=hospital_a)
+        row.conclusion = "Altered."
+        row.save()  # a write behind the services' back: no event
+    assert any("diagnosticreport" in str(f).lower() for f in ledger_verify().findings)

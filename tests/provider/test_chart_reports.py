@@ -123,3 +123,26 @@ def test_a_partial_chart_leaves_them_out(client, sign_in, consent_world, make_st
     sign_in(client, w["whole"])
     html = client.get(f"/provider/patients/{w['patient'].pk}/").content.decode()
     assert "Lipid panel" in html and "Diabetic diet" in html
+
+
+def test_a_report_shared_without_the_labs_shows_no_values(
+    client, sign_in, consent_world, make_staff
+):
+    """A consent that shares reports but not laboratory results: the report is shown, its
+    results' values (laboratory observations) are not."""
+    from consent import services as consent_services
+    from portal.tenancy.models import Role
+
+    w = partial_world(consent_world, make_staff)
+    reader = make_staff(w["b"], Role.CLINICIAN)
+    with unscoped():
+        consent_services.consent_grant(
+            patient=w["patient"], actor=w["account"], grantee_kind="practitioner",
+            grantee_user=reader, scope_all=False, categories=["reports"],
+        )  # fmt: skip
+    sign_in(client, reader)
+    html = client.get(f"/provider/patients/{w['patient'].pk}/").content.decode()
+    assert "Lipid panel" in html and "Lipids within range." in html
+    assert "6.1 %" not in html
+    page = client.get(f"/provider/records/diagnosticreport/{w['report'].pk}/").content.decode()
+    assert "Hemoglobin A1c" in page and "(not shown)" in page and "6.1 %" not in page
