@@ -29,6 +29,10 @@ RECORD_TYPE_LABELS: dict[str, str] = {
     "procedure": "Procedure",
     "clinicalnote": "Clinical note",
     "document": "Document",
+    "diagnosticreport": "Test report",
+    "imagingstudy": "Imaging study",
+    "careplan": "Care plan",
+    "goal": "Health goal",
     "careteammember": "Care team member",
     "consent": "Consent",
     "accessrequest": "Access request",
@@ -329,15 +333,17 @@ def datetime_label(value: datetime | date | None, *, seconds: bool = False) -> s
 
 
 def concept_label(concept: Any) -> str:
-    """A FHIR CodeableConcept in words: its text, else its (first LOINC) coding's display."""
+    """A FHIR CodeableConcept or Coding in words: its text, else its display, else its (first
+    LOINC) coding's display, else a code."""
     if not isinstance(concept, dict):
         return ""
-    if isinstance(concept.get("text"), str) and concept["text"]:
-        return concept["text"]
+    for key in ("text", "display"):
+        if isinstance(concept.get(key), str) and concept[key]:
+            return concept[key]
     codings = [c for c in concept.get("coding") or [] if isinstance(c, dict) and c.get("code")]
     chosen = next((c for c in codings if c.get("system") == "http://loinc.org"),
                   codings[0] if codings else {})  # fmt: skip
-    return str(chosen.get("display") or chosen.get("code") or "")
+    return str(chosen.get("display") or chosen.get("code") or concept.get("code") or "")
 
 
 def fhir_quantity_label(quantity: Any) -> str:
@@ -540,3 +546,72 @@ def audit_channel_label(via: str | None) -> str:
     if not via:
         return ""
     return AUDIT_CHANNEL_LABELS.get(via, via.replace("_", " "))
+
+
+# --- FHIR's nested values (reports, care plans, goals, imaging), in words ------------------
+
+# Workflow states of FHIR resources as people say them; any other: its words, capitalised.
+STATUS_LABELS: dict[str, str] = {
+    "final": "Final",
+    "preliminary": "Preliminary",
+    "amended": "Amended",
+    "in-progress": "In progress",
+    "not-started": "Not started",
+    "on-hold": "On hold",
+    "entered-in-error": "Entered in error",
+    "available": "Available",
+}
+
+
+def status_label(code: str | None) -> str:
+    """ "In progress" for "in-progress"."""
+    if not code:
+        return ""
+    return STATUS_LABELS.get(code, code.replace("-", " ").capitalize())
+
+
+def count_label(n: int, one: str, many: str | None = None) -> str:
+    """ "1 image", "3 images"."""
+    return f"{n} {one if n == 1 else (many or one + 's')}"
+
+
+def nested_label(value: Any) -> str:
+    """A stored FHIR structure (a list of concepts, links, activities, targets, series,
+    attachments) as lines people read; never a code dump of Python values."""
+    if isinstance(value, list):
+        return "\n".join(line for line in (nested_label(v) for v in value) if line)
+    if not isinstance(value, dict):
+        return "" if value is None else str(value)
+    if "coding" in value or "text" in value:
+        return concept_label(value)
+    if "detail" in value or ("reference" in value and isinstance(value["reference"], dict)):
+        detail = value.get("detail") or {}
+        what = concept_label(detail.get("code")) or str(detail.get("description") or "")
+        what = what or str((value.get("reference") or {}).get("display") or "Activity")
+        status = status_label(detail.get("status"))
+        where = str((detail.get("location") or {}).get("display") or "")
+        return what + (f" ({status})" if status else "") + (f", at {where}" if where else "")
+    if "measure" in value or any(k.startswith("detail") for k in value):
+        what = concept_label(value.get("measure")) or "Target"
+        for key in ("detailQuantity", "detailRange", "detailString", "detailBoolean",
+                    "detailInteger", "detailCodeableConcept", "detailRatio"):  # fmt: skip
+            if key in value:  # a target's detail[x] is a value[x]: the same words
+                what = f"{what}: {fhir_value_label(key.removeprefix('detail'), value[key])}"
+        if value.get("dueDate"):
+            what += f", by {value['dueDate']}"
+        return what
+    if "uid" in value and ("modality" in value or "instance" in value):
+        modality = concept_label(value.get("modality"))
+        site = concept_label(value.get("bodySite"))
+        n = value.get("numberOfInstances") or len(value.get("instance") or [])
+        what = modality or "Series"
+        if site:
+            what += f" of the {site.lower()}"
+        return f"{what}: {count_label(int(n), 'image')}"
+    if "contentType" in value:
+        return str(value.get("title") or content_type_label(str(value["contentType"])))
+    if "display" in value:
+        return str(value["display"])
+    if "value" in value and "system" in value:  # an identifier
+        return str(value["value"])
+    return ", ".join(f"{k}: {v}" for k, v in value.items() if isinstance(v, str | int))

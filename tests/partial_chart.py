@@ -19,7 +19,8 @@ from portal.tenancy.scoping import unscoped
 # What the observations-only consent does not share, in the chart's order.
 NOT_SHARED = [
     "Problems", "Medications", "Allergies", "Immunizations", "Procedures", "Encounters",
-    "Clinical notes (not restricted ones)", "Documents",
+    "Clinical notes (not restricted ones)", "Documents", "Test reports and imaging",
+    "Care plans and goals",
 ]  # fmt: skip
 
 
@@ -39,6 +40,23 @@ def partial_world(consent_world, make_staff) -> dict:
         w["problem"] = services.record_create(
             actor=w["clinician_a"], patient=patient, model=Condition, code="44054006",
             display="Diabetes mellitus type 2", onset_date=dt.date(2020, 1, 1),
+        )  # fmt: skip
+        # A test report and a care plan (issue 17): categories of their own, "reports" and
+        # "careplans", which the partial consents below do not share.
+        w["report"] = services.diagnostic_report_create(
+            actor=w["clinician_a"], patient=patient,
+            code={"coding": [{"system": "http://loinc.org", "code": "57698-3",
+                              "display": "Lipid panel"}], "text": "Lipid panel"},
+            effective_at=now - dt.timedelta(days=5),
+            results=[{"observation": w["lab"].pk, "display": "Hemoglobin A1c"}],
+            presented_form=[{"contentType": "text/plain",
+                             "data": "TGlwaWRzIHdpdGhpbiByYW5nZS4="}],  # "Lipids within range."
+        )  # fmt: skip
+        w["careplan"] = services.care_plan_create(
+            actor=w["clinician_a"], patient=patient, period_start=now - dt.timedelta(days=5),
+            category=[{"text": "Diabetes self management plan"}],
+            activities=[{"detail": {"code": {"text": "Diabetic diet"}, "status": "in-progress"}}],
+            addresses=[{"condition": w["problem"].pk}],
         )  # fmt: skip
         # clinician_b (Riverside): every observation (vital signs, labs, the others) only.
         w["consent"] = consent_services.consent_grant(

@@ -107,7 +107,11 @@ def record_type(record: Any) -> str:
 
 
 def record_display(record: Any) -> str | None:
-    return getattr(record, "display", None) or getattr(record, "title", None)
+    return (
+        getattr(record, "display", None)
+        or getattr(record, "title", None)
+        or getattr(record, "name", None)  # reports, care plans, goals, imaging studies
+    )
 
 
 class RecordTypeField(serializers.ChoiceField):

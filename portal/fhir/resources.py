@@ -32,19 +32,31 @@ from django.utils.dateparse import parse_datetime
 from fhir.resources.R4B import get_fhir_model_class
 
 from portal.records import observations
+from portal.records.categories import (
+    CHART_CATEGORIES,
+    MODEL_RESOURCE,
+    RESOURCE_TYPES,
+    resource_categories,
+)
 from portal.records.models import (
+    RECORD_MODELS,
     AllergyIntolerance,
+    CarePlan,
     ClinicalNote,
     ClinicalRecord,
     Condition,
+    DiagnosticReport,
     Document,
     Encounter,
+    Goal,
+    ImagingStudy,
     Immunization,
     MedicationRequest,
     Observation,
     Patient,
     Procedure,
     RecordStatus,
+    model_name,
 )
 from portal.wording import not_shared_label
 
@@ -61,14 +73,8 @@ USER_SYSTEM = "urn:hospital-portal:user"
 
 # The records model each FHIR resource type is stored as (DocumentReference: two models).
 RESOURCE_MODELS: dict[str, tuple[type[ClinicalRecord], ...]] = {
-    "Encounter": (Encounter,),
-    "Observation": (Observation,),
-    "Condition": (Condition,),
-    "MedicationRequest": (MedicationRequest,),
-    "AllergyIntolerance": (AllergyIntolerance,),
-    "Immunization": (Immunization,),
-    "Procedure": (Procedure,),
-    "DocumentReference": (ClinicalNote, Document),
+    rtype: tuple(m for m in RECORD_MODELS if MODEL_RESOURCE[model_name(m)] == rtype)
+    for rtype in RESOURCE_TYPES
 }
 DOCREF_PREFIX: dict[type[ClinicalRecord], str] = {ClinicalNote: "note-", Document: "doc-"}
 
@@ -456,6 +462,132 @@ def document_to_fhir(record: Document, *, with_content: bool = True) -> dict[str
     return resource
 
 
+# --- reports, plans, goals, imaging: nested structures stored as they came ------------------
+
+
+def _links(links: list[dict[str, Any]], key: str, resource_type: str) -> list[dict[str, Any]]:
+    """Stored links ({key: id, "display"}) as References to the portal's resources; a link
+    kept as display text only stays display text."""
+    out = []
+    for link in links or []:
+        ref: dict[str, Any] = {}
+        if key in link:
+            ref["reference"] = f"{resource_type}/{link[key]}"
+        if link.get("display"):
+            ref["display"] = link["display"]
+        if ref:
+            out.append(ref)
+    return out
+
+
+def _encounter_ref(resource: dict[str, Any], record: Any, name: str = "encounter") -> None:
+    if record.encounter_id:
+        resource[name] = {"reference": f"Encounter/{record.encounter_id}"}
+
+
+def diagnostic_report_to_fhir(record: DiagnosticReport) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else record.report_status,
+            "code": record.code,
+            "subject": _subject(record),
+            "effectiveDateTime": _instant(record.effective_at),
+        }
+    )
+    if record.category:
+        resource["category"] = record.category
+    _encounter_ref(resource, record)
+    if record.issued:
+        resource["issued"] = _instant(record.issued)
+    results = _links(record.results, "observation", "Observation")
+    if results:
+        resource["result"] = results
+    if record.conclusion:
+        resource["conclusion"] = record.conclusion
+    if record.conclusion_code:
+        resource["conclusionCode"] = record.conclusion_code
+    if record.presented_form:
+        resource["presentedForm"] = record.presented_form
+    return resource
+
+
+def care_plan_to_fhir(record: CarePlan) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else record.plan_status,
+            "intent": record.intent,
+            "subject": _subject(record),
+            "period": {"start": _instant(record.period_start)},
+        }
+    )
+    if record.period_end:
+        resource["period"]["end"] = _instant(record.period_end)
+    for name, value in (("title", record.title), ("description", record.description)):
+        if value:
+            resource[name] = value
+    if record.category:
+        resource["category"] = record.category
+    _encounter_ref(resource, record)
+    addresses = _links(record.addresses, "condition", "Condition")
+    if addresses:
+        resource["addresses"] = addresses
+    goals = _links(record.goals, "goal", "Goal")
+    if goals:
+        resource["goal"] = goals
+    if record.activities:
+        resource["activity"] = record.activities
+    return resource
+
+
+def goal_to_fhir(record: Goal) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "lifecycleStatus": "entered-in-error" if _in_error(record) else record.lifecycle_status,
+            "description": record.description,
+            "subject": _subject(record),
+        }
+    )
+    if record.achievement_status:
+        resource["achievementStatus"] = record.achievement_status
+    if record.start_date:
+        resource["startDate"] = _date(record.start_date)
+    if record.status_date:
+        resource["statusDate"] = _date(record.status_date)
+    if record.targets:
+        resource["target"] = record.targets
+    addresses = _links(record.addresses, "condition", "Condition")
+    if addresses:
+        resource["addresses"] = addresses
+    return resource
+
+
+def imaging_study_to_fhir(record: ImagingStudy) -> dict[str, Any]:
+    resource = _base(record)
+    resource.update(
+        {
+            "status": "entered-in-error" if _in_error(record) else record.study_status,
+            "subject": _subject(record),
+            "started": _instant(record.started),
+        }
+    )
+    _encounter_ref(resource, record)
+    for name, value in (
+        ("identifier", record.identifiers), ("modality", record.modality),
+        ("procedureCode", record.procedure_code), ("series", record.series),
+        ("description", record.description),
+    ):  # fmt: skip
+        if value:
+            resource[name] = value
+    if record.number_of_series is not None:
+        resource["numberOfSeries"] = record.number_of_series
+    if record.number_of_instances is not None:
+        resource["numberOfInstances"] = record.number_of_instances
+    return resource
+
+
 TO_FHIR: dict[type, Callable[[Any], dict[str, Any]]] = {
     Patient: patient_to_fhir,
     Encounter: encounter_to_fhir,
@@ -467,6 +599,10 @@ TO_FHIR: dict[type, Callable[[Any], dict[str, Any]]] = {
     Procedure: procedure_to_fhir,
     ClinicalNote: note_to_fhir,
     Document: document_to_fhir,
+    DiagnosticReport: diagnostic_report_to_fhir,
+    CarePlan: care_plan_to_fhir,
+    Goal: goal_to_fhir,
+    ImagingStudy: imaging_study_to_fhir,
 }
 
 
@@ -704,13 +840,11 @@ def operation_outcome(
 CONSENT_SCOPE = "http://terminology.hl7.org/CodeSystem/consentscope"
 CONSENT_POLICY = "http://terminology.hl7.org/CodeSystem/v3-ActCode"
 CHART_CATEGORY_SYSTEM = "urn:portal:chart-category"
-CATEGORY_RESOURCE = {
-    "vitals": "Observation", "labs": "Observation", "observations": "Observation",
-    "conditions": "Condition",
-    "medications": "MedicationRequest", "allergies": "AllergyIntolerance",
-    "immunizations": "Immunization", "procedures": "Procedure", "encounters": "Encounter",
-    "notes": "DocumentReference", "documents": "DocumentReference",
-}  # fmt: skip
+# A category -> the resource types its records are served as.
+CATEGORY_RESOURCE: dict[str, tuple[str, ...]] = {
+    code: tuple(t for t in RESOURCE_TYPES if code in resource_categories(t))
+    for code, _label in CHART_CATEGORIES
+}
 CONSENT_STATUS = {"active": "active", "scheduled": "active", "revoked": "inactive",
                   "expired": "inactive"}  # fmt: skip
 
@@ -740,7 +874,7 @@ def consent_to_fhir(consent: Any) -> dict[str, Any]:
     if consent.period_end is not None:
         provision["period"]["end"] = _instant(consent.period_end)
     if not consent.scope_all:
-        types = sorted({CATEGORY_RESOURCE[c] for c in consent.categories})
+        types = sorted({t for c in consent.categories for t in CATEGORY_RESOURCE[c]})
         provision["class"] = [{"system": "http://hl7.org/fhir/resource-types", "code": t}
                               for t in types]  # fmt: skip
         provision["code"] = [_concept(CHART_CATEGORY_SYSTEM, c) for c in consent.categories]

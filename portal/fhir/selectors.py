@@ -69,8 +69,8 @@ def fhir_withheld_outcome(
         return None
     searched = {
         category
-        for category, rtype in resources.CATEGORY_RESOURCE.items()
-        if resource_type is None or rtype == resource_type
+        for category, rtypes in resources.CATEGORY_RESOURCE.items()
+        if resource_type is None or resource_type in rtypes
     }
     return resources.withheld_outcome(
         [c.label for c in withheld],

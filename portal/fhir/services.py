@@ -63,10 +63,14 @@ from portal.records import services as records_services
 from portal.records.access import OpenedChart, access_patient
 from portal.records.models import (
     AllergyIntolerance,
+    CarePlan,
     ClinicalRecord,
     Condition,
+    DiagnosticReport,
     Document,
     Encounter,
+    Goal,
+    ImagingStudy,
     Immunization,
     MedicationRequest,
     Observation,
@@ -89,8 +93,9 @@ SOURCE_ID_MAX = 200  # a sane bound for a source id (it is stored as a token)
 # The one answer for a patient the importer may not write into, whether its chart exists or
 # not: it reveals neither an MRN nor a restriction.
 REFUSED = "no chart that you may change matches this patient"
-# Encounters first, so that observations can point at them.
-ORDER = {"Patient": 0, "Encounter": 1}
+# Encounters first, so that observations can point at them; reports, goals and care plans
+# after what they name (results, the problems addressed; a care plan's goals).
+ORDER = {"Patient": 0, "Encounter": 1, "DiagnosticReport": 3, "Goal": 3, "CarePlan": 4}
 
 
 class BundleImportError(ValueError):
@@ -115,6 +120,8 @@ class ImportReport:
     unchanged: Counter = field(default_factory=Counter)  # imported before, by resource type
     skipped: Counter = field(default_factory=Counter)  # types the portal does not model
     skipped_reasons: Counter = field(default_factory=Counter)  # (type, reason) -> count
+    # References kept only as their display text, or dropped: (type, reason) -> count.
+    references: Counter = field(default_factory=Counter)
     patients: list[int] = field(default_factory=list)  # the portal ids of the bundle's patients
     # What became of each entry, by its position in Bundle.entry (transaction and batch
     # responses answer one entry per request entry from these).
@@ -135,6 +142,8 @@ class ImportReport:
         for index, result in sorted(self.results.items()):
             if result.status == "error":  # a batch's refused entries (a transaction raises)
                 lines.append(f"  refused entry {index}: {result.reason}")
+        for (rtype, reason), n in sorted(self.references.items()):
+            lines.append(f"  {rtype} x{n}: {reason}")
         return "\n".join(lines)
 
     def merge(self, other: ImportReport) -> None:
@@ -143,6 +152,7 @@ class ImportReport:
         self.unchanged.update(other.unchanged)
         self.skipped.update(other.skipped)
         self.skipped_reasons.update(other.skipped_reasons)
+        self.references.update(other.references)
         self.patients.extend(other.patients)
         self.results.update(other.results)
 
@@ -367,6 +377,9 @@ class _Importer:
         self.patients: dict[str, Patient] = {}  # source key -> patient
         self.encounters: dict[str, tuple[int, int]] = {}  # source key -> (Encounter, patient)
         self.new_identities: list[ImportIdentity] = []
+        # (type, source id) -> [(records model label, id, patient id)]: what this run created.
+        self.patients_by_entry: dict[int, Patient] = {}  # entry index -> its chart
+        self.created_rows: dict[tuple[str, str], list[tuple[str, int, int]]] = {}
         self.skipped_sources: set[tuple[str, str]] = set()
         self.charts: dict[int, OpenedChart] = {}  # patient id -> as opened to the actor
 
@@ -496,6 +509,63 @@ class _Importer:
             raise broken
         return encounter_id
 
+    def _targets(
+        self, ref: Any, expected: str, model: type[ClinicalRecord], patient: Patient
+    ) -> list[int] | str:
+        """The ids of the `model` rows (of `patient`'s chart) that the reference's resource
+        became, imported now or earlier; else why it names none (the caller keeps the
+        reference's display text, and the report says why)."""
+        key = self._resolve(ref, expected)
+        if key is None:
+            return f"a reference to a {expected} outside the bundle and earlier imports"
+        label = model._meta.label_lower
+        if key in self.created_rows:
+            rows = self.created_rows[key]
+            ids = [pk for target, pk, owner in rows if target == label and owner == patient.pk]
+        elif key in self.skipped_sources:
+            return f"a reference to a {expected} that was skipped (see above)"
+        else:
+            identities = self.known.get(key) or list(
+                ImportIdentity.objects.filter(
+                    hospital=self.hospital, resource_type=expected,
+                    source_token=self._token(key[1]),
+                )
+            )  # fmt: skip
+            candidates = [i.target_id for i in identities if i.target_model == label]
+            ids = list(
+                model._base_manager.filter(pk__in=candidates, patient_id=patient.pk)
+                .order_by("pk").values_list("pk", flat=True)
+            ) if candidates else []  # fmt: skip
+        if not ids:
+            return f"a reference to a {expected} the portal does not hold for this patient"
+        return ids
+
+    def linked(
+        self,
+        entry: _Entry,
+        refs: Any,
+        expected: str,
+        model: type[ClinicalRecord],
+        patient: Patient,
+        key: str,
+    ) -> list[dict[str, Any]]:
+        """References to `expected` resources as stored links: {key: id, "display": ...}
+        per row the resource became, or {"display": ...} alone for one that names nothing
+        the portal holds (counted in the report); without a display, such a one is dropped."""
+        out: list[dict[str, Any]] = []
+        for ref in _dicts(refs):
+            display = _text(ref.get("display"))[:200]
+            found = self._targets(ref, expected, model, patient)
+            if isinstance(found, str):
+                kept = "kept as its display text" if display else "dropped (no display text)"
+                self.report.references[(entry.type, f"{found}: {kept}")] += 1
+                if display:
+                    out.append({"display": display})
+                continue
+            for pk in found:
+                out.append({key: pk, "display": display} if display else {key: pk})
+        return out
+
     # --- the run -----------------------------------------------------------------------------
 
     def run(self, progress: Callable[[int], None] | None) -> None:
@@ -564,6 +634,7 @@ class _Importer:
             return
         # A broken encounter reference is an error for every type.
         entry.encounter_id = self._encounter_id(entry, patient)
+        self.patients_by_entry[entry.index] = patient
         rows = MAPPERS[entry.type](self, entry)
         for _part, _model, fields in rows:
             for name in DATE_FIELDS:
@@ -578,6 +649,9 @@ class _Importer:
             )
             self._remember(entry, part, record)
             self._result(entry, "created", record)
+            self.created_rows.setdefault((entry.type, entry.source_id), []).append(
+                (record._meta.label_lower, record.pk, patient.pk)
+            )
             if model is Encounter:
                 self.encounters[entry.source_id] = (record.pk, patient.pk)
             self.report.created[entry.type] += 1
@@ -654,7 +728,7 @@ def _messages(exc: ValidationError) -> str:
 # --- values ------------------------------------------------------------------------------
 
 DATE_FIELDS = ("period_start", "effective_at", "authored_on", "recorded_date", "occurrence",
-               "performed_at", "onset_date", "issued")  # fmt: skip
+               "performed_at", "onset_date", "issued", "started")  # fmt: skip
 
 
 def _in_future(value: date | datetime) -> bool:
@@ -1030,6 +1104,156 @@ def _document_reference(imp: _Importer, entry: _Entry) -> list[Row]:
     return rows
 
 
+def _reference_display(ref: Any) -> dict[str, str] | None:
+    """A reference to something the portal does not hold (a Location, a Practitioner) as its
+    display text alone, or None without one."""
+    display = _text(_dict(ref).get("display"))
+    return {"display": display[:200]} if display else None
+
+
+def _without_references(value: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """`value` with each Reference (or list of them) named in `names` as display text only:
+    a sender's ids mean nothing here, and would name resources the portal does not hold."""
+    out = dict(value)
+    for name in names:
+        if name not in out:
+            continue
+        kept: list[dict[str, str]] | dict[str, str] | None
+        if isinstance(out[name], list):
+            kept = [d for d in (_reference_display(r) for r in out[name]) if d]
+        else:
+            kept = _reference_display(out[name])
+        if kept:
+            out[name] = kept
+        else:
+            del out[name]
+    return out
+
+
+def _patient_of(imp: _Importer, entry: _Entry) -> Patient:
+    return imp.patients_by_entry[entry.index]
+
+
+def _diagnostic_report(imp: _Importer, entry: _Entry) -> list[Row]:
+    """A report: its code, categories, times, attached text (presentedForm, as sent) and
+    its results, linked to the Observation rows they became (a result that names none is
+    kept as its display text)."""
+    r = entry.resource
+    _status_guard(r)
+    if not isinstance(r.get("code"), dict):
+        raise _Skip("no code")
+    period = _dict(r.get("effectivePeriod"))
+    effective = _when(
+        r.get("effectiveDateTime") or period.get("start") or r.get("issued"), "effective time"
+    )
+    patient = _patient_of(imp, entry)
+    forms = [
+        {k: v for k, v in form.items() if k in ("contentType", "language", "data", "title",
+                                                  "creation", "size", "hash", "url")}
+        for form in _dicts(r.get("presentedForm"))
+    ]  # fmt: skip
+    fields = {
+        "report_status": str(r.get("status") or "final")[:20],
+        "code": r["code"],
+        "category": _dicts(r.get("category")),
+        "effective_at": effective,
+        "issued": _when(r["issued"], "issued") if r.get("issued") else None,
+        "results": imp.linked(entry, r.get("result"), "Observation", Observation, patient,
+                              "observation"),
+        "presented_form": forms,
+        "conclusion": _text(r.get("conclusion")),
+        "encounter_id": entry.encounter_id,
+    }  # fmt: skip
+    if isinstance(r.get("conclusionCode"), list):
+        fields["conclusion_code"] = _dicts(r.get("conclusionCode"))
+    return [("", DiagnosticReport, fields)]
+
+
+def _care_plan(imp: _Importer, entry: _Entry) -> list[Row]:
+    """A care plan: its activities (each detail as sent, references as display text), the
+    problems it addresses and its goals, linked to the rows they became."""
+    r = entry.resource
+    _status_guard(r)
+    period = _dict(r.get("period"))
+    patient = _patient_of(imp, entry)
+    activities: list[dict[str, Any]] = []
+    for activity in _dicts(r.get("activity")):
+        kept: dict[str, Any] = {}
+        detail = _without_references(
+            _dict(activity.get("detail")),
+            ("location", "performer", "productReference", "reasonReference", "goal"),
+        )
+        detail.pop("instantiatesCanonical", None)  # the sender's protocol URLs
+        if detail:
+            kept["detail"] = detail
+        named = _reference_display(activity.get("reference"))
+        if named:
+            kept["reference"] = named
+        if kept:
+            activities.append(kept)
+    fields = {
+        "plan_status": str(r.get("status") or "active")[:20],
+        "intent": str(r.get("intent") or "plan")[:20],
+        "category": _dicts(r.get("category")),
+        "title": _text(r.get("title")),
+        "description": _text(r.get("description")),
+        "period_start": _when(period.get("start") or r.get("created"), "period.start"),
+        "period_end": _when(period["end"], "period.end") if period.get("end") else None,
+        "activities": activities,
+        "addresses": imp.linked(entry, r.get("addresses"), "Condition", Condition, patient,
+                                "condition"),
+        "goals": imp.linked(entry, r.get("goal"), "Goal", Goal, patient, "goal"),
+        "encounter_id": entry.encounter_id,
+    }  # fmt: skip
+    return [("", CarePlan, fields)]
+
+
+def _goal(imp: _Importer, entry: _Entry) -> list[Row]:
+    r = entry.resource
+    if r.get("lifecycleStatus") == "entered-in-error":
+        raise _Skip("lifecycleStatus entered-in-error")
+    if not isinstance(r.get("description"), dict):
+        raise _Skip("no description")
+    patient = _patient_of(imp, entry)
+    fields = {
+        "lifecycle_status": str(r.get("lifecycleStatus") or "active")[:20],
+        "achievement_status": r.get("achievementStatus") if isinstance(
+            r.get("achievementStatus"), dict) else None,
+        "description": r["description"],
+        "targets": [_without_references(t, ()) for t in _dicts(r.get("target"))],
+        "addresses": imp.linked(entry, r.get("addresses"), "Condition", Condition, patient,
+                                "condition"),
+        "start_date": _day(r.get("startDate")),
+        "status_date": _day(r.get("statusDate")),
+    }  # fmt: skip
+    return [("", Goal, fields)]
+
+
+def _imaging_study(imp: _Importer, entry: _Entry) -> list[Row]:
+    """An imaging study: its series and instances as sent (uids, body sites, modalities,
+    SOP classes, numbers), references kept as display text."""
+    r = entry.resource
+    _status_guard(r)
+    series = [
+        _without_references(s, ("endpoint", "specimen", "performer"))
+        for s in _dicts(r.get("series"))
+    ]
+    fields = {
+        "study_status": str(r.get("status") or "available")[:20],
+        "started": _when(r.get("started") or (series[0].get("started") if series else None),
+                         "started"),
+        "identifiers": _dicts(r.get("identifier")),
+        "modality": _dicts(r.get("modality")),
+        "procedure_code": _dicts(r.get("procedureCode")),
+        "series": series,
+        "number_of_series": r.get("numberOfSeries"),
+        "number_of_instances": r.get("numberOfInstances"),
+        "description": _text(r.get("description")),
+        "encounter_id": entry.encounter_id,
+    }  # fmt: skip
+    return [("", ImagingStudy, fields)]
+
+
 MAPPERS: dict[str, Callable[[_Importer, _Entry], list[Row]]] = {
     "Encounter": _encounter,
     "Observation": _observation,
@@ -1039,4 +1263,8 @@ MAPPERS: dict[str, Callable[[_Importer, _Entry], list[Row]]] = {
     "Immunization": _immunization,
     "Procedure": _procedure,
     "DocumentReference": _document_reference,
+    "DiagnosticReport": _diagnostic_report,
+    "CarePlan": _care_plan,
+    "Goal": _goal,
+    "ImagingStudy": _imaging_study,
 }

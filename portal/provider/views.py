@@ -24,9 +24,15 @@ from portal.accounts.decorators import staff_required
 from portal.provider import forms
 from portal.records import access, audit, downloads, search, services
 from portal.records.access import Action
-from portal.records.chart import chart_for
-from portal.records.fields import BlindIndexField
-from portal.records.models import ClinicalNote, ClinicalRecord, Document, Observation
+from portal.records.chart import chart_for, report_results_for
+from portal.records.fields import BlindIndexField, EncryptedJSONField
+from portal.records.models import (
+    ClinicalNote,
+    ClinicalRecord,
+    DiagnosticReport,
+    Document,
+    Observation,
+)
 from portal.tenancy import selectors as tenancy_selectors
 
 
@@ -210,8 +216,23 @@ def record_view(request: HttpRequest, record_type: str, record_id: int) -> HttpR
         {"record": record, "patient": record.patient, "record_type": record_type,
          "history": history, "fields": _display_fields(record),
          "recorded_by": _recorded_by(record),
-         "can_change": opened.chart.can_write(record_type)},
+         "can_change": opened.chart.can_write(record_type),
+         # Imported types (reports, plans, goals, imaging) have no correction form.
+         "correctable": record_type in forms.RECORD_FORM_FIELDS or record_type == "observation",
+         "results": _report_results(opened.chart, record)},
     )  # fmt: skip
+
+
+def _report_results(chart: access.OpenedChart, record: ClinicalRecord) -> list[tuple[str, object]]:
+    """A test report's results as (name, observation or None): each with its value when the
+    reader is shown it, else by its name only."""
+    if not isinstance(record, DiagnosticReport):
+        return []
+    shown = report_results_for(charts=[chart], reports=[record])
+    return [
+        (str(link.get("display") or ""), shown.get(link.get("observation")))
+        for link in record.results or []
+    ]
 
 
 def _history(record: ClinicalRecord) -> list[tuple[ClinicalRecord, ClinicalRecord]]:
@@ -236,6 +257,8 @@ def _display_fields(record: ClinicalRecord) -> list[tuple[str, object]]:
     # The version is in the page's title, created_at is its "Recorded at".
     skip = {"id", "row_uuid", "hospital", "patient", "replaces", "recorded_by", "content"}
     skip |= {"version", "created_at"}
+    if isinstance(record, DiagnosticReport):
+        skip.add("results")  # listed with their values (_report_results)
     measured = hasattr(record, "value") and hasattr(record, "unit")
     if measured:
         skip.add("unit")  # shown with its value: "97 %"
@@ -257,8 +280,12 @@ def _field_words(record: ClinicalRecord, field: Field, *, measured: bool) -> obj
     value = getattr(record, field.attname)
     if isinstance(record, Observation) and field.name == "value":
         return record.value_label or None  # any type: "Never smoker", "120 mmHg", a panel's
-    if value is None or value == "":
+    if value is None or value == "" or value == []:
         return None
+    if field.name == "presented_form":  # a report's attached text, decoded
+        return getattr(record, "text", "") or wording.nested_label(value)
+    if isinstance(field, EncryptedJSONField):  # FHIR structures (reports, plans, imaging)
+        return wording.nested_label(value)
     if field.choices:
         return getattr(record, f"get_{field.name}_display")()
     if measured and field.name == "value":

@@ -116,6 +116,10 @@ class Action(enum.StrEnum):
     RECORD_PROCEDURE = "record.procedure"
     RECORD_ENCOUNTER = "record.encounter"  # a visit (its admission and discharge)
     RECORD_DOCUMENT = "record.document"  # upload a document
+    RECORD_REPORT = "record.diagnosticreport"  # a report of tests (lab panel, imaging, note)
+    RECORD_IMAGING = "record.imagingstudy"  # an imaging study
+    RECORD_CARE_PLAN = "record.careplan"  # a plan of care
+    RECORD_GOAL = "record.goal"  # a health goal
     CARE_TEAM = "care_team"  # add colleagues to the chart's care team, remove them
     # Not about one opened chart: asked of the membership a request acts in (membership_may).
     PATIENT_LIST = "patient_list"  # the hospital's patient list and search
@@ -135,6 +139,10 @@ RECORD_ACTIONS: dict[str, Action] = {
     "procedure": Action.RECORD_PROCEDURE,
     "encounter": Action.RECORD_ENCOUNTER,
     "document": Action.RECORD_DOCUMENT,
+    "diagnosticreport": Action.RECORD_REPORT,
+    "imagingstudy": Action.RECORD_IMAGING,
+    "careplan": Action.RECORD_CARE_PLAN,
+    "goal": Action.RECORD_GOAL,
 }
 CHART_WRITES = frozenset({*RECORD_ACTIONS.values(), Action.CARE_TEAM})
 HOSPITAL_ACTIONS = frozenset(
@@ -144,13 +152,16 @@ _CLINICAL = frozenset({Action.VIEW, Action.CHANGE, *CHART_WRITES, *HOSPITAL_ACTI
 # Nurses chart what they observe and give: no prescription, diagnosis or procedure, no
 # encounter (visits are admitted by clinicians and clerks), no care-team changes. Allergies
 # they may record: nurses take the allergy history at admission, and an allergy left out
-# until a clinician comes is the unsafe choice.
+# until a clinician comes is the unsafe choice. Care plans and goals they may record
+# (nursing care plans); test reports and imaging studies are a clinician's findings.
 _NOT_NURSES = frozenset(
     {
         Action.RECORD_CONDITION,
         Action.RECORD_MEDICATION,
         Action.RECORD_PROCEDURE,
         Action.RECORD_ENCOUNTER,
+        Action.RECORD_REPORT,
+        Action.RECORD_IMAGING,
         Action.CARE_TEAM,
     }
 )

@@ -21,6 +21,8 @@ CHART_CATEGORIES: tuple[tuple[str, str], ...] = (
     ("encounters", "Encounters"),
     ("notes", "Clinical notes (not restricted ones)"),
     ("documents", "Documents"),
+    ("reports", "Test reports and imaging"),
+    ("careplans", "Care plans and goals"),
 )
 CATEGORY_CODES = frozenset(code for code, _ in CHART_CATEGORIES)
 CATEGORY_LABELS = dict(CHART_CATEGORIES)
@@ -35,6 +37,10 @@ MODEL_CATEGORY = {
     "procedure": "procedures",
     "clinicalnote": "notes",
     "document": "documents",
+    "diagnosticreport": "reports",
+    "imagingstudy": "reports",
+    "careplan": "careplans",
+    "goal": "careplans",
 }
 # Observation category (FHIR's observation-category code, "" for none) -> chart category:
 # vital signs and labs are categories of their own (the trend charts, consents that share
@@ -71,6 +77,35 @@ def type_categories(record_type: str) -> frozenset[str]:
     if record_type == "observation":
         return frozenset(OBSERVATION_CATEGORY.values())
     return frozenset({MODEL_CATEGORY[record_type]})
+
+
+# The FHIR resource type each record type (model name) is served as: portal.fhir.resources
+# builds RESOURCE_MODELS from it, and SMART scopes (portal.smart.scopes) narrow by it.
+MODEL_RESOURCE = {
+    "encounter": "Encounter",
+    "observation": "Observation",
+    "condition": "Condition",
+    "medicationrequest": "MedicationRequest",
+    "allergyintolerance": "AllergyIntolerance",
+    "immunization": "Immunization",
+    "procedure": "Procedure",
+    "clinicalnote": "DocumentReference",
+    "document": "DocumentReference",
+    "diagnosticreport": "DiagnosticReport",
+    "imagingstudy": "ImagingStudy",
+    "careplan": "CarePlan",
+    "goal": "Goal",
+}
+RESOURCE_TYPES: tuple[str, ...] = tuple(dict.fromkeys(MODEL_RESOURCE.values()))
+
+
+def resource_categories(resource_type: str) -> frozenset[str]:
+    """The chart categories the records of a FHIR type fall in (Patient and others: none)."""
+    found: frozenset[str] = frozenset()
+    for record_type, rtype in MODEL_RESOURCE.items():
+        if rtype == resource_type:
+            found |= type_categories(record_type)
+    return found
 
 
 def category_codename(code: str) -> str:

@@ -29,6 +29,7 @@ from portal.records.models import (
     AllergyIntolerance,
     ClinicalRecord,
     Condition,
+    DiagnosticReport,
     Document,
     MedicationRequest,
     Observation,
@@ -48,12 +49,18 @@ TIMELINE_DATE = {
     "procedure": "performed_at",
     "clinicalnote": "created_at",
     "document": "created_at",
+    "diagnosticreport": "effective_at",
+    "imagingstudy": "started",
+    "careplan": "period_start",
+    "goal": "created_at",
 }
 
-CATEGORY_MODEL: dict[str, type[ClinicalRecord]] = {
-    **{category: RECORD_TYPES[name] for name, category in MODEL_CATEGORY.items()},
-    **{category: Observation for category in OBSERVATION_CATEGORY.values()},
+# A category -> the record types it holds (reports: test reports and imaging studies).
+CATEGORY_MODELS: dict[str, tuple[type[ClinicalRecord], ...]] = {
+    category: tuple(RECORD_TYPES[n] for n, c in MODEL_CATEGORY.items() if c == category)
+    for category in dict.fromkeys(MODEL_CATEGORY.values())
 }
+CATEGORY_MODELS.update({category: (Observation,) for category in OBSERVATION_CATEGORY.values()})
 
 
 @dataclass
@@ -64,6 +71,9 @@ class Chart:
     allergies: list[AllergyIntolerance] = field(default_factory=list)
     timeline: list[tuple[Any, str, ClinicalRecord]] = field(default_factory=list)
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
+    # The observations the timeline's test reports name as results, by id (those the reader
+    # is shown: a report whose laboratory results are withheld lists none).
+    report_results: dict[int, Observation] = field(default_factory=dict)
     # The categories the reader is not shown (OpenedChart.withheld), whatever they hold:
     # the page says "Not shared with you" there, never "None recorded".
     withheld: list[Category] = field(default_factory=list)
@@ -159,7 +169,22 @@ def chart_for(*, chart: OpenedChart, timeline_limit: int = 100) -> Chart:
             page.timeline.append((getattr(record, date), name, record))
     page.timeline.sort(key=lambda item: item[0], reverse=True)
     page.timeline = page.timeline[:timeline_limit]
+    page.report_results = report_results_for(
+        charts=[chart], reports=[r for _, _, r in page.timeline if isinstance(r, DiagnosticReport)]
+    )
     return page
+
+
+def report_results_for(
+    *, charts: list[OpenedChart], reports: Sequence[DiagnosticReport]
+) -> dict[int, Observation]:
+    """The observations `reports` name as results, as far as the charts (opened alike)
+    show them, by id: one query for all of them (none without a report)."""
+    ids = {pk for report in reports for pk in report.result_ids}
+    if not ids:
+        return {}
+    rows = access.charts_records(charts=charts, model=Observation, pk__in=ids)
+    return {obs.pk: obs for obs in rows}
 
 
 def _observations(chart: OpenedChart, date: str) -> list[Observation]:
@@ -226,6 +251,7 @@ class CategoryView:
     series: dict[str, dict[str, Any]] = field(default_factory=dict)
     date_field: str = "created_at"
     hospitals: dict[int, str] = field(default_factory=dict)  # as Chart.hospitals
+    report_results: dict[int, Observation] = field(default_factory=dict)  # as Chart's
 
     # The notes category is "not restricted ones": a page lists those under it and the
     # restricted notes the reader may see (the owner's own) under a heading of their own.
@@ -248,12 +274,30 @@ def records_by_category(
     view = CategoryView(category=category)
     for chart in charts:  # in the registrations' order, which the page lists them in
         view.hospitals.setdefault(chart.patient.hospital_id, chart.patient.hospital.name)
-    if not charts or category not in CATEGORY_MODEL:
+    if not charts or category not in CATEGORY_MODELS:
         return view
-    model = CATEGORY_MODEL[category]
-    view.date_field = TIMELINE_DATE[model_name(model)]
+    models = CATEGORY_MODELS[category]
+    view.date_field = TIMELINE_DATE[model_name(models[0])]
     if not charts[0].allows(category):
-        access.charts_records(charts=charts, model=model)  # still refuses mixed access
+        for model in models:
+            access.charts_records(charts=charts, model=model)  # still refuses mixed access
+        return view
+    model = models[0]
+    if len(models) > 1:
+        # Several types (reports and imaging; plans and goals): one query each, newest first
+        # by each one's own date.
+        dated: list[tuple[Any, ClinicalRecord]] = []
+        for each in models:
+            date = TIMELINE_DATE[model_name(each)]
+            qs = access.charts_records(charts=charts, model=each, status=RecordStatus.ACTIVE)
+            rows = list(qs.select_related("hospital").order_by(f"-{date}", "-id")[:limit])
+            dated += [(getattr(r, date), r) for r in rows]
+        dated.sort(key=lambda item: item[0], reverse=True)
+        view.records = [r for _, r in dated[:limit]]
+        view.date_field = "when"
+        view.report_results = report_results_for(
+            charts=charts, reports=[r for r in view.records if isinstance(r, DiagnosticReport)]
+        )
         return view
     filters: dict[str, Any] = {"status": RecordStatus.ACTIVE}
     if model is Observation:

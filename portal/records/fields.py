@@ -32,6 +32,7 @@ from __future__ import annotations
 import base64
 import datetime
 import decimal
+import json
 from typing import Any
 
 from django import forms
@@ -57,6 +58,7 @@ __all__ = [
     "EncryptedDateField",
     "EncryptedDecimalField",
     "EncryptedField",
+    "EncryptedJSONField",
     "EncryptedTextField",
     "encrypted_fields",
 ]
@@ -585,6 +587,34 @@ class EncryptedBinaryField(EncryptedField):
 
     def from_bytes(self, data: bytes) -> bytes:
         return bytes(data)
+
+
+class EncryptedJSONField(EncryptedField):
+    """Nested clinical structures (a report's categories, a care plan's activities, an
+    imaging study's series): JSON values (lists, objects, strings, numbers), stored as their
+    canonical JSON text (sorted keys), so a value digests the same before and after a round
+    trip. Not editable: such values arrive through services (imports), not model forms."""
+
+    description = "Encrypted JSON"
+    form_class = None
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("editable", False)
+        super().__init__(*args, **kwargs)
+
+    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
+        name, path, args, kwargs = super().deconstruct()
+        if self.editable:
+            kwargs["editable"] = True
+        else:
+            kwargs.pop("editable", None)
+        return name, path, args, kwargs
+
+    def to_bytes(self, value: Any) -> bytes:
+        return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
+
+    def from_bytes(self, data: bytes) -> Any:
+        return json.loads(data.decode("utf-8"))
 
 
 class BlindIndexField(models.CharField):

@@ -9,8 +9,10 @@ written only by the registration, care-team and consent services.
 
 from __future__ import annotations
 
+import base64
 import datetime
 import uuid
+from typing import Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -25,6 +27,7 @@ from portal.records.fields import (
     EncryptedCharField,
     EncryptedDateField,
     EncryptedDecimalField,
+    EncryptedJSONField,
     EncryptedTextField,
 )
 from portal.records.keys_models import HospitalKey, SiteKey  # noqa: F401  (models of this app)
@@ -410,6 +413,192 @@ class Document(ClinicalRecord):
     content = EncryptedBinaryField()
 
 
+# --- reports, plans, goals and imaging (FHIR imports) ---------------------------------------
+# Nested structures are kept as FHIR gives them (CodeableConcepts, activities, targets,
+# series) in encrypted JSON, so that they come back as they came in; references to other
+# records name the portal's rows by id ({"observation": 12}, {"condition": 3}) or, when
+# the sender's reference named nothing the portal holds, keep only its display text.
+
+
+def concept_text(concept: Any) -> str:
+    """What a stored CodeableConcept says in words: its text, else its first display/code."""
+    if not isinstance(concept, dict):
+        return ""
+    if concept.get("text"):
+        return str(concept["text"])
+    for coding in concept.get("coding") or []:
+        if isinstance(coding, dict) and (coding.get("display") or coding.get("code")):
+            return str(coding.get("display") or coding.get("code"))
+    return ""
+
+
+class DiagnosticReport(ClinicalRecord):
+    """A report of tests: a lab panel, an imaging report, a clinician's note. Its results
+    are Observations of the same chart (`results`: [{"observation": id, "display": ...}])."""
+
+    # In clear: a workflow state (registered, preliminary, final, amended, ...).
+    report_status = models.CharField("status", max_length=20, default="final")
+    code = EncryptedJSONField("test")  # CodeableConcept (LOINC)
+    category = EncryptedJSONField(default=list)  # [CodeableConcept]
+    effective_at = models.DateTimeField("effective time")
+    issued = models.DateTimeField(null=True, blank=True)
+    results = EncryptedJSONField("results", default=list)
+    # [{"contentType", "data" (base64), "title"?, ...}]: the attached report text
+    # (Synthea: base64 text/plain notes), as sent.
+    presented_form = EncryptedJSONField("report text", default=list)
+    conclusion = EncryptedTextField(blank=True, null=True)
+    conclusion_code = EncryptedJSONField("conclusion (coded)", default=list)
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    class Meta:
+        indexes = [models.Index(fields=["patient", "effective_at"])]
+
+    @property
+    def name(self) -> str:
+        return concept_text(self.code)
+
+    @property
+    def result_ids(self) -> list[int]:
+        return [r["observation"] for r in self.results or [] if "observation" in r]
+
+    @property
+    def text(self) -> str:
+        """The report's attached plain text, decoded (empty if none is text)."""
+        parts = []
+        for form in self.presented_form or []:
+            content_type = str(form.get("contentType", ""))
+            if content_type.startswith("text/") and form.get("data"):
+                try:
+                    parts.append(base64.b64decode(form["data"]).decode("utf-8"))
+                except (ValueError, UnicodeDecodeError):
+                    continue
+        return "\n\n".join(parts)
+
+
+class CarePlan(ClinicalRecord):
+    """A plan of care: what is planned (activities), for which problems (`addresses`:
+    [{"condition": id, "display": ...}]), towards which goals (`goals`: [{"goal": id}])."""
+
+    # In clear: workflow states (draft, active, completed, revoked; proposal, plan, order).
+    plan_status = models.CharField("status", max_length=20, default="active")
+    intent = models.CharField(max_length=20, default="plan")
+    category = EncryptedJSONField(default=list)  # [CodeableConcept]
+    title = EncryptedTextField(blank=True, null=True)
+    description = EncryptedTextField(blank=True, null=True)
+    period_start = models.DateTimeField("start")
+    period_end = models.DateTimeField("end", null=True, blank=True)
+    # [{"detail": {"code", "status", "location": {"display"}, ...}, "reference":
+    # {"display"}}]: each activity as sent, its references as display text.
+    activities = EncryptedJSONField(default=list)
+    addresses = EncryptedJSONField("for the problems", default=list)
+    goals = EncryptedJSONField(default=list)
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    def clean(self) -> None:
+        end_not_before_start(self, "period_start", "period_end")
+
+    @property
+    def name(self) -> str:
+        if self.title:
+            return str(self.title)
+        names = [concept_text(c) for c in self.category or []]
+        return next((n for n in names if n), "Care plan")
+
+    @property
+    def activity_names(self) -> list[tuple[str, str]]:
+        """(what, status) of each activity."""
+        out = []
+        for activity in self.activities or []:
+            detail = activity.get("detail") or {}
+            what = concept_text(detail.get("code")) or str(detail.get("description") or "")
+            what = what or str((activity.get("reference") or {}).get("display") or "")
+            out.append((what, str(detail.get("status") or "")))
+        return out
+
+
+class Goal(ClinicalRecord):
+    """A health goal (an HbA1c below 7.0, a weight), with its targets as sent."""
+
+    # In clear: a workflow state (proposed, accepted, active, completed, cancelled, ...).
+    lifecycle_status = models.CharField("status", max_length=20, default="active")
+    achievement_status = EncryptedJSONField("progress", blank=True, null=True)  # CodeableConcept
+    description = EncryptedJSONField("goal")  # CodeableConcept
+    targets = EncryptedJSONField(default=list)  # [Goal.target]
+    addresses = EncryptedJSONField("for the problems", default=list)
+    start_date = models.DateField(null=True, blank=True)
+    status_date = models.DateField(null=True, blank=True)
+
+    @property
+    def name(self) -> str:
+        return concept_text(self.description)
+
+    @property
+    def achievement(self) -> str:
+        return concept_text(self.achievement_status)
+
+
+class ImagingStudy(ClinicalRecord):
+    """An imaging study (DICOM): its series and instances (uid, body site, modality, SOP
+    class, number) as sent."""
+
+    # In clear: a workflow state (registered, available, cancelled).
+    study_status = models.CharField("status", max_length=20, default="available")
+    started = models.DateTimeField()
+    identifiers = EncryptedJSONField("study identifiers", default=list)
+    modality = EncryptedJSONField(default=list)  # [Coding]
+    procedure_code = EncryptedJSONField("procedures", default=list)  # [CodeableConcept]
+    series = EncryptedJSONField(default=list)  # [ImagingStudy.series]
+    # Counts as sent (a study may list fewer series than it has): they say nothing
+    # without the modality and the body site.
+    number_of_series = models.PositiveIntegerField("series", null=True, blank=True)
+    number_of_instances = models.PositiveIntegerField("images", null=True, blank=True)
+    description = EncryptedTextField(blank=True, null=True)
+    encounter = models.ForeignKey(
+        Encounter, on_delete=models.PROTECT, null=True, blank=True, related_name="+"
+    )
+
+    @property
+    def modalities(self) -> list[str]:
+        """The modalities in words (the study's, else its series'), each once."""
+        codings = list(self.modality or []) + [s.get("modality") for s in self.series or []]
+        names: list[str] = []
+        for coding in codings:
+            if isinstance(coding, dict):
+                name = str(coding.get("display") or coding.get("code") or "")
+                if name and name not in names:
+                    names.append(name)
+        return names
+
+    @property
+    def name(self) -> str:
+        """ "Digital Radiography of the clavicle"."""
+        what = ", ".join(self.modalities) or "Imaging study"
+        sites = self.body_sites
+        return f"{what} of the {', '.join(s.lower() for s in sites)}" if sites else what
+
+    @property
+    def series_count(self) -> int:
+        return (
+            self.number_of_series if self.number_of_series is not None else len(self.series or [])
+        )
+
+    @property
+    def body_sites(self) -> list[str]:
+        names: list[str] = []
+        for s in self.series or []:
+            site = s.get("bodySite")
+            name = (
+                str(site.get("display") or site.get("code") or "") if isinstance(site, dict) else ""
+            )
+            if name and name not in names:
+                names.append(name)
+        return names
+
+
 RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (
     Encounter,
     Observation,
@@ -420,6 +609,10 @@ RECORD_MODELS: tuple[type[ClinicalRecord], ...] = (
     Procedure,
     ClinicalNote,
     Document,
+    DiagnosticReport,
+    ImagingStudy,
+    CarePlan,
+    Goal,
 )
 
 
@@ -481,6 +674,10 @@ class ChartContents(models.Model):
     procedure = models.BooleanField()
     clinicalnote = models.BooleanField()
     document = models.BooleanField()
+    diagnosticreport = models.BooleanField()
+    imagingstudy = models.BooleanField()
+    careplan = models.BooleanField()
+    goal = models.BooleanField()
 
     class Meta:
         managed = False

@@ -26,10 +26,15 @@ from portal.records.grants import (
     note_grant_write,
 )
 from portal.records.models import (
+    CarePlan,
     CareTeamMember,
     ClinicalNote,
     ClinicalNoteUserObjectPermission,
     ClinicalRecord,
+    Condition,
+    DiagnosticReport,
+    Goal,
+    ImagingStudy,
     Observation,
     Patient,
     PatientSearchToken,
@@ -43,6 +48,9 @@ from portal.tenancy.selectors import hospital_clinical_group
 R = TypeVar("R", bound=ClinicalRecord)
 CHART_PERMS = ("view_patient", "change_patient")
 REASON_MAX = 1000  # a correction's reason
+# When something happened: never in the future (a report's issue time, a study's start too).
+FACT_TIMES = ("effective_at", "performed_at", "occurrence", "authored_on", "period_start",
+              "issued", "started")  # fmt: skip
 
 
 def _label(model: type[ClinicalRecord]) -> str:
@@ -187,7 +195,7 @@ def record_create(*, actor: User | None, patient: Patient, model: type[R], **fie
     surrogate key nor the creation time.
     """
     record = model(hospital_id=patient.hospital_id, patient=patient, recorded_by=actor, **fields)
-    for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
+    for name in FACT_TIMES:
         if hasattr(record, name):
             _validate_effective(getattr(record, name), name)
     record.full_clean(
@@ -238,7 +246,7 @@ def record_correct(*, actor: User, record: R, correction_reason: str, **changes:
         hospital_id=old.hospital_id, patient_id=old.patient_id, recorded_by=actor,
         version=old.version + 1, replaces=old, **values,
     )  # fmt: skip
-    for name in ("effective_at", "performed_at", "occurrence", "authored_on", "period_start"):
+    for name in FACT_TIMES:
         if name in changes:
             _validate_effective(changes[name], name)
     new.full_clean(
@@ -297,4 +305,103 @@ def note_grant(*, note: ClinicalNote, user: User, actor: User) -> None:
     event_record(
         kind="clinicalnote.granted", hospital=note.hospital_id, subject=note, actor=actor,
         patient=note.patient_id, attrs={"grantee": user.pk},
+    )  # fmt: skip
+
+
+# --- reports, plans, goals and imaging (FHIR imports write them through record_create) -----
+
+
+def _links_on_chart(
+    *, patient: Patient, model: type[ClinicalRecord], ids: list[int], field: str
+) -> None:
+    """A record links only to records of its own chart (one query)."""
+    if not ids:
+        return
+    found = set(
+        model._base_manager.filter(pk__in=ids, patient_id=patient.pk).values_list("pk", flat=True)
+    )
+    if found != set(ids):
+        raise ValidationError({field: f"Names a {model_name(model)} that is not on this chart."})
+
+
+def diagnostic_report_create(
+    *,
+    actor: User | None,
+    patient: Patient,
+    code: dict[str, Any],
+    effective_at: datetime,
+    report_status: str = "final",
+    category: list[dict[str, Any]] | None = None,
+    issued: datetime | None = None,
+    results: list[dict[str, Any]] | None = None,
+    presented_form: list[dict[str, Any]] | None = None,
+    conclusion: str = "",
+    encounter_id: int | None = None,
+) -> DiagnosticReport:
+    """A test report; `results` link Observations of the same chart ({"observation": id,
+    "display": ...}, or a display alone)."""
+    results = results or []
+    _links_on_chart(patient=patient, model=Observation, field="results",
+                    ids=[r["observation"] for r in results if "observation" in r])  # fmt: skip
+    return record_create(
+        actor=actor, patient=patient, model=DiagnosticReport, code=code,
+        effective_at=effective_at, report_status=report_status, category=category or [],
+        issued=issued, results=results, presented_form=presented_form or [],
+        conclusion=conclusion, encounter_id=encounter_id,
+    )  # fmt: skip
+
+
+def care_plan_create(
+    *,
+    actor: User | None,
+    patient: Patient,
+    period_start: datetime,
+    category: list[dict[str, Any]] | None = None,
+    activities: list[dict[str, Any]] | None = None,
+    addresses: list[dict[str, Any]] | None = None,
+    plan_status: str = "active",
+    intent: str = "plan",
+    period_end: datetime | None = None,
+    description: str = "",
+) -> CarePlan:
+    addresses = addresses or []
+    _links_on_chart(patient=patient, model=Condition, field="addresses",
+                    ids=[a["condition"] for a in addresses if "condition" in a])  # fmt: skip
+    return record_create(
+        actor=actor, patient=patient, model=CarePlan, period_start=period_start,
+        category=category or [], activities=activities or [], addresses=addresses,
+        plan_status=plan_status, intent=intent, period_end=period_end, description=description,
+    )  # fmt: skip
+
+
+def goal_create(
+    *,
+    actor: User | None,
+    patient: Patient,
+    description: dict[str, Any],
+    lifecycle_status: str = "active",
+    achievement_status: dict[str, Any] | None = None,
+    targets: list[dict[str, Any]] | None = None,
+) -> Goal:
+    return record_create(
+        actor=actor, patient=patient, model=Goal, description=description,
+        lifecycle_status=lifecycle_status, achievement_status=achievement_status,
+        targets=targets or [],
+    )  # fmt: skip
+
+
+def imaging_study_create(
+    *,
+    actor: User | None,
+    patient: Patient,
+    started: datetime,
+    series: list[dict[str, Any]],
+    study_status: str = "available",
+    number_of_series: int | None = None,
+    number_of_instances: int | None = None,
+) -> ImagingStudy:
+    return record_create(
+        actor=actor, patient=patient, model=ImagingStudy, started=started, series=series,
+        study_status=study_status, number_of_series=number_of_series,
+        number_of_instances=number_of_instances,
     )  # fmt: skip

@@ -14,8 +14,12 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from portal.records import categories
+
 CATEGORY_SYSTEM = "http://terminology.hl7.org/CodeSystem/observation-category"
-# The Observation categories the portal keeps (records.Observation.Category).
+# The Observation categories a scope may narrow to: those that are chart categories of their
+# own (records.categories.OBSERVATION_CATEGORY); the others share one ("observations"), so
+# narrowing to one of them would grant its siblings too.
 OBSERVATION_CATEGORIES = {"vital-signs": "vital signs", "laboratory": "lab results"}
 
 # Scopes that are not about clinical data.
@@ -28,10 +32,10 @@ CONTEXT_SCOPES = {
     "offline_access": "Keep access when you are not using the app, until you disconnect it",
     "online_access": "Keep access while you are signed in to the portal",
 }
-# What a patient reads in "Read your ...".
+# What a patient reads in "Read your ..." (every type the portal serves: a test checks).
 TYPE_WORDS = {
     "Patient": "name, date of birth and contact details",
-    "Observation": "lab results and vital signs",
+    "Observation": "lab results, vital signs and other observations",
     "Condition": "problems (diagnoses)",
     "Encounter": "visits and admissions",
     "MedicationRequest": "medications",
@@ -39,22 +43,15 @@ TYPE_WORDS = {
     "Immunization": "immunizations",
     "Procedure": "procedures",
     "DocumentReference": "clinical notes and documents",
+    "DiagnosticReport": "test reports",
+    "ImagingStudy": "imaging studies",
+    "CarePlan": "care plans",
+    "Goal": "health goals",
 }
-# The FHIR types the portal serves (portal.fhir.resources; the FHIR app builds on this one).
-RESOURCE_TYPES = tuple(TYPE_WORDS)
-# What each type is in the chart's categories (records.categories), for narrowing a chart.
-TYPE_CATEGORIES = {
-    "Patient": frozenset(),
-    "Observation": frozenset({"vitals", "labs"}),
-    "Condition": frozenset({"conditions"}),
-    "Encounter": frozenset({"encounters"}),
-    "MedicationRequest": frozenset({"medications"}),
-    "AllergyIntolerance": frozenset({"allergies"}),
-    "Immunization": frozenset({"immunizations"}),
-    "Procedure": frozenset({"procedures"}),
-    "DocumentReference": frozenset({"notes", "documents"}),
-}
-OBSERVATION_CHART_CATEGORY = {"vital-signs": "vitals", "laboratory": "labs"}
+# The FHIR types the portal serves, and the chart categories of each (records.categories).
+RESOURCE_TYPES = ("Patient", *categories.RESOURCE_TYPES)
+TYPE_CATEGORIES = {rtype: categories.resource_categories(rtype) for rtype in RESOURCE_TYPES}
+OBSERVATION_CHART_CATEGORY = categories.OBSERVATION_CATEGORY
 
 _CLINICAL = re.compile(
     r"^(?P<level>patient|user|system)/(?P<type>\*|[A-Z][A-Za-z]{1,63})"

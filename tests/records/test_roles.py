@@ -24,10 +24,14 @@ from portal.records import access, services
 from portal.records.access import ROLE_ACTIONS, Action
 from portal.records.models import (
     AllergyIntolerance,
+    CarePlan,
     ClinicalNote,
     Condition,
+    DiagnosticReport,
     Document,
     Encounter,
+    Goal,
+    ImagingStudy,
     Immunization,
     MedicationRequest,
     Observation,
@@ -44,8 +48,8 @@ EXPECTED: dict[str, set[Action]] = {
     Role.CLINICIAN: set(Action),
     Role.NURSE: {
         A.VIEW, A.CHANGE, A.RECORD_OBSERVATION, A.RECORD_NOTE, A.RECORD_ALLERGY,
-        A.RECORD_IMMUNIZATION, A.RECORD_DOCUMENT, A.PATIENT_LIST, A.REGISTER, A.BREAK_GLASS,
-        A.REQUEST_ACCESS,
+        A.RECORD_IMMUNIZATION, A.RECORD_DOCUMENT, A.RECORD_CARE_PLAN, A.RECORD_GOAL,
+        A.PATIENT_LIST, A.REGISTER, A.BREAK_GLASS, A.REQUEST_ACCESS,
     },
     Role.RECORDS_CLERK: {
         A.VIEW, A.CHANGE, A.RECORD_ENCOUNTER, A.RECORD_DOCUMENT, A.PATIENT_LIST, A.REGISTER,
@@ -146,6 +150,17 @@ def roles_world(make_staff, hospital_a, hospital_b):
                 **make, model=Document, title="Scan", content_type="text/plain", size=5,
                 sha256="0" * 64, content=b"hello",
             ),
+            "diagnosticreport": services.diagnostic_report_create(
+                **make, code={"text": "Lipid panel"}, effective_at=when,
+            ),
+            "imagingstudy": services.imaging_study_create(
+                **make, started=when, series=[{"uid": "1.2.3", "modality": {
+                    "system": "http://dicom.nema.org/resources/ontology/DCM", "code": "DX"}}],
+            ),
+            "careplan": services.care_plan_create(
+                **make, period_start=when, category=[{"text": "Diabetes self management plan"}],
+            ),
+            "goal": services.goal_create(**make, description={"text": "HbA1c below 7.0"}),
         }  # fmt: skip
     return {
         "staff": staff, "clinician_b": clinician_b, "patient": patient, "own_b": own_b,
@@ -201,10 +216,40 @@ def _probes(w) -> dict[Action, list[tuple[str, str, set[int]]]]:
             ("get", "/provider/patients/new/", {200}),
             ("post", "/provider/patients/new/", {400}),
         ],
+        # No forms: these come from FHIR imports (test_imported_types_follow_the_table).
+        **{action: [] for action in IMPORTED},
     }
 
 
 REFUSED = {Action.BREAK_GLASS: 403, Action.REQUEST_ACCESS: 403}
+# Types without a form in the provider portal: written by FHIR imports, which ask the same
+# table (records.access: OpenedChart.can_write).
+IMPORTED = {
+    Action.RECORD_REPORT: ("DiagnosticReport", DiagnosticReport),
+    Action.RECORD_IMAGING: ("ImagingStudy", ImagingStudy),
+    Action.RECORD_CARE_PLAN: ("CarePlan", CarePlan),
+    Action.RECORD_GOAL: ("Goal", Goal),
+}
+IMPORTED_RESOURCES = {
+    "DiagnosticReport": {
+        "resourceType": "DiagnosticReport", "id": "rep-1", "status": "final",
+        "code": {"text": "Lipid panel"}, "subject": {"reference": "urn:uuid:pat-1"},
+        "effectiveDateTime": "2020-01-02T03:04:05+00:00",
+    },
+    "ImagingStudy": {
+        "resourceType": "ImagingStudy", "id": "img-1", "status": "available",
+        "subject": {"reference": "urn:uuid:pat-1"}, "started": "2020-01-02T03:04:05+00:00",
+    },
+    "CarePlan": {
+        "resourceType": "CarePlan", "id": "cp-1", "status": "active", "intent": "plan",
+        "subject": {"reference": "urn:uuid:pat-1"},
+        "period": {"start": "2020-01-02T03:04:05+00:00"},
+    },
+    "Goal": {
+        "resourceType": "Goal", "id": "goal-1", "lifecycleStatus": "active",
+        "description": {"text": "Walk daily"}, "subject": {"reference": "urn:uuid:pat-1"},
+    },
+}  # fmt: skip
 
 
 def _counts() -> dict[str, int]:
@@ -212,7 +257,8 @@ def _counts() -> dict[str, int]:
         return {
             m.__name__: m._base_manager.count()
             for m in (Observation, Encounter, Condition, MedicationRequest, AllergyIntolerance,
-                      Immunization, Procedure, ClinicalNote, Document)
+                      Immunization, Procedure, ClinicalNote, Document, DiagnosticReport,
+                      ImagingStudy, CarePlan, Goal)
         }  # fmt: skip
 
 
@@ -246,6 +292,17 @@ def test_every_role_and_action_over_http(client, sign_in, roles_world, role, act
         }[action]
         status = client.get(url).status_code
         assert status == (200 if allowed else REFUSED[action])
+        return
+    if action in IMPORTED:
+        rtype, model = IMPORTED[action]
+        response = _fhir_post(client, _fhir_bundle("A-1", IMPORTED_RESOURCES[rtype]))
+        if allowed:
+            assert response.status_code == 200, response.content
+            with unscoped():
+                assert model._base_manager.filter(recorded_by=roles_world["staff"][role]).exists()
+            return
+        assert response.status_code in (404, 422), response.content  # refused, nothing written
+        assert _counts() == before
         return
     for method, url, status, ok in _walk(client, _probes(roles_world)[action]):
         if allowed:

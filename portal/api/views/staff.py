@@ -41,7 +41,9 @@ from portal.tenancy.models import Hospital
 
 PATIENT_ID = OpenApiParameter("patient_id", OpenApiTypes.INT, OpenApiParameter.PATH)
 RECORD_ID = OpenApiParameter("record_id", OpenApiTypes.INT, OpenApiParameter.PATH)
-CREATABLE_TYPES = sorted(t for t in access.RECORD_TYPES if t != "document")
+# Types with a form (reports, care plans, goals and imaging studies come from FHIR imports;
+# documents are uploaded in the provider portal).
+CREATABLE_TYPES = sorted([*provider_forms.RECORD_FORM_FIELDS, "observation"])
 CORRECTABLE_TYPES = sorted([*provider_forms.RECORD_FORM_FIELDS, "observation"])
 
 

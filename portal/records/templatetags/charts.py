@@ -30,8 +30,84 @@ def trend_charts(series: dict, hospitals: dict | None = None) -> SafeString:
     return mark_safe(render_trends(series, hospitals or {}))  # noqa: S308 - escaped there
 
 
+EXCERPT = 160  # characters of a report's text shown in a list
+
+
+def record_summary_html(kind: str, record: object, results: dict | None = None) -> str | None:
+    """What a test report, imaging study, care plan or goal says, in words (escaped HTML), or
+    None for other types. A report: its name, its results' values (those in `results`, the
+    observations the reader is shown, by id) and its text's beginning; an imaging study: its
+    modality, body site and series count; a care plan: its activities; a goal: its status."""
+    e = _e
+    if kind == "diagnosticreport":
+        words = e(record.name or "Test report")  # type: ignore[attr-defined]
+        status = getattr(record, "report_status", "final")
+        if status not in ("final", ""):
+            words += f" ({e(wording.status_label(status))})"
+        values = []
+        for link in record.results or []:  # type: ignore[attr-defined]
+            obs = (results or {}).get(link.get("observation"))
+            if obs is not None:
+                value = wording.quantity_label(obs.value, obs.unit)
+                values.append(f"{e(obs.display)} <strong>{e(value)}</strong>")
+        if values:
+            words += ": " + ", ".join(values)
+        text = record.text or record.conclusion or ""  # type: ignore[attr-defined]
+        if text:
+            excerpt = " ".join(str(text).split())
+            if len(excerpt) > EXCERPT:
+                excerpt = excerpt[: EXCERPT - 1].rstrip() + "…"
+            words += f' <span class="muted">{e(excerpt)}</span>'
+        return f"<span>{words}</span>"
+    if kind == "imagingstudy":
+        what = record.name  # type: ignore[attr-defined]
+        count = wording.count_label(record.series_count, "series", "series")  # type: ignore[attr-defined]
+        return f"<span>{e(what)}: {e(count)}</span>"
+    if kind == "careplan":
+        words = e(record.name)  # type: ignore[attr-defined]
+        status = wording.status_label(record.plan_status)  # type: ignore[attr-defined]
+        if status:
+            words += f" ({e(status)})"
+        activities = [
+            e(what)
+            + (f' <span class="muted">({e(wording.status_label(state))})</span>' if state else "")
+            for what, state in record.activity_names  # type: ignore[attr-defined]
+            if what
+        ]
+        if activities:
+            words += ": " + "; ".join(activities)
+        return f"<span>{words}</span>"
+    if kind == "goal":
+        status = record.achievement or record.lifecycle_status  # type: ignore[attr-defined]
+        status = wording.status_label(status) if status == status.lower() else status
+        state = f' <span class="muted">({e(status)})</span>' if status else ""
+        return f"<span>{e(record.name or 'Health goal')}{state}</span>"  # type: ignore[attr-defined]
+    return None
+
+
 @register.simple_tag
-def timeline_items(timeline: list) -> SafeString:
+def record_summary(record: object, results: dict | None = None) -> SafeString:
+    """record_summary_html for a record of any of those types (the patient's pages)."""
+    kind = record._meta.model_name  # type: ignore[attr-defined]
+    return mark_safe(record_summary_html(kind, record, results) or "")  # noqa: S308 - escaped
+
+
+@register.filter
+def record_kind(record: object) -> str:
+    """The record's type as people call it ("Test report")."""
+    return wording.record_type_label(record._meta.model_name)  # type: ignore[attr-defined]
+
+
+@register.filter
+def record_when(record: object) -> object:
+    """The record's own date (its type's timeline date)."""
+    from portal.records.chart import TIMELINE_DATE
+
+    return getattr(record, TIMELINE_DATE[record._meta.model_name])  # type: ignore[attr-defined]
+
+
+@register.simple_tag
+def timeline_items(timeline: list, results: dict | None = None) -> SafeString:
     """The chart's timeline rows (the page's `<li>`s): each record's time to the minute in the
     user's zone, its type by name and what it says in people's words (portal.wording), with
     the per-row cost of a loop, not of a dozen template nodes (a chart shows up to 100)."""
@@ -57,7 +133,10 @@ def timeline_items(timeline: list) -> SafeString:
         if link is None:
             link = links[kind] = _e(_record_link_prefix(kind))
             kinds[kind] = _e(wording.record_type_label(kind))
-        if kind == "observation":
+        summary = record_summary_html(kind, record, results)
+        if summary is not None:
+            detail = summary
+        elif kind == "observation":
             # Its value in words: a number and unit, "Never smoker", a panel's components.
             value = record.value_label
             detail = f"<span>{esc(record.display)}: <strong>{esc(value)}</strong></span>"
