@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.apps import apps as django_apps
 from django.contrib.auth.models import AnonymousUser, User
 from django.db.models import Exists, OuterRef, Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
+from oauth2_provider.models import get_application_model
 
 from consent.models import (
     AccessRequest,
@@ -285,13 +285,12 @@ def access_log_for_owner(
 
 
 def app_names(*, client_ids: set[str]) -> dict[str, str]:
-    """The names of the registered third-party apps (django-oauth-toolkit's applications,
-    when it is installed) with these client ids; one query, none when no read went through
-    an app. An access event records the client id (a code; a name may change)."""
+    """The names of the registered third-party apps (django-oauth-toolkit's applications)
+    with these client ids; one query, none when no read went through an app. An access event
+    records the client id (a code; a name may change)."""
     client_ids = {c for c in client_ids if c}
-    if not client_ids or not django_apps.is_installed("oauth2_provider"):
+    if not client_ids:
         return {}
-    from oauth2_provider.models import get_application_model
 
     rows = get_application_model().objects.filter(client_id__in=client_ids)
     return {str(cid): str(name) for cid, name in rows.values_list("client_id", "name")}

@@ -272,6 +272,30 @@ CROSS_TENANT_CASES = {
         f"fhir:{name}": "tests/fhir/test_views.py::test_other_hospitals_ids_are_404_everywhere"
         for name in ("patient_read", "patient_everything", "search", "read")
     },
+    **{
+        f"fhir:{name}": "tests/fhir/test_history.py::test_another_hospitals_history_is_404"
+        for name in ("history", "vread")
+    },
+    # SMART App Launch (portal.smart) and django-oauth-toolkit's endpoints.
+    "smart_configuration": "tests/smart/test_authorization.py (public, no tenant data)",
+    "oauth2_provider:oidc-connect-discovery-info": "public OpenID configuration, no tenant data",
+    "oauth2_provider:jwks-info": "public signing key, no tenant data",
+    "oauth2_provider:authorize": "tests/smart/test_fhir_tokens.py::"
+    "test_a_patient_with_two_registrations_picks_whose_records (own registrations only)",
+    "oauth2_provider:token": "tests/smart/test_authorization.py::test_a_code_is_exchanged_once",
+    "oauth2_provider:revoke-token": "tests/smart/test_authorization.py::"
+    "test_app_revocation_ends_the_authorization_at_once",
+    "oauth2_provider:introspect": "tests/smart/test_fhir_tokens.py::"
+    "test_a_confidential_client_introspects_its_token (another app's tokens are inactive)",
+    "oauth2_provider:user-info": "tests/smart/test_authorization.py::"
+    "test_patient_standalone_launch_gets_patient_context_and_fhir_user (the token's own user)",
+    "smart:connected_apps": "tests/smart/test_authorization.py::"
+    "test_connected_apps_lists_in_a_fixed_number_of_queries (own apps only)",
+    "smart:disconnect": "tests/smart/test_fhir_tokens.py::test_another_patients_disconnect_is_404",
+    "smart:ehr_launch": "tests/smart/test_authorization.py::"
+    "test_a_launch_is_only_for_who_launched_it",
+    "smart:demo_index": "tests/smart/test_browser.py (a static demo app page, no tenant data)",
+    "smart:demo_launch": "tests/smart/test_browser.py (a static demo app page, no tenant data)",
     "fhir:patient_search": "test_other_hospitals_ids_are_404_everywhere (finds nothing)",
     "fhir:search_post": "tests/security/test_no_phi_in_server_logs.py::"
     "test_search_by_post_keeps_every_other_rule",

@@ -35,7 +35,9 @@ def test_search_by_post_answers_as_get_for_every_type(client, sign_in, chart, rt
     by_post = _valid(client.post(f"{BASE}{rtype}/_search", params, content_type=FORM))
     assert by_post["type"] == "searchset"
     assert _ids(by_post) == _ids(by_get)
-    if rtype not in ("AuditEvent", "Consent"):  # the chart has none of these
+    # The chart fixture has none of these (imported types have their own search tests).
+    if rtype not in ("AuditEvent", "Consent", "DiagnosticReport", "ImagingStudy", "CarePlan",
+                     "Goal"):  # fmt: skip
         assert by_post["entry"], rtype
     other = client.post(f"{BASE}{rtype}/_search", _params(rtype, b), content_type=FORM)
     if rtype == "Patient":  # a search finds nothing of another hospital

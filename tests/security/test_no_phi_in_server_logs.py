@@ -100,7 +100,7 @@ def test_patient_search_by_post_finds_what_get_finds(client, sign_in, charts):
     ]:
         by_get = _json(client.get(f"{BASE}Patient", params))
         by_post = _json(_post_form(client, f"{BASE}Patient/_search", params))
-        assert by_post == by_get, params
+        assert _unlinked(by_post) == _unlinked(by_get), params
     search = f"{BASE}Patient/_search"
     found = _json(_post_form(client, search, {"name": "ada lovelacea"}))
     assert [e["resource"]["id"] for e in found["entry"]] == [str(a["patient"].pk)]
@@ -110,6 +110,12 @@ def test_patient_search_by_post_finds_what_get_finds(client, sign_in, charts):
     assert _json(both)["total"] == 1
     _json(_post_form(client, search, {"birthdate": "soon"}), 400)
     _json(_post_form(client, search, {}), 400)
+
+
+def _unlinked(bundle: dict) -> dict:
+    """A search answer without its links: each page token is encrypted afresh (a new nonce),
+    so the same search's links differ byte for byte."""
+    return {k: v for k, v in bundle.items() if k != "link"}
 
 
 def test_every_type_searches_by_post_with_the_same_access_events(client, sign_in, charts):
@@ -123,22 +129,24 @@ def test_every_type_searches_by_post_with_the_same_access_events(client, sign_in
             get_events = _events_after(last)
             last = _last_event_id()
             by_post = _json(_post_form(client, f"{BASE}{rtype}/_search", params))
-            assert by_post == by_get, (rtype, params)
+            assert _unlinked(by_post) == _unlinked(by_get), (rtype, params)
             assert _events_after(last) == get_events == [("chart.read", pid, "TREAT")], rtype
     params = {"patient": str(pid), "code": "http://loinc.org|8867-4"}
     by_post = _json(_post_form(client, f"{BASE}Observation/_search", params))
-    assert by_post == _json(client.get(f"{BASE}Observation", params)) and by_post["total"] == 1
+    by_get = _json(client.get(f"{BASE}Observation", params))
+    assert _unlinked(by_post) == _unlinked(by_get) and by_post["total"] == 1
     # Consent, AuditEvent, Provenance.
     consents = _json(_post_form(client, f"{BASE}Consent/_search", {"patient": pid}))
-    assert consents == _json(client.get(f"{BASE}Consent", {"patient": pid}))
+    assert _unlinked(consents) == _unlinked(_json(client.get(f"{BASE}Consent", {"patient": pid})))
     audit = _json(_post_form(client, f"{BASE}AuditEvent/_search", {"patient": pid}))
-    assert (
-        audit["total"] >= 1
-        and audit["total"] == _json(client.get(f"{BASE}AuditEvent", {"patient": pid}))["total"]
-    )
+    # No total for AuditEvent (the ledger decides row by row): the same entries, at least one.
+    audit_by_get = _json(client.get(f"{BASE}AuditEvent", {"patient": pid}))
+    assert audit["entry"] and [e["resource"]["id"] for e in audit["entry"]] == [
+        e["resource"]["id"] for e in audit_by_get["entry"]
+    ]
     target = {"target": f"Observation/{a['observation'].pk}"}
     provenance = _json(_post_form(client, f"{BASE}Provenance/_search", target))
-    assert provenance == _json(client.get(f"{BASE}Provenance", target))
+    assert _unlinked(provenance) == _unlinked(_json(client.get(f"{BASE}Provenance", target)))
 
 
 def test_search_by_post_keeps_every_other_rule(client, sign_in, charts):
@@ -177,6 +185,8 @@ def test_the_capability_statement_advertises_search_by_post(client):
     (rest,) = body["rest"]
     assert "POST [type]/_search" in rest["documentation"]
     for resource in rest["resource"]:
+        if resource["type"] == "Practitioner":  # read only: a SMART id_token's fhirUser
+            continue
         (search,) = [i for i in resource["interaction"] if i["code"] == "search-type"]
         assert "_search" in search["documentation"], resource["type"]
 

@@ -60,7 +60,7 @@ def test_the_consent_screen_speaks_plainly(client, sign_in, world, app):
     page = client.get("/oauth/authorize/?" + urlencode(params))
     text = page.content.decode()
     assert "Sleep Tracker" in text
-    assert "Read your lab results and vital signs" in text
+    assert "Read your lab results, vital signs and other observations" in text
     assert "patient/Observation.rs" not in re.sub(r"<[^>]+>", "", text)  # only in attributes
 
 

@@ -61,7 +61,7 @@ def test_standalone_patient_launch_reads_own_observations_only(
     _sign_in(page, a["user"])
     page.wait_for_url("**/oauth/authorize/**")
     assert "Demo SMART app wants to connect" in page.inner_text("main")
-    assert "Read your lab results and vital signs" in page.inner_text("main")
+    assert "Read your lab results, vital signs and other observations" in page.inner_text("main")
     page.get_by_role("button", name="Allow").click()
     page.wait_for_url("**/smart-demo/app/**")
     assert _shown_observations(page) == {str(a["lab"].pk), str(a["vital"].pk)}

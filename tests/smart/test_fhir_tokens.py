@@ -65,7 +65,7 @@ def test_disconnect_stops_the_token_at_once_and_the_log_names_the_app(client, si
     sign_in(client, a["user"])
     page = client.get("/patient/apps/")
     assert "Sleep Tracker" in page.content.decode()
-    assert "Read your lab results and vital signs" in page.content.decode()
+    assert "Read your lab results, vital signs and other observations" in page.content.decode()
     authorization = SmartAuthorization.objects.get()
     response = client.post(f"/patient/apps/{authorization.row_uuid}/disconnect/")
     assert response.status_code == 302

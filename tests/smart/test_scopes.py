@@ -52,7 +52,9 @@ def test_scopes_map_to_types_and_chart_categories():
 
 
 def test_scopes_in_plain_words():
-    assert scope_words("patient/Observation.rs") == "Read your lab results and vital signs"
+    assert scope_words("patient/Observation.rs") == (
+        "Read your lab results, vital signs and other observations"
+    )
     assert scope_words("patient/Observation.rs?category=laboratory") == "Read your lab results"
     assert scope_words("patient/*.rs") == "Read your health records"
     assert scope_words("offline_access").startswith("Keep access")
