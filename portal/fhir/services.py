@@ -898,7 +898,7 @@ def _observation_value(r: dict[str, Any]) -> dict[str, Any]:
         return {}
     kind = kinds[0]  # FHIR validation allows one value[x]
     content = r[f"value{kind}"]
-    kept = {"value_fhir": observations.dumps({"type": VALUE_TYPES[kind], "value": content})}
+    kept = {"value_fhir": {"type": VALUE_TYPES[kind], "value": content}}
     if kind != "Quantity":
         return kept
     quantity = _dict(content)
@@ -964,12 +964,12 @@ def _observation(imp: _Importer, entry: _Entry) -> list[Row]:
         "category": category, "code": code, "display": display,
         "effective_at": effective_at, "effective_end": effective_end,
         "issued": _when(r["issued"], "issued") if r.get("issued") else None,
-        "encounter_id": entry.encounter_id, "fhir_details": observations.dumps(kept),
+        "encounter_id": entry.encounter_id, "fhir_details": kept,
         **_observation_value(r),
     }  # fmt: skip
     parts = _dicts(r.get("component"))
     if parts:
-        fields["components"] = observations.dumps(parts)
+        fields["components"] = parts
     return [("", Observation, fields)]
 
 

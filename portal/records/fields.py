@@ -590,10 +590,11 @@ class EncryptedBinaryField(EncryptedField):
 
 
 class EncryptedJSONField(EncryptedField):
-    """Nested clinical structures (a report's categories, a care plan's activities, an
-    imaging study's series): JSON values (lists, objects, strings, numbers), stored as their
-    canonical JSON text (sorted keys), so a value digests the same before and after a round
-    trip. Not editable: such values arrive through services (imports), not model forms."""
+    """Nested clinical structures (an observation's value[x] and components, a report's
+    categories, a care plan's activities, an imaging study's series): JSON values (lists,
+    objects, strings, numbers), stored as their canonical JSON text (sorted keys), so a value
+    digests the same before and after a round trip. Not editable: such values arrive through
+    services (imports), not model forms."""
 
     description = "Encrypted JSON"
     form_class = None

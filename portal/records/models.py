@@ -270,12 +270,13 @@ class Observation(ClinicalRecord):
     """An observation: a vital sign, a lab value, a social-history fact, a survey's answer...
 
     A Quantity lives in `value` and `unit` (the trend charts read them, by `code_index`).
-    What those columns cannot hold is kept, encrypted, as canonical JSON of its FHIR
-    elements (records.observations reads and writes them): `value_fhir` the value[x] of
-    another type ({"type": "CodeableConcept", "value": {...}}, or a Quantity whose details
-    the columns would lose), `components` a panel's components (blood pressure: 8480-6 and
-    8462-4, one row for the panel), `fhir_details` the rest (the code's other codings,
-    every category coding, dataAbsentReason, effective[x]'s type, ...).
+    What those columns cannot hold is kept, encrypted, as its FHIR elements
+    (EncryptedJSONField, as the other imported structures are; records.observations reads
+    them): `value_fhir` the value[x] of another type ({"type": "CodeableConcept", "value":
+    {...}}, or a Quantity whose details the columns would lose), `components` a panel's
+    components (blood pressure: 8480-6 and 8462-4, one row for the panel), `fhir_details` the
+    rest (the code's other codings, every category coding, dataAbsentReason, effective[x]'s
+    type, ...).
     """
 
     class Category(models.TextChoices):
@@ -305,9 +306,9 @@ class Observation(ClinicalRecord):
     # panel's components hold it.
     value = EncryptedDecimalField(max_digits=12, decimal_places=3, null=True, blank=True)
     unit = EncryptedCharField(max_length=32, pad_to=TEXT_PAD, blank=True, null=True)
-    value_fhir = EncryptedTextField("value (FHIR)", blank=True, null=True)
-    components = EncryptedTextField(blank=True, null=True)
-    fhir_details = EncryptedTextField("FHIR details", blank=True, null=True)
+    value_fhir = EncryptedJSONField("value (FHIR)", blank=True, null=True)
+    components = EncryptedJSONField(blank=True, null=True)
+    fhir_details = EncryptedJSONField("FHIR details", blank=True, null=True)
     effective_at = models.DateTimeField()
     # effectivePeriod.end, when the observation covers a period.
     effective_end = models.DateTimeField("end of the period", null=True, blank=True)

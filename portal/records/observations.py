@@ -19,7 +19,6 @@ The JSON is canonical (sorted keys, no spaces), so equal content digests alike (
 
 from __future__ import annotations
 
-import json
 from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -35,15 +34,6 @@ PLACES = Decimal("0.001")  # the value column's scale
 # FHIR interface gives back; references to other resources are not kept.
 KEPT_ELEMENTS = ("dataAbsentReason", "interpretation", "note", "bodySite", "method",
                  "referenceRange")  # fmt: skip
-
-
-def dumps(value: Any) -> str:
-    """Canonical JSON (sorted keys, no spaces), as the encrypted fields hold it."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
-def _loads(text: Any) -> Any:
-    return json.loads(text) if isinstance(text, str) and text else None
 
 
 def json_number(value: Decimal) -> int | float:
@@ -71,12 +61,12 @@ def decimal_of(number: Any) -> Decimal | None:
 
 
 def details(obs: Observation) -> dict[str, Any]:
-    found = _loads(obs.fhir_details)
+    found = obs.fhir_details
     return found if isinstance(found, dict) else {}
 
 
 def components(obs: Observation) -> list[dict[str, Any]]:
-    found = _loads(obs.components)
+    found = obs.components
     return [c for c in found if isinstance(c, dict)] if isinstance(found, list) else []
 
 
@@ -85,7 +75,7 @@ def value(obs: Observation) -> tuple[str, Any] | None:
 
     A Quantity kept verbatim counts only while it still says what the columns say: a
     correction (provider forms) writes the columns, and the columns win."""
-    kept = _loads(obs.value_fhir)
+    kept = obs.value_fhir
     if isinstance(kept, dict) and isinstance(kept.get("type"), str):
         if kept["type"] != "Quantity":
             return kept["type"], kept.get("value")

@@ -62,7 +62,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="observation",
             name="components",
-            field=portal.records.fields.EncryptedTextField(blank=True, null=True),
+            field=portal.records.fields.EncryptedJSONField(blank=True, null=True),
         ),
         migrations.AddField(
             model_name="observation",
@@ -72,7 +72,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="observation",
             name="fhir_details",
-            field=portal.records.fields.EncryptedTextField(
+            field=portal.records.fields.EncryptedJSONField(
                 blank=True, null=True, verbose_name="FHIR details"
             ),
         ),
@@ -84,7 +84,7 @@ class Migration(migrations.Migration):
         migrations.AddField(
             model_name="observation",
             name="value_fhir",
-            field=portal.records.fields.EncryptedTextField(
+            field=portal.records.fields.EncryptedJSONField(
                 blank=True, null=True, verbose_name="value (FHIR)"
             ),
         ),
