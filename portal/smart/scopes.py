@@ -150,6 +150,12 @@ def scope_words(scope: str) -> str:
     return CONTEXT_SCOPES[scope] if clinical is None else clinical.words()
 
 
+def scopes_worded(scopes: Iterable[str]) -> list[str]:
+    """What a set of scopes lets an app do, each thing said once (`openid` and `fhirUser`
+    both say who you are), in the scopes' order."""
+    return list(dict.fromkeys(scope_words(scope) for scope in scopes))
+
+
 @dataclass(frozen=True)
 class ScopeAccess:
     """What a set of granted scopes lets a token read: by level ("patient", "user"), the

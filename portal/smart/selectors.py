@@ -14,7 +14,7 @@ from oauth2_provider.models import get_application_model
 
 from portal.records.models import Patient
 from portal.smart.models import SmartApp, SmartAuthorization, SmartToken
-from portal.smart.scopes import SUPPORTED_SCOPES, ScopeAccess, scope_access, scope_words
+from portal.smart.scopes import SUPPORTED_SCOPES, ScopeAccess, scope_access, scopes_worded
 
 CAPABILITIES = [
     "launch-ehr",
@@ -105,7 +105,7 @@ def connected_apps_for(*, user: User) -> list[ConnectedApp]:
             authorization=row,
             name=row.application.name,
             patient=row.patient,
-            permissions=[scope_words(s) for s in row.scopes()],
+            permissions=scopes_worded(row.scopes()),
             last_used=row.last_token or row.created_at,
         )
         for row in rows

@@ -1,6 +1,12 @@
 import pytest
 
-from portal.smart.scopes import ScopeError, clinical_scope, scope_access, scope_words
+from portal.smart.scopes import (
+    ScopeError,
+    clinical_scope,
+    scope_access,
+    scope_words,
+    scopes_worded,
+)
 
 
 @pytest.mark.parametrize(
@@ -58,3 +64,12 @@ def test_scopes_in_plain_words():
     assert scope_words("patient/Observation.rs?category=laboratory") == "Read your lab results"
     assert scope_words("patient/*.rs") == "Read your health records"
     assert scope_words("offline_access").startswith("Keep access")
+
+
+def test_what_an_app_may_do_is_said_once_each():
+    # openid and fhirUser both say who you are: a connected app lists it once.
+    assert scopes_worded(["openid", "fhirUser", "launch/patient", "patient/Observation.rs"]) == [
+        "Know who you are in this portal",
+        "Know which of your records you choose below",
+        "Read your lab results, vital signs and other observations",
+    ]
