@@ -28,7 +28,7 @@ CONTEXT_SCOPES = {
     "fhirUser": "Know who you are in this portal",
     "profile": "Know who you are in this portal",
     "launch": "Open with the patient you have open in the portal",
-    "launch/patient": "Know which of your records you choose below",
+    "launch/patient": "Know which of your records you share with it",
     "offline_access": "Keep access when you are not using the app, until you disconnect it",
     "online_access": "Keep access while you are signed in to the portal",
 }

@@ -70,6 +70,6 @@ def test_what_an_app_may_do_is_said_once_each():
     # openid and fhirUser both say who you are: a connected app lists it once.
     assert scopes_worded(["openid", "fhirUser", "launch/patient", "patient/Observation.rs"]) == [
         "Know who you are in this portal",
-        "Know which of your records you choose below",
+        "Know which of your records you share with it",
         "Read your lab results, vital signs and other observations",
     ]
