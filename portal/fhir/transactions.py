@@ -34,9 +34,10 @@ transaction and batch Bundles, and create / conditional create of one resource.
 from __future__ import annotations
 
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVar
 
 from django.apps import apps
 from django.contrib.auth.models import User
@@ -58,6 +59,7 @@ from portal.tenancy.models import Hospital
 from portal.tenancy.scoping import hospital_scope
 
 PATIENT_CRITERIA = ("identifier", "name", "family", "given", "birthdate")
+T = TypeVar("T")
 RETRIES = 2  # after a unique constraint refused a concurrent duplicate
 
 
@@ -78,18 +80,26 @@ class Located:
         return f"{self.url}/_history/{self.version}"
 
 
-def _import(*, hospital: Hospital, actor: User | None, bundle: dict[str, Any]) -> ImportReport:
-    """fhir_bundle_import, again after a unique constraint refused a concurrent duplicate
-    (the retry finds the other request's rows: "already imported")."""
+def _retried(write: Callable[[], T], *, what: str) -> T:
+    """`write`, again after a unique constraint refused a concurrent duplicate (the retry
+    finds the other request's rows: "already imported", or the match)."""
     for attempt in range(RETRIES + 1):
         try:
-            return fhir_bundle_import(hospital=hospital, bundle=bundle, actor=actor)
+            return write()
         except IntegrityError:
             if attempt == RETRIES:
                 raise BundleImportError(
-                    ["a concurrent request wrote the same resources; send it again"], status=409
+                    [f"a concurrent request wrote the same {what}; send it again"], status=409
                 ) from None
     raise AssertionError("unreachable")
+
+
+def _import(*, hospital: Hospital, actor: User | None, bundle: dict[str, Any]) -> ImportReport:
+    """fhir_bundle_import, retried after a concurrent duplicate (_retried)."""
+    return _retried(
+        lambda: fhir_bundle_import(hospital=hospital, bundle=bundle, actor=actor),
+        what="resources",
+    )
 
 
 def locate(targets: list[tuple[str, int]]) -> dict[tuple[str, int], Located]:
@@ -267,20 +277,16 @@ def _patient_create(
 ) -> ImportReport | Created:
     """A Patient's conditional create: the match and the create under one lock, in one
     transaction (again after a unique constraint refused a concurrent duplicate)."""
-    for attempt in range(RETRIES + 1):
-        try:
-            with hospital_scope(hospital), transaction.atomic():
-                conditional_lock(hospital_id=hospital.pk, resource_type="Patient", key=key)
-                matches = _patient_matches(actor=actor, hospital=hospital, key=key)
-                if len(matches) > 1:
-                    raise PreconditionFailed(f"{len(matches)} patients match If-None-Exist")
-                if matches:
-                    url = f"Patient/{matches[0].pk}"
-                    return Created(200, url, f"{url}/_history/1")
-                return fhir_bundle_import(hospital=hospital, bundle=bundle, actor=actor)
-        except IntegrityError:
-            if attempt == RETRIES:
-                raise BundleImportError(
-                    ["a concurrent request wrote the same patient; send it again"], status=409
-                ) from None
-    raise AssertionError("unreachable")
+
+    def match_or_create() -> ImportReport | Created:
+        with hospital_scope(hospital), transaction.atomic():
+            conditional_lock(hospital_id=hospital.pk, resource_type="Patient", key=key)
+            matches = _patient_matches(actor=actor, hospital=hospital, key=key)
+            if len(matches) > 1:
+                raise PreconditionFailed(f"{len(matches)} patients match If-None-Exist")
+            if matches:
+                url = f"Patient/{matches[0].pk}"
+                return Created(200, url, f"{url}/_history/1")
+            return fhir_bundle_import(hospital=hospital, bundle=bundle, actor=actor)
+
+    return _retried(match_or_create, what="patient")
