@@ -554,11 +554,10 @@ class EncryptedDecimalField(EncryptedField):
         )
 
 
-class EncryptedBinaryField(EncryptedField):
-    """Bytes (document contents). Not editable by default: documents arrive through services,
-    not model forms."""
+class ServiceWrittenField(EncryptedField):
+    """An encrypted field whose values arrive through services, not model forms: not
+    editable by default (and no form field)."""
 
-    description = "Encrypted binary data"
     form_class = None
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
@@ -573,6 +572,12 @@ class EncryptedBinaryField(EncryptedField):
         else:
             kwargs.pop("editable", None)
         return name, path, args, kwargs
+
+
+class EncryptedBinaryField(ServiceWrittenField):
+    """Bytes (document contents): documents arrive through services, not model forms."""
+
+    description = "Encrypted binary data"
 
     def empty_plaintext(self) -> bytes:
         return b""
@@ -589,7 +594,7 @@ class EncryptedBinaryField(EncryptedField):
         return bytes(data)
 
 
-class EncryptedJSONField(EncryptedField):
+class EncryptedJSONField(ServiceWrittenField):
     """Nested clinical structures (an observation's value[x] and components, a report's
     categories, a care plan's activities, an imaging study's series): JSON values (lists,
     objects, strings, numbers), stored as their canonical JSON text (sorted keys), so a value
@@ -597,19 +602,6 @@ class EncryptedJSONField(EncryptedField):
     services (imports), not model forms."""
 
     description = "Encrypted JSON"
-    form_class = None
-
-    def __init__(self, *args: Any, **kwargs: Any) -> None:
-        kwargs.setdefault("editable", False)
-        super().__init__(*args, **kwargs)
-
-    def deconstruct(self) -> tuple[str, str, list[Any], dict[str, Any]]:
-        name, path, args, kwargs = super().deconstruct()
-        if self.editable:
-            kwargs["editable"] = True
-        else:
-            kwargs.pop("editable", None)
-        return name, path, args, kwargs
 
     def to_bytes(self, value: Any) -> bytes:
         return json.dumps(value, sort_keys=True, separators=(",", ":")).encode("utf-8")
